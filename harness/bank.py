@@ -1,0 +1,394 @@
+"""The sample bank in the database: import, export, summary, and loading into dense arrays.
+
+Every sample is stored once, keyed by (bank, query, model, sample index). A *bank* is a named
+generation configuration (an imported file, or a live backend's settings). Replay loads one bank
+into :class:`BankArrays` — dense ``(queries × samples)`` matrices per model — so strategies work
+with numpy over the whole task instead of looping per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, select
+from uisbench.bankfile import FlatRow, bank_name_from_path, read_models_file, read_rows
+from uisbench.errors import UisbenchError
+from uisbench.results import schema as s
+from uisbench.sql import bulk_insert_ignore, insert_ignore
+
+SAMPLE_COLUMNS = (
+    "bank_id", "query_id", "model_id", "sample_index", "text", "answer", "correct", "score",
+    "input_tokens", "output_tokens", "cost_usd", "latency_s", "logprob",
+)  # fmt: skip
+MODEL_META = (
+    "family", "backend", "identifier", "params_total", "params_active", "train_tokens",
+    "price_in_per_mtok", "price_out_per_mtok", "context_length",
+)  # fmt: skip
+CHUNK = 50_000
+
+
+# ---------------------------------------------------------------- ids, created on first use
+def ensure_bank(
+    conn: Connection, name: str, source: str, config: dict[str, Any], synthetic: bool = False
+) -> int:
+    insert_ignore(
+        conn,
+        s.banks,
+        [{"name": name, "source": source, "config": config, "synthetic": synthetic}],
+    )
+    return conn.execute(select(s.banks.c.id).where(s.banks.c.name == name)).scalar_one()
+
+
+def ensure_task(conn: Connection, name: str, description: str | None = None) -> int:
+    insert_ignore(conn, s.tasks, [{"name": name, "description": description}])
+    return conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == name)).scalar_one()
+
+
+def ensure_models(conn: Connection, meta: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Create models by name; fill metadata columns that are still empty (never overwrite)."""
+    insert_ignore(conn, s.models, [{"name": n} for n in meta])
+    rows = conn.execute(select(s.models).where(s.models.c.name.in_(list(meta)))).mappings()
+    ids = {}
+    for r in rows:
+        ids[r["name"]] = r["id"]
+        fill = {k: v for k, v in meta[r["name"]].items() if k in MODEL_META and v is not None}
+        fill = {k: v for k, v in fill.items() if r[k] is None}
+        if fill:
+            conn.execute(s.models.update().where(s.models.c.id == r["id"]).values(**fill))
+    return ids
+
+
+def ensure_queries(
+    conn: Connection, task_id: int, rows: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    """Insert queries (by key) that are new; return key → id for the given rows."""
+    insert_ignore(conn, s.queries, [{"task_id": task_id, **r} for r in rows])
+    keys = [r["query_key"] for r in rows]
+    out: dict[str, int] = {}
+    for i in range(0, len(keys), 900):
+        part = keys[i : i + 900]
+        q = select(s.queries.c.query_key, s.queries.c.id).where(
+            s.queries.c.task_id == task_id, s.queries.c.query_key.in_(part)
+        )
+        out.update(dict(conn.execute(q).all()))
+    return out
+
+
+# ---------------------------------------------------------------- import / export
+@dataclass
+class ImportStats:
+    bank: str
+    rows: int
+    inserted: int
+    tasks: list[str]
+    models: list[str]
+
+
+def import_file(
+    engine: Engine,
+    path: Path,
+    models_path: Path | None = None,
+    name: str | None = None,
+    synthetic: bool = False,
+) -> ImportStats:
+    """Import a flat JSONL(.gz) bank in one transaction: all rows or none.
+
+    Samples already present (same bank, query, model, index) are skipped, so importing the same
+    file twice adds nothing.
+    """
+    meta = read_models_file(models_path) if models_path else {}
+    name = name or bank_name_from_path(path)
+    source = "synthetic" if synthetic else "import"
+    with engine.begin() as conn:
+        bank_id = ensure_bank(conn, name, source, {"file": path.name}, synthetic)
+        stats = _import_rows(conn, bank_id, read_rows(path), meta)
+    return ImportStats(name, *stats)
+
+
+def _import_rows(
+    conn: Connection, bank_id: int, rows: Iterable[FlatRow], meta: dict[str, dict[str, Any]]
+) -> tuple[int, int, list[str], list[str]]:
+    task_ids: dict[str, int] = {}
+    query_ids: dict[tuple[str, str], int] = {}
+    model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
+    n_rows = inserted = 0
+    buf: list[FlatRow] = []
+
+    def flush() -> int:
+        new_q: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in buf:
+            if r.task not in task_ids:
+                task_ids[r.task] = ensure_task(conn, r.task)
+            if (r.task, r.query_id) not in query_ids:
+                new_q.setdefault(r.task, {}).setdefault(
+                    r.query_id,
+                    {"query_key": r.query_id, "split": r.split, "prompt": r.prompt,
+                     "reference": r.reference},
+                )  # fmt: skip
+            if r.model not in model_ids:
+                model_ids.update(ensure_models(conn, {r.model: meta.get(r.model, {})}))
+        for task, qs in new_q.items():
+            ids = ensure_queries(conn, task_ids[task], list(qs.values()))
+            query_ids.update({(task, k): v for k, v in ids.items()})
+        tuples = [
+            (bank_id, query_ids[(r.task, r.query_id)], model_ids[r.model], r.sample, r.text,
+             r.answer, r.correct, r.score, r.input_tokens, r.output_tokens, r.cost_usd,
+             r.latency_s, r.logprob)
+            for r in buf
+        ]  # fmt: skip
+        return bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, tuples)
+
+    for row in rows:
+        buf.append(row)
+        n_rows += 1
+        if len(buf) >= CHUNK:
+            inserted += flush()
+            buf.clear()
+    if buf:
+        inserted += flush()
+    if n_rows == 0:
+        raise UisbenchError("bank file holds no samples")
+    return n_rows, inserted, sorted(task_ids), sorted(model_ids)
+
+
+def get_bank_id(conn: Connection, name: str) -> int:
+    bid = conn.execute(select(s.banks.c.id).where(s.banks.c.name == name)).scalar()
+    if bid is None:
+        known = conn.execute(select(s.banks.c.name)).scalars().all()
+        raise UisbenchError(f"unknown bank {name!r} (known: {', '.join(known) or 'none'})")
+    return bid
+
+
+def export_rows(conn: Connection, bank: str, task: str | None = None) -> Iterable[FlatRow]:
+    """Samples of a bank as flat rows, ordered by task, model, query and sample index."""
+    bank_id = get_bank_id(conn, bank)
+    q = (
+        select(
+            s.tasks.c.name,
+            s.queries.c.query_key,
+            s.queries.c.split,
+            s.queries.c.prompt,
+            s.queries.c.reference,
+            s.models.c.name,
+            s.samples.c.sample_index,
+            s.samples.c.answer,
+            s.samples.c.correct,
+            s.samples.c.input_tokens,
+            s.samples.c.output_tokens,
+            s.samples.c.cost_usd,
+            s.samples.c.latency_s,
+            s.samples.c.logprob,
+            s.samples.c.text,
+            s.samples.c.score,
+        )  # fmt: skip
+        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
+        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
+        .join(s.models, s.samples.c.model_id == s.models.c.id)
+        .where(s.samples.c.bank_id == bank_id)
+        .order_by(s.tasks.c.name, s.models.c.name, s.queries.c.id, s.samples.c.sample_index)
+    )
+    if task:
+        q = q.where(s.tasks.c.name == task)
+    for r in conn.execute(q).yield_per(10_000):
+        yield FlatRow(*r[:8], bool(r[8]), *r[9:])
+
+
+def bank_models_meta(conn: Connection, bank: str) -> dict[str, dict[str, Any]]:
+    bank_id = get_bank_id(conn, bank)
+    ids = select(s.samples.c.model_id).where(s.samples.c.bank_id == bank_id).distinct()
+    rows = conn.execute(select(s.models).where(s.models.c.id.in_(ids)).order_by(s.models.c.name))
+    return {r["name"]: dict(r) for r in rows.mappings()}
+
+
+def info(conn: Connection, bank: str | None = None) -> pd.DataFrame:
+    """Per bank, task and model: queries, samples per query, accuracy, mean cost and tokens."""
+    q = (
+        select(
+            s.banks.c.name.label("bank"),
+            s.banks.c.synthetic,
+            s.tasks.c.name.label("task"),
+            s.models.c.name.label("model"),
+            func.count(s.samples.c.query_id.distinct()).label("queries"),
+            func.count().label("samples"),
+            func.avg(func.cast(s.samples.c.correct, s.samples.c.latency_s.type)).label("accuracy"),
+            func.avg(s.samples.c.input_tokens).label("input_tokens"),
+            func.avg(s.samples.c.output_tokens).label("output_tokens"),
+            func.avg(s.samples.c.cost_usd).label("cost_usd"),
+        )  # fmt: skip
+        .join(s.banks, s.samples.c.bank_id == s.banks.c.id)
+        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
+        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
+        .join(s.models, s.samples.c.model_id == s.models.c.id)
+        .group_by(s.banks.c.name, s.banks.c.synthetic, s.tasks.c.name, s.models.c.name)
+        .order_by(s.banks.c.name, s.tasks.c.name, s.models.c.name)
+    )
+    if bank:
+        q = q.where(s.banks.c.name == bank)
+    df = pd.DataFrame(conn.execute(q).mappings().all())
+    if df.empty:
+        return df
+    df["samples_per_query"] = df["samples"] / df["queries"]
+    return df
+
+
+# ---------------------------------------------------------------- dense arrays for replay
+@dataclass
+class ModelArrays:
+    """One model's samples for the task's queries; padded to the largest sample count."""
+
+    n_avail: np.ndarray  # (Q,) samples held per query
+    answer: np.ndarray  # (Q, S) int32 answer code per query, -1 = no answer
+    correct: np.ndarray  # (Q, S) bool
+    input_tokens: np.ndarray  # (Q, S) float (nan unknown)
+    output_tokens: np.ndarray  # (Q, S) float
+    cost_usd: np.ndarray  # (Q, S) float
+    latency_s: np.ndarray  # (Q, S) float
+    logprob: np.ndarray  # (Q, S) float
+    score: np.ndarray  # (Q, S) float
+    sample_id: np.ndarray  # (Q, S) int64 database id, -1 padding
+
+
+@dataclass
+class BankArrays:
+    """A bank restricted to one task: queries in a fixed order, one :class:`ModelArrays` each."""
+
+    bank: str
+    bank_id: int
+    synthetic: bool
+    query_ids: np.ndarray  # (Q,) database ids, ascending
+    query_keys: list[str]
+    splits: np.ndarray  # (Q,) object: "train"/"test"/None (source split)
+    models: dict[str, ModelArrays]
+    model_meta: dict[str, dict[str, Any]]
+    answer_labels: np.ndarray  # answer code → text (codes shared across models)
+    prompts: list[str] | None = None
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.query_ids)
+
+    def subset(self, positions: np.ndarray) -> BankArrays:
+        """The same bank restricted to some query positions (a copy)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        models = {
+            name: ModelArrays(
+                **{f: getattr(m, f)[pos] for f in m.__dataclass_fields__}  # type: ignore[attr-defined]
+            )
+            for name, m in self.models.items()
+        }
+        return replace(
+            self,
+            query_ids=self.query_ids[pos],
+            query_keys=[self.query_keys[i] for i in pos.tolist()],
+            splits=self.splits[pos],
+            models=models,
+            prompts=[self.prompts[i] for i in pos.tolist()] if self.prompts else None,
+        )
+
+
+def load_arrays(
+    conn: Connection, bank: str, task: str, models: Sequence[str] | None = None
+) -> BankArrays:
+    """Load a bank's samples for one task into dense arrays (the replay working set)."""
+    bank_row = conn.execute(select(s.banks).where(s.banks.c.name == bank)).mappings().first()
+    if bank_row is None:
+        get_bank_id(conn, bank)  # raises the standard message
+    bank_id = bank_row["id"]
+    task_id = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
+    if task_id is None:
+        raise UisbenchError(f"unknown task {task!r} in the database")
+    meta = bank_models_meta(conn, bank)
+    if models:
+        unknown = [m for m in models if m not in meta]
+        if unknown:
+            raise UisbenchError(
+                f"unknown model(s) {', '.join(unknown)} in bank {bank!r} "
+                f"(it holds: {', '.join(meta)})"
+            )
+        meta = {m: meta[m] for m in models}
+    qrows = conn.execute(
+        select(s.queries.c.id, s.queries.c.query_key, s.queries.c.split, s.queries.c.prompt)
+        .where(
+            s.queries.c.task_id == task_id,
+            s.queries.c.id.in_(
+                select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
+            ),
+        )
+        .order_by(s.queries.c.id)
+    ).all()
+    if not qrows:
+        raise UisbenchError(f"bank {bank!r} holds no samples for task {task!r}")
+    qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
+    cols = "query_id, sample_index, id, answer, correct, input_tokens, output_tokens, " \
+           "cost_usd, latency_s, logprob, score"  # fmt: skip
+    frames: dict[str, pd.DataFrame] = {}
+    for name, m in meta.items():
+        cur = conn.exec_driver_sql(
+            f"SELECT {cols} FROM samples WHERE bank_id = {int(bank_id)} "
+            f"AND model_id = {int(m['id'])}"
+        )
+        frames[name] = pd.DataFrame(cur.fetchall(), columns=[c.strip() for c in cols.split(",")])
+    all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
+    codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)
+    arrays: dict[str, ModelArrays] = {}
+    offset = 0
+    for name, df in frames.items():
+        codes = codes_all[offset : offset + len(df)]
+        offset += len(df)
+        arrays[name] = _densify(df, codes, qids)
+    return BankArrays(
+        bank=bank,
+        bank_id=bank_id,
+        synthetic=bool(bank_row["synthetic"]),
+        query_ids=qids,
+        query_keys=[r[1] for r in qrows],
+        splits=np.array([r[2] for r in qrows], dtype=object),
+        models=arrays,
+        model_meta=meta,
+        answer_labels=np.asarray(labels, dtype=object),
+        prompts=[r[3] for r in qrows],
+    )
+
+
+def _densify(df: pd.DataFrame, codes: np.ndarray, qids: np.ndarray) -> ModelArrays:
+    Q = len(qids)
+    if df.empty:
+        S = 0
+        rows = cols = np.zeros(0, dtype=np.int64)
+    else:
+        rows = np.searchsorted(qids, df["query_id"].to_numpy())
+        # Compact sample indices per query to 0..n-1 in index order (indices may have gaps).
+        order = np.lexsort((df["sample_index"].to_numpy(), rows))
+        rows_sorted = rows[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(rows_sorted)) + 1]
+        run_id = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows_sorted)]))
+        cols = np.empty(len(df), dtype=np.int64)
+        cols[order] = np.arange(len(rows_sorted)) - starts[run_id]
+        S = int(cols.max()) + 1
+    n_avail = np.bincount(rows, minlength=Q).astype(np.int32)
+
+    def mat(values: np.ndarray, fill: Any, dtype: Any) -> np.ndarray:
+        out = np.full((Q, S), fill, dtype=dtype)
+        out[rows, cols] = values
+        return out
+
+    def num(col: str) -> np.ndarray:
+        return mat(pd.to_numeric(df[col], errors="coerce").to_numpy(float), np.nan, float)
+
+    return ModelArrays(
+        n_avail=n_avail,
+        answer=mat(codes.astype(np.int32), -1, np.int32),
+        correct=mat(df["correct"].to_numpy(bool), False, bool),
+        input_tokens=num("input_tokens"),
+        output_tokens=num("output_tokens"),
+        cost_usd=num("cost_usd"),
+        latency_s=num("latency_s"),
+        logprob=num("logprob"),
+        score=num("score"),
+        sample_id=mat(df["id"].to_numpy(np.int64), -1, np.int64),
+    )

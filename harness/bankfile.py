@@ -1,0 +1,177 @@
+"""The flat outcome format: one JSON object per (task, query, model, sample), JSONL or JSONL.gz.
+
+Reading validates every line and names the first bad one; writing emits the same fields so that
+``bank export`` of an imported file gives back the same records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from uisbench.errors import UisbenchError
+
+#: Fields every line must carry (values may be null where the type allows).
+FIELDS = (
+    "task", "query_id", "split", "prompt", "reference", "model", "sample", "answer", "correct",
+    "input_tokens", "output_tokens", "cost_usd", "latency_s", "logprob",
+)  # fmt: skip
+#: Extensions written only when present: the full sample text and a verifier/reward score.
+OPTIONAL_FIELDS = ("text", "score")
+
+
+@dataclass(frozen=True, slots=True)
+class FlatRow:
+    task: str
+    query_id: str
+    split: str | None
+    prompt: str
+    reference: str | None
+    model: str
+    sample: int
+    answer: str | None
+    correct: bool
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency_s: float | None
+    logprob: float | None
+    text: str | None = None
+    score: float | None = None
+
+
+def open_text(path: Path, mode: str = "r") -> IO[Any]:
+    """Open plain or gzip-compressed JSONL by suffix."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _bad(path: Path, lineno: int, why: str) -> UisbenchError:
+    return UisbenchError(f"{path.name}: line {lineno}: {why}")
+
+
+def _num(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def parse_line(obj: Any, path: Path, lineno: int) -> FlatRow:
+    """Validate one decoded line; raise with the file and line number on the first problem."""
+    if not isinstance(obj, dict):
+        raise _bad(path, lineno, "not a JSON object")
+    missing = [f for f in FIELDS if f not in obj]
+    if missing:
+        raise _bad(path, lineno, f"missing field(s) {', '.join(missing)}")
+    for f in ("task", "query_id", "prompt", "model"):
+        if not isinstance(obj[f], str) or not obj[f]:
+            raise _bad(path, lineno, f"{f} must be a non-empty string")
+    if obj["split"] not in (None, "train", "test"):
+        raise _bad(path, lineno, f"split must be train, test or null, not {obj['split']!r}")
+    s = obj["sample"]
+    if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+        raise _bad(path, lineno, "sample must be a non-negative integer")
+    if not isinstance(obj["correct"], bool):
+        raise _bad(path, lineno, "correct must be true or false")
+    for f in ("reference", "answer", "text"):
+        v = obj.get(f)
+        if v is not None and not isinstance(v, str):
+            raise _bad(path, lineno, f"{f} must be a string or null")
+    for f in ("input_tokens", "output_tokens"):
+        v = obj[f]
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise _bad(path, lineno, f"{f} must be a non-negative integer or null")
+    for f in ("cost_usd", "latency_s", "logprob", "score"):
+        if not _num(obj.get(f)):
+            raise _bad(path, lineno, f"{f} must be a number or null")
+    return FlatRow(**{f: obj[f] for f in FIELDS}, text=obj.get("text"), score=obj.get("score"))
+
+
+def read_rows(path: Path) -> Iterator[FlatRow]:
+    """Yield validated rows; a malformed or truncated file raises on its first bad line."""
+    if not path.is_file():
+        raise UisbenchError(f"no such bank file: {path}")
+    lineno = 0
+    try:
+        with open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno used after the loop
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise _bad(path, lineno, f"invalid JSON ({exc})") from None
+                yield parse_line(obj, path, lineno)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
+        raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
+
+
+def row_to_json(row: FlatRow) -> str:
+    """One output line, fields in the documented order; extensions only when set."""
+    obj = {f: getattr(row, f) for f in FIELDS}
+    for f in OPTIONAL_FIELDS:
+        v = getattr(row, f)
+        if v is not None:
+            obj[f] = v
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
+    """``NAME.models.json``: model → metadata in billions/trillions, converted to plain units."""
+    if not path.is_file():
+        raise UisbenchError(f"no such models file: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UisbenchError(f"{path.name}: invalid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UisbenchError(f"{path.name}: expected an object mapping model names to metadata")
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in raw.items():
+        if not isinstance(m, dict):
+            raise UisbenchError(f"{path.name}: metadata of {name!r} is not an object")
+        for f in ("params_b", "train_tokens_t", "price_in_per_mtok", "price_out_per_mtok"):
+            if not _num(m.get(f)):
+                raise UisbenchError(f"{path.name}: {name}.{f} must be a number or null")
+        params = m.get("params_b")
+        active = m.get("active_params_b", params)
+        tokens = m.get("train_tokens_t")
+        out[name] = {
+            "family": m.get("family"),
+            "params_total": params * 1e9 if params is not None else None,
+            "params_active": active * 1e9 if active is not None else None,
+            "train_tokens": tokens * 1e12 if tokens is not None else None,
+            "price_in_per_mtok": m.get("price_in_per_mtok"),
+            "price_out_per_mtok": m.get("price_out_per_mtok"),
+        }
+    return out
+
+
+def models_to_json(models: dict[str, dict[str, Any]]) -> str:
+    """Inverse of :func:`read_models_file` (units back to billions/trillions)."""
+    out = {}
+    for name, m in models.items():
+        d: dict[str, Any] = {"family": m.get("family")}
+        p, a, t = m.get("params_total"), m.get("params_active"), m.get("train_tokens")
+        d["params_b"] = round(p / 1e9, 6) if p is not None else None
+        if a is not None and a != p:
+            d["active_params_b"] = round(a / 1e9, 6)
+        d["train_tokens_t"] = round(t / 1e12, 6) if t is not None else None
+        for f in ("price_in_per_mtok", "price_out_per_mtok"):
+            if m.get(f) is not None:
+                d[f] = m[f]
+        out[name] = d
+    return json.dumps(out, indent=1)
+
+
+def bank_name_from_path(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name

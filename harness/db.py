@@ -1,0 +1,118 @@
+"""Opening the database: URL resolution, SQLite tuning, schema creation and version check.
+
+SQLite is opened in WAL mode with ``BEGIN IMMEDIATE`` transactions and a long busy timeout, so
+that several processes can write the same file at once: each transaction takes the write lock up
+front instead of failing when it upgrades from a read lock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from uisbench.errors import UisbenchError
+from uisbench.results import schema
+from uisbench.sql import insert_ignore
+
+ENV_VAR = "UISBENCH_DB"
+BUSY_TIMEOUT_S = 300
+
+
+def default_db_path() -> Path:
+    """The default SQLite file: ``uisbench.db`` in the ``uisbench.results`` package folder."""
+    import uisbench.results
+
+    return Path(uisbench.results.__file__).resolve().parent / "uisbench.db"
+
+
+def resolve_url(db: str | None = None) -> str:
+    """``--db`` wins, then ``$UISBENCH_DB``, then the default SQLite file; paths mean SQLite."""
+    value = db or os.environ.get(ENV_VAR) or str(default_db_path())
+    if "://" not in value:
+        return f"sqlite:///{Path(value).expanduser().resolve()}"
+    return value
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # pragma: no cover
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
+    """Open (and with ``create`` initialise) the database; refuse another schema version.
+
+    ``create=False`` is for read-only commands: a missing database is an error, not a new file.
+    """
+    url_text = resolve_url(db)
+    try:
+        url = make_url(url_text)
+    except ArgumentError as exc:
+        raise UisbenchError(f"invalid database URL {url_text!r}: {exc}") from None
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if not path.exists():
+            if not create:
+                raise UisbenchError(
+                    f"no database at {path} (run `uisbench bank import` or `uisbench run` first)"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as exc:  # missing driver, bad URL parts
+        raise UisbenchError(f"cannot open database {url.render_as_string()}: {exc}") from None
+    if is_sqlite:
+        _tune_sqlite(engine)
+    try:
+        _ensure_schema(engine, create=create)
+    except OperationalError as exc:
+        engine.dispose()
+        msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        raise UisbenchError(f"cannot open database {url.render_as_string()}: {msg}") from None
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _ensure_schema(engine: Engine, *, create: bool) -> None:
+    existing = set(inspect(engine).get_table_names())
+    if schema.meta.name not in existing:
+        ours = {t.name for t in schema.metadata.sorted_tables}
+        if existing & ours or (existing and not create):
+            raise UisbenchError(
+                "database has tables but no uisbench schema version; refusing to use it"
+            )
+        if not create:
+            raise UisbenchError(
+                "database is empty (run `uisbench bank import` or `uisbench run` first)"
+            )
+        with engine.begin() as conn:
+            schema.metadata.create_all(conn)
+            insert_ignore(
+                conn, schema.meta, [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}]
+            )
+        return
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+        ).scalar()
+    if found != str(schema.SCHEMA_VERSION):
+        raise UisbenchError(
+            f"database schema version {found} is not the version this uisbench writes "
+            f"({schema.SCHEMA_VERSION}); use a new database file or the matching uisbench release"
+        )

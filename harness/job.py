@@ -1,0 +1,186 @@
+"""``uisbench run``: resolve task and bank, expand strategies into settings, run them all.
+
+With no arguments it runs the default job: every registered strategy's default sweep on the
+bank shipped with uisbench, then prints the report (and builds the site when it can).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine, select
+from uisbench.errors import UisbenchError
+from uisbench.results import schema as s
+
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass
+class RunRequest:
+    task: str | None = None
+    strategies: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    bank: str | None = None
+    models: list[str] | None = None
+    split_seed: int = 0
+    force: bool = False
+    report: bool = True
+    db: str | None = None
+
+
+def shipped_banks() -> list[Path]:
+    """Bank files that ship inside the package (the default job's data)."""
+    import uisbench
+
+    folder = Path(uisbench.__file__).resolve().parent / "data" / "banks"
+    return sorted(folder.glob("*.jsonl.gz")) if folder.is_dir() else []
+
+
+def resolve_bank(engine: Engine, ref: str) -> str:
+    """A bank name in the database, or a file that is imported (idempotently) first."""
+    path = Path(ref)
+    if path.suffix in (".jsonl", ".gz") or path.is_file():
+        from uisbench.bank import import_file
+
+        models = path.parent / (path.name.split(".jsonl")[0] + ".models.json")
+        return import_file(engine, path, models if models.is_file() else None).bank
+    return ref
+
+
+def tasks_in_bank(engine: Engine, bank: str) -> list[str]:
+    with engine.connect() as conn:
+        bank_id = conn.execute(select(s.banks.c.id).where(s.banks.c.name == bank)).scalar()
+        if bank_id is None:
+            from uisbench.bank import get_bank_id
+
+            get_bank_id(conn, bank)  # raises with the known banks
+        ids = select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
+        task_ids = select(s.queries.c.task_id).where(s.queries.c.id.in_(ids)).distinct()
+        return list(
+            conn.execute(select(s.tasks.c.name).where(s.tasks.c.id.in_(task_ids))).scalars()
+        )
+
+
+def banks_with_task(engine: Engine, task: str) -> list[str]:
+    with engine.connect() as conn:
+        tid = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
+        if tid is None:
+            return []
+        qids = select(s.queries.c.id).where(s.queries.c.task_id == tid)
+        bank_ids = select(s.samples.c.bank_id).where(s.samples.c.query_id.in_(qids)).distinct()
+        return list(
+            conn.execute(select(s.banks.c.name).where(s.banks.c.id.in_(bank_ids))).scalars()
+        )
+
+
+def plan(engine: Engine, req: RunRequest) -> list[tuple[str, str]]:
+    """(task, bank) pairs the request covers."""
+    if req.bank:
+        bank = resolve_bank(engine, req.bank)
+        tasks = tasks_in_bank(engine, bank)
+        if req.task:
+            if req.task not in tasks:
+                raise UisbenchError(
+                    f"unknown task {req.task!r} in bank {bank!r} (it holds: {', '.join(tasks)})"
+                )
+            tasks = [req.task]
+        return [(t, bank) for t in tasks]
+    if req.task:
+        banks = banks_with_task(engine, req.task)
+        if len(banks) == 1:
+            return [(req.task, banks[0])]
+        if banks:
+            raise UisbenchError(
+                f"task {req.task!r} is in several banks ({', '.join(banks)}); "
+                "choose one with --bank"
+            )
+        raise UisbenchError(
+            f"unknown task {req.task!r}: no bank in the database holds it "
+            "(import one with `uisbench bank import` or give --bank FILE)"
+        )
+    shipped = shipped_banks()
+    if not shipped:
+        raise UisbenchError(
+            "uisbench run needs a bank: give --bank FILE.jsonl[.gz] (the flat outcome format) "
+            "or --task NAME of an imported bank; no default bank ships with this install"
+        )
+    return [(t, b) for ref in shipped for b in [resolve_bank(engine, str(ref))]
+            for t in tasks_in_bank(engine, b)]  # fmt: skip
+
+
+def expand(strategies: list[str], runner) -> list[str]:
+    """Explicit specs as given; none means every registered strategy's default sweep."""
+    from uisbench.strategy import available_strategies, config_label, make_strategy
+
+    if strategies:
+        for spec in strategies:
+            make_strategy(spec)  # validate every spec before running any
+        return strategies
+    out = []
+    for name, cls in available_strategies().items():
+        for params in cls.sweep(runner.models, runner.max_k()):
+            out.append(config_label(name, params))
+    return out
+
+
+def run_job(req: RunRequest) -> None:
+    from uisbench.db import open_engine
+    from uisbench.runner import Runner
+
+    engine = open_engine(req.db)
+    seeds = req.seeds
+    default_job = not (req.task or req.bank or req.strategies)
+    if default_job and seeds == [0]:
+        seeds = list(DEFAULT_SEEDS)
+    pairs = plan(engine, req)
+    work = []
+    for task, bank in pairs:
+        runner = Runner(engine, task, bank, req.models, req.split_seed)
+        for spec in expand(req.strategies, runner):
+            for seed in seeds:
+                work.append((runner, spec, seed))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    resumed = skipped = 0
+    with Progress(*columns, disable=not sys.stderr.isatty(), transient=True) as progress:
+        overall = progress.add_task("runs", total=len(work))
+        current = progress.add_task("", total=1)
+        for runner, spec, seed in work:
+            progress.update(current, description=f"{runner.task} {spec} seed={seed}",
+                            completed=0)  # fmt: skip
+
+            def tick(done: int, total: int) -> None:
+                progress.update(current, completed=done, total=total)
+
+            result = runner.run(spec, seed, force=req.force, progress=tick)
+            resumed += result.resumed
+            skipped += result.skipped
+            progress.advance(overall)
+    print(
+        f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped} executed "
+        f"({resumed} resumed), {skipped} already complete",
+        file=sys.stderr,
+    )
+    if req.report:
+        from uisbench.report import print_report
+
+        for task in sorted({t for t, _ in pairs}):
+            print_report(engine, task)
+    if default_job:
+        _build_site(engine)
+
+
+def _build_site(engine: Engine) -> None:
+    try:
+        from uisbench.site.build import build_site
+    except ImportError:  # the site builder is optional at this layer
+        return
+    out = build_site(engine)
+    print(f"leaderboard written to {out / 'index.html'}", file=sys.stderr)

@@ -1,0 +1,245 @@
+"""The meter: the only door to model outputs, and the ledger of what each query cost.
+
+A strategy asks ``meter.draw(model, queries, n)`` and gets ``n`` samples per query; the meter
+charges tokens, FLOPs, dollars and latency to each query's ledger. In replay the samples come
+from the bank in a seeded random order per (query, model), without replacement within a run, so
+two settings of a sweep never share one fixed prefix of samples. Overhead a strategy causes by
+itself (embedding a query, a reward model) is charged with :meth:`Meter.charge`.
+
+Correctness is not in a :class:`Draw`: a strategy learns whether an answer was right only
+through :meth:`Meter.feedback` (after it has committed to the answer, as an online learner
+would) or :meth:`Meter.oracle` (which marks the run as an oracle upper bound).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from uisbench.bank import BankArrays, ModelArrays
+from uisbench.costs import request_costs
+from uisbench.errors import UisbenchError
+
+QBITS = 24  # handle = model << (QBITS + SBITS) | query << SBITS | slot
+SBITS = 16
+NO_ANSWER = -1
+
+
+@dataclass
+class Draw:
+    """``n`` samples of one model for ``m`` queries; every array is ``(m, n)`` but ``q``."""
+
+    model: str
+    q: np.ndarray  # (m,) query positions in the meter's bank
+    answer: np.ndarray  # int codes, -1 = no answer extracted
+    logprob: np.ndarray
+    score: np.ndarray
+    output_tokens: np.ndarray
+    handle: np.ndarray  # int64 reference to give back in a decision
+
+    @property
+    def n(self) -> int:
+        return self.answer.shape[1]
+
+
+@dataclass
+class Ledger:
+    """Per-query running totals (arrays indexed by query position)."""
+
+    n: int
+    input_tokens: np.ndarray = field(init=False)
+    output_tokens: np.ndarray = field(init=False)
+    flops: np.ndarray = field(init=False)
+    dollars: np.ndarray = field(init=False)
+    latency_s: np.ndarray = field(init=False)
+    samples: np.ndarray = field(init=False)
+    arms: list[list[dict[str, Any]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens", "flops", "dollars", "latency_s"):
+            setattr(self, name, np.zeros(self.n))
+        self.samples = np.zeros(self.n, dtype=np.int64)
+        self.arms = [[] for _ in range(self.n)]
+
+
+class Meter:
+    """Replay meter over a :class:`BankArrays`; see the module docstring for the rules."""
+
+    def __init__(self, bank: BankArrays, seed: int, stream: str = "") -> None:
+        self.bank = bank
+        self.models = list(bank.models)
+        self._model_index = {m: i for i, m in enumerate(self.models)}
+        self.ledger = Ledger(bank.n_queries)
+        self.used_oracle = False
+        self._seed = seed
+        self._stream = stream
+        self._order: dict[str, np.ndarray] = {}
+        self._cursor: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------ drawing samples
+    def _arrays(self, model: str) -> ModelArrays:
+        try:
+            return self.bank.models[model]
+        except KeyError:
+            raise UisbenchError(
+                f"unknown model {model!r} (the pool holds: {', '.join(self.models)})"
+            ) from None
+
+    def _order_for(self, model: str) -> np.ndarray:
+        """Seeded random order of each query's samples; padding sorts last."""
+        if model not in self._order:
+            arr = self._arrays(model)
+            key = zlib.crc32(f"{self._stream}\0{model}".encode())
+            rng = np.random.default_rng([self._seed, key])
+            r = rng.random(arr.answer.shape)
+            r[np.arange(arr.answer.shape[1])[None, :] >= arr.n_avail[:, None]] = np.inf
+            self._order[model] = np.argsort(r, axis=1, kind="stable").astype(np.int32)
+            self._cursor[model] = np.zeros(self.bank.n_queries, dtype=np.int32)
+        return self._order[model]
+
+    def available(self, model: str, q: np.ndarray | int) -> np.ndarray:
+        """Samples of ``model`` still undrawn for each query in ``q``."""
+        self._order_for(model)
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        return self._arrays(model).n_avail[q] - self._cursor[model][q]
+
+    def draw(self, model: str, q: np.ndarray | int, n: int) -> Draw:
+        """Draw ``n`` new samples of ``model`` for each query in ``q`` and charge them.
+
+        Asking for more samples than the bank holds for a query is an error, not a silent
+        reuse: the estimate would no longer be what it claims.
+        """
+        if n < 1:
+            raise UisbenchError(f"asked for {n} samples; n must be at least 1")
+        order = self._order_for(model)
+        arr = self._arrays(model)
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        cur = self._cursor[model]
+        start = cur[q]
+        short = start + n > arr.n_avail[q]
+        if short.any():
+            i = int(np.flatnonzero(short)[0])
+            raise UisbenchError(
+                f"bank {self.bank.bank!r} holds {int(arr.n_avail[q[i]])} samples of {model} for "
+                f"query {self.bank.query_keys[q[i]]}; the strategy asked for "
+                f"{int(start[i]) + n} (record more with `uisbench bank record`)"
+            )
+        pos = start[:, None] + np.arange(n)[None, :]
+        slot = np.take_along_axis(order[q], pos, axis=1)
+        cur[q] = start + n
+        rows = q[:, None]
+        charges = request_costs(
+            self.bank.model_meta[model],
+            arr.input_tokens[rows, slot],
+            arr.output_tokens[rows, slot],
+            arr.cost_usd[rows, slot],
+            arr.latency_s[rows, slot],
+        )
+        self._charge(q, charges, {"model": model, "n": n})
+        mi = self._model_index[model]
+        handle = (np.int64(mi) << (QBITS + SBITS)) | (rows << SBITS) | slot.astype(np.int64)
+        return Draw(
+            model=model,
+            q=q,
+            answer=arr.answer[rows, slot],
+            logprob=arr.logprob[rows, slot],
+            score=arr.score[rows, slot],
+            output_tokens=arr.output_tokens[rows, slot],
+            handle=handle,
+        )
+
+    def _charge(self, q: np.ndarray, charges: dict[str, np.ndarray], arm: dict | None) -> None:
+        L = self.ledger
+        # np.add.at handles a query appearing twice in one call.
+        for name in ("input_tokens", "output_tokens", "flops", "dollars", "latency_s"):
+            np.add.at(getattr(L, name), q, charges[name])
+        if arm is not None:
+            np.add.at(L.samples, q, arm["n"])
+            for i in q.tolist():
+                L.arms[i].append(arm)
+
+    def charge(
+        self,
+        q: np.ndarray | int,
+        *,
+        flops: float | np.ndarray = 0.0,
+        dollars: float | np.ndarray = 0.0,
+        latency_s: float | np.ndarray = 0.0,
+        label: str,
+    ) -> None:
+        """Charge a strategy's own overhead (router embedding, reward model) to queries."""
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        z = np.zeros(len(q))
+        self._charge(
+            q,
+            {
+                "input_tokens": z,
+                "output_tokens": z,
+                "flops": z + flops,
+                "dollars": z + dollars,
+                "latency_s": z + latency_s,
+            },
+            None,
+        )
+        for i in q.tolist():
+            self.ledger.arms[i].append({"overhead": label})
+
+    # ------------------------------------------------------------ answers and grading
+    def _decode(self, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        handle = np.asarray(handle, dtype=np.int64)
+        mi = handle >> (QBITS + SBITS)
+        q = (handle >> SBITS) & ((1 << QBITS) - 1)
+        slot = handle & ((1 << SBITS) - 1)
+        return mi, q, slot
+
+    def resolve(self, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(answer code, correct) of sample handles; -1 handles mean "no answer" (incorrect).
+
+        Only samples that were drawn, and so paid for, can be chosen.
+        """
+        handle = np.asarray(handle, dtype=np.int64)
+        answer = np.full(handle.shape, NO_ANSWER, dtype=np.int64)
+        correct = np.zeros(handle.shape, dtype=bool)
+        valid = handle >= 0
+        mi, q, slot = self._decode(handle)
+        for i, model in enumerate(self.models):
+            sel = valid & (mi == i)
+            if not sel.any():
+                continue
+            arr = self.bank.models[model]
+            order = self._order_for(model)
+            rank = np.argmax(order[q[sel]] == slot[sel, None], axis=1)
+            if (rank >= self._cursor[model][q[sel]]).any():
+                raise UisbenchError(f"a strategy chose a sample of {model} it never drew")
+            answer[sel] = arr.answer[q[sel], slot[sel]]
+            correct[sel] = arr.correct[q[sel], slot[sel]]
+        return answer, correct
+
+    def feedback(self, handle: np.ndarray | int) -> np.ndarray:
+        """Correctness of answers already committed to: the online learner's reward signal."""
+        return self.resolve(np.atleast_1d(handle))[1]
+
+    def oracle(self, draw: Draw) -> np.ndarray:
+        """Correctness of every drawn sample (oracle verifier); marks an upper bound."""
+        self.used_oracle = True
+        return self.resolve(draw.handle)[1]
+
+    def peek(self, model: str, q: np.ndarray, n: int) -> np.ndarray:
+        """Correctness of the next ``n`` samples in draw order, without drawing or charging.
+
+        Only the oracle reference point may look ahead; it flags the run as an upper bound.
+        """
+        self.used_oracle = True
+        order = self._order_for(model)
+        arr = self._arrays(model)
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        pos = self._cursor[model][q][:, None] + np.arange(n)[None, :]
+        ok = pos < arr.n_avail[q][:, None]
+        slot = np.take_along_axis(order[q], np.minimum(pos, order.shape[1] - 1), axis=1)
+        return arr.correct[q[:, None], slot] & ok
+
+    def answer_text(self, codes: np.ndarray) -> list[str | None]:
+        labels = self.bank.answer_labels
+        return [labels[c] if c >= 0 else None for c in np.asarray(codes).tolist()]

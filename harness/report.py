@@ -1,0 +1,102 @@
+"""Terminal output: the report table per task, bank summaries and registry listings (rich)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from uisbench.errors import UisbenchError
+
+# Wide enough for configuration labels when output goes to a file or a CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _num(x: float, fmt: str = "{:.3g}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def print_report(engine, task: str | None = None, include_synthetic: bool = False) -> None:
+    from uisbench.results.aggregate import load_decisions, summarize
+
+    df = load_decisions(engine, task, include_synthetic)
+    if df.empty:
+        raise UisbenchError(
+            "no complete runs" + (f" for task {task!r}" if task else "") + " in the database"
+        )
+    summary = summarize(df)
+    for (bank, task_name), g in summary.groupby(["bank", "task"], sort=True):
+        synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())
+        title = f"{task_name} — bank {bank}" + (
+            " [SYNTHETIC: speed test only]" if synthetic else ""
+        )
+        table = Table(title=title, title_justify="left")
+        for col, just in [("strategy configuration", "left"), ("accuracy [95% CI]", "right"),
+                          ("samples/q", "right"), ("FLOPs/q", "right"), ("$/q", "right"),
+                          ("queries×seeds", "right")]:  # fmt: skip
+            table.add_column(col, justify=just)
+        for _, r in g.sort_values(["family", "dollars", "flops"]).iterrows():
+            name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
+            table.add_row(
+                name,
+                f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                f"{r['samples_per_query']:.2f}",
+                _num(r["flops"]),
+                _num(r["dollars"]),
+                f"{r['n_queries']}×{r['n_seeds']}",
+            )
+        console.print(table)
+
+
+def print_bank_info(df: pd.DataFrame) -> None:
+    for (bank, task), g in df.groupby(["bank", "task"], sort=True):
+        synthetic = bool(g["synthetic"].any())
+        n_q = int(g["queries"].max())
+        title = f"bank {bank} — task {task}: {len(g)} models × {n_q} queries" + (
+            " [SYNTHETIC]" if synthetic else ""
+        )
+        table = Table(title=title, title_justify="left")
+        for col in ("model", "queries", "samples/query", "accuracy", "mean in tok",
+                    "mean out tok", "mean $/sample"):  # fmt: skip
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for _, r in g.iterrows():
+            table.add_row(
+                r["model"], str(r["queries"]), f"{r['samples_per_query']:.2f}",
+                f"{r['accuracy']:.3f}", _num(r["input_tokens"], "{:.1f}"),
+                _num(r["output_tokens"], "{:.1f}"), _num(r["cost_usd"], "{:.3g}"),
+            )  # fmt: skip
+        console.print(table)
+
+
+def print_listing(what: str, db: str | None) -> None:
+    table = Table(title=what, title_justify="left")
+    table.add_column("name")
+    table.add_column("description")
+    if what == "strategies":
+        from uisbench.strategy import available_strategies
+
+        table.add_column("family")
+        for name, cls in available_strategies().items():
+            table.add_row(name, cls.description, cls.family)
+    elif what == "tasks":
+        from uisbench.tasks import available_tasks
+
+        for name, desc in available_tasks().items():
+            table.add_row(name, desc)
+    elif what == "pools":
+        from uisbench.pools import available_pools
+
+        for name, desc in available_pools().items():
+            table.add_row(name, desc)
+    else:
+        from sqlalchemy import select
+        from uisbench.db import open_engine
+        from uisbench.results import schema as s
+
+        with open_engine(db, create=False).connect() as conn:
+            for r in conn.execute(select(s.banks)).mappings():
+                kind = r["source"] + (" (SYNTHETIC)" if r["synthetic"] else "")
+                table.add_row(r["name"], kind)
+    console.print(table)

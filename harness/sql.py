@@ -1,0 +1,47 @@
+"""Dialect-aware inserts that skip rows already present (the basis of idempotent import/resume)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``, silently skipping any that collide with a unique constraint."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - other dialects: plain insert, constraint errors surface
+        conn.execute(table.insert(), list(rows))
+        return
+    conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def bulk_insert_ignore(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]
+) -> int:
+    """Fast path for millions of rows: hand tuples straight to the driver's ``executemany``.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, so on
+    SQLite and PostgreSQL we write the statement once and skip it.
+    Returns the number of rows inserted.
+    """
+    if not rows:
+        return 0
+    cols = ", ".join(columns)
+    name = conn.dialect.name
+    if name == "sqlite":
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT OR IGNORE INTO {table.name} ({cols}) VALUES ({marks})"
+    elif name == "postgresql":
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    else:  # pragma: no cover
+        return conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows]).rowcount
+    return conn.exec_driver_sql(sql, list(rows)).rowcount

@@ -1,0 +1,175 @@
+"""What a strategy is, how it is configured, and how plugins are found.
+
+A strategy is a class with a ``Params`` dataclass (its configuration), an optional ``fit`` on
+the training split, and ``run``, which spends compute only through ``ctx.meter`` and yields
+:class:`Decisions` in chunks (the runner commits each chunk, so a killed run resumes). Plugins
+register under the ``uisbench.strategies`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import numpy as np
+from uisbench.bank import BankArrays
+from uisbench.errors import UisbenchError
+from uisbench.meter import Meter
+
+ENTRY_POINT_GROUP = "uisbench.strategies"
+
+
+@dataclass
+class Decisions:
+    """Final answers for a chunk of queries: one chosen sample handle per query (-1: none)."""
+
+    q: np.ndarray
+    handle: np.ndarray
+    reward: np.ndarray | None = None
+    extra: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything a strategy may look at during a run."""
+
+    meter: Meter  # the test queries, behind the meter
+    stream: np.ndarray  # test query positions, in the seeded order they arrive
+    train: BankArrays  # the training split, fully visible (for fitting)
+    seed: int
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def models(self) -> list[str]:
+        return self.meter.models
+
+    @property
+    def model_meta(self) -> dict[str, dict[str, Any]]:
+        return self.meter.bank.model_meta
+
+    def max_samples(self, model: str) -> int:
+        """Samples held for every test query of ``model`` (the largest k it can be asked)."""
+        n = self.meter.bank.models[model].n_avail[self.stream]
+        return int(n.min()) if len(n) else 0
+
+
+class Strategy:
+    """Base class of every strategy plugin."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "reference" | "routing" | "tts" | "uniscale" | "t2"
+    description: ClassVar[str]
+    upper_bound: ClassVar[bool] = False  # oracle-style strategies, drawn as bounds
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, **params: Any) -> None:
+        self.params = parse_params(self.Params, params, self.name)
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        """Settings run by ``uisbench run`` with no arguments (the default front)."""
+        return [{}]
+
+    def fit(self, train: BankArrays, ctx: RunContext) -> None:
+        """Learn from the training split; the default strategy needs nothing."""
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """Human-readable configuration, e.g. ``majority:model=x,k=8``."""
+        return config_label(self.name, dataclasses.asdict(self.params))
+
+
+def config_label(name: str, params: dict[str, Any]) -> str:
+    body = ",".join(f"{k}={v}" for k, v in params.items())
+    return f"{name}:{body}" if body else name
+
+
+def _convert(value: Any, typ: Any, key: str, strategy: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(typ)
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        if value.lower() in ("none", "null", ""):
+            return None
+        typ = args[0]
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ in (int, float):
+            return typ(value)
+        if typing.get_origin(typ) is tuple or typ is tuple:
+            return tuple(v for v in value.split("+") if v)
+    except ValueError:
+        raise UisbenchError(
+            f"strategy {strategy}: option {key}={value!r} is not a valid {typ.__name__}"
+        ) from None
+    return value
+
+
+def parse_params(params_cls: type, given: dict[str, Any], strategy: str) -> Any:
+    """Build the Params dataclass from ``key=value`` strings; unknown keys are an error."""
+    hints = typing.get_type_hints(params_cls)
+    names = [f.name for f in dataclasses.fields(params_cls)]
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise UisbenchError(
+            f"strategy {strategy}: unknown option(s) {', '.join(unknown)} (options: {known})"
+        )
+    values = {k: _convert(v, hints[k], k, strategy) for k, v in given.items()}
+    try:
+        obj = params_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UisbenchError(f"strategy {strategy}: {exc}") from None
+    check = getattr(obj, "validate", None)
+    if check:
+        check()
+    return obj
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``name:key=value,key=value`` → (name, {key: value})."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, str] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise UisbenchError(f"bad strategy option {part!r} in {spec!r} (expected key=value)")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def available_strategies() -> dict[str, type[Strategy]]:
+    """All strategies registered under the entry-point group, by name."""
+    out: dict[str, type[Strategy]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        out[ep.name] = cls
+    return dict(sorted(out.items()))
+
+
+def make_strategy(spec: str) -> Strategy:
+    name, params = parse_spec(spec)
+    registry = available_strategies()
+    if name not in registry:
+        raise UisbenchError(
+            f"unknown strategy {name!r} (see `uisbench list strategies`: {', '.join(registry)})"
+        )
+    return registry[name](**params)

@@ -1,0 +1,1 @@
+"""Results: the database schema and the aggregation that turns decisions into leaderboards."""

@@ -1,0 +1,161 @@
+"""The database schema: pool metadata, the sample bank, runs and their decisions.
+
+One schema serves SQLite (the default) and PostgreSQL. It is versioned: a database written by
+another schema version is refused rather than silently misread (see :mod:`uisbench.db`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "uisbench_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text),
+)
+
+queries = Table(
+    "queries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("query_key", String(300), nullable=False),
+    # The source's own split ("train"/"test"), NULL when the source has none.
+    Column("split", String(16)),
+    Column("prompt", Text, nullable=False),
+    Column("reference", Text),
+    UniqueConstraint("task_id", "query_key", name="uq_query"),
+)
+
+# Seeded splits for tasks whose source has none; stored so every run sees the same split.
+splits = Table(
+    "splits",
+    metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id"), primary_key=True),
+    Column("seed", Integer, primary_key=True),
+    Column("query_id", Integer, ForeignKey("queries.id"), primary_key=True),
+    Column("split", String(16), nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("family", String(100)),
+    Column("backend", String(50)),
+    Column("identifier", String(500)),
+    Column("params_total", Float),  # parameters, not billions
+    Column("params_active", Float),
+    Column("train_tokens", Float),  # tokens, not trillions
+    Column("price_in_per_mtok", Float),  # USD per million tokens
+    Column("price_out_per_mtok", Float),
+    Column("context_length", Integer),
+)
+
+# A bank is a named generation configuration: every sample belongs to exactly one.
+banks = Table(
+    "banks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("source", String(50), nullable=False),  # "import" | "live" | "synthetic"
+    Column("config", JSON, nullable=False),
+    Column("synthetic", Boolean, nullable=False, default=False),
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("bank_id", Integer, ForeignKey("banks.id"), nullable=False),
+    Column("query_id", Integer, ForeignKey("queries.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("sample_index", Integer, nullable=False),
+    Column("text", Text),
+    Column("answer", Text),
+    Column("correct", Boolean, nullable=False),
+    Column("score", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("latency_s", Float),
+    Column("logprob", Float),
+    UniqueConstraint("bank_id", "query_id", "model_id", "sample_index", name="uq_sample"),
+)
+Index("ix_samples_bank_model", samples.c.bank_id, samples.c.model_id)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Hash of what defines the run (task, strategy, params, seed, bank, models); resume finds it.
+    Column("run_key", String(64), nullable=False, unique=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("bank_id", Integer, ForeignKey("banks.id"), nullable=False),
+    Column("strategy", String(100), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("config_label", String(300), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("models", JSON, nullable=False),
+    Column("mode", String(16), nullable=False),  # "replay" | "live"
+    Column("split_seed", Integer),
+    Column("n_queries", Integer, nullable=False),
+    Column("uisbench_version", String(50), nullable=False),
+    Column("git_commit", String(64)),
+    Column("command", Text),
+    Column("host", String(200)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # "running" | "complete"
+    Column("summary", JSON),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("query_id", Integer, ForeignKey("queries.id"), nullable=False),
+    Column("position", Integer, nullable=False),  # order in the run's query stream
+    Column("arms", JSON, nullable=False),  # [{"model": ..., "n": ...}, ...] in call order
+    Column("samples_used", Integer, nullable=False),
+    Column("answer", Text),
+    Column("correct", Boolean, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("flops", Float),  # NULL when a model's parameter count is undisclosed
+    Column("dollars", Float),
+    Column("latency_s", Float),
+    Column("reward", Float),
+    Column("extra", JSON),
+    UniqueConstraint("run_id", "query_id", name="uq_decision"),
+)
+Index("ix_decisions_run", decisions.c.run_id, decisions.c.position)

@@ -1,0 +1,1 @@
+"""Built-in strategies, registered as plugins under the ``uisbench.strategies`` entry points."""
