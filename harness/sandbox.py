@@ -49,8 +49,8 @@ import os, sys
 _root = os.path.realpath(sys.argv[1])
 if sys.argv[2] == "1":
     os.setgroups([])
-    os.setgid(%(gid)d)
-    os.setuid(%(uid)d)
+    os.setgid(@GID@)
+    os.setuid(@UID@)
 os.chdir(_root)
 with open(os.path.join(_root, "solution.py"), encoding="utf-8") as _f:
     _src = _f.read()
@@ -76,11 +76,11 @@ _WRITE_EVENTS = {
 
 def _guard(event, args):
     if event.startswith(_DENY_ALWAYS):
-        raise PermissionError("sandbox: %%s is not allowed" %% event)
+        raise PermissionError("sandbox: " + event + " is not allowed")
     if event in _WRITE_EVENTS:
         for a in args:
             if isinstance(a, (str, bytes, os.PathLike)) and not _inside(a):
-                raise PermissionError("sandbox: %%s outside the sandbox" %% event)
+                raise PermissionError("sandbox: " + event + " outside the sandbox")
     elif event == "open":
         path, mode, flags = args
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
@@ -92,7 +92,7 @@ def _guard(event, args):
 sys.addaudithook(_guard)
 del _guard
 exec(compile(_src, "solution.py", "exec"), {"__name__": "__main__"})
-""" % {"uid": NOBODY_UID, "gid": NOBODY_GID}
+""".replace("@UID@", str(NOBODY_UID)).replace("@GID@", str(NOBODY_GID))
 
 
 @dataclass(frozen=True)
