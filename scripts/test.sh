@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: system packages for the real-server tests (PostgreSQL, headless Chromium)
+# where this machine can install them, the full environment, then ruff and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" \
+      >/dev/null) || echo "note: could not install ${need[*]}; the tests that need them will skip"
+  else
+    echo "note: ${need[*]} not installed; the tests that need them will skip"
+  fi
+fi
+bash scripts/setup.sh --full
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,147 @@
+"""Runs through the runner and the CLI: one decision per query, resume, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from uisbench.bank import import_file
+from uisbench.cli import main
+from uisbench.db import open_engine
+from uisbench.results import schema as s
+from uisbench.runner import Runner
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
+
+
+def toy_bank(path: Path, n_queries: int = 60) -> Path:
+    """A small bank written by the test (3 models, 8 samples each)."""
+    lines = []
+    for q in range(n_queries):
+        for mi, model in enumerate(("m-small", "m-mid", "m-big")):
+            for k in range(8):
+                correct = (q * 7 + k * 3 + mi * 5) % 10 < 3 + 2 * mi
+                lines.append(json.dumps({
+                    "task": "toy", "query_id": f"q{q:03d}", "split": None, "prompt": f"p{q}",
+                    "reference": "r", "model": model, "sample": k,
+                    "answer": "r" if correct else f"w{(q + k) % 3}", "correct": correct,
+                    "input_tokens": 20, "output_tokens": 5 + k % 3, "cost_usd": None,
+                    "latency_s": 0.1, "logprob": -0.1 * k,
+                }))  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    (path.parent / "toy.models.json").write_text(json.dumps({
+        m: {"family": "toy", "params_b": p, "train_tokens_t": 1.0, "price_in_per_mtok": p,
+            "price_out_per_mtok": 2 * p}
+        for m, p in (("m-small", 0.1), ("m-mid", 1.0), ("m-big", 10.0))
+    }))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = open_engine(str(tmp_path / "r.db"))
+    import_file(e, toy_bank(tmp_path / "toy.jsonl"), tmp_path / "toy.models.json")
+    return e
+
+
+def decisions(engine, run_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            s.decisions.select().where(s.decisions.c.run_id == run_id).order_by(s.decisions.c.query_id)
+        ).mappings().all()  # fmt: skip
+    return pd.DataFrame(rows).drop(columns=["id"])
+
+
+def test_one_decision_per_test_query_and_rerun_is_skipped(engine):
+    runner = Runner(engine, "toy", "toy")
+    res = runner.run("majority:model=m-mid,k=4", seed=1)
+    df = decisions(engine, res.run_id)
+    assert len(df) == len(runner.test_pos) == df["query_id"].nunique()
+    assert (df["samples_used"] == 4).all()
+    assert df["flops"].iloc[0] == pytest.approx(2 * 1e9 * (20 + df["output_tokens"].iloc[0]))
+    again = Runner(engine, "toy", "toy").run("majority:model=m-mid,k=4", seed=1)
+    assert again.skipped and again.run_id == res.run_id
+
+
+def test_resume_writes_only_missing_decisions_with_identical_results(engine):
+    spec = "majority:model=m-big,k=8"
+    full = Runner(engine, "toy", "toy").run(spec, seed=2)
+    reference = decisions(engine, full.run_id)
+    with engine.begin() as conn:  # simulate a kill: half the rows lost, status still running
+        drop = reference["query_id"].iloc[::2].tolist()
+        conn.execute(s.decisions.delete().where(s.decisions.c.query_id.in_(drop)))
+        conn.execute(s.runs.update().values(status="running"))
+    resumed = Runner(engine, "toy", "toy").run(spec, seed=2)
+    assert resumed.resumed and resumed.run_id == full.run_id
+    pd.testing.assert_frame_equal(decisions(engine, full.run_id), reference)
+
+
+def test_seeded_split_is_stored_and_reused(engine):
+    a = Runner(engine, "toy", "toy", split_seed=5)
+    b = Runner(engine, "toy", "toy", split_seed=5)
+    c = Runner(engine, "toy", "toy", split_seed=6)
+    assert list(a.split) == list(b.split) and list(a.split) != list(c.split)
+    assert 0 < len(a.train_pos) < len(a.test_pos)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--strategy", "no-such-strategy"], "unknown strategy 'no-such-strategy'"),
+        (["run", "--task", "nope"], "unknown task 'nope'"),
+        (["run", "--strategy", "majority:model=ghost"], "unknown model 'ghost'"),
+        (["run", "--strategy", "majority:model=m-big,k=x"], "k='x' is not a valid int"),
+        (["run", "--strategy", "majority:model=m-big,k=16"], "holds 8 samples"),
+        (["run", "--bogus-option"], "No such option"),
+        (["bank", "export", "--bank", "nope", "--out", "x.jsonl"], "unknown bank 'nope'"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, engine, capsys, args, message):
+    db = str(tmp_path / "r.db")
+    extra = ["--bank", "toy"] if args[0] == "run" and "--task" not in args else []
+    code, _, err = run_cli(capsys, *args, *extra, "--db", db)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("uisbench: error:") and message in err
+    with engine.connect() as conn:  # a configuration that could not run left no run behind
+        assert conn.execute(s.runs.select().where(s.runs.c.status != "complete")).first() is None
+
+
+def test_missing_and_malformed_inputs(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "bank", "info", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "no database" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task": "t"}\n')
+    code, _, err = run_cli(capsys, "bank", "import", str(bad), "--db", str(tmp_path / "b.db"))
+    assert code == 2 and "line 1: missing field(s)" in err and err.count("\n") == 1
+
+
+def test_cli_run_report_and_list(tmp_path, engine, capsys):
+    db = str(tmp_path / "r.db")
+    code, out, _ = run_cli(
+        capsys, "run", "--bank", "toy", "--strategy", "single:model=m-big",
+        "--strategy", "oracle", "--seed", "0", "--seed", "1", "--db", db,
+    )  # fmt: skip
+    assert code == 0 and "single:model=m-big" in out and "upper bound" in out
+    code, out, _ = run_cli(capsys, "list", "strategies")
+    assert code == 0 and "majority" in out and "oracle" in out
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/banks not present")
+def test_run_on_real_bank_file(tmp_path, capsys):
+    db = str(tmp_path / "m.db")
+    code, out, _ = run_cli(
+        capsys, "run", "--bank", str(SHARED / "mmlu-llama-ladder.jsonl"),
+        "--strategy", "single:model=llama3.1-405b", "--db", db,
+    )  # fmt: skip
+    assert code == 0 and "0.8" in out  # 405B scores ~0.85 on the test split
