@@ -84,12 +84,17 @@ def bank_export(bank_name: str, task: str | None, out: Path, models_out: Path | 
     engine = open_engine(db, create=False)
     n = 0
     tmp = out.with_name(out.name + ".part")
-    with engine.connect() as conn, open_text(tmp, "wt") as fh:
-        for row in export_rows(conn, bank_name, task):
-            fh.write(row_to_json(row) + "\n")
-            n += 1
-        meta = bank_models_meta(conn, bank_name)
-    tmp.replace(out)
+    with engine.connect() as conn:
+        meta = bank_models_meta(conn, bank_name)  # fails on an unknown bank before any write
+        try:
+            with open_text(tmp, "wt") as fh:
+                for row in export_rows(conn, bank_name, task):
+                    fh.write(row_to_json(row) + "\n")
+                    n += 1
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    tmp.replace(out)  # atomic: a reader never sees a half-written export
     if models_out:
         models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
     click.echo(f"wrote {n} samples to {out}")
