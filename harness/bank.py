@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
+
 from uisbench.bankfile import FlatRow, bank_name_from_path, read_models_file, read_rows
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
+
 from uisbench.errors import UisbenchError
 
 EXIT_USAGE = 2
@@ -115,6 +116,86 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
     if df.empty:
         raise UisbenchError("the database holds no samples")
     print_bank_info(df)
+
+
+@bank.command("record")
+@click.option("--task", "task_name", required=True, help="Registered task (`uisbench list tasks`).")
+@click.option("--pool", required=True, help="Pool name (`uisbench list pools`) or pool file.")
+@click.option("--k", type=int, default=4, show_default=True, help="Samples per query and model.")
+@click.option("--limit", type=int, default=None, help="First N queries of each split.")
+@click.option(
+    "--split",
+    "splits",
+    default="test",
+    show_default=True,
+    help="Comma-separated splits to record (train,test).",
+)
+@click.option("--models", default=None, help="Comma-separated subset of the pool.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per call.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: automatic).")
+@click.option("--max-tokens", type=int, default=None, help="Override the task's generation length.")
+@click.option("--temperature", type=float, default=None, help="Override the task's temperature.")
+@db_option
+def bank_record(
+    task_name: str,
+    pool: str,
+    k: int,
+    limit: int | None,
+    splits: str,
+    models: str | None,
+    batch_size: int,
+    device: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    db: str | None,
+) -> None:
+    """Generate k samples per query and model with a live backend into the bank (resumable)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,  # fmt: skip
+        TimeRemainingColumn,
+    )
+
+    from uisbench.db import open_engine
+    from uisbench.live import record
+
+    overrides = {k_: v for k_, v in (("max_tokens", max_tokens), ("temperature", temperature))
+                 if v is not None}  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        job = bar.add_task("samples", total=None, rate="")
+        state = {"t0": None, "n0": 0}
+
+        def tick(done: int, total: int, model: str) -> None:
+            import time
+
+            now = time.perf_counter()
+            if state["t0"] is None:
+                state["t0"], state["n0"] = now, done
+            rate = (done - state["n0"]) / max(now - state["t0"], 1e-9)
+            bar.update(job, completed=done, total=total, description=model,
+                       rate=f"{rate:.2f} samples/s")  # fmt: skip
+
+        stats = record(
+            open_engine(db), task_name, pool, k, limit=limit,
+            splits=tuple(x.strip() for x in splits.split(",") if x.strip()),
+            models=models.split(",") if models else None, batch_size=batch_size,
+            device=device, config_overrides=overrides, progress=tick,
+        )  # fmt: skip
+    click.echo(
+        f"bank {stats.bank}: {stats.queries} queries, {stats.generated} samples generated, "
+        f"{stats.already} already held ({stats.seconds:.1f} s)"
+    )
 
 
 # ------------------------------------------------------------------------ list

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
+
 from uisbench.errors import UisbenchError
 from uisbench.results import schema
 from uisbench.sql import insert_ignore

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from uisbench.bank import BankArrays, ModelArrays
 from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError

@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
 from uisbench.errors import UisbenchError
 
 # Wide enough for configuration labels when output goes to a file or a CI log.
@@ -92,6 +93,7 @@ def print_listing(what: str, db: str | None) -> None:
             table.add_row(name, desc)
     else:
         from sqlalchemy import select
+
         from uisbench.db import open_engine
         from uisbench.results import schema as s
 

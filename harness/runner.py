@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
+
 from uisbench.bank import BankArrays, load_arrays
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import Connection, select
+
 from uisbench.bank import BankArrays
 from uisbench.results import schema as s
 from uisbench.sql import insert_ignore

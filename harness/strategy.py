@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
+
 from uisbench.bank import BankArrays
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
+
 from uisbench.results import schema as s
 
 BOOTSTRAP = 1000

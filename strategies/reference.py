@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 from uisbench.strategy import Decisions, RunContext, Strategy

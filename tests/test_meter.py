@@ -35,10 +35,16 @@ def make_bank(Q: int = 5, S: int = 6, seed: int = 0) -> BankArrays:
         "b": {"params_active": None, "params_total": None},
     }
     return BankArrays(
-        bank="t", bank_id=1, synthetic=True, query_ids=np.arange(Q), query_keys=[f"q{i}" for i in range(Q)],
-        splits=np.array([None] * Q, dtype=object), models={"a": arrays(1), "b": arrays(2)},
-        model_meta=meta, answer_labels=labels,
-    )  # fmt: skip
+        bank="t",
+        bank_id=1,
+        synthetic=True,
+        query_ids=np.arange(Q),
+        query_keys=[f"q{i}" for i in range(Q)],
+        splits=np.array([None] * Q, dtype=object),
+        models={"a": arrays(1), "b": arrays(2)},
+        model_meta=meta,
+        answer_labels=labels,
+    )
 
 
 def test_draws_are_without_replacement_and_seeded():

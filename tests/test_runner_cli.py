@@ -49,9 +49,8 @@ def engine(tmp_path):
 
 def decisions(engine, run_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
-        rows = conn.execute(
-            s.decisions.select().where(s.decisions.c.run_id == run_id).order_by(s.decisions.c.query_id)
-        ).mappings().all()  # fmt: skip
+        query = s.decisions.select().where(s.decisions.c.run_id == run_id)
+        rows = conn.execute(query.order_by(s.decisions.c.query_id)).mappings().all()
     return pd.DataFrame(rows).drop(columns=["id"])
 
 
@@ -104,15 +103,17 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
         (["run", "--strategy", "majority:model=m-big,k=x"], "k='x' is not a valid int"),
         (["run", "--strategy", "majority:model=m-big,k=16"], "holds 8 samples"),
         (["run", "--bogus-option"], "No such option"),
-        (["bank", "export", "--bank", "nope", "--out", "x.jsonl"], "unknown bank 'nope'"),
+        (["bank", "export", "--bank", "nope", "--out", "nope.jsonl"], "unknown bank 'nope'"),
     ],
 )
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, engine, capsys, args, message):
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, engine, capsys, monkeypatch, args, message):
     db = str(tmp_path / "r.db")
+    monkeypatch.chdir(tmp_path)
     extra = ["--bank", "toy"] if args[0] == "run" and "--task" not in args else []
     code, _, err = run_cli(capsys, *args, *extra, "--db", db)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("uisbench: error:") and message in err
+    assert not (tmp_path / "nope.jsonl").exists() and not list(tmp_path.glob("*.part"))
     with engine.connect() as conn:  # a configuration that could not run left no run behind
         assert conn.execute(s.runs.select().where(s.runs.c.status != "complete")).first() is None
 
