@@ -1,0 +1,127 @@
+"""Pareto front, AIQ, APGR and cost-to-match against hand-worked cases and brute force."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from uisbench.results.pareto import (
+    aiq,
+    apgr,
+    cost_to_match,
+    hull_value,
+    nondecreasing_hull,
+    pareto_front,
+)
+
+
+def _brute_hull(c: np.ndarray, q: np.ndarray, x: float) -> float:
+    """Non-decreasing concave majorant at x by trying every pair of points (cubic overall)."""
+    best = 0.0 if x < c.min() else -np.inf
+    for i in range(len(c)):
+        if c[i] > x:
+            continue
+        best = max(best, q[i])
+        for j in range(len(c)):
+            if c[j] <= c[i]:
+                continue
+            y = min(x, c[j])
+            best = max(best, q[i] + (q[j] - q[i]) * (y - c[i]) / (c[j] - c[i]))
+    return best
+
+
+def _brute_aiq(c: np.ndarray, q: np.ndarray, lo: float, hi: float) -> float:
+    start = max(lo, c.min())
+    xs = np.unique(np.concatenate(([start, hi], c[(c > start) & (c < hi)])))
+    ys = np.array([_brute_hull(c, q, x) for x in xs])
+    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2) / (hi - lo))
+
+
+def test_hand_worked_aiq() -> None:
+    # Hull (1,.5)→(2,.9) then flat to 3: area .7 + .9 = 1.6 over a range of 2.
+    assert aiq([1, 2, 3], [0.5, 0.9, 0.7]) == pytest.approx(0.8)
+    # (2,.3) lies under the chord (1,.2)→(3,.8): area 1.0 over 2.
+    assert aiq([1, 2, 3], [0.2, 0.3, 0.8]) == pytest.approx(0.5)
+    # A single point in a shared range: zero before it, flat after.
+    assert aiq([2], [0.6], c_min=0, c_max=4) == pytest.approx(0.6 * 2 / 4)
+    # RouterBench's code divides by the largest cost (c_min = 0).
+    assert aiq([1, 3], [0.4, 0.8], c_min=0) == pytest.approx(1.2 / 3)
+
+
+def test_hull_vertices_and_value() -> None:
+    hc, hq = nondecreasing_hull(
+        np.array([3, 1, 2, 2, 5, 4]), np.array([0.7, 0.2, 0.3, 0.6, 0.65, 0.9])
+    )
+    assert hc.tolist() == [1, 2, 4]
+    assert hq.tolist() == [0.2, 0.6, 0.9]
+    v = hull_value(hc, hq, np.array([0.5, 1.5, 3.0, 10.0]))
+    assert v.tolist() == pytest.approx([0.0, 0.4, 0.75, 0.9])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_aiq_matches_cubic_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 25))
+    c = np.round(rng.lognormal(0, 1.5, n), 2)  # rounding makes ties in cost
+    q = rng.uniform(0, 1, n)
+    lo, hi = 0.0, float(c.max()) * 1.5
+    assert aiq(c, q, lo, hi) == pytest.approx(_brute_aiq(c, q, lo, hi), abs=1e-12)
+    if c.max() > c.min():
+        assert aiq(c, q) == pytest.approx(_brute_aiq(c, q, c.min(), c.max()), abs=1e-12)
+
+
+def test_nan_points_are_ignored_and_empty_is_nan() -> None:
+    assert aiq([1, np.nan, 3], [0.5, 0.99, 0.7]) == pytest.approx(aiq([1, 3], [0.5, 0.7]))
+    assert np.isnan(aiq([np.nan], [0.5]))
+    assert np.isnan(aiq([2.0], [0.5]))  # no range
+
+
+def test_pareto_front() -> None:
+    c = np.array([1, 2, 2, 3, 4, np.nan, 0.5])
+    q = np.array([0.5, 0.4, 0.7, 0.7, 0.9, 1.0, 0.5])
+    # 0.5@0.5 dominates 0.5@1; 0.7@2 dominates 0.4@2 and 0.7@3; NaN cost is skipped.
+    assert pareto_front(c, q).tolist() == [6, 2, 4]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_matches_definition(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    c = rng.integers(0, 10, 40).astype(float)
+    q = rng.integers(0, 10, 40) / 10
+    front = set(pareto_front(c, q).tolist())
+    for i in range(len(c)):
+        dominated = any(
+            c[j] <= c[i] and q[j] >= q[i] and (c[j] < c[i] or q[j] > q[i]) for j in range(len(c))
+        )
+        # Among exact duplicates exactly one representative is kept.
+        dup_kept = any(j in front and c[j] == c[i] and q[j] == q[i] for j in range(len(c)))
+        if dominated:
+            assert i not in front
+        else:
+            assert i in front or dup_kept
+
+
+def test_apgr() -> None:
+    weak, strong = (1.0, 0.4), (3.0, 0.8)
+    # A random mix of weak and strong recovers half the gap on average (RouteLLM's baseline).
+    assert apgr([1, 2, 3], [0.4, 0.6, 0.8], weak, strong) == pytest.approx(0.5)
+    # Matching the strong model at half the extra cost: mean quality .7 → PGR .75.
+    assert apgr([2.0], [0.8], weak, strong) == pytest.approx(0.75)
+    # Undefined when the strong model is not dearer and better.
+    assert np.isnan(apgr([2.0], [0.8], weak, (0.5, 0.9)))
+
+
+def test_cost_to_match() -> None:
+    assert cost_to_match([5, 2, 3], [0.9, 0.8, 0.85], 0.85) == 3
+    assert np.isnan(cost_to_match([5, 2], [0.5, 0.6], 0.9))
+
+
+def test_hull_is_not_cubic() -> None:
+    rng = np.random.default_rng(0)
+    c, q = rng.lognormal(0, 2, 100_000), rng.uniform(0, 1, 100_000)
+    t0 = time.perf_counter()
+    value = aiq(c, q)
+    assert time.perf_counter() - t0 < 5.0
+    assert 0 < value <= 1
