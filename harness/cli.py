@@ -235,10 +235,30 @@ def list_(what: str, db: str | None) -> None:
 )
 @click.option("--force", is_flag=True, help="Discard and redo runs that already exist.")
 @click.option("--no-report", is_flag=True, help="Do not print the report at the end.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Generate through the pool's backend (only samples the bank lacks), then run.",
+)
+@click.option("--pool", default=None, help="With --live: pool name or file (default cpu-tiny).")
+@click.option("--k", type=int, default=None, help="With --live: samples per query and model.")
+@click.option("--limit", type=int, default=None, help="With --live: first N queries per split.")
 @db_option
-def run(task: str | None, strategies: tuple[str, ...], seeds: tuple[int, ...],
-        bank_ref: str | None, models: str | None, split_seed: int, force: bool,
-        no_report: bool, db: str | None) -> None:  # fmt: skip
+def run(
+    task: str | None,
+    strategies: tuple[str, ...],
+    seeds: tuple[int, ...],
+    bank_ref: str | None,
+    models: str | None,
+    split_seed: int,
+    force: bool,
+    no_report: bool,
+    live: bool,
+    pool: str | None,
+    k: int | None,
+    limit: int | None,
+    db: str | None,
+) -> None:
     """Run strategies over a task's test queries, one decision row per query (resumable)."""
     from uisbench.job import RunRequest, run_job
 
@@ -253,6 +273,10 @@ def run(task: str | None, strategies: tuple[str, ...], seeds: tuple[int, ...],
             force=force,
             report=not no_report,
             db=db,
+            live=live,
+            pool=pool,
+            k=k,
+            limit=limit,
         )  # fmt: skip
     )
 

@@ -17,6 +17,8 @@ from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
 
 DEFAULT_SEEDS = (0, 1, 2)
+#: What `uisbench run --live` generates when not told otherwise: the shipped bank's recipe.
+DEFAULT_LIVE = {"task": "arith-smoke", "pool": "cpu-tiny", "k": 8, "limit": 60}
 
 
 @dataclass
@@ -30,6 +32,10 @@ class RunRequest:
     force: bool = False
     report: bool = True
     db: str | None = None
+    live: bool = False
+    pool: str | None = None
+    k: int | None = None
+    limit: int | None = None
 
 
 def shipped_banks() -> list[Path]:
@@ -79,6 +85,8 @@ def banks_with_task(engine: Engine, task: str) -> list[str]:
 
 def plan(engine: Engine, req: RunRequest) -> list[tuple[str, str]]:
     """(task, bank) pairs the request covers."""
+    if req.live:
+        return [(req.task or DEFAULT_LIVE["task"], _record_live(engine, req))]
     if req.bank:
         bank = resolve_bank(engine, req.bank)
         tasks = tasks_in_bank(engine, bank)
@@ -112,6 +120,27 @@ def plan(engine: Engine, req: RunRequest) -> list[tuple[str, str]]:
             for t in tasks_in_bank(engine, b)]  # fmt: skip
 
 
+def _record_live(engine: Engine, req: RunRequest) -> str:
+    """Generate (or top up) a live bank through the backend; strategies then draw from it."""
+    from uisbench.live import record
+
+    task = req.task or DEFAULT_LIVE["task"]
+    stats = record(
+        engine,
+        task,
+        req.pool or DEFAULT_LIVE["pool"],
+        req.k or DEFAULT_LIVE["k"],
+        limit=req.limit if req.limit is not None else DEFAULT_LIVE["limit"],
+        splits=("train", "test"),
+        models=req.models,
+    )
+    print(
+        f"live bank {stats.bank}: {stats.generated} samples generated, {stats.already} held",
+        file=sys.stderr,
+    )
+    return stats.bank
+
+
 def expand(strategies: list[str], runner) -> list[str]:
     """Explicit specs as given; none means every registered strategy's default sweep."""
     from uisbench.strategy import available_strategies, config_label, make_strategy
@@ -133,7 +162,7 @@ def run_job(req: RunRequest) -> None:
 
     engine = open_engine(req.db)
     seeds = req.seeds
-    default_job = not (req.task or req.bank or req.strategies)
+    default_job = not (req.task or req.bank or req.strategies or req.live)
     if default_job and seeds == [0]:
         seeds = list(DEFAULT_SEEDS)
     pairs = plan(engine, req)
