@@ -8,7 +8,9 @@ with numpy over the whole task instead of looping per sample.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 
-from uisbench.bankfile import FlatRow, bank_name_from_path, read_models_file, read_rows
+from uisbench.bankfile import (
+    ALL_FIELDS,
+    FlatRow,
+    bank_name_from_path,
+    read_blocks,
+    read_models_file,
+)
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
 from uisbench.sql import bulk_insert_ignore, insert_ignore
@@ -107,54 +115,101 @@ def import_file(
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
         bank_id = ensure_bank(conn, name, source, {"file": path.name}, synthetic)
-        stats = _import_rows(conn, bank_id, read_rows(path), meta)
+        stats = _import_blocks(conn, bank_id, read_blocks(path), meta)
     return ImportStats(name, *stats)
 
 
 def _import_rows(
     conn: Connection, bank_id: int, rows: Iterable[FlatRow], meta: dict[str, dict[str, Any]]
 ) -> tuple[int, int, list[str], list[str]]:
+    """Import rows (e.g. from a live backend) through the columnar path, in blocks."""
+
+    def blocks() -> Iterable[dict[str, list]]:
+        it = iter(rows)
+        while chunk := list(itertools.islice(it, CHUNK)):
+            yield {f: [getattr(r, f) for r in chunk] for f in ALL_FIELDS}
+
+    return _import_blocks(conn, bank_id, blocks(), meta)
+
+
+def _import_blocks(
+    conn: Connection,
+    bank_id: int,
+    blocks: Iterable[dict[str, list]],
+    meta: dict[str, dict[str, Any]],
+) -> tuple[int, int, list[str], list[str]]:
+    """Insert column blocks (field → list); per-row work is list comprehensions only."""
     task_ids: dict[str, int] = {}
     query_ids: dict[tuple[str, str], int] = {}
     model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
     n_rows = inserted = 0
-    buf: list[FlatRow] = []
-
-    def flush() -> int:
+    for cols in _prefetch(blocks):
+        n = len(cols["task"])
+        keys = list(zip(cols["task"], cols["query_id"]))
         new_q: dict[str, dict[str, dict[str, Any]]] = {}
-        for r in buf:
-            if r.task not in task_ids:
-                task_ids[r.task] = ensure_task(conn, r.task)
-            if (r.task, r.query_id) not in query_ids:
-                new_q.setdefault(r.task, {}).setdefault(
-                    r.query_id,
-                    {"query_key": r.query_id, "split": r.split, "prompt": r.prompt,
-                     "reference": r.reference},
-                )  # fmt: skip
-            if r.model not in model_ids:
-                model_ids.update(ensure_models(conn, {r.model: meta.get(r.model, {})}))
+        for i, key in _first_occurrences(keys, query_ids):
+            task = key[0]
+            if task not in task_ids:
+                task_ids[task] = ensure_task(conn, task)
+            new_q.setdefault(task, {})[key[1]] = {
+                "query_key": key[1], "split": cols["split"][i], "prompt": cols["prompt"][i],
+                "reference": cols["reference"][i],
+            }  # fmt: skip
         for task, qs in new_q.items():
             ids = ensure_queries(conn, task_ids[task], list(qs.values()))
             query_ids.update({(task, k): v for k, v in ids.items()})
-        tuples = [
-            (bank_id, query_ids[(r.task, r.query_id)], model_ids[r.model], r.sample, r.text,
-             r.answer, r.correct, r.score, r.input_tokens, r.output_tokens, r.cost_usd,
-             r.latency_s, r.logprob)
-            for r in buf
-        ]  # fmt: skip
-        return bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, tuples)
-
-    for row in rows:
-        buf.append(row)
-        n_rows += 1
-        if len(buf) >= CHUNK:
-            inserted += flush()
-            buf.clear()
-    if buf:
-        inserted += flush()
+        for m in set(cols["model"]) - model_ids.keys():
+            model_ids.update(ensure_models(conn, {m: meta.get(m, {})}))
+        qid = [query_ids[k] for k in keys]
+        mid = [model_ids[m] for m in cols["model"]]
+        tuples = list(
+            zip(
+                itertools.repeat(bank_id, n),
+                qid,
+                mid,
+                cols["sample"],
+                cols["text"],
+                cols["answer"],
+                cols["correct"],
+                cols["score"],
+                cols["input_tokens"],
+                cols["output_tokens"],
+                cols["cost_usd"],
+                cols["latency_s"],
+                cols["logprob"],
+            )  # fmt: skip
+        )
+        for lo in range(0, n, CHUNK):
+            inserted += bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, tuples[lo : lo + CHUNK])
+        n_rows += n
     if n_rows == 0:
         raise UisbenchError("bank file holds no samples")
     return n_rows, inserted, sorted(task_ids), sorted(model_ids)
+
+
+def _first_occurrences(
+    keys: list[tuple[str, str]], known: dict[tuple[str, str], int]
+) -> list[tuple[int, tuple[str, str]]]:
+    """Position and key of each key's first occurrence that is not in ``known`` yet."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, k in enumerate(keys):
+        if k not in seen:
+            seen[k] = i
+    return [(i, k) for k, i in seen.items() if k not in known]
+
+
+def _prefetch(blocks: Iterable[dict[str, list]]) -> Iterator[dict[str, list]]:
+    """Parse the next block in a thread while the caller inserts this one.
+
+    pyarrow's parser and SQLite's step both release the GIL, so on two cores they overlap.
+    Errors from the reader surface in the caller, in order.
+    """
+    it = iter(blocks)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(next, it, None)
+        while (block := fut.result()) is not None:
+            fut = pool.submit(next, it, None)
+            yield block
 
 
 def get_bank_id(conn: Connection, name: str) -> int:

@@ -71,6 +71,7 @@ _FIELD_TYPES = (
 #: Every valid tuple of exact value types of FIELDS (a few hundred): one set lookup checks them.
 _OK_TYPES = frozenset(itertools.product(*_FIELD_TYPES))
 _SPLITS = (None, "train", "test")
+_NOT_NULL = frozenset(("task", "query_id", "prompt", "model", "sample", "correct"))
 
 
 def _fast_row(obj: Any) -> FlatRow | None:
@@ -145,6 +146,121 @@ def read_rows(path: Path) -> Iterator[FlatRow]:
                 except orjson.JSONDecodeError as exc:
                     raise _bad(path, lineno, f"invalid JSON ({exc})") from None
                 yield parse_line(obj, path, lineno)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
+        raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
+
+
+#: Bytes of decompressed text parsed per block by the columnar reader.
+BLOCK_BYTES = 16 << 20
+ALL_FIELDS = FIELDS + OPTIONAL_FIELDS
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    s, i, f = pa.string(), pa.int64(), pa.float64()
+    types = (s, s, s, s, s, s, i, s, pa.bool_(), i, i, f, f, f, s, f)
+    return pa.schema(list(zip(ALL_FIELDS, types)))
+
+
+def _arrow_block(data: bytes, n_lines: int, schema: Any) -> dict[str, list] | None:
+    """Parse a block of complete lines in C++ (pyarrow); None when anything is unusual.
+
+    Arrow reads a missing field as null, so a field's nulls must all be written ``"key":null``
+    (a pattern that cannot occur inside a JSON string, where quotes are escaped); fields that
+    may not be null never are. Blank lines, other spacing, or any type or value problem also
+    return None, and the block goes through :func:`parse_line`, which names the bad line.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    if b"\n\n" in data or data[:1] != b"{":
+        return None
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(block_size=len(data) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != n_lines:
+        return None
+    col = table.column
+    for f in FIELDS:
+        nulls = col(f).null_count
+        if nulls and (f in _NOT_NULL or data.count(b'"%s":null' % f.encode()) != nulls):
+            return None  # a required field is missing, or null where it may not be
+    for f in ("task", "query_id", "prompt", "model"):
+        if pc.min(pc.utf8_length(col(f))).as_py() == 0:
+            return None
+    split = col("split").drop_null()
+    if len(split) and not pc.all(pc.is_in(split, pa.array(["train", "test"]))).as_py():
+        return None
+    for f in ("sample", "input_tokens", "output_tokens"):
+        lo = pc.min(col(f)).as_py()
+        if lo is not None and lo < 0:
+            return None
+    return {f: col(f).to_pylist() for f in ALL_FIELDS}
+
+
+def _python_block(lines: list[bytes], path: Path, first_lineno: int) -> dict[str, list]:
+    cols: dict[str, list] = {f: [] for f in ALL_FIELDS}
+    appends = [cols[f].append for f in ALL_FIELDS]
+    for lineno, line in enumerate(lines, first_lineno):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise _bad(path, lineno, f"invalid JSON ({exc})") from None
+        row = parse_line(obj, path, lineno)
+        for app, f in zip(appends, ALL_FIELDS):
+            app(getattr(row, f))
+    return cols
+
+
+def read_blocks(path: Path) -> Iterator[dict[str, list]]:
+    """The same validated rows as :func:`read_rows`, as blocks of columns (field → list).
+
+    Imports read millions of rows; parsing them one by one in Python costs more than SQLite's
+    insert, so blocks are parsed by pyarrow's JSON reader when it is installed, and by the
+    line-by-line checks otherwise or whenever a block looks unusual (same errors, same rows).
+    """
+    if not path.is_file():
+        raise UisbenchError(f"no such bank file: {path}")
+    try:
+        schema = _arrow_schema()
+    except ImportError:  # pragma: no cover - pyarrow is a dependency; keep working without it
+        schema = None
+    lineno = 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    rest = b""
+    try:
+        with opener(path, "rb") as fh:
+            while True:
+                chunk = fh.read(BLOCK_BYTES)
+                data = rest + chunk
+                if not chunk:
+                    rest = b""
+                elif (cut := data.rfind(b"\n")) < 0:
+                    rest = data
+                    continue
+                else:
+                    data, rest = data[: cut + 1], data[cut + 1 :]
+                if data.strip():
+                    n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
+                    cols = _arrow_block(data, n_lines, schema) if schema is not None else None
+                    if cols is None:
+                        cols = _python_block(data.split(b"\n")[:n_lines], path, lineno + 1)
+                    if cols["task"]:
+                        yield cols
+                    lineno += n_lines
+                if not chunk:
+                    break
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
         raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
 

