@@ -294,6 +294,30 @@ def report(task: str | None, include_synthetic: bool, db: str | None) -> None:
     print_report(open_engine(db, create=False), task, include_synthetic)
 
 
+# ------------------------------------------------------------------------ site
+@cli.group()
+def site() -> None:
+    """Build the static HTML leaderboard."""
+
+
+@site.command("build")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: _site/ in the current directory).",
+)
+@click.option("--include-synthetic", is_flag=True, help="Also show runs on synthetic banks.")
+@db_option
+def site_build(out: Path | None, include_synthetic: bool, db: str | None) -> None:
+    """Render the leaderboard, Pareto plots and drill-down pages from the database."""
+    from uisbench.db import open_engine
+    from uisbench.site.build import build_site
+
+    path = build_site(open_engine(db, create=False), out, include_synthetic)
+    click.echo(f"site written to {path / 'index.html'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every expected failure into one line on stderr and exit 2."""
     try:

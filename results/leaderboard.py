@@ -1,0 +1,279 @@
+"""The leaderboard: per task, strategies ranked by AIQ with the other metrics beside it.
+
+Built on :func:`uisbench.results.aggregate.summarize` (one row per configuration: accuracy with a
+bootstrap CI, mean costs per query). This module adds the geometry of :mod:`.pareto` per task:
+which configurations are on their family's Pareto front, each strategy's and family's AIQ, APGR
+between the weakest and strongest single model, and the cost at which a strategy first matches
+the best single model. It also turns online strategies' decision rewards into regret curves.
+
+Everything here is computed per (task, bank): AIQ's cost range is shared by every strategy on
+that task, so the figures of one table are comparable with each other and not across tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from uisbench.results import schema as s
+from uisbench.results.aggregate import load_decisions, summarize
+from uisbench.results.pareto import aiq, apgr, cost_to_match, pareto_front
+
+#: Cost units a board is computed in, in order of preference for ranking, with their labels.
+UNITS: dict[str, str] = {
+    "flops": "FLOPs per query",
+    "dollars": "USD per query",
+    "tokens": "tokens per query",
+}
+SINGLE = "single"  # the strategy whose configurations are the single models
+
+
+@dataclass
+class TaskBoard:
+    """Everything the site shows about one task on one bank."""
+
+    task: str
+    bank: str
+    synthetic: bool
+    unit: str  # the cost unit AIQ ranks by: FLOPs when every configuration has them
+    configs: pd.DataFrame  # one row per configuration
+    strategies: pd.DataFrame  # one row per strategy, ranked
+    families: pd.DataFrame  # one row per family, ranked
+    fronts: pd.DataFrame  # Pareto-front points per family and unit
+    best_single: dict[str, Any] | None = None
+    weakest_single: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def kind_of(row: pd.Series) -> str:
+    """The marker a configuration gets on the plot."""
+    if row["upper_bound"]:
+        return "oracle (upper bound)"
+    if row["strategy"] == SINGLE:
+        return "single model"
+    if row["strategy"] == "random":
+        return "random mix"
+    return "strategy"
+
+
+def front_group(row: pd.Series) -> str:
+    """Which front a configuration belongs to: its family's, with the single models apart
+    (their hull is the no-strategy baseline); random mixes and upper bounds get none."""
+    if row["upper_bound"] or (row["family"] == "reference" and row["strategy"] != SINGLE):
+        return ""
+    return "single models" if row["strategy"] == SINGLE else row["family"]
+
+
+def _units_present(configs: pd.DataFrame) -> list[str]:
+    return [u for u in UNITS if configs[u].notna().any()]
+
+
+def _primary_unit(configs: pd.DataFrame) -> str:
+    ranked = configs[~configs["upper_bound"]]
+    for u in UNITS:
+        if len(ranked) and ranked[u].notna().all():
+            return u
+    present = _units_present(configs)
+    return present[0] if present else "tokens"
+
+
+def _group_metrics(
+    g: pd.DataFrame, ranges: dict[str, tuple[float, float]], single: pd.DataFrame
+) -> dict[str, Any]:
+    """AIQ, APGR and cost to match the best single model for one group of configurations."""
+    best = g.loc[g["accuracy"].idxmax()]
+    row: dict[str, Any] = {
+        "configs": len(g),
+        "best_accuracy": float(best["accuracy"]),
+        "best_ci_low": float(best["ci_low"]),
+        "best_ci_high": float(best["ci_high"]),
+        "best_config": best["config_label"],
+        "n_queries": int(g["n_queries"].max()),
+        "n_seeds": int(g["n_seeds"].max()),
+    }
+    for u in UNITS:
+        cost, acc = g[u].to_numpy(float), g["accuracy"].to_numpy(float)
+        known = bool(np.isfinite(cost).all())
+        lo, hi = ranges.get(u, (np.nan, np.nan))
+        row[f"aiq_{u}"] = aiq(cost, acc, lo, hi) if known and np.isfinite(lo) else np.nan
+        row[f"min_{u}"] = float(np.nanmin(cost)) if np.isfinite(cost).any() else np.nan
+        s_ok = single[np.isfinite(single[u].to_numpy(float))]
+        apgr_v = match = ratio = np.nan
+        if known and len(s_ok) >= 2:
+            weak = s_ok.loc[s_ok["accuracy"].idxmin()]
+            strong = s_ok.loc[s_ok["accuracy"].idxmax()]
+            apgr_v = apgr(cost, acc, (weak[u], weak["accuracy"]), (strong[u], strong["accuracy"]))
+        if known and len(s_ok):
+            strong = s_ok.loc[s_ok["accuracy"].idxmax()]
+            match = cost_to_match(cost, acc, float(strong["accuracy"]))
+            ratio = match / strong[u] if strong[u] > 0 else np.nan
+        row[f"apgr_{u}"] = apgr_v
+        row[f"match_{u}"] = match
+        row[f"match_ratio_{u}"] = ratio
+    return row
+
+
+def _rank(table: pd.DataFrame, unit: str) -> pd.DataFrame:
+    if table.empty:
+        return table
+    key = table[f"aiq_{unit}"].fillna(-np.inf).where(~table["upper_bound"], -np.inf)
+    order = np.lexsort((-table["best_accuracy"].to_numpy(), -key.to_numpy(), table["upper_bound"]))
+    table = table.iloc[order].reset_index(drop=True)
+    ranked = ~table["upper_bound"] & table[f"aiq_{unit}"].notna()
+    table["rank"] = pd.Series(np.nan, index=table.index, dtype=float)
+    table.loc[ranked, "rank"] = np.arange(1, int(ranked.sum()) + 1)
+    return table
+
+
+def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) -> TaskBoard:
+    """Rank one task's configurations (rows of :func:`summarize`) by AIQ."""
+    configs = configs.copy().reset_index(drop=True)
+    configs["tokens"] = configs["input_tokens"] + configs["output_tokens"]
+    configs["family"] = configs["family"].replace("", "other").fillna("other")
+    configs["kind"] = configs.apply(kind_of, axis=1)
+    configs["front"] = configs.apply(front_group, axis=1)
+    unit = _primary_unit(configs)
+    ranked = configs[~configs["upper_bound"]]
+    ranges = {}
+    for u in UNITS:
+        c = ranked[u].to_numpy(float)
+        c = c[np.isfinite(c)]
+        if len(c) and c.max() > c.min():
+            ranges[u] = (float(c.min()), float(c.max()))
+    single = configs[(configs["strategy"] == SINGLE) & ~configs["upper_bound"]]
+
+    rows = []
+    for name, g in configs.groupby("strategy", sort=True):
+        r = {"strategy": name, "family": g["family"].iloc[0],
+             "upper_bound": bool(g["upper_bound"].all())}  # fmt: skip
+        r.update(_group_metrics(g, ranges, single))
+        rows.append(r)
+    strategies = _rank(pd.DataFrame(rows), unit)
+
+    rows = []
+    for fam, g in configs.groupby("family", sort=True):
+        g_ranked = g[~g["upper_bound"]]
+        r = {"family": fam, "upper_bound": g_ranked.empty,
+             "strategies": int(g["strategy"].nunique())}  # fmt: skip
+        r.update(_group_metrics(g_ranked if len(g_ranked) else g, ranges, single))
+        rows.append(r)
+    families = _rank(pd.DataFrame(rows), unit)
+
+    fronts = []
+    configs["on_front"] = False
+    for fam, g in configs[configs["front"] != ""].groupby("front", sort=True):
+        for u in _units_present(configs):
+            idx = pareto_front(g[u].to_numpy(float), g["accuracy"].to_numpy(float))
+            pts = g.iloc[idx]
+            if u == unit:
+                configs.loc[pts.index, "on_front"] = True
+            fronts.append(
+                pd.DataFrame(
+                    {
+                        "front": fam,
+                        "unit": u,
+                        "cost": pts[u].to_numpy(float),
+                        "accuracy": pts["accuracy"].to_numpy(float),
+                        "config_label": pts["config_label"].to_numpy(),
+                    }
+                )  # fmt: skip
+            )
+    fronts_df = pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame()
+
+    def _pick(frame: pd.DataFrame, best: bool) -> dict[str, Any] | None:
+        if frame.empty:
+            return None
+        r = frame.loc[frame["accuracy"].idxmax() if best else frame["accuracy"].idxmin()]
+        return {k: r[k] for k in ("config_label", "accuracy", "ci_low", "ci_high", *UNITS)}
+
+    notes = []
+    if unit != "flops":
+        notes.append(
+            "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
+            "(a model's parameter count is undisclosed)."
+        )
+    return TaskBoard(
+        task=task,
+        bank=bank,
+        synthetic=synthetic,
+        unit=unit,
+        configs=configs,
+        strategies=strategies,
+        families=families,
+        fronts=fronts_df,
+        best_single=_pick(single, True),
+        weakest_single=_pick(single, False),
+        notes=notes,
+    )
+
+
+def build_boards(decisions: pd.DataFrame) -> list[TaskBoard]:
+    """One board per (task, bank) from the rows of :func:`load_decisions`."""
+    if decisions.empty:
+        return []
+    summary = summarize(decisions)
+    synthetic = decisions.groupby("bank")["synthetic"].any().to_dict()
+    boards = []
+    for (bank, task), g in summary.groupby(["bank", "task"], sort=True):
+        boards.append(build_board(task, bank, bool(synthetic.get(bank, False)), g))
+    return boards
+
+
+def leaderboard(
+    engine: Engine, include_synthetic: bool = False
+) -> tuple[pd.DataFrame, list[TaskBoard]]:
+    """Decisions of every complete run and the boards computed from them."""
+    df = load_decisions(engine, include_synthetic=include_synthetic)
+    return df, build_boards(df)
+
+
+def regret_curves(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
+    """Cumulative regret by stream position for runs whose decisions carry a reward.
+
+    Regret against the best fixed arm uses ``extra["best_fixed_reward"]`` and against the
+    per-query oracle ``extra["oracle_reward"]``; each is NaN where the strategy did not record
+    it. Columns: run_id, position, reward, cum_reward, regret_best_fixed, regret_oracle.
+    """
+    cols = ["run_id", "position", "reward", "cum_reward", "regret_best_fixed", "regret_oracle"]
+    if not run_ids:
+        return pd.DataFrame(columns=cols)
+    d = s.decisions
+    q = (
+        select(d.c.run_id, d.c.position, d.c.reward, d.c.extra)
+        .where(d.c.run_id.in_(run_ids), d.c.reward.is_not(None))
+        .order_by(d.c.run_id, d.c.position)
+    )
+    with engine.connect() as conn:
+        res = conn.execute(q)
+        df = pd.DataFrame(res.fetchall(), columns=["run_id", "position", "reward", "extra"])
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    extra = df.pop("extra").map(lambda x: x if isinstance(x, dict) else {})
+    df["reward"] = df["reward"].astype(float)
+    refs = (("best_fixed_reward", "regret_best_fixed"), ("oracle_reward", "regret_oracle"))
+    for key, col in refs:
+        ref = pd.to_numeric(extra.map(lambda x, k=key: x.get(k)), errors="coerce")
+        gap = ref - df["reward"]
+        has = ref.notna().groupby(df["run_id"]).transform("all")
+        df[col] = gap.groupby(df["run_id"]).cumsum().where(has)
+    df["cum_reward"] = df.groupby("run_id")["reward"].cumsum()
+    return df[cols]
+
+
+def mean_curve(curves: pd.DataFrame, max_points: int = 400) -> pd.DataFrame:
+    """Average the curves of several seeds by position, thinned to at most ``max_points``."""
+    if curves.empty:
+        return curves
+    m = curves.groupby("position", sort=True)[
+        ["cum_reward", "regret_best_fixed", "regret_oracle"]
+    ].mean()
+    m = m.reset_index()
+    m["queries_seen"] = m["position"] + 1
+    if len(m) > max_points:
+        keep = np.unique(np.linspace(0, len(m) - 1, max_points).round().astype(int))
+        m = m.iloc[keep]
+    return m.reset_index(drop=True)

@@ -1,0 +1,385 @@
+"""``uisbench site build``: render the leaderboard database into a static HTML site.
+
+The site opens from ``file://`` with no network: chart libraries are vendored in ``static/`` and
+each chart's data is inlined in its page (and written beside it as CSV and JSON). Every string
+from a model or a data set passes through jinja2 with autoescape on; chart specs are embedded with
+``tojson``, which escapes ``<``, ``>``, ``&`` and quotes.
+
+Pages: ``index.html`` (one ranked table and Pareto chart per task), ``tasks/`` (a page per task
+with its charts and every configuration), ``configs/`` (settings, runs, regret curve), ``runs/``
+(provenance and the drill-down decisions), ``queries/`` (one page per drilled-down query). The
+drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by id) get a page,
+so a 10,000-query bank builds as fast as a small one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import shutil
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from uisbench.costs import DOLLARS_NOTE, FLOPS_NOTE
+from uisbench.errors import UisbenchError
+from uisbench.provenance import uisbench_version
+from uisbench.results import schema as s
+from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
+from uisbench.site.charts import pareto_spec, plot_group, regret_spec
+
+CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
+DRILL_QUERIES = 50  # queries per task that get a drill-down page
+MAX_BANK_SAMPLES = 32  # recorded samples shown per model on a query page
+HERE = Path(__file__).resolve().parent
+SYNTHETIC_NOTE = "SYNTHETIC bank: generated for speed tests; these are not model results."
+
+
+# ----------------------------------------------------------------------- formatting
+def _nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
+
+
+def fmt_num(x: Any, spec: str = ".3g") -> str:
+    if _nan(x):
+        return "—"
+    return format(float(x), spec)
+
+
+def fmt_cost(x: Any, unit: str) -> str:
+    if _nan(x):
+        return "—"
+    x = float(x)
+    if unit == "dollars":
+        return f"${x:.3g}"
+    if unit == "tokens":
+        return f"{x:,.0f}"
+    if unit == "latency_s":
+        return f"{x:.3g} s"
+    return f"{x:.3g}"
+
+
+def fmt_pct(x: Any) -> str:
+    return "—" if _nan(x) else f"{100 * float(x):.1f}%"
+
+
+def sort_key(x: Any) -> str:
+    """Value for the ``data-sort`` attribute: numbers sort numerically, NaN last."""
+    if _nan(x):
+        return ""
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return repr(float(x))
+    return str(x)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe, collision-free name for any string."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "x"
+    return f"{base}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def short_label(label: str) -> str:
+    """``single:model=llama3.1-8b`` → ``llama3.1-8b`` for chart labels."""
+    _, _, rest = label.partition(":")
+    return rest.removeprefix("model=") if label.startswith("single:") else label
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key)
+    env.globals.update(
+        UNITS=UNITS, FLOPS_NOTE=FLOPS_NOTE, DOLLARS_NOTE=DOLLARS_NOTE,
+        SYNTHETIC_NOTE=SYNTHETIC_NOTE, MAX_SAMPLES=MAX_BANK_SAMPLES, isnan=_nan,
+    )  # fmt: skip
+    return env
+
+
+# ----------------------------------------------------------------------- data
+def _runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
+    r, t, b = s.runs, s.tasks, s.banks
+    q = (
+        select(r, t.c.name.label("task"), b.c.name.label("bank"), b.c.synthetic)
+        .join(t, r.c.task_id == t.c.id)
+        .join(b, r.c.bank_id == b.c.id)
+        .where(r.c.status == "complete")
+        .order_by(r.c.id)
+    )
+    if not include_synthetic:
+        q = q.where(b.c.synthetic.is_(False))
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def _models(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        return {r["name"]: dict(r) for r in conn.execute(select(s.models)).mappings()}
+
+
+def _drill(
+    engine: Engine, run_ids: list[int], query_ids: list[int], bank_id: int
+) -> tuple[pd.DataFrame, dict[int, dict[str, Any]], pd.DataFrame]:
+    """Decisions of ``run_ids`` on ``query_ids``, those queries, and their recorded samples."""
+    d, qt, sm, m = s.decisions, s.queries, s.samples, s.models
+    with engine.connect() as conn:
+        dec = pd.DataFrame(
+            conn.execute(
+                select(d).where(d.c.run_id.in_(run_ids), d.c.query_id.in_(query_ids))
+            ).mappings().all()
+        )  # fmt: skip
+        queries = {
+            r["id"]: dict(r)
+            for r in conn.execute(select(qt).where(qt.c.id.in_(query_ids))).mappings()
+        }
+        samples = pd.DataFrame(
+            conn.execute(
+                select(sm.c.query_id, m.c.name.label("model"), sm.c.sample_index, sm.c.answer,
+                       sm.c.correct, sm.c.output_tokens, sm.c.logprob)
+                .join(m, sm.c.model_id == m.c.id)
+                .where(sm.c.bank_id == bank_id, sm.c.query_id.in_(query_ids),
+                       sm.c.sample_index < MAX_BANK_SAMPLES)
+                .order_by(sm.c.query_id, m.c.name, sm.c.sample_index)
+            ).mappings().all()
+        )  # fmt: skip
+    return dec, queries, samples
+
+
+def _arms_text(arms: Any) -> str:
+    if not arms:
+        return "—"
+    parts = []
+    for a in arms:
+        if isinstance(a, dict):
+            parts.append(f"{a.get('model', '?')}×{a.get('n', '?')}")
+        else:
+            parts.append(str(a))
+    return ", ".join(parts)
+
+
+def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
+    """CSV and JSON downloads of a chart's data; returns their paths relative to the site."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / f"{name}.json").write_text(frame.to_json(orient="records", indent=1), "utf-8")
+    return {"csv": f"data/{name}.csv", "json": f"data/{name}.json"}
+
+
+# ----------------------------------------------------------------------- build
+class _Site:
+    def __init__(self, engine: Engine, out: Path, include_synthetic: bool) -> None:
+        self.engine = engine
+        self.out = out
+        self.include_synthetic = include_synthetic
+        self.env = _env()
+        self.built_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.version = uisbench_version()
+        self.pages = 0
+
+    def render(self, template: str, path: str, **ctx: Any) -> None:
+        depth = path.count("/")
+        html = self.env.get_template(template).render(
+            root="../" * depth, built_at=self.built_at, version=self.version,
+            tasks_nav=self.tasks_nav, **ctx,
+        )  # fmt: skip
+        target = self.out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        self.pages += 1
+
+    def build(self) -> Path:
+        decisions, boards = leaderboard(self.engine, self.include_synthetic)
+        runs = _runs(self.engine, self.include_synthetic)
+        models = _models(self.engine)
+        self._prepare_out()
+        self.tasks_nav = [
+            {"task": b.task, "bank": b.bank, "synthetic": b.synthetic,
+             "href": f"tasks/{slug(b.task + '@' + b.bank)}.html"}
+            for b in boards
+        ]  # fmt: skip
+        online = (
+            sorted(decisions.loc[decisions["reward"].notna(), "run_id"].unique().tolist())
+            if len(decisions) and "reward" in decisions
+            else []
+        )
+        curves = regret_curves(self.engine, [int(i) for i in online])
+        index_tasks = []
+        for board in boards:
+            index_tasks.append(self._task(board, decisions, runs, models, curves))
+        self.render("index.html", "index.html", tasks=index_tasks,
+                    include_synthetic=self.include_synthetic)  # fmt: skip
+        return self.out
+
+    def _prepare_out(self) -> None:
+        if self.out.exists() and not (self.out / ".uisbench-site").exists():
+            if any(self.out.iterdir()):
+                raise UisbenchError(
+                    f"{self.out} exists and is not a uisbench site; choose another --out"
+                )
+        for sub in ("tasks", "configs", "runs", "queries", "data", "static"):
+            shutil.rmtree(self.out / sub, ignore_errors=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / ".uisbench-site").write_text("built by uisbench site build\n")
+        shutil.copytree(HERE / "static", self.out / "static")
+
+    # ------------------------------------------------------------------ per task
+    def _task(
+        self,
+        board: TaskBoard,
+        decisions: pd.DataFrame,
+        runs: pd.DataFrame,
+        models: dict[str, dict[str, Any]],
+        curves: pd.DataFrame,
+    ) -> dict[str, Any]:
+        tslug = slug(board.task + "@" + board.bank)
+        task_href = f"tasks/{tslug}.html"
+        truns = runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)]
+        configs = board.configs.copy()
+        configs["group"] = configs.apply(plot_group, axis=1)
+        configs["short"] = configs["config_label"].map(short_label)
+        configs["href"] = [f"configs/{tslug}/{slug(c)}.html" for c in configs["config_label"]]
+        configs["anchor"] = "strategy-" + configs["strategy"].map(slug)
+        configs = configs.sort_values(
+            ["upper_bound", "family", "strategy", board.unit, "accuracy"], na_position="last"
+        ).reset_index(drop=True)
+
+        charts, downloads = [], {}
+        plotted = [u for u in CHART_UNITS if configs[u].notna().any()] or ["tokens"]
+        for u in plotted:
+            pts = configs.assign(cost=configs[u])[
+                ["config_label", "short", "strategy", "family", "group", "kind", "accuracy",
+                 "ci_low", "ci_high", "cost", "samples_per_query", "n_queries", "n_seeds"]
+            ].dropna(subset=["cost"])  # fmt: skip
+            spec = pareto_spec(pts, board.fronts, u)
+            if spec is None:
+                continue
+            links = _write_data(self.out / "data", f"{tslug}.{u}.points", pts)
+            if len(board.fronts):
+                fr = board.fronts[board.fronts["unit"] == u]
+                links["fronts_csv"] = _write_data(self.out / "data", f"{tslug}.{u}.fronts", fr)[
+                    "csv"
+                ]
+            hidden = int((pts["cost"] <= 0).sum())
+            charts.append({"unit": u, "spec": spec, "links": links, "hidden": hidden,
+                           "id": f"pareto-{u}"})  # fmt: skip
+        downloads["configs"] = _write_data(self.out / "data", f"{tslug}.configs", configs)
+
+        # Drill-down: the first DRILL_QUERIES test queries (by id) of the task.
+        tdec = decisions[(decisions["task"] == board.task) & (decisions["bank"] == board.bank)]
+        qids = np.unique(tdec["query_id"].to_numpy())[:DRILL_QUERIES].tolist()
+        bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
+        run_ids = [int(r) for r in truns["id"]]
+        drill, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
+        label_of = dict(zip(truns["id"], truns["config_label"]))
+        seed_of = dict(zip(truns["id"], truns["seed"]))
+        qpage = {q: f"queries/{tslug}/{q}.html" for q in qids}
+        if len(drill):
+            drill["arms_text"] = drill["arms"].map(_arms_text)
+            drill["config_label"] = drill["run_id"].map(label_of)
+            drill["seed"] = drill["run_id"].map(seed_of)
+        ctx = {"board": board, "synthetic": board.synthetic}
+
+        # Run pages.
+        per_run = acc_by_run = {}
+        if len(tdec):
+            acc_by_run = tdec.groupby("run_id")["correct"].mean().to_dict()
+        if len(drill):
+            per_run = {k: g.sort_values("position") for k, g in drill.groupby("run_id")}
+        for _, run in truns.iterrows():
+            rid = int(run["id"])
+            pool = [models.get(m, {"name": m}) for m in (run["models"] or [])]
+            self.render(
+                "run.html", f"runs/{rid}.html", run=run.to_dict(), pool=pool,
+                accuracy=acc_by_run.get(rid), task_href=task_href,
+                config_href=f"configs/{tslug}/{slug(run['config_label'])}.html",
+                decisions=per_run.get(rid, pd.DataFrame()).to_dict(orient="records"),
+                qpage=qpage, n_drill=len(qids), **ctx,
+            )  # fmt: skip
+
+        # Configuration pages.
+        for _, cfg in configs.iterrows():
+            cruns = truns[truns["config_label"] == cfg["config_label"]]
+            regret = None
+            if len(curves) and len(cruns):
+                c = curves[curves["run_id"].isin(cruns["id"])]
+                if len(c):
+                    m = mean_curve(c)
+                    spec = regret_spec(m)
+                    if spec is not None:
+                        name = f"{tslug}.{slug(cfg['config_label'])}.regret"
+                        regret = {
+                            "spec": spec,
+                            "links": _write_data(self.out / "data", name, m),
+                            "final": m.iloc[-1].to_dict(),
+                            "seeds": int(c["run_id"].nunique()),
+                        }
+            params = cruns["params"].iloc[0] if len(cruns) else {}
+            self.render(
+                "config.html", cfg["href"], cfg=cfg.to_dict(), params=params or {},
+                runs=[
+                    {**r, "accuracy": acc_by_run.get(int(r["id"]))}
+                    for r in cruns.to_dict(orient="records")
+                ],
+                regret=regret, task_href=task_href, **ctx,
+            )  # fmt: skip
+
+        # Query pages.
+        samples_by_q: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+        if len(samples):
+            for (q, model), g in samples.groupby(["query_id", "model"], sort=True):
+                samples_by_q[int(q)][model] = g.to_dict(orient="records")
+        drill_by_q = (
+            {int(k): g.sort_values(["config_label", "seed"]) for k, g in drill.groupby("query_id")}
+            if len(drill)
+            else {}
+        )
+        qlist = []
+        for q in qids:
+            qrow = queries.get(q, {"id": q, "query_key": str(q), "prompt": "", "reference": None})
+            rows = drill_by_q.get(q, pd.DataFrame())
+            n_ok = int(rows["correct"].sum()) if len(rows) else 0
+            qlist.append({"id": q, "key": qrow["query_key"], "href": qpage[q],
+                          "correct": n_ok, "decisions": len(rows)})  # fmt: skip
+            self.render(
+                "query.html", qpage[q], q=qrow, decisions=rows.to_dict(orient="records"),
+                samples=samples_by_q.get(q, {}), task_href=task_href,
+                run_href={rid: f"runs/{rid}.html" for rid in run_ids},
+                config_href={c: h for c, h in zip(configs["config_label"], configs["href"])},
+                **ctx,
+            )  # fmt: skip
+
+        strategies = board.strategies.copy()
+        strategies["anchor"] = "strategy-" + strategies["strategy"].map(slug)
+        families_present = sorted(configs["family"].unique())
+        self.render(
+            "task.html", task_href, charts=charts, configs=configs.to_dict(orient="records"),
+            strategies=strategies.to_dict(orient="records"),
+            families=board.families.to_dict(orient="records"), downloads=downloads,
+            queries=qlist, n_test=int(tdec["query_id"].nunique()) if len(tdec) else 0,
+            runs=truns.to_dict(orient="records"), families_present=families_present,
+            task_href=task_href, **ctx,
+        )  # fmt: skip
+        primary = next((c for c in charts if c["unit"] == board.unit), None)
+        primary = primary or (charts[0] if charts else None)
+        return {
+            "board": board, "href": task_href, "strategies": strategies.to_dict(orient="records"),
+            "chart": primary, "n_test": int(tdec["query_id"].nunique()) if len(tdec) else 0,
+            "n_runs": len(truns), "slug": tslug,
+        }  # fmt: skip
+
+
+def build_site(engine: Engine, out: Path | None = None, include_synthetic: bool = False) -> Path:
+    """Render the site into ``out`` (default ``_site/`` in the current directory); returns it."""
+    out = Path(out) if out is not None else Path.cwd() / "_site"
+    return _Site(engine, out, include_synthetic).build()

@@ -1,0 +1,244 @@
+"""Vega-Lite specifications of the site's charts, as plain dicts (rendered by vendored vega-embed).
+
+Specs carry their data inline (``datasets``) because browsers refuse to fetch files from a page
+opened with ``file://``; the same records are written beside the page as CSV and JSON downloads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier; never fetched
+AXIS_TITLES = {
+    "flops": "FLOPs per query (log scale)",
+    "dollars": "US dollars per query (log scale)",
+    "tokens": "Tokens per query (log scale)",
+}
+COST_FORMAT = {"flops": ".2~s", "dollars": "$.2~g", "tokens": ".2~s"}
+#: Fixed colours so a family looks the same on every chart of the site.
+GROUP_COLORS = {
+    "single models": "#4c4c4c",
+    "random mix": "#9e9e9e",
+    "oracle (upper bound)": "#d62728",
+    "routing": "#1f77b4",
+    "tts": "#2ca02c",
+    "uniscale": "#9467bd",
+    "t2": "#ff7f0e",
+    "decomposed": "#8c564b",
+}
+EXTRA_COLORS = ["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#aec7e8", "#98df8a"]
+KIND_SHAPES = {
+    "single model": "diamond",
+    "strategy": "circle",
+    "random mix": "square",
+    "oracle (upper bound)": "cross",
+}
+
+
+def plot_group(row: pd.Series) -> str:
+    """Colour group of a configuration: its family, with the reference points apart."""
+    if row["kind"] == "single model":
+        return "single models"
+    if row["kind"] in ("random mix", "oracle (upper bound)"):
+        return row["kind"]
+    return str(row["family"])
+
+
+def _color_scale(groups: list[str]) -> dict[str, Any]:
+    domain, extra = [], iter(EXTRA_COLORS * 4)
+    rng = []
+    for g in groups:
+        domain.append(g)
+        rng.append(GROUP_COLORS.get(g) or next(extra))
+    return {"domain": domain, "range": rng}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe rows (NaN → null)."""
+    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
+
+
+def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[str, Any] | None:
+    """Accuracy vs cost (log x): every configuration with its 95% CI, each family's front,
+    single models labelled, the oracle marked. None when no point has a positive cost."""
+    pts = points[points["cost"] > 0]
+    if pts.empty:
+        return None
+    fr = fronts[(fronts["unit"] == unit) & (fronts["cost"] > 0)] if len(fronts) else fronts
+    order = [g for g in GROUP_COLORS if g in set(pts["group"])]
+    order += sorted(set(pts["group"]) - set(order))
+    color = {
+        "field": "group",
+        "type": "nominal",
+        "title": "family / reference",
+        "scale": _color_scale(order),
+        "legend": {"orient": "right"},
+    }
+    x = {
+        "field": "cost",
+        "type": "quantitative",
+        "title": AXIS_TITLES.get(unit, unit),
+        "scale": {"type": "log", "nice": False, "padding": 28},
+        "axis": {
+            "format": COST_FORMAT.get(unit, ".2~g"),
+            "grid": True,
+            "tickCount": 6,
+            "gridOpacity": 0.5,
+        },
+    }
+    y = {
+        "field": "accuracy",
+        "type": "quantitative",
+        "title": "Accuracy (share of test queries correct)",
+        "scale": {"zero": False, "padding": 10},
+        "axis": {"format": ".0%"},
+    }
+    tooltip = [
+        {"field": "config_label", "title": "configuration"},
+        {"field": "group", "title": "family"},
+        {"field": "accuracy", "format": ".3f"},
+        {"field": "ci_low", "title": "95% CI low", "format": ".3f"},
+        {"field": "ci_high", "title": "95% CI high", "format": ".3f"},
+        {"field": "cost", "title": AXIS_TITLES.get(unit, unit).replace(" (log scale)", ""),
+         "format": ".3~g"},
+        {"field": "samples_per_query", "title": "samples/query", "format": ".2f"},
+    ]  # fmt: skip
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"name": "points"},
+            "mark": {"type": "rule", "opacity": 0.35, "strokeWidth": 1.5},
+            "encoding": {
+                "x": x,
+                "y": {**y, "field": "ci_low"},
+                "y2": {"field": "ci_high"},
+                "color": color,
+            },
+        },  # fmt: skip
+        {
+            "data": {"name": "fronts"},
+            "mark": {"type": "line", "strokeWidth": 2, "opacity": 0.85},
+            "encoding": {
+                "x": x,
+                "y": y,
+                "color": color,
+                "order": {"field": "cost"},
+                "detail": {"field": "group"},
+            },
+        },  # fmt: skip
+        {
+            "data": {"name": "points"},
+            "mark": {
+                "type": "point",
+                "filled": True,
+                "size": 90,
+                "opacity": 0.9,
+                "stroke": "white",
+                "strokeWidth": 0.6,
+            },
+            "encoding": {
+                "x": x,
+                "y": y,
+                "color": color,
+                "shape": {
+                    "field": "kind",
+                    "type": "nominal",
+                    "title": "point",
+                    "scale": {"domain": list(KIND_SHAPES), "range": list(KIND_SHAPES.values())},
+                    "legend": {"orient": "right"},
+                },
+                "tooltip": tooltip,
+            },
+        },  # fmt: skip
+        {
+            "data": {"name": "points"},
+            "transform": [
+                {"filter": "datum.kind === 'single model' || datum.kind === 'oracle (upper bound)'"}
+            ],
+            "mark": {
+                "type": "text",
+                "align": "left",
+                "dx": 8,
+                "dy": -6,
+                "fontSize": 11,
+                "color": "#333",
+            },
+            "encoding": {"x": x, "y": y, "text": {"field": "short"}},
+        },  # fmt: skip
+    ]
+    front_rows = fr.rename(columns={"front": "group"}) if len(fr) else fr
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": 380,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "datasets": {"points": records(pts), "fronts": records(front_rows)},
+        "layer": layers,
+        "config": {
+            "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+            "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": 600},
+            "legend": {
+                "labelFontSize": 11,
+                "titleFontSize": 12,
+                "labelLimit": 220,
+                "symbolOpacity": 1,
+            },
+            "view": {"stroke": "#ccc"},
+        },
+    }
+
+
+def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
+    """Cumulative regret vs queries seen (mean over seeds), one line per reference."""
+    series = {
+        "regret_best_fixed": "vs best fixed arm (in hindsight)",
+        "regret_oracle": "vs per-query oracle",
+    }
+    rows = []
+    for col, name in series.items():
+        if col in curve and curve[col].notna().any():
+            part = curve[["queries_seen", col]].dropna().rename(columns={col: "regret"})
+            part["reference"] = name
+            rows.append(part)
+    if not rows:
+        return None
+    data = pd.concat(rows, ignore_index=True)
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": 300,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "data": {"values": records(data)},
+        "mark": {"type": "line", "strokeWidth": 2},
+        "encoding": {
+            "x": {
+                "field": "queries_seen",
+                "type": "quantitative",
+                "title": "Queries seen (stream position)",
+            },
+            "y": {
+                "field": "regret",
+                "type": "quantitative",
+                "title": "Cumulative regret (reward units, mean over seeds)",
+            },
+            "color": {
+                "field": "reference",
+                "type": "nominal",
+                "title": "regret against",
+                "legend": {"orient": "bottom"},
+            },
+            "tooltip": [
+                {"field": "queries_seen", "title": "queries seen"},
+                {"field": "regret", "format": ".2f"},
+                {"field": "reference"},
+            ],
+        },  # fmt: skip
+    }
