@@ -28,7 +28,7 @@ from uisbench.bankfile import (
 )
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
-from uisbench.sql import bulk_insert_ignore, insert_ignore
+from uisbench.sql import bool_mean, bulk_insert_ignore, insert_ignore
 
 SAMPLE_COLUMNS = (
     "bank_id", "query_id", "model_id", "sample_index", "text", "answer", "correct", "score",
@@ -271,7 +271,7 @@ def info(conn: Connection, bank: str | None = None) -> pd.DataFrame:
             s.models.c.name.label("model"),
             func.count(s.samples.c.query_id.distinct()).label("queries"),
             func.count().label("samples"),
-            func.avg(func.cast(s.samples.c.correct, s.samples.c.latency_s.type)).label("accuracy"),
+            bool_mean(s.samples.c.correct).label("accuracy"),
             func.avg(s.samples.c.input_tokens).label("input_tokens"),
             func.avg(s.samples.c.output_tokens).label("output_tokens"),
             func.avg(s.samples.c.cost_usd).label("cost_usd"),

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from uisbench.bank import BankArrays, load_arrays
 from uisbench.errors import UisbenchError
@@ -25,7 +25,7 @@ from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.results import schema as s
 from uisbench.splits import assign_splits
-from uisbench.sql import insert_ignore
+from uisbench.sql import bool_mean, insert_ignore
 from uisbench.strategy import Decisions, RunContext, Strategy, make_strategy
 
 
@@ -210,9 +210,7 @@ class Runner:
         with self.engine.connect() as conn:
             return float(
                 conn.execute(
-                    select(
-                        func.avg(func.cast(s.decisions.c.correct, s.decisions.c.flops.type))
-                    ).where(s.decisions.c.run_id == run_id)
+                    select(bool_mean(s.decisions.c.correct)).where(s.decisions.c.run_id == run_id)
                 ).scalar()
                 or 0.0
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import ColumnElement, Connection, Float, Table, case, func
 
 
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -45,3 +45,8 @@ def bulk_insert_ignore(
     else:  # pragma: no cover
         return conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows]).rowcount
     return conn.exec_driver_sql(sql, list(rows)).rowcount
+
+
+def bool_mean(flag: ColumnElement[bool]) -> ColumnElement[float]:
+    """Share of true values: PostgreSQL cannot cast boolean to a float, so count via CASE."""
+    return func.avg(case((flag, 1.0), else_=0.0), type_=Float)

@@ -1,0 +1,194 @@
+"""The SQLite round trip, repeated on a real PostgreSQL server (started by ``postgres_url``).
+
+Everything is compared with the same steps on SQLite rather than with constants, so a dialect
+difference anywhere (JSON, booleans, casts, paramstyle, ordering) shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, update
+
+from uisbench.bank import export_rows, import_file, info
+from uisbench.bankfile import row_to_json
+from uisbench.db import open_engine
+from uisbench.errors import UisbenchError
+from uisbench.results import schema as s
+from uisbench.runner import Runner
+
+SHARED_BANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks" / "date-mot.jsonl"
+TEXT_COLS = ("task", "model", "synthetic")
+STRATEGIES = ("majority:model=llama-2-13b,k=4", "single:model=gpt-4")
+
+
+def tiny_bank(folder: Path) -> tuple[Path, Path]:
+    """A small bank with date-mot's model names, for clones without ../shared."""
+    rows = []
+    for q in range(40):
+        for model, n, skill in (
+            ("llama-2-13b", 6, 0.4),
+            ("gpt-3.5-turbo", 6, 0.6),
+            ("gpt-4", 3, 0.9),
+        ):
+            for k in range(n):
+                correct = ((q * 7 + k * 3) % 10) / 10 < skill
+                rows.append({
+                    "task": "toy-dates", "query_id": f"q{q:03d}", "split": None,
+                    "prompt": f"What day is {q} days after 2020-01-01? \"quoted\" ünïcode",
+                    "reference": f"d{q}", "model": model, "sample": k,
+                    "answer": f"d{q}" if correct else (None if k == 5 else f"d{q + k % 2 + 1}"),
+                    "correct": correct, "input_tokens": 30 + q, "output_tokens": 5 + k,
+                    "cost_usd": 1e-6 * (k + 1), "latency_s": 0.1 * (k + 1),
+                    "logprob": None if k == 4 else -0.25 * k,
+                })  # fmt: skip
+    path = folder / "toy-dates.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    models = folder / "toy-dates.models.json"
+    models.write_text(
+        json.dumps(
+            {
+                "llama-2-13b": {"family": "llama", "params_b": 13, "train_tokens_t": 2.0},
+                "gpt-3.5-turbo": {
+                    "family": "gpt",
+                    "params_b": None,
+                    "train_tokens_t": None,
+                    "price_in_per_mtok": 0.5,
+                    "price_out_per_mtok": 1.5,
+                },
+                "gpt-4": {
+                    "family": "gpt",
+                    "params_b": None,
+                    "train_tokens_t": None,
+                    "price_in_per_mtok": 30.0,
+                    "price_out_per_mtok": 60.0,
+                },
+            }
+        ),  # fmt: skip
+        encoding="utf-8",
+    )
+    return path, models
+
+
+@pytest.fixture(scope="module")
+def bank_files(tmp_path_factory) -> tuple[Path, Path | None]:
+    if SHARED_BANK.is_file():
+        models = SHARED_BANK.with_name("date-mot.models.json")
+        return SHARED_BANK, models if models.is_file() else None
+    return tiny_bank(tmp_path_factory.mktemp("bank"))
+
+
+def round_trip(url: str, bank: Path, models: Path | None) -> dict:
+    """Every step of the round trip on one database; returns what must match across dialects."""
+    engine = open_engine(url)
+    try:
+        assert set(s.metadata.tables) <= set(inspect(engine).get_table_names())
+        first = import_file(engine, bank, models)
+        again = import_file(engine, bank, models)
+        assert first.inserted == first.rows > 0
+        assert (again.rows, again.inserted) == (first.rows, 0), "a second import added rows"
+        with engine.connect() as conn:
+            df = info(conn, first.bank)
+            exported = [json.loads(row_to_json(r)) for r in export_rows(conn, first.bank)]
+            synthetic = conn.execute(select(s.banks.c.synthetic)).scalar_one()
+        (task,) = first.tasks
+        runner = Runner(engine, task, first.bank)
+        decisions, accuracy = {}, {}
+        for spec in STRATEGIES:
+            res = runner.run(spec, seed=3)
+            assert not res.skipped
+            assert runner.run(spec, seed=3).skipped, "a complete run was not found again"
+            accuracy[spec] = res.accuracy
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(
+                        s.queries.c.query_key,
+                        s.decisions.c.position,
+                        s.decisions.c.arms,
+                        s.decisions.c.samples_used,
+                        s.decisions.c.answer,
+                        s.decisions.c.correct,
+                        s.decisions.c.input_tokens,
+                        s.decisions.c.output_tokens,
+                        s.decisions.c.flops,
+                        s.decisions.c.dollars,
+                        s.decisions.c.latency_s,
+                    )  # fmt: skip
+                    .join(s.queries, s.decisions.c.query_id == s.queries.c.id)
+                    .where(s.decisions.c.run_id == res.run_id)
+                    .order_by(s.queries.c.query_key)
+                ).all()
+                summary = conn.execute(
+                    select(s.runs.c.summary, s.runs.c.status).where(s.runs.c.id == res.run_id)
+                ).one()
+            assert summary.status == "complete" and summary.summary["accuracy"] == res.accuracy
+            assert len(rows) == res.n_queries
+            decisions[spec] = [tuple(r) for r in rows]
+        return {
+            "info": df.drop(columns=["bank"]).to_dict("records"),
+            "exported": exported,
+            "synthetic": synthetic,
+            "decisions": decisions,
+            "accuracy": accuracy,
+            "bank": first.bank,
+        }
+    finally:
+        engine.dispose()
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def test_postgres_round_trip_matches_sqlite(postgres_db, tmp_path, bank_files):
+    bank, models = bank_files
+    lite = round_trip(str(tmp_path / "lite.db"), bank, models)
+    pg = round_trip(postgres_db, bank, models)
+
+    assert pg["synthetic"] is False and lite["synthetic"] is False
+    assert len(pg["info"]) == len(lite["info"]) >= 3
+    for a, b in zip(pg["info"], lite["info"]):
+        assert a.keys() == b.keys()
+        for k in a:
+            x, y = (a[k], b[k]) if k in TEXT_COLS else (float(a[k]), float(b[k]))
+            assert _close(x, y), (k, a[k], b[k])
+    # The exported records are the file's records, in the same order on both databases.
+    assert pg["exported"] == lite["exported"]
+    source = [json.loads(line) for line in bank.read_text(encoding="utf-8").splitlines()]
+    key = lambda r: (r["task"], r["model"], r["query_id"], r["sample"])  # noqa: E731
+    assert sorted(pg["exported"], key=key) == sorted(source, key=key)
+    # Same decisions: answers, correctness, tokens, FLOPs, dollars, latency, arms, stream order.
+    for spec in STRATEGIES:
+        a, b = pg["decisions"][spec], lite["decisions"][spec]
+        assert len(a) == len(b) > 0
+        for ra, rb in zip(a, b):
+            assert all(_close(x, y) for x, y in zip(ra, rb)), (spec, ra, rb)
+        assert _close(pg["accuracy"][spec], lite["accuracy"][spec])
+    # k=4 majority vote of one model differs from one sample of another: the test can fail.
+    assert pg["decisions"][STRATEGIES[0]] != pg["decisions"][STRATEGIES[1]]
+
+
+def test_postgres_refuses_another_schema_version(postgres_db):
+    engine = open_engine(postgres_db)
+    with engine.begin() as conn:
+        conn.execute(update(s.meta).where(s.meta.c.key == "schema_version").values(value="999"))
+    engine.dispose()
+    with pytest.raises(UisbenchError, match="schema version 999"):
+        open_engine(postgres_db)
+
+
+def test_postgres_refuses_foreign_tables(postgres_db):
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_db)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+    ) as conn:
+        conn.execute("CREATE TABLE samples (x integer)")
+    with pytest.raises(UisbenchError, match="no uisbench schema version"):
+        open_engine(postgres_db)
