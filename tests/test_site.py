@@ -1,0 +1,215 @@
+"""The static site from a small bank the test writes itself: pages, data, escaping, CLI.
+
+The toy bank carries HTML-breaking strings in prompts, references and answers; every page must
+escape them. A stub online strategy records rewards so that regret curves are exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine
+
+from uisbench import Runner, import_file, open_engine
+from uisbench.cli import main
+from uisbench.results.leaderboard import leaderboard
+from uisbench.site.build import DRILL_QUERIES, build_site
+from uisbench.strategy import Decisions, RunContext, Strategy
+
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_ATTR = "\"'><img src=x onerror=window.__xss=2>"
+MODELS = {  # name: (params in billions, skill)
+    "toy-small": (1.0, 0.35),
+    "toy-mid": (8.0, 0.6),
+    "toy-large": (70.0, 0.85),
+}
+STRATEGIES = [
+    "single:model=toy-small",
+    "single:model=toy-mid",
+    "single:model=toy-large",
+    "majority:model=toy-small,k=4",
+    "majority:model=toy-mid,k=4",
+    "random",
+    "oracle:k=4",
+]
+
+
+class StubOnline(Strategy):
+    """Sends every query to one model and records reward = correct, best fixed reward = 1."""
+
+    name = "stub-online"
+    family = "uniscale"
+    description = "test stub of an online strategy"
+
+    @dataclass
+    class Params:
+        model: str = "toy-mid"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        for chunk in np.array_split(ctx.stream, 3):
+            draw = ctx.meter.draw(self.params.model, chunk, 1)
+            ok = ctx.meter.resolve(draw.handle[:, 0])[1].astype(float)
+            extra = [{"best_fixed_reward": 1.0, "oracle_reward": 1.0} for _ in chunk]
+            yield Decisions(chunk, draw.handle[:, 0], reward=ok, extra=extra)
+
+
+def write_toy_bank(folder: Path, task: str = "toy-task", n_queries: int = 70) -> Path:
+    """A 3-model bank with 4 samples per query; some prompts and answers are XSS probes."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for qi in range(n_queries):
+        ref = str(qi % 10)
+        prompt = f"What is {qi} mod 10?"
+        if qi % 5 == 0:
+            prompt += " " + XSS_SCRIPT + " " + XSS_ATTR
+        for model, (_, skill) in MODELS.items():
+            for k in range(4):
+                correct = bool(rng.random() < skill)
+                answer = ref if correct else (XSS_SCRIPT if k % 2 else XSS_ATTR)
+                rows.append({
+                    "task": task, "query_id": f"q{qi:03d}{XSS_ATTR if qi == 1 else ''}",
+                    "split": "train" if qi < 20 else "test", "prompt": prompt,
+                    "reference": ref if qi != 2 else XSS_SCRIPT, "model": model, "sample": k,
+                    "answer": answer, "correct": correct, "input_tokens": 30,
+                    "output_tokens": int(20 + 10 * rng.random()), "cost_usd": None,
+                    "latency_s": 0.5, "logprob": float(-rng.random()),
+                })  # fmt: skip
+    path = folder / f"{task}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    meta = {m: {"family": "toy", "params_b": p, "train_tokens_t": 1.0,
+                "price_in_per_mtok": p / 10, "price_out_per_mtok": p / 5}
+            for m, (p, _) in MODELS.items()}  # fmt: skip
+    (folder / f"{task}.models.json").write_text(json.dumps(meta), encoding="utf-8")
+    return path
+
+
+def make_toy_db(folder: Path, synthetic_too: bool = False) -> Engine:
+    """Import the toy bank, run every test strategy (and the stub with two seeds)."""
+    engine = open_engine(str(folder / "toy.db"))
+    bank = write_toy_bank(folder)
+    import_file(engine, bank, bank.with_name("toy-task.models.json"))
+    runner = Runner(engine, "toy-task", "toy-task")
+    for spec in STRATEGIES:
+        runner.run(spec, 0, command="pytest")
+    for seed in (0, 1):
+        runner.run(StubOnline(), seed, command="pytest")
+    if synthetic_too:
+        syn = write_toy_bank(folder, task="toy-synthetic", n_queries=30)
+        import_file(engine, syn, syn.with_name("toy-synthetic.models.json"), synthetic=True)
+        Runner(engine, "toy-synthetic", "toy-synthetic").run("single:model=toy-mid", 0)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Path]:
+    folder = tmp_path_factory.mktemp("site")
+    engine = make_toy_db(folder, synthetic_too=True)
+    return engine, build_site(engine, folder / "out")
+
+
+def _html_files(out: Path) -> list[Path]:
+    return sorted(out.rglob("*.html"))
+
+
+def test_pages_exist_and_index_lists_every_strategy(built: tuple[Engine, Path]) -> None:
+    engine, out = built
+    index = (out / "index.html").read_text("utf-8")
+    assert "toy-task" in index
+    for name in ("single", "majority", "random", "oracle", "stub-online"):
+        assert f">{name}</a>" in index
+    n_runs = len(STRATEGIES) + 2
+    assert len(list((out / "runs").glob("*.html"))) == n_runs
+    configs = list((out / "configs").rglob("*.html"))
+    assert len(configs) == len(STRATEGIES) + 1
+    queries = list((out / "queries").rglob("*.html"))
+    assert 0 < len(queries) <= DRILL_QUERIES
+    assert (out / "static" / "vendor" / "vega.min.js").stat().st_size > 100_000
+
+
+def test_every_internal_link_resolves(built: tuple[Engine, Path]) -> None:
+    _, out = built
+    for page in _html_files(out):
+        for href in re.findall(r'(?:href|src)="([^"#]+)', page.read_text("utf-8")):
+            if "://" in href:
+                continue
+            assert (page.parent / href).resolve().exists(), f"{page.name}: broken link {href}"
+
+
+def test_model_and_dataset_strings_are_escaped(built: tuple[Engine, Path]) -> None:
+    _, out = built
+    seen_escaped = False
+    for page in _html_files(out):
+        html = page.read_text("utf-8")
+        assert XSS_SCRIPT not in html, page
+        assert "<img src=x" not in html, page
+        assert "onerror=window" not in html or "&lt;img" in html or "\\u003cimg" in html
+        seen_escaped |= "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html
+    assert seen_escaped  # the probes were rendered (escaped), not dropped
+
+
+def test_pareto_chart_data_match_the_leaderboard(built: tuple[Engine, Path]) -> None:
+    engine, out = built
+    _, boards = leaderboard(engine)
+    (board,) = boards
+    task_page = next((out / "tasks").glob("*.html")).read_text("utf-8")
+    specs = re.findall(
+        r'<script type="application/json" id="pareto-(\w+)-spec">(.*?)</script>', task_page, re.S
+    )
+    assert {u for u, _ in specs} == {"flops", "dollars"}
+    spec = json.loads(specs[0][1])
+    labels = {p["config_label"] for p in spec["datasets"]["points"]}
+    assert labels == set(board.configs["config_label"])
+    assert spec["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
+    assert "FLOPs" in task_page and "attention over the context is not counted" in task_page
+    csv = pd.read_csv(next((out / "data").glob("*.flops.points.csv")))
+    assert set(csv["config_label"]) == labels
+    # The board ranks the upper bound last and leaves it unranked.
+    top = board.strategies
+    assert top.iloc[-1]["strategy"] == "oracle" and np.isnan(top.iloc[-1]["rank"])
+    assert top["rank"].dropna().tolist() == list(range(1, len(top)))
+
+
+def test_regret_curve_of_online_strategy(built: tuple[Engine, Path]) -> None:
+    engine, out = built
+    df, _ = leaderboard(engine)
+    stub = df[df["strategy"] == "stub-online"]
+    wrong_per_seed = (1 - stub.groupby("run_id")["correct"].mean()) * 50  # 50 test queries
+    data = pd.read_csv(next((out / "data").glob("*stub-online*.regret.csv")))
+    assert data["regret_best_fixed"].iloc[-1] == pytest.approx(wrong_per_seed.mean())
+    assert data["queries_seen"].iloc[-1] == 50
+    assert (np.diff(data["regret_best_fixed"]) >= 0).all()
+    page = next(p for p in (out / "configs").rglob("*stub-online*.html"))
+    assert 'id="regret-spec"' in page.read_text("utf-8")
+
+
+def test_synthetic_banks_are_excluded_by_default_and_labelled(
+    built: tuple[Engine, Path], tmp_path: Path
+) -> None:
+    engine, out = built
+    assert "toy-synthetic" not in (out / "index.html").read_text("utf-8")
+    out2 = build_site(engine, tmp_path / "with-syn", include_synthetic=True)
+    index = (out2 / "index.html").read_text("utf-8")
+    assert "toy-synthetic" in index and "SYNTHETIC bank" in index
+    syn_page = next(p for p in (out2 / "tasks").glob("toy-synthetic*.html"))
+    assert "SYNTHETIC bank" in syn_page.read_text("utf-8")
+
+
+def test_cli_site_build(built: tuple[Engine, Path], tmp_path: Path, capsys) -> None:
+    engine, _ = built
+    db = engine.url.database
+    main(["site", "build", "--db", db, "--out", str(tmp_path / "s")])
+    assert (tmp_path / "s" / "index.html").is_file()
+    assert "site written to" in capsys.readouterr().out
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("not a site")
+    with pytest.raises(SystemExit) as exc:
+        main(["site", "build", "--db", db, "--out", str(tmp_path / "other")])
+    assert exc.value.code == 2
+    assert "not a uisbench site" in capsys.readouterr().err
