@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import yaml
+
 from uisbench.errors import UisbenchError
 
 ENTRY_POINT_GROUP = "uisbench.tasks"

@@ -1,0 +1,77 @@
+"""Backends produce n samples per prompt; discovered through entry points ``uisbench.backends``.
+
+A backend returns, per sample, the text (cut at the first stop string), token counts, the
+sequence log-prob and the latency, so the meter can charge tokens, FLOPs and time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+
+from uisbench.errors import UisbenchError
+
+if TYPE_CHECKING:
+    from uisbench.pools import ModelSpec
+
+ENTRY_POINT_GROUP = "uisbench.backends"
+
+# A prompt is plain text, or chat messages ([{"role": ..., "content": ...}]) that the backend
+# renders with the model's chat template.
+Prompt = Union[str, list]  # noqa: UP007 (runtime alias, Python 3.10)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def key(self) -> dict:
+        """Canonical JSON-able dict (sorted keys, stop as a list) for the bank key."""
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        d["temperature"] = float(self.temperature)
+        d["top_p"] = float(self.top_p)
+        return dict(sorted(d.items()))
+
+
+@dataclass
+class Generation:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    logprob: float | None
+    latency_s: float
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def generate(
+        self, prompts: list[Prompt], n: int, config: GenerationConfig
+    ) -> list[list[Generation]]: ...
+
+
+def available_backends() -> list[str]:
+    return sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def get_backend(spec: ModelSpec, device: str | None = None) -> Backend:
+    """Instantiate the backend named by ``spec.backend`` for this model."""
+    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if spec.backend in eps:
+        factory = eps[spec.backend].load()
+    elif spec.backend == "transformers":  # source tree without an install
+        from uisbench.backends.transformers import TransformersBackend as factory
+    else:
+        known = ", ".join(sorted(eps)) or "none installed"
+        raise UisbenchError(f"unknown backend {spec.backend!r} for {spec.name} ({known})")
+    return factory(spec, device=device)
