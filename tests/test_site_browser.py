@@ -1,0 +1,176 @@
+"""The built site in a real headless Chromium, from file:// with no network.
+
+Checks that the index lists every task and strategy, that the Pareto chart renders an SVG with
+a mark per configuration, that a drill-down link leads to a query page, that no script injected
+through a prompt or an answer runs (``window.__xss`` stays undefined), and that no page logs a
+JavaScript error. Screenshots go to ``test-artifacts/``. Skips only when Chromium, chromedriver
+or selenium cannot be found.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = next(
+    (p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+     if p and Path(p).exists()),
+    None,
+)  # fmt: skip
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+)
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(
+        "Chromium or chromedriver not found (Debian: apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def _toy_helpers():
+    """The toy bank and database builder shared with test_site.py (loaded once by path)."""
+    name = "_uisbench_site_toy"
+    if name not in sys.modules:
+        path = Path(__file__).with_name("test_site.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up while the file executes
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from uisbench.site.build import build_site
+
+    folder = tmp_path_factory.mktemp("browser")
+    engine = _toy_helpers().make_toy_db(folder)
+    return build_site(engine, folder / "out")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    profile = tempfile.mkdtemp(prefix="uisbench-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1200",
+    ):  # fmt: skip
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(driver, path: Path) -> None:
+    driver.get(path.resolve().as_uri())
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+
+
+def _assert_clean(driver, where: str) -> None:
+    assert driver.execute_script("return typeof window.__xss") == "undefined", where
+    assert not driver.find_elements(By.CSS_SELECTOR, 'img[src="x"]'), where
+    severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not severe, f"{where}: {severe}"
+
+
+def _screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1400, min(max(int(height) + 80, 900), 5000))
+    driver.save_screenshot(str(ARTIFACTS / name))
+    driver.set_window_size(1400, 1200)
+
+
+def test_index_lists_tasks_and_strategies_and_renders_chart(site: Path, browser) -> None:
+    toy = _toy_helpers()
+    _open(browser, site / "index.html")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= 1
+    )
+    text = browser.find_element(By.TAG_NAME, "main").text
+    assert "toy-task" in text
+    names = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "table.lb td.name a")}
+    assert names == {"single", "majority", "random", "oracle", "stub-online"}
+    # The chart is an SVG with one symbol per configuration (plus CI rules and fronts).
+    svg = browser.find_element(By.CSS_SELECTOR, "div.chart svg")
+    assert svg.size["width"] > 300 and svg.size["height"] > 200
+    symbols = browser.find_elements(By.CSS_SELECTOR, "div.chart svg g.mark-symbol path")
+    assert len(symbols) >= len(toy.STRATEGIES) + 1
+    axis_titles = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "div.chart svg text")}
+    assert any("per query (log scale)" in t for t in axis_titles)
+    _assert_clean(browser, "index")
+    _screenshot(browser, "site-index.png")
+
+
+def test_sorting_a_column_reorders_rows(site: Path, browser) -> None:
+    _open(browser, site / "index.html")
+    table = browser.find_element(By.CSS_SELECTOR, "table.lb")
+    first = [r.text for r in table.find_elements(By.CSS_SELECTOR, "tbody tr td.name")]
+    header = table.find_elements(By.CSS_SELECTOR, "thead th")[1]  # Strategy (text)
+    header.click()
+    after = [r.text for r in table.find_elements(By.CSS_SELECTOR, "tbody tr td.name")]
+    assert [a.split()[0] for a in after] == sorted(a.split()[0] for a in first)
+    assert header.get_attribute("aria-sort") == "ascending"
+
+
+def test_task_page_and_drill_down_link(site: Path, browser) -> None:
+    task_page = next((site / "tasks").glob("*.html"))
+    _open(browser, task_page)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= 2
+    )
+    _assert_clean(browser, "task page")
+    _screenshot(browser, "site-task.png")
+    link = browser.find_element(By.CSS_SELECTOR, "ol.qlist a")
+    link.click()
+    WebDriverWait(browser, 20).until(lambda d: "/queries/" in d.current_url)
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Query ")
+    assert browser.find_element(By.CSS_SELECTOR, "pre.prompt").text.strip()
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.decisions tbody tr")
+    assert len(rows) == 9  # every run decided this query (7 strategies + 2 stub seeds)
+    _assert_clean(browser, "query page")
+    # From the query page on to one run's provenance.
+    browser.find_element(By.CSS_SELECTOR, "table.decisions tbody tr td:nth-child(3) a").click()
+    WebDriverWait(browser, 20).until(lambda d: "/runs/" in d.current_url)
+    assert "Provenance" in browser.find_element(By.TAG_NAME, "main").text
+    _assert_clean(browser, "run page")
+
+
+def test_injected_markup_never_executes(site: Path, browser) -> None:
+    """Pages that display the probes: the escaped text is visible, nothing ran."""
+    toy = _toy_helpers()
+    pages = [p for p in sorted((site / "queries").rglob("*.html"))
+             if "&lt;script&gt;" in p.read_text("utf-8")][:4]  # fmt: skip
+    pages += sorted((site / "runs").glob("*.html"))[:2]
+    pages += [next((site / "configs").rglob("*stub-online*.html"))]
+    assert len(pages) >= 5
+    shown = False
+    for page in pages:
+        _open(browser, page)
+        browser.execute_script("return 0")  # let inline handlers (if any) run
+        _assert_clean(browser, page.name)
+        shown |= toy.XSS_SCRIPT in browser.find_element(By.TAG_NAME, "main").text
+    assert shown  # the probe is displayed as text
+    _screenshot(browser, "site-query-xss.png")
