@@ -1,4 +1,19 @@
-"""Test-time scaling with one fixed model: k samples, then aggregate."""
+"""Test-time scaling with one fixed model: k samples, then aggregate.
+
+* ``majority`` — self-consistency (Wang et al., 2023): plurality vote over k samples.
+* ``best-of-k`` — return the sample with the highest log-probability (the "score" selector of
+  best-of-N; Large Language Monkeys, Brown et al. 2024, §4 compare such selectors with voting).
+* ``pass-at-k`` — coverage with an oracle verifier (Brown et al., 2024, eq. 1): the query counts
+  as solved if any of the k samples is correct. It asks the meter's oracle, so the run is flagged
+  as an **upper bound**, never a realisable accuracy.
+* ``adaptive`` — Adaptive-Consistency (Aggarwal et al., 2023, §2.2, Beta stopping criterion):
+  draw one sample at a time and stop once P(p₁ > p₂ | votes) ≥ ``confidence``, where p₁, p₂ are
+  the shares of the two leading answers under a uniform prior, i.e.
+  ``1 − I_{1/2}(v₁ + 1, v₂ + 1) ≥ confidence`` (I: regularised incomplete Beta), or at ``k``.
+
+k is swept over powers of two up to what the bank holds; the meter draws k of the recorded
+samples in a seeded random order per run, so settings never share one fixed prefix.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +21,35 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from scipy.special import betainc
+
 from uisbench.errors import UisbenchError
+from uisbench.strategies.pool import powers_of_two
 from uisbench.strategies.reference import require_model
 from uisbench.strategy import Decisions, RunContext, Strategy
-from uisbench.voting import majority_column, take
+from uisbench.voting import majority_column, take, vote_counts
+
+__all__ = ["AdaptiveConsistency", "BestOfK", "MajorityVote", "PassAtK", "powers_of_two"]
 
 
-def powers_of_two(limit: int) -> list[int]:
-    out, k = [], 1
-    while k <= limit:
-        out.append(k)
-        k *= 2
-    return out
+@dataclass
+class _ModelK:
+    model: str = ""
+    k: int = 1
+
+    def validate(self) -> None:
+        if self.k < 1:
+            raise UisbenchError("k must be at least 1")
+
+
+def _check_k(ctx: RunContext, model: str, k: int, name: str) -> None:
+    held = ctx.max_samples(model)
+    if k > held:
+        raise UisbenchError(
+            f"strategy {name}: k={k} but the bank holds only {held} samples of {model} for "
+            "some test query"
+        )
 
 
 class MajorityVote(Strategy):
@@ -31,13 +63,8 @@ class MajorityVote(Strategy):
     description = "TTS-only: k samples of one model, plurality vote (self-consistency)."
 
     @dataclass
-    class Params:
-        model: str = ""
-        k: int = 1
-
-        def validate(self) -> None:
-            if self.k < 1:
-                raise UisbenchError("strategy majority: k must be at least 1")
+    class Params(_ModelK):
+        pass
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -47,3 +74,128 @@ class MajorityVote(Strategy):
         model = require_model(ctx, self.params.model, self.name)
         draw = ctx.meter.draw(model, ctx.stream, self.params.k)
         yield Decisions(ctx.stream, take(draw.handle, majority_column(draw.answer)))
+
+
+class BestOfK(Strategy):
+    """Best-of-k by log-probability: the sample the model itself is most confident in.
+
+    Where a sample has no log-prob it ranks last; where none of a query's k samples has one
+    (banks that did not keep log-probs), the choice falls back to the plurality vote and the
+    decision says so in ``extra`` (``selector: majority``).
+    """
+
+    name = "best-of-k"
+    family = "tts"
+    description = "TTS-only: k samples of one model, keep the highest log-prob sample."
+
+    @dataclass
+    class Params(_ModelK):
+        pass
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"model": m, "k": k} for m in models for k in powers_of_two(max_k[m]) if k > 1]
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        model = require_model(ctx, self.params.model, self.name)
+        _check_k(ctx, model, self.params.k, self.name)
+        draw = ctx.meter.draw(model, ctx.stream, self.params.k)
+        lp = np.where(draw.answer >= 0, draw.logprob.astype(float), np.nan)
+        has = np.isfinite(lp).any(axis=1)
+        col = np.argmax(np.nan_to_num(lp, nan=-np.inf), axis=1)
+        col = np.where(has, col, majority_column(draw.answer))
+        extra = [{"selector": "logprob" if h else "majority"} for h in has.tolist()]
+        yield Decisions(ctx.stream, take(draw.handle, col), extra=extra)
+
+
+class PassAtK(Strategy):
+    """pass@k coverage: correct if any of k samples is — an oracle-verifier upper bound."""
+
+    name = "pass-at-k"
+    family = "tts"
+    description = "TTS-only: pass@k coverage with an oracle verifier (upper bound)."
+    upper_bound = True
+
+    @dataclass
+    class Params(_ModelK):
+        pass
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"model": m, "k": k} for m in models for k in powers_of_two(max_k[m]) if k > 1]
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        model = require_model(ctx, self.params.model, self.name)
+        _check_k(ctx, model, self.params.k, self.name)
+        draw = ctx.meter.draw(model, ctx.stream, self.params.k)
+        ok = ctx.meter.oracle(draw)
+        col = np.where(ok.any(axis=1), np.argmax(ok, axis=1), 0)
+        yield Decisions(ctx.stream, take(draw.handle, col))
+
+
+def decided(counts_top: np.ndarray, counts_second: np.ndarray) -> np.ndarray:
+    """P(p₁ > p₂ | v₁, v₂) under a uniform Beta prior (Adaptive-Consistency's Beta criterion)."""
+    return 1.0 - betainc(counts_top + 1.0, counts_second + 1.0, 0.5)
+
+
+class AdaptiveConsistency(Strategy):
+    """Adaptive-Consistency: sample one at a time, stop once the vote is decided."""
+
+    name = "adaptive"
+    family = "tts"
+    description = "TTS-only: sample until the leading answer is decided at a confidence (Beta)."
+
+    @dataclass
+    class Params:
+        model: str = ""
+        k: int = 16  # most samples per query
+        confidence: float = 0.95
+
+        def validate(self) -> None:
+            if self.k < 1:
+                raise UisbenchError("k must be at least 1")
+            if not 0.5 <= self.confidence < 1.0:
+                raise UisbenchError("confidence must be in [0.5, 1)")
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [
+            {"model": m, "k": max_k[m], "confidence": c}
+            for m in models
+            if max_k[m] >= 4
+            for c in (0.8, 0.95)
+        ]
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        model = require_model(ctx, self.params.model, self.name)
+        k = self.params.k
+        _check_k(ctx, model, k, self.name)
+        q = ctx.stream
+        answer = np.full((len(q), k), -1, dtype=np.int64)
+        handle = np.full((len(q), k), -1, dtype=np.int64)
+        used = np.zeros(len(q), dtype=np.int64)
+        open_ = np.arange(len(q))
+        prob = np.zeros(len(q))
+        for step in range(k):
+            d = ctx.meter.draw(model, q[open_], 1)
+            answer[open_, step] = d.answer[:, 0]
+            handle[open_, step] = d.handle[:, 0]
+            used[open_] += 1
+            counts = vote_counts(answer[open_, : step + 1])
+            # vote count of each distinct answer: top and second among distinct codes
+            top, second = _top_two(answer[open_, : step + 1], counts)
+            prob[open_] = decided(top, second)
+            open_ = open_[prob[open_] < self.params.confidence]
+            if not len(open_):
+                break
+        col = majority_column(np.where(np.arange(k)[None, :] < used[:, None], answer, -1))
+        extra = [{"samples": int(u), "p_decided": float(p)} for u, p in zip(used, prob)]
+        yield Decisions(q, take(handle, col), extra=extra)
+
+
+def _top_two(answer: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Votes of the leading answer and of the runner-up per row (0 when absent)."""
+    top = counts.max(axis=1) if counts.shape[1] else np.zeros(len(answer))
+    leader = np.take_along_axis(answer, np.argmax(counts, axis=1)[:, None], axis=1)
+    other = np.where((answer != leader) & (answer >= 0), counts, 0.0)
+    return top, other.max(axis=1)

@@ -1,0 +1,341 @@
+"""Routing-only strategies: one model per query, one sample (k = 1).
+
+* ``knn-router`` and ``lr-router`` follow RouterBench (Hu et al., 2024, §4): predict each model's
+  quality on the query from its features — the mean correctness of the k nearest training
+  queries (cosine similarity), or a per-model logistic regression — and pick
+  ``argmax_m  q̂_m(x) − λ·ĉ_m`` (RouterBench eq. 1, willingness to pay λ), where ĉ_m is the
+  model's mean training-split cost divided by the dearest model's. Sweeping λ traces the front.
+* ``threshold-router`` is RouteLLM (Ong et al., 2024, §3): a strong/weak pair, a predicted win
+  rate P(strong beats weak | x) from a classifier, and a threshold calibrated on the training
+  split (out-of-fold predictions) so that a target share of queries goes to the strong model.
+* ``cascade`` is a FrugalGPT-style cascade (Chen et al., 2023, §3.2): call models cheapest first
+  and stop at the first answer whose confidence clears that model's threshold. Confidence is the
+  answer's log-probability where the bank has one, else the agreement of k samples (the share
+  voting for the plurality answer, which is then returned). Thresholds are training-split
+  quantiles: ``escalate`` is the share of training queries each stage passes on. The chain is
+  the pool sorted by training-split cost, less its ``skip`` cheapest models (or ``models``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from uisbench.bank import BankArrays
+from uisbench.errors import UisbenchError
+from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
+from uisbench.strategies.pool import cost_unit, draw_by_choice, expected_cost, mean_correct
+from uisbench.strategy import Decisions, RunContext, Strategy
+from uisbench.voting import majority_column, take, vote_counts
+
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def _check_features(kind: str) -> None:
+    if kind not in KINDS:
+        raise UisbenchError(f"unknown features={kind!r} (one of {', '.join(KINDS)})")
+
+
+def model_costs(train: BankArrays, models: list[str], unit: str) -> np.ndarray:
+    """Mean one-sample cost of each model on the training split, in ``unit``."""
+    return np.array([expected_cost(train, m, 1, unit) for m in models])
+
+
+def correctness_matrix(train: BankArrays, models: list[str]) -> np.ndarray:
+    """(train queries × models) expected k=1 correctness; a model's mean where unknown."""
+    y = np.column_stack([mean_correct(train, m) for m in models])
+    col_mean = np.nanmean(np.where(np.isfinite(y), y, np.nan), axis=0)
+    return np.where(np.isfinite(y), y, np.nan_to_num(col_mean)[None, :])
+
+
+def fit_logistic(x: np.ndarray, p: np.ndarray, c: float = 1.0) -> Any:
+    """Logistic regression on fractional targets p ∈ [0, 1] (each row twice, weighted)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if np.all(p == p[0]) and p[0] in (0.0, 1.0) or len(p) < 2:
+        return float(np.mean(p)) if len(p) else 0.5
+    xx = np.vstack([x, x])
+    yy = np.r_[np.ones(len(p)), np.zeros(len(p))]
+    ww = np.r_[p, 1.0 - p]
+    keep = ww > 0
+    model = LogisticRegression(C=c, max_iter=1000)
+    model.fit(xx[keep], yy[keep], sample_weight=ww[keep])
+    return model
+
+
+def predict_logistic(model: Any, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, float):
+        return np.full(len(x), model)
+    return model.predict_proba(x)[:, 1]
+
+
+class _QualityRouter(Strategy):
+    """Shared λ-routing: predicted quality minus λ times normalised cost (RouterBench eq. 1)."""
+
+    family = "routing"
+    features_kind: ClassVar[str] = "auto"
+
+    @dataclass
+    class Params:
+        lam: float = 0.05
+        features: str = "auto"
+        unit: str = "auto"
+
+        def validate(self) -> None:
+            if self.lam < 0:
+                raise UisbenchError("lam (willingness to pay) must be >= 0")
+            _check_features(self.features)
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"lam": lam} for lam in LAMBDAS]
+
+    def fit(self, train: BankArrays, ctx: RunContext) -> None:
+        if train.n_queries == 0:
+            raise UisbenchError(f"strategy {self.name} needs a training split to fit on")
+        self.unit = cost_unit(ctx.model_meta, self.params.unit)
+        cost = model_costs(train, ctx.models, self.unit)
+        self.norm_cost = cost / cost.max()
+        x = train_features(train.prompts, self.params.features)
+        with single_thread():
+            self._fit(x, correctness_matrix(train, ctx.models))
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        q = ctx.stream
+        x = query_features(ctx.meter, q, self.params.features)
+        with single_thread():
+            quality = self.predict(x)
+        choice = np.argmax(quality - self.params.lam * self.norm_cost[None, :], axis=1)
+        handle = draw_by_choice(ctx.meter, ctx.models, q, choice)
+        extra = [{"model": ctx.models[c], "unit": self.unit} for c in choice.tolist()]
+        yield Decisions(q, handle, extra=extra)
+
+
+class KnnRouter(_QualityRouter):
+    """RouterBench's kNN router: quality = mean correctness of the k nearest training queries."""
+
+    name = "knn-router"
+    description = "Routing: kNN quality predictor on query embeddings, argmax quality − λ·cost."
+
+    @dataclass
+    class Params(_QualityRouter.Params):
+        neighbors: int = 10
+
+        def validate(self) -> None:
+            super().validate()
+            if self.neighbors < 1:
+                raise UisbenchError("neighbors must be at least 1")
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.train_x, self.train_y = x, y
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        k = min(self.params.neighbors, len(self.train_x))
+        sim = x @ self.train_x.T  # vectors are L2-normalised: cosine similarity
+        nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        return self.train_y[nn].mean(axis=1)
+
+
+class LogisticRouter(_QualityRouter):
+    """Per-model logistic regression of P(correct | x) (RouterBench's learned predictor)."""
+
+    name = "lr-router"
+    description = "Routing: per-model logistic correctness predictor, argmax quality − λ·cost."
+
+    @dataclass
+    class Params(_QualityRouter.Params):
+        c: float = 1.0
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.models_ = [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.column_stack([predict_logistic(m, x) for m in self.models_])
+
+
+class ThresholdRouter(Strategy):
+    """RouteLLM: strong/weak pair, threshold on the predicted strong win rate.
+
+    The classifier predicts P(strong correct and weak wrong | x) — the win rate of RouteLLM's
+    golden-label setting — by logistic regression on query features. Its threshold is the
+    ``1 − share`` quantile of out-of-fold (5-fold) training predictions, so about ``share`` of
+    queries go to the strong model (RouteLLM §5, routing thresholds calibrated to a strong-call
+    percentage). Default pair: the dearest and the cheapest model of the pool.
+    """
+
+    name = "threshold-router"
+    family = "routing"
+    description = "Routing: RouteLLM strong/weak pair, win-rate threshold calibrated to a share."
+
+    @dataclass
+    class Params:
+        share: float = 0.5
+        strong: str = ""
+        weak: str = ""
+        features: str = "auto"
+        unit: str = "auto"
+
+        def validate(self) -> None:
+            if not 0.0 <= self.share <= 1.0:
+                raise UisbenchError("share (of strong-model calls) must be in [0, 1]")
+            _check_features(self.features)
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"share": s} for s in (0.2, 0.4, 0.6, 0.8)] if len(models) > 1 else []
+
+    def fit(self, train: BankArrays, ctx: RunContext) -> None:
+        from sklearn.model_selection import KFold
+
+        if train.n_queries < 2:
+            raise UisbenchError("threshold-router needs a training split (2+ queries)")
+        unit = cost_unit(ctx.model_meta, self.params.unit)
+        cost = model_costs(train, ctx.models, unit)
+        order = np.argsort(cost)
+        self.strong = self.params.strong or ctx.models[order[-1]]
+        self.weak = self.params.weak or ctx.models[order[0]]
+        for m in (self.strong, self.weak):
+            if m not in ctx.models:
+                raise UisbenchError(f"unknown model {m!r} (pool: {', '.join(ctx.models)})")
+        x = train_features(train.prompts, self.params.features)
+        p_s = np.nan_to_num(mean_correct(train, self.strong))
+        p_w = np.nan_to_num(mean_correct(train, self.weak))
+        target = p_s * (1.0 - p_w)
+        oof = np.empty(len(target))
+        folds = KFold(n_splits=min(5, len(target)), shuffle=True, random_state=ctx.seed)
+        with single_thread():
+            for tr, te in folds.split(x):
+                oof[te] = predict_logistic(fit_logistic(x[tr], target[tr]), x[te])
+            self.clf = fit_logistic(x, target)
+        self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        q = ctx.stream
+        x = query_features(ctx.meter, q, self.params.features)
+        with single_thread():
+            win = predict_logistic(self.clf, x)
+        to_strong = win > self.threshold if self.params.share < 1.0 else np.ones(len(q), bool)
+        if self.params.share == 0.0:
+            to_strong[:] = False
+        models = [self.weak, self.strong]
+        handle = draw_by_choice(ctx.meter, models, q, to_strong.astype(int))
+        extra = [{"model": models[int(s)], "win_rate": float(w)} for s, w in zip(to_strong, win)]
+        yield Decisions(q, handle, extra=extra)
+
+
+def agreement(answer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(plurality column, share of the samples voting for it) per row."""
+    col = majority_column(answer)
+    counts = vote_counts(answer)
+    top = np.take_along_axis(counts, np.maximum(col, 0)[:, None], axis=1)[:, 0]
+    return col, np.where(col >= 0, top / answer.shape[1], 0.0)
+
+
+class Cascade(Strategy):
+    """FrugalGPT-style cascade, cheapest model first, escalating on low confidence."""
+
+    name = "cascade"
+    family = "routing"
+    description = "Routing: cascade cheapest-first, escalate on low log-prob or low agreement."
+
+    @dataclass
+    class Params:
+        escalate: float = 0.3
+        signal: str = "auto"
+        k: int = 3
+        models: tuple = ()
+        skip: int = 0
+        unit: str = "auto"
+
+        def validate(self) -> None:
+            if self.skip < 0:
+                raise UisbenchError("skip (cheapest models left out of the chain) must be >= 0")
+            if not 0.0 <= self.escalate <= 1.0:
+                raise UisbenchError("escalate (share passed on per stage) must be in [0, 1]")
+            if self.signal not in ("auto", "logprob", "agreement"):
+                raise UisbenchError("signal must be auto, logprob or agreement")
+            if self.k < 2 and self.signal == "agreement":
+                raise UisbenchError("signal=agreement needs k >= 2 samples")
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        if len(models) < 2:
+            return []
+        chains = [0] if len(models) == 2 else [0, len(models) - 2]
+        return [{"escalate": e, "skip": s} for s in chains for e in (0.1, 0.3, 0.5)]
+
+    def fit(self, train: BankArrays, ctx: RunContext) -> None:
+        unit = cost_unit(ctx.model_meta, self.params.unit)
+        chain = (
+            list(self.params.models)
+            or sorted(ctx.models, key=lambda m: expected_cost(train, m, 1, unit))[
+                self.params.skip :
+            ]
+        )
+        if not chain:
+            raise UisbenchError(f"cascade: skip={self.params.skip} leaves no model in the chain")
+        for m in chain:
+            if m not in ctx.models:
+                raise UisbenchError(f"unknown model {m!r} (pool: {', '.join(ctx.models)})")
+        self.chain = chain
+        has_lp = all(np.isfinite(train.models[m].logprob[:, 0]).any() for m in chain)
+        signal = self.params.signal
+        if signal == "auto":
+            signal = "logprob" if has_lp else "agreement"
+        if signal == "logprob" and not has_lp:
+            raise UisbenchError("signal=logprob: the bank holds no log-probs for some model")
+        self.signal = signal
+        self.k = self.params.k if signal == "agreement" else 1
+        short = [m for m in chain if ctx.max_samples(m) < self.k]
+        if short:
+            raise UisbenchError(
+                f"cascade with signal=agreement needs k={self.k} samples of {', '.join(short)}; "
+                "the bank holds fewer (lower k or use signal=logprob)"
+            )
+        self.tau = {}
+        for m in chain[:-1]:
+            conf = self._train_conf(train, m, ctx.rng)
+            conf = conf[np.isfinite(conf)]
+            self.tau[m] = float(np.quantile(conf, self.params.escalate)) if len(conf) else -np.inf
+
+    def _train_conf(self, train: BankArrays, model: str, rng: np.random.Generator) -> np.ndarray:
+        arr = train.models[model]
+        if self.signal == "logprob":
+            return arr.logprob[:, 0].astype(float)
+        ok = arr.n_avail >= self.k
+        r = rng.random(arr.answer.shape)
+        r[np.arange(arr.answer.shape[1])[None, :] >= arr.n_avail[:, None]] = np.inf
+        slot = np.argsort(r, axis=1)[:, : self.k]
+        _, share = agreement(np.take_along_axis(arr.answer, slot, axis=1))
+        return np.where(ok, share, np.nan)
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        q = ctx.stream
+        handle = np.full(len(q), -1, dtype=np.int64)
+        stage = np.full(len(q), -1)
+        open_ = np.arange(len(q))
+        for i, m in enumerate(self.chain):
+            draw = ctx.meter.draw(m, q[open_], self.k)
+            if self.signal == "logprob":
+                col = np.zeros(len(open_), dtype=np.int64)
+                conf = np.nan_to_num(draw.logprob[:, 0].astype(float), nan=-np.inf)
+            else:
+                col, conf = agreement(draw.answer)
+            last = i == len(self.chain) - 1
+            stop = np.ones(len(open_), bool) if last else conf >= self.tau[m]
+            handle[open_[stop]] = take(draw.handle[stop], col[stop])
+            stage[open_[stop]] = i
+            open_ = open_[~stop]
+            if not len(open_):
+                break
+        extra = [{"model": self.chain[s], "signal": self.signal} for s in stage.tolist()]
+        yield Decisions(q, handle, extra=extra)

@@ -1,0 +1,293 @@
+"""UniScale (Unified Inference Scaling; arXiv 2605.30898, ICML 2026): one bandit over routing and
+test-time scaling.
+
+Each arm is a joint configuration *(model, k samples, aggregation)* — majority vote, or best-of-k
+by log-probability where the bank keeps log-probs. Arms are chosen by LinUCB (Li et al., 2010,
+Algorithm 1, disjoint arms) on the query's features x (the sentence embedding of
+:mod:`uisbench.strategies.features`, projected on the training split's top ``dim`` principal
+components, plus a constant):
+
+    a_t = argmax_a  θ̂_aᵀx_t + α·sqrt(x_tᵀ A_a⁻¹ x_t),   θ̂_a = A_a⁻¹ b_a
+
+and after the reward r_t is revealed, A_a⁻¹ is updated by Sherman–Morrison,
+A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x), in O(d²), with b_a ← b_a + r_t·x_t. The reward is
+UniScale's weighted sum
+
+    r = w₁·correct + w₂·score + w₃·(1 − cost / c_max)
+
+with ``correct`` from ``meter.feedback`` (revealed only after the answer is committed), ``score``
+the bank's sample score where one exists (0 otherwise), and cost the query's charged cost in
+FLOPs — or in dollars when some model's parameter count is unknown (FLOPs cannot be computed
+then; every decision records the unit). c_max is the dearest arm's mean training-split cost.
+The bandit learns online over the test stream in its seeded order. With ``batch`` = B > 1 it
+chooses B consecutive queries from one snapshot of (A⁻¹, b) and then applies their B
+Sherman–Morrison updates in order — LinUCB with feedback delayed by < B queries, as a serving
+system that receives feedback asynchronously would run it; ``batch=1`` is Algorithm 1 exactly
+(and about 10× slower in replay, where the per-call overhead of the meter dominates).
+``warm_start`` first fits
+every arm on the training split with full information (all arms' rewards are visible there).
+Sweeping w₃ (``cost_weight``) traces the cost–accuracy front.
+
+Regret curves: each decision's ``extra`` holds the arm, and, for evaluation only (computed from
+the bank's recorded outcomes, never used to choose), the expected reward of the best fixed arm
+in hindsight and of the per-query oracle arm, so cumulative regret against both can be plotted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from uisbench.bank import BankArrays
+from uisbench.errors import UisbenchError
+from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
+from uisbench.strategies.pool import cost_unit, expected_cost, powers_of_two, request_cost
+from uisbench.strategy import Decisions, RunContext, Strategy
+from uisbench.voting import majority_column, take
+
+CHUNK = 256
+EVAL_DRAWS = 8  # seeded draws per (query, arm) when estimating expected rewards for regret
+
+
+@dataclass(frozen=True)
+class Arm:
+    model: str
+    k: int
+    agg: str  # "majority" | "logprob"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}×{self.k}:{self.agg}"
+
+
+def aggregate(agg: str, answer: np.ndarray, logprob: np.ndarray) -> np.ndarray:
+    """Column chosen per row: plurality vote, or highest log-prob (vote where none)."""
+    if answer.shape[1] == 1:
+        return np.where(answer[:, 0] >= 0, 0, -1)
+    col = majority_column(answer)
+    if agg == "logprob":
+        lp = np.where(answer >= 0, logprob.astype(float), np.nan)
+        has = np.isfinite(lp).any(axis=1)
+        col = np.where(has, np.argmax(np.nan_to_num(lp, nan=-np.inf), axis=1), col)
+    return col
+
+
+_SIM: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def simulate_arm(
+    bank: BankArrays, arm: Arm, unit: str, seed: int, draws: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected (correct, score, cost) per query of ``arm`` over seeded random k-subsets.
+
+    NaN where the bank holds fewer than k samples for a query. Memoised: a cost-weight sweep
+    with one seed reuses the same simulation (the reward weights are applied afterwards).
+    """
+    key = (bank.bank, hashlib.sha1(bank.query_ids.tobytes()).hexdigest(), arm, unit, seed, draws)
+    if key not in _SIM:
+        if len(_SIM) > 4096:
+            _SIM.clear()
+        rng = np.random.default_rng([seed, zlib.crc32(arm.label.encode())])
+        _SIM[key] = _simulate(bank, arm, unit, rng, draws)
+    return _SIM[key]
+
+
+def _simulate(
+    bank: BankArrays, arm: Arm, unit: str, rng: np.random.Generator, draws: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arr = bank.models[arm.model]
+    Q, S = arr.answer.shape
+    ok = arr.n_avail >= arm.k
+    correct, score = np.zeros(Q), np.zeros(Q)
+    for _ in range(draws):
+        r = rng.random((Q, S))
+        r[np.arange(S)[None, :] >= arr.n_avail[:, None]] = np.inf
+        slot = np.argsort(r, axis=1)[:, : arm.k]
+        ans = np.take_along_axis(arr.answer, slot, axis=1)
+        col = aggregate(arm.agg, ans, np.take_along_axis(arr.logprob, slot, axis=1))
+        pick = np.take_along_axis(slot, np.maximum(col, 0)[:, None], axis=1)[:, 0]
+        rows = np.arange(Q)
+        correct += np.where(col >= 0, arr.correct[rows, pick], False)
+        score += np.where(col >= 0, np.nan_to_num(arr.score[rows, pick].astype(float)), 0.0)
+    cost = request_cost(bank, arm.model, arm.k, unit)
+    nan = np.where(ok, 1.0, np.nan)
+    return correct / draws * nan, score / draws * nan, cost * nan
+
+
+def principal_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, top ``dim`` principal directions) of the rows of ``x``, memoised per input."""
+    key = (hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest(), dim)
+    if key not in _PCA:
+        mu = x.mean(axis=0)
+        with single_thread():
+            _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
+        _PCA[key] = (mu, vt[:dim])
+    return _PCA[key]
+
+
+_PCA: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+class UniScale(Strategy):
+    """LinUCB over (model × k × aggregation) arms with UniScale's cost-weighted reward."""
+
+    name = "uniscale"
+    family = "uniscale"
+    description = "UniScale: LinUCB bandit over model × k × aggregation, online, cost-weighted."
+
+    @dataclass
+    class Params:
+        cost_weight: float = 0.3  # w3
+        w_correct: float = 1.0  # w1
+        w_score: float = 0.0  # w2 (the bank's sample score, where it has one)
+        alpha: float = 0.5  # exploration width
+        dim: int = 16  # principal components of the query features
+        max_k: int = 16
+        warm_start: bool = True
+        batch: int = 16  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
+        features: str = "auto"
+        unit: str = "auto"
+
+        def validate(self) -> None:
+            if self.cost_weight < 0 or self.w_correct < 0 or self.w_score < 0:
+                raise UisbenchError("uniscale reward weights must be >= 0")
+            if self.alpha < 0 or self.dim < 0 or self.max_k < 1 or self.batch < 1:
+                raise UisbenchError("uniscale needs alpha >= 0, dim >= 0, max_k >= 1, batch >= 1")
+            if self.features not in KINDS:
+                raise UisbenchError(f"unknown features={self.features!r}")
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return [{"cost_weight": w} for w in (0.0, 0.1, 0.3, 1.0)]
+
+    # ------------------------------------------------------------------ arms and fitting
+    def _arms(self, train: BankArrays, ctx: RunContext) -> list[Arm]:
+        arms = []
+        for m in ctx.models:
+            has_lp = bool(np.isfinite(train.models[m].logprob).any()) if train.n_queries else False
+            for k in powers_of_two(min(ctx.max_samples(m), self.params.max_k)):
+                arms.append(Arm(m, k, "majority"))
+                if k > 1 and has_lp:
+                    arms.append(Arm(m, k, "logprob"))
+        if not arms:
+            raise UisbenchError("uniscale: no arm can run (the bank holds no samples)")
+        return arms
+
+    def reward(self, correct: np.ndarray, score: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        p = self.params
+        ncost = np.clip(cost / self.c_max, 0.0, 1.0)
+        return p.w_correct * correct + p.w_score * score + p.cost_weight * (1.0 - ncost)
+
+    def _context(self, feats: np.ndarray) -> np.ndarray:
+        if self.components.shape[0] == 0:
+            return np.ones((len(feats), 1))
+        z = (feats - self.mu) @ self.components.T
+        return np.hstack([z, np.ones((len(z), 1))])
+
+    def fit(self, train: BankArrays, ctx: RunContext) -> None:
+        p = self.params
+        self.unit = cost_unit(ctx.model_meta, p.unit)
+        self.arms = self._arms(train, ctx)
+        bank_for_cost = train if train.n_queries else ctx.meter.bank.subset(ctx.stream)
+        self.arm_cost = np.array(
+            [expected_cost(bank_for_cost, a.model, a.k, self.unit) for a in self.arms]
+        )
+        self.c_max = float(self.arm_cost.max()) or 1.0
+        xt = None
+        if train.n_queries >= 2 and p.dim > 0:
+            xt = train_features(train.prompts, p.features).astype(float)
+            self.mu, self.components = principal_components(xt, p.dim)
+        else:
+            self.mu, self.components = np.zeros(1), np.zeros((0, 1))
+        d = self.components.shape[0] + 1
+        n_arms = len(self.arms)
+        A = np.repeat(np.eye(d)[None], n_arms, axis=0)
+        b = np.zeros((n_arms, d))
+        if p.warm_start and xt is not None:
+            x = self._context(xt)
+            for i, arm in enumerate(self.arms):
+                c, s, cost = simulate_arm(train, arm, self.unit, ctx.seed, 1)
+                ok = np.isfinite(c)
+                r = self.reward(c[ok], s[ok], cost[ok])
+                A[i] += x[ok].T @ x[ok]
+                b[i] += x[ok].T @ r
+        with single_thread():
+            self.A_inv = np.linalg.inv(A)
+        self.b = b
+
+    # ------------------------------------------------------------------ online loop
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        p = self.params
+        meter = ctx.meter
+        q_all = ctx.stream
+        x_all = self._context(query_features(meter, q_all, p.features).astype(float))
+        regret = self._hindsight(ctx)
+        ledger = getattr(meter.ledger, self.unit)
+        A_inv, b = self.A_inv.copy(), self.b.copy()
+        B = p.batch
+        for lo in range(0, len(q_all), CHUNK):
+            qs = q_all[lo : lo + CHUNK]
+            handles = np.full(len(qs), -1, dtype=np.int64)
+            rewards = np.zeros(len(qs))
+            chosen = np.zeros(len(qs), dtype=np.int64)
+            for blo in range(0, len(qs), B):
+                q = qs[blo : blo + B]
+                x = x_all[lo + blo : lo + blo + len(q)]  # (B, d)
+                theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
+                width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
+                ucb = x @ theta.T + p.alpha * np.sqrt(np.maximum(width, 0.0))
+                a = np.argmax(ucb, axis=1)
+                before = ledger[q].copy()
+                h = np.full(len(q), -1, dtype=np.int64)
+                score = np.zeros(len(q))
+                for ai in np.unique(a).tolist():
+                    sel = a == ai
+                    arm = self.arms[ai]
+                    draw = meter.draw(arm.model, q[sel], arm.k)
+                    col = aggregate(arm.agg, draw.answer, draw.logprob)
+                    h[sel] = take(draw.handle, col)
+                    if p.w_score:
+                        score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
+                correct = meter.feedback(h).astype(float)  # revealed after committing
+                r = self.reward(correct, score, ledger[q] - before)
+                for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
+                    v = A_inv[a[j]] @ x[j]
+                    A_inv[a[j]] -= np.outer(v, v) / (1.0 + float(x[j] @ v))
+                    b[a[j]] += r[j] * x[j]
+                handles[blo : blo + len(q)] = h
+                rewards[blo : blo + len(q)] = r
+                chosen[blo : blo + len(q)] = a
+            extra = [
+                {"arm": self.arms[int(a)].label, "unit": self.unit, **regret(lo + j)}
+                for j, a in enumerate(chosen.tolist())
+            ]
+            yield Decisions(qs, handles, reward=rewards, extra=extra)
+
+    def _hindsight(self, ctx: RunContext):
+        """Expected rewards of every arm on the test stream, for regret curves only."""
+        bank = ctx.meter.bank
+        q = ctx.stream
+        R = np.full((len(q), len(self.arms)), np.nan)
+        sub = bank.subset(q)
+        for i, arm in enumerate(self.arms):
+            draws = 1 if arm.k == 1 else EVAL_DRAWS
+            c, s, cost = simulate_arm(sub, arm, self.unit, ctx.seed, draws)
+            R[:, i] = self.reward(c, s, cost)
+        R = np.nan_to_num(R, nan=-np.inf)
+        best_fixed = int(np.argmax(np.where(np.isfinite(R), R, 0.0).sum(axis=0)))
+        fixed, oracle = R[:, best_fixed], R.max(axis=1)
+        label = self.arms[best_fixed].label
+
+        def at(i: int) -> dict[str, Any]:
+            return {
+                "best_fixed_arm": label,
+                "best_fixed_reward": float(fixed[i]),
+                "oracle_reward": float(oracle[i]),
+            }
+
+        return at
