@@ -388,7 +388,12 @@ def load_arrays(
             f"SELECT {cols} FROM samples WHERE bank_id = {int(bank_id)} "
             f"AND model_id = {int(m['id'])}"
         )
-        frames[name] = pd.DataFrame(cur.fetchall(), columns=[c.strip() for c in cols.split(",")])
+        # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
+        names = [c.strip() for c in cols.split(",")]
+        data = list(zip(*cur.fetchall())) or [()] * len(names)
+        frames[name] = pd.DataFrame(
+            {c: pd.Series(v, dtype=object if c == "answer" else None) for c, v in zip(names, data)}
+        )
     all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
     codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)
     arrays: dict[str, ModelArrays] = {}
