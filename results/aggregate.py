@@ -8,41 +8,42 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Float, Integer, cast, func, select
 
 from uisbench.results import schema as s
 
 BOOTSTRAP = 1000
+MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram
 COST_COLUMNS = ("flops", "dollars", "input_tokens", "output_tokens", "latency_s")
 
 
-def load_decisions(
+RUN_COLUMNS = ("task", "bank", "synthetic", "strategy", "config_label", "seed")
+DECISION_COLUMNS = ("run_id", "query_id", "position", "correct", "samples_used", "flops",
+                    "dollars", "input_tokens", "output_tokens", "latency_s", "reward")  # fmt: skip
+
+
+OUTPUT_ORDER = ["task", "bank", "synthetic", "run_id", "strategy", "config_label", "seed",
+                "query_id", "position", "correct", "samples_used", "flops", "dollars",
+                "input_tokens", "output_tokens", "latency_s", "reward", "family",
+                "upper_bound"]  # fmt: skip
+
+
+def load_runs(
     engine: Engine, task: str | None = None, include_synthetic: bool = False
 ) -> pd.DataFrame:
-    """Decisions of complete runs joined with their run and task (one row per decision)."""
-    d, r, t, b = s.decisions, s.runs, s.tasks, s.banks
+    """Complete runs with their task, bank, family and upper-bound flag (one row per run)."""
+    r, t, b = s.runs, s.tasks, s.banks
     q = (
         select(
+            r.c.id.label("run_id"),
             t.c.name.label("task"),
             b.c.name.label("bank"),
             b.c.synthetic,
-            r.c.id.label("run_id"),
             r.c.strategy,
             r.c.config_label,
             r.c.seed,
             r.c.summary,
-            d.c.query_id,
-            d.c.position,
-            d.c.correct,
-            d.c.samples_used,
-            d.c.flops,
-            d.c.dollars,
-            d.c.input_tokens,
-            d.c.output_tokens,
-            d.c.latency_s,
-            d.c.reward,
-        )  # fmt: skip
-        .join(r, d.c.run_id == r.c.id)
+        )
         .join(t, r.c.task_id == t.c.id)
         .join(b, r.c.bank_id == b.c.id)
         .where(r.c.status == "complete")
@@ -52,16 +53,45 @@ def load_decisions(
     if not include_synthetic:
         q = q.where(b.c.synthetic.is_(False))
     with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(q).mappings().all())
+        runs = pd.DataFrame(conn.execute(q).mappings().all())
+    if runs.empty:
+        return runs
+    summ = runs.pop("summary").map(lambda x: x or {})
+    runs["family"] = summ.map(lambda x: x.get("family", ""))
+    runs["upper_bound"] = summ.map(lambda x: bool(x.get("upper_bound", False)))
+    runs["synthetic"] = runs["synthetic"].astype(bool)
+    return runs
+
+
+def load_decisions(
+    engine: Engine, task: str | None = None, include_synthetic: bool = False
+) -> pd.DataFrame:
+    """Decisions of complete runs joined with their run and task (one row per decision).
+
+    Runs are read first and joined in pandas, so each run's JSON summary is parsed once rather
+    than once per decision (this is what keeps a million-decision database fast to load).
+    """
+    runs = load_runs(engine, task, include_synthetic)
+    if runs.empty:
+        return pd.DataFrame()
+    d = s.decisions
+    frames = []
+    ids = runs["run_id"].tolist()
+    with engine.connect() as conn:
+        for lo in range(0, len(ids), 500):  # bounded IN lists
+            q = select(*[d.c[c] for c in DECISION_COLUMNS]).where(
+                d.c.run_id.in_(ids[lo : lo + 500])
+            )
+            rows = [tuple(r) for r in conn.execute(q)]
+            frames.append(pd.DataFrame.from_records(rows, columns=list(DECISION_COLUMNS)))
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if df.empty:
-        return df
+        return pd.DataFrame()
     df["correct"] = df["correct"].astype(float)
-    for col in COST_COLUMNS:
+    for col in (*COST_COLUMNS, "reward"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    summ = df["summary"].map(lambda x: x or {})
-    df["family"] = summ.map(lambda x: x.get("family", ""))
-    df["upper_bound"] = summ.map(lambda x: bool(x.get("upper_bound", False)))
-    return df.drop(columns=["summary"])
+    df = df.merge(runs, on="run_id", how="left")
+    return df[OUTPUT_ORDER]
 
 
 def bootstrap_ci(
@@ -71,12 +101,40 @@ def bootstrap_ci(
     x = np.asarray(per_query, dtype=float)
     if len(x) == 0:
         return (np.nan, np.nan)
+    levels, counts = np.unique(x, return_counts=True)
+    if len(levels) <= MAX_LEVELS:
+        return bootstrap_ci_counts(levels, counts, n_boot, seed, level)
     rng = np.random.default_rng(seed)
     means = np.empty(n_boot)
     step = max(1, 2_000_000 // len(x))
     for lo in range(0, n_boot, step):
         hi = min(n_boot, lo + step)
         means[lo:hi] = x[rng.integers(len(x), size=(hi - lo, len(x)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_ci_counts(
+    levels: np.ndarray,
+    counts: np.ndarray,
+    n_boot: int = BOOTSTRAP,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """The same bootstrap from a histogram of per-query values (``counts[i]`` queries at
+    ``levels[i]``, levels sorted ascending).
+
+    Per-query accuracies take few distinct values (0/1, or j/seeds), so a resample of n queries
+    is multinomial counts over the levels: the same distribution as resampling query indices,
+    in O(n_boot × levels) rather than O(n_boot × queries).
+    """
+    levels = np.asarray(levels, dtype=float)
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = rng.multinomial(n, counts / n, size=n_boot) @ levels / n
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
@@ -106,5 +164,104 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             # NaN where any decision's cost is unknown (e.g. undisclosed parameter count).
             vals = g[col]
             row[col] = float(vals.mean()) if vals.notna().all() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_stats(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
+    """Per run, computed in the database along the run index: decisions, accuracy, rewards
+    recorded, mean samples and mean of each cost with the count of known values."""
+    d = s.decisions
+    cols = [
+        d.c.run_id,
+        func.count().label("n_decisions"),
+        func.avg(cast(cast(d.c.correct, Integer), Float)).label("accuracy"),
+        func.count(d.c.reward).label("n_reward"),
+        func.avg(cast(d.c.samples_used, Float)).label("samples_per_query"),
+    ]
+    for col in COST_COLUMNS:
+        cols.append(func.count(d.c[col]).label(f"known_{col}"))
+        cols.append(func.avg(cast(d.c[col], Float)).label(col))
+    frames = []
+    with engine.connect() as conn:
+        for lo in range(0, len(run_ids), 500):
+            q = select(*cols).where(d.c.run_id.in_(run_ids[lo : lo + 500])).group_by(d.c.run_id)
+            frames.append(pd.DataFrame(conn.execute(q).mappings().all()))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out if len(out) else pd.DataFrame(columns=[c.name for c in cols])
+
+
+def summarize_db(
+    engine: Engine,
+    task: str | None = None,
+    include_synthetic: bool = False,
+    runs: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``summarize(load_decisions(...))`` without materialising the decisions as a DataFrame.
+
+    Costs are averaged per run inside the database (a scan along the run index) and combined per
+    configuration weighted by decision counts; accuracy needs only (run, query, correct) triples,
+    read as integers and reduced with numpy to a histogram of per-query accuracy per
+    configuration, on which the bootstrap runs (:func:`bootstrap_ci_counts`: same seed, same
+    interval as :func:`summarize`). This keeps a million-decision leaderboard to seconds.
+    ``runs`` may pass :func:`load_runs` merged with :func:`run_stats` when the caller has them.
+    """
+    if runs is None:
+        runs = load_runs(engine, task, include_synthetic)
+        if len(runs):
+            runs = runs.merge(run_stats(engine, runs["run_id"].tolist()), on="run_id")
+    if runs.empty:
+        return pd.DataFrame()
+    keys = ["bank", "task", "config_label"]
+    d = s.decisions
+    ids = runs["run_id"].tolist()
+    triples = []
+    with engine.connect() as conn:
+        for lo in range(0, len(ids), 500):
+            q = select(d.c.run_id, d.c.query_id, cast(d.c.correct, Integer)).where(
+                d.c.run_id.in_(ids[lo : lo + 500])
+            )
+            # Rows → tuples first: numpy converts SQLAlchemy Row objects ~30× slower.
+            rows = [tuple(r) for r in conn.execute(q)]
+            triples.append(np.array(rows, dtype=np.int64).reshape(-1, 3))
+    per_run = runs[runs["n_decisions"] > 0].copy()
+    if per_run.empty:
+        return pd.DataFrame()
+    per_run = per_run.sort_values(keys, kind="stable")
+    config_index = {k: i for i, k in enumerate(dict.fromkeys(map(tuple, per_run[keys].values)))}
+    per_run["config"] = [config_index[tuple(k)] for k in per_run[keys].values]
+
+    # Per (configuration, query): correct decisions and decisions (over seeds) → accuracy level.
+    trip = np.concatenate(triples)
+    run_to_config = pd.Series(per_run["config"].values, index=per_run["run_id"].values)
+    cfg = run_to_config.reindex(trip[:, 0]).to_numpy()
+    n_q = int(trip[:, 1].max()) + 1
+    pair, inverse = np.unique(cfg * n_q + trip[:, 1], return_inverse=True)
+    level = np.bincount(inverse, weights=trip[:, 2]) / np.bincount(inverse)
+    pair_cfg = pair // n_q
+    hist_key, hist_n = np.unique(np.c_[pair_cfg, np.round(level, 12)], axis=0, return_counts=True)
+
+    rows = []
+    for key, i in config_index.items():
+        g = per_run[per_run["config"] == i]
+        sel = hist_key[:, 0] == i
+        levels, counts = hist_key[sel, 1], hist_n[sel]
+        lo, hi = bootstrap_ci_counts(levels, counts)
+        w = g["n_decisions"].to_numpy(float)
+        row = dict(zip(keys, key))
+        row.update(
+            strategy=g["strategy"].iloc[0],
+            family=g["family"].iloc[0],
+            upper_bound=bool(g["upper_bound"].any()),
+            accuracy=float(levels @ counts / counts.sum()),
+            ci_low=lo,
+            ci_high=hi,
+            n_queries=int(counts.sum()),
+            n_seeds=int(g["seed"].nunique()),
+            samples_per_query=float(np.average(g["samples_per_query"], weights=w)),
+        )
+        for col in COST_COLUMNS:
+            known = (g[f"known_{col}"] == g["n_decisions"]).all()
+            row[col] = float(np.average(g[col].astype(float), weights=w)) if known else np.nan
         rows.append(row)
     return pd.DataFrame(rows)

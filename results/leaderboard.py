@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from uisbench.results import schema as s
-from uisbench.results.aggregate import load_decisions, summarize
+from uisbench.results.aggregate import load_runs, run_stats, summarize, summarize_db
 from uisbench.results.pareto import aiq, apgr, cost_to_match, pareto_front
 
 #: Cost units a board is computed in, in order of preference for ranking, with their labels.
@@ -211,24 +211,38 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
     )
 
 
+def boards_from_summary(summary: pd.DataFrame, synthetic: dict[str, bool]) -> list[TaskBoard]:
+    """One board per (task, bank) from rows of ``summarize``/``summarize_db``."""
+    if summary.empty:
+        return []
+    return [
+        build_board(task, bank, bool(synthetic.get(bank, False)), g)
+        for (bank, task), g in summary.groupby(["bank", "task"], sort=True)
+    ]
+
+
 def build_boards(decisions: pd.DataFrame) -> list[TaskBoard]:
     """One board per (task, bank) from the rows of :func:`load_decisions`."""
     if decisions.empty:
         return []
-    summary = summarize(decisions)
     synthetic = decisions.groupby("bank")["synthetic"].any().to_dict()
-    boards = []
-    for (bank, task), g in summary.groupby(["bank", "task"], sort=True):
-        boards.append(build_board(task, bank, bool(synthetic.get(bank, False)), g))
-    return boards
+    return boards_from_summary(summarize(decisions), synthetic)
 
 
 def leaderboard(
     engine: Engine, include_synthetic: bool = False
 ) -> tuple[pd.DataFrame, list[TaskBoard]]:
-    """Decisions of every complete run and the boards computed from them."""
-    df = load_decisions(engine, include_synthetic=include_synthetic)
-    return df, build_boards(df)
+    """Complete runs (with per-run accuracy, reward count and mean costs) and the boards.
+
+    Decisions are aggregated inside the database (:func:`summarize_db`), never loaded whole.
+    """
+    runs = load_runs(engine, include_synthetic=include_synthetic)
+    if runs.empty:
+        return runs, []
+    runs = runs.merge(run_stats(engine, runs["run_id"].tolist()), on="run_id", how="left")
+    summary = summarize_db(engine, include_synthetic=include_synthetic, runs=runs)
+    synthetic = runs.groupby("bank")["synthetic"].any().to_dict()
+    return runs, boards_from_summary(summary, synthetic)
 
 
 def regret_curves(engine: Engine, run_ids: list[int]) -> pd.DataFrame:

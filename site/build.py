@@ -156,6 +156,14 @@ def _drill(
     return dec, queries, samples
 
 
+def _first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
+    """The ``n`` smallest query ids a run decided (along the (run, query) unique index)."""
+    d = s.decisions
+    q = select(d.c.query_id).where(d.c.run_id == run_id).order_by(d.c.query_id).limit(n)
+    with engine.connect() as conn:
+        return [int(x) for x in conn.execute(q).scalars()]
+
+
 def _arms_text(arms: Any) -> str:
     if not arms:
         return "—"
@@ -199,8 +207,11 @@ class _Site:
         self.pages += 1
 
     def build(self) -> Path:
-        decisions, boards = leaderboard(self.engine, self.include_synthetic)
+        run_stats, boards = leaderboard(self.engine, self.include_synthetic)
         runs = _runs(self.engine, self.include_synthetic)
+        self.acc_by_run = (
+            dict(zip(run_stats["run_id"], run_stats["accuracy"])) if len(run_stats) else {}
+        )
         models = _models(self.engine)
         self._prepare_out()
         self.tasks_nav = [
@@ -208,15 +219,11 @@ class _Site:
              "href": f"tasks/{slug(b.task + '@' + b.bank)}.html"}
             for b in boards
         ]  # fmt: skip
-        online = (
-            sorted(decisions.loc[decisions["reward"].notna(), "run_id"].unique().tolist())
-            if len(decisions) and "reward" in decisions
-            else []
-        )
+        online = run_stats.loc[run_stats["n_reward"] > 0, "run_id"] if len(run_stats) else []
         curves = regret_curves(self.engine, [int(i) for i in online])
         index_tasks = []
         for board in boards:
-            index_tasks.append(self._task(board, decisions, runs, models, curves))
+            index_tasks.append(self._task(board, runs, models, curves))
         self.render("index.html", "index.html", tasks=index_tasks,
                     include_synthetic=self.include_synthetic)  # fmt: skip
         return self.out
@@ -237,7 +244,6 @@ class _Site:
     def _task(
         self,
         board: TaskBoard,
-        decisions: pd.DataFrame,
         runs: pd.DataFrame,
         models: dict[str, dict[str, Any]],
         curves: pd.DataFrame,
@@ -276,10 +282,10 @@ class _Site:
         downloads["configs"] = _write_data(self.out / "data", f"{tslug}.configs", configs)
 
         # Drill-down: the first DRILL_QUERIES test queries (by id) of the task.
-        tdec = decisions[(decisions["task"] == board.task) & (decisions["bank"] == board.bank)]
-        qids = np.unique(tdec["query_id"].to_numpy())[:DRILL_QUERIES].tolist()
-        bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
         run_ids = [int(r) for r in truns["id"]]
+        qids = _first_queries(self.engine, run_ids[0], DRILL_QUERIES) if run_ids else []
+        bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
+        n_test = int(board.configs["n_queries"].max())
         drill, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
         label_of = dict(zip(truns["id"], truns["config_label"]))
         seed_of = dict(zip(truns["id"], truns["seed"]))
@@ -291,9 +297,8 @@ class _Site:
         ctx = {"board": board, "synthetic": board.synthetic}
 
         # Run pages.
-        per_run = acc_by_run = {}
-        if len(tdec):
-            acc_by_run = tdec.groupby("run_id")["correct"].mean().to_dict()
+        acc_by_run = self.acc_by_run
+        per_run = {}
         if len(drill):
             per_run = {k: g.sort_values("position") for k, g in drill.groupby("run_id")}
         for _, run in truns.iterrows():
@@ -366,7 +371,7 @@ class _Site:
             "task.html", task_href, charts=charts, configs=configs.to_dict(orient="records"),
             strategies=strategies.to_dict(orient="records"),
             families=board.families.to_dict(orient="records"), downloads=downloads,
-            queries=qlist, n_test=int(tdec["query_id"].nunique()) if len(tdec) else 0,
+            queries=qlist, n_test=n_test,
             runs=truns.to_dict(orient="records"), families_present=families_present,
             task_href=task_href, **ctx,
         )  # fmt: skip
@@ -374,7 +379,7 @@ class _Site:
         primary = primary or (charts[0] if charts else None)
         return {
             "board": board, "href": task_href, "strategies": strategies.to_dict(orient="records"),
-            "chart": primary, "n_test": int(tdec["query_id"].nunique()) if len(tdec) else 0,
+            "chart": primary, "n_test": n_test,
             "n_runs": len(truns), "slug": tslug,
         }  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier; never fetched
@@ -95,13 +96,17 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
             "gridOpacity": 0.5,
         },
     }
+    lo = float(pts[["accuracy", "ci_low"]].min().min())
+    hi = float(pts[["accuracy", "ci_high"]].max().max())
     y = {
         "field": "accuracy",
         "type": "quantitative",
         "title": "Accuracy (share of test queries correct)",
-        "scale": {"zero": False, "padding": 10},
+        # Whole tenths around the data, never past 0% or 100%.
+        "scale": {"domain": [max(0.0, math.floor(lo * 10 - 0.25) / 10),
+                             min(1.0, math.ceil(hi * 10 + 0.25) / 10)]},
         "axis": {"format": ".0%"},
-    }
+    }  # fmt: skip
     tooltip = [
         {"field": "config_label", "title": "configuration"},
         {"field": "group", "title": "family"},
@@ -158,22 +163,19 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                 "tooltip": tooltip,
             },
         },  # fmt: skip
-        {
-            "data": {"name": "points"},
-            "transform": [
-                {"filter": "datum.kind === 'single model' || datum.kind === 'oracle (upper bound)'"}
-            ],
-            "mark": {
-                "type": "text",
-                "align": "left",
-                "dx": 8,
-                "dy": -6,
-                "fontSize": 11,
-                "color": "#333",
-            },
-            "encoding": {"x": x, "y": y, "text": {"field": "short"}},
-        },  # fmt: skip
     ]
+    # Single models and the oracle are labelled; labels near the right edge go to the left.
+    labelled = "(datum.kind === 'single model' || datum.kind === 'oracle (upper bound)')"
+    log_c = np.log10(pts["cost"].to_numpy(float))
+    cut = float(log_c.min() + 0.8 * (log_c.max() - log_c.min()))
+    for side, test, dx in (("left", "<", 8), ("right", ">=", -8)):
+        layers.append({
+            "data": {"name": "points"},
+            "transform": [{"filter": f"{labelled} && log(datum.cost) / LN10 {test} {cut!r}"}],
+            "mark": {"type": "text", "align": side, "dx": dx, "dy": -7, "fontSize": 11,
+                     "color": "#333"},
+            "encoding": {"x": x, "y": y, "text": {"field": "short"}},
+        })  # fmt: skip
     front_rows = fr.rename(columns={"front": "group"}) if len(fr) else fr
     return {
         "$schema": SCHEMA,

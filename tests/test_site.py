@@ -19,6 +19,13 @@ from sqlalchemy import Engine
 
 from uisbench import Runner, import_file, open_engine
 from uisbench.cli import main
+from uisbench.results.aggregate import (
+    bootstrap_ci,
+    bootstrap_ci_counts,
+    load_decisions,
+    summarize,
+    summarize_db,
+)
 from uisbench.results.leaderboard import leaderboard
 from uisbench.site.build import DRILL_QUERIES, build_site
 from uisbench.strategy import Decisions, RunContext, Strategy
@@ -178,9 +185,10 @@ def test_pareto_chart_data_match_the_leaderboard(built: tuple[Engine, Path]) -> 
 
 def test_regret_curve_of_online_strategy(built: tuple[Engine, Path]) -> None:
     engine, out = built
-    df, _ = leaderboard(engine)
-    stub = df[df["strategy"] == "stub-online"]
-    wrong_per_seed = (1 - stub.groupby("run_id")["correct"].mean()) * 50  # 50 test queries
+    runs, _ = leaderboard(engine)
+    stub = runs[runs["strategy"] == "stub-online"]
+    assert len(stub) == 2 and (stub["n_reward"] == 50).all()
+    wrong_per_seed = (1 - stub["accuracy"]) * 50  # 50 test queries
     data = pd.read_csv(next((out / "data").glob("*stub-online*.regret.csv")))
     assert data["regret_best_fixed"].iloc[-1] == pytest.approx(wrong_per_seed.mean())
     assert data["queries_seen"].iloc[-1] == 50
@@ -213,3 +221,27 @@ def test_cli_site_build(built: tuple[Engine, Path], tmp_path: Path, capsys) -> N
         main(["site", "build", "--db", db, "--out", str(tmp_path / "other")])
     assert exc.value.code == 2
     assert "not a uisbench site" in capsys.readouterr().err
+
+
+def test_summarize_in_database_equals_pandas_path(built: tuple[Engine, Path]) -> None:
+    engine, _ = built
+    for synthetic in (False, True):
+        fast = summarize_db(engine, include_synthetic=synthetic)
+        slow = summarize(load_decisions(engine, include_synthetic=synthetic))
+        assert len(fast) == len(STRATEGIES) + 1 + synthetic
+        pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9)
+    stub = fast[fast["strategy"] == "stub-online"].iloc[0]
+    assert stub["n_seeds"] == 2 and stub["n_queries"] == 50
+
+
+def test_bootstrap_from_histogram_is_the_same_bootstrap() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, 500) / 3  # per-query accuracy over 3 seeds
+    levels, counts = np.unique(x, return_counts=True)
+    assert bootstrap_ci(x) == bootstrap_ci_counts(levels, counts)
+    # Against resampling query indices: the intervals agree to Monte-Carlo precision.
+    idx = rng.integers(len(x), size=(4000, len(x)))
+    means = x[idx].mean(axis=1)
+    lo, hi = bootstrap_ci_counts(levels, counts, n_boot=4000)
+    assert lo == pytest.approx(np.quantile(means, 0.025), abs=0.006)
+    assert hi == pytest.approx(np.quantile(means, 0.975), abs=0.006)
