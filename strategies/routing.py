@@ -167,8 +167,9 @@ class ThresholdRouter(Strategy):
 
     The classifier predicts P(strong correct and weak wrong | x) — the win rate of RouteLLM's
     golden-label setting — by logistic regression on query features. Its threshold is the
-    ``1 − share`` quantile of out-of-fold (5-fold) training predictions, so about ``share`` of
-    queries go to the strong model (RouteLLM §5, routing thresholds calibrated to a strong-call
+    ``1 − share`` quantile of out-of-fold (5-fold) training predictions, and test queries are
+    scored by the mean of the five fold models (so both come from models that did not see the
+    query), so about ``share`` of queries go to the strong model (RouteLLM §5, routing thresholds calibrated to a strong-call
     percentage). Default pair: the dearest and the cheapest model of the pool.
     """
 
@@ -212,17 +213,18 @@ class ThresholdRouter(Strategy):
         target = p_s * (1.0 - p_w)
         oof = np.empty(len(target))
         folds = KFold(n_splits=min(5, len(target)), shuffle=True, random_state=ctx.seed)
+        self.clfs = []
         with single_thread():
             for tr, te in folds.split(x):
-                oof[te] = predict_logistic(fit_logistic(x[tr], target[tr]), x[te])
-            self.clf = fit_logistic(x, target)
+                self.clfs.append(fit_logistic(x[tr], target[tr]))
+                oof[te] = predict_logistic(self.clfs[-1], x[te])
         self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         q = ctx.stream
         x = query_features(ctx.meter, q, self.params.features)
         with single_thread():
-            win = predict_logistic(self.clf, x)
+            win = np.mean([predict_logistic(c, x) for c in self.clfs], axis=0)
         to_strong = win > self.threshold if self.params.share < 1.0 else np.ones(len(q), bool)
         if self.params.share == 0.0:
             to_strong[:] = False
@@ -305,7 +307,13 @@ class Cascade(Strategy):
         for m in chain[:-1]:
             conf = self._train_conf(train, m, ctx.rng)
             conf = conf[np.isfinite(conf)]
-            self.tau[m] = float(np.quantile(conf, self.params.escalate)) if len(conf) else -np.inf
+            e = self.params.escalate
+            if e <= 0.0 or not len(conf):
+                self.tau[m] = -np.inf  # never escalate
+            elif e >= 1.0:
+                self.tau[m] = np.inf  # always escalate
+            else:
+                self.tau[m] = float(np.quantile(conf, e))
 
     def _train_conf(self, train: BankArrays, model: str, rng: np.random.Generator) -> np.ndarray:
         arr = train.models[model]

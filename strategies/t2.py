@@ -60,7 +60,7 @@ def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
             - gammaln(n + 1) + gammaln(np.maximum(n - k, 0) + 1)
         )  # fmt: skip
         out = np.where(fail < k, 1.0, 1.0 - np.exp(log_ratio))
-    return np.where(n >= k, out, np.nan)
+    return np.where(n >= k, np.clip(out, 0.0, 1.0), np.nan)
 
 
 def metric_at_k(bank: BankArrays, model: str, k: int, metric: str, seed: int) -> float:

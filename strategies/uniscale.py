@@ -119,6 +119,12 @@ def _simulate(
     return correct / draws * nan, score / draws * nan, cost * nan
 
 
+def sherman_morrison(A_inv: np.ndarray, x: np.ndarray) -> None:
+    """In place: (A + x xᵀ)⁻¹ from A⁻¹ in O(d²) (Sherman & Morrison, 1950)."""
+    v = A_inv @ x
+    A_inv -= np.outer(v, v) / (1.0 + float(x @ v))
+
+
 def principal_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean, top ``dim`` principal directions) of the rows of ``x``, memoised per input."""
     key = (hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest(), dim)
@@ -270,8 +276,7 @@ class UniScale(Strategy):
             correct = meter.feedback(h).astype(float)  # revealed after committing
             r = self.reward(correct, score, ledger[q] - before)
             for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
-                v = A_inv[a[j]] @ x[j]
-                A_inv[a[j]] -= np.outer(v, v) / (1.0 + float(x[j] @ v))
+                sherman_morrison(A_inv[a[j]], x[j])
                 b[a[j]] += r[j] * x[j]
             handles[blo : blo + len(q)] = h
             rewards[blo : blo + len(q)] = r

@@ -1,0 +1,262 @@
+"""Strategy unit tests on a small seeded in-memory bank (no database, no shared data).
+
+The bank has two query topics: the cheap model is good on one and bad on the other, the dear
+model is good on both, so a router that reads the prompt can beat both single models, and
+log-probs are higher for correct samples, so best-of-k and cascades have a signal to use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uisbench.bank import BankArrays, ModelArrays
+from uisbench.errors import UisbenchError
+from uisbench.estimators import pass_at_k as pass_at_k_ref
+from uisbench.meter import Meter
+from uisbench.strategies.features import MINILM_PARAMS, embed_flops, query_features
+from uisbench.strategies.offline import replay
+from uisbench.strategies.t2 import fit_t2, k_law, law, pass_at_k
+from uisbench.strategies.uniscale import sherman_morrison
+from uisbench.strategy import RunContext, available_strategies
+
+Q, S = 400, 8
+TRAIN = np.arange(150)
+TEST = np.arange(150, Q)
+
+
+def make_bank(seed: int = 0, unanimous: bool = False) -> BankArrays:
+    rng = np.random.default_rng(seed)
+    topic = rng.random(Q) < 0.5
+    words = ["alpha apple orange", "beta engine turbine"]
+    prompts = [
+        f"{words[int(t)]} {' '.join(rng.choice(['x', 'y', 'z', 'w'], 5))} question {i}"
+        for i, t in enumerate(topic)
+    ]
+    acc = {"small": np.where(topic, 0.2, 0.95), "big": np.full(Q, 0.8)}
+    models = {}
+    for name, p in acc.items():
+        correct = rng.random((Q, S)) < p[:, None]
+        if unanimous:
+            correct[:] = True
+        answer = np.where(correct, 0, rng.integers(1, 4, (Q, S))).astype(np.int64)
+        logprob = np.where(correct, -0.2, -1.5) + 0.3 * rng.standard_normal((Q, S))
+        out_tok = np.full((Q, S), 20.0)
+        models[name] = ModelArrays(
+            n_avail=np.full(Q, S),
+            answer=answer,
+            correct=correct,
+            input_tokens=np.full((Q, S), 50.0),
+            output_tokens=out_tok,
+            cost_usd=np.full((Q, S), np.nan),
+            latency_s=np.full((Q, S), 0.1),
+            logprob=logprob,
+            score=np.full((Q, S), np.nan),
+            sample_id=np.arange(Q * S).reshape(Q, S),
+        )
+    meta = {
+        "small": {"params_active": 1e9, "params_total": 1e9, "train_tokens": 1e12,
+                  "price_in_per_mtok": 0.1, "price_out_per_mtok": 0.1},
+        "big": {"params_active": 1e10, "params_total": 1e10, "train_tokens": 2e12,
+                "price_in_per_mtok": 1.0, "price_out_per_mtok": 1.0},
+    }  # fmt: skip
+    return BankArrays(
+        bank="unit",
+        bank_id=1,
+        synthetic=True,
+        query_ids=np.arange(Q, dtype=np.int64),
+        query_keys=[f"q{i}" for i in range(Q)],
+        splits=np.array(["train"] * len(TRAIN) + ["test"] * len(TEST), dtype=object),
+        models=models,
+        model_meta=meta,
+        answer_labels=np.array(["A", "B", "C", "D"], dtype=object),
+        prompts=prompts,
+    )
+
+
+@pytest.fixture(scope="module")
+def bank() -> BankArrays:
+    return make_bank()
+
+
+def run(bank: BankArrays, spec: str, seed: int = 0):
+    return replay(bank, bank.subset(TRAIN), TEST, spec, seed)
+
+
+def test_every_strategy_has_description_family_and_params() -> None:
+    reg = available_strategies()
+    for name in ("knn-router", "lr-router", "threshold-router", "cascade", "majority",
+                 "best-of-k", "pass-at-k", "adaptive", "uniscale", "t2"):  # fmt: skip
+        cls = reg[name]
+        assert cls.description and "\n" not in cls.description
+        assert cls.family in ("routing", "tts", "uniscale", "t2")
+        assert hasattr(cls, "Params")
+
+
+def test_sweeps_respect_max_k() -> None:
+    max_k = {"a": 1, "b": 3, "c": 20}
+    for name, cls in available_strategies().items():
+        for p in cls.sweep(["a", "b", "c"], max_k):
+            if "k" in p and "model" in p:
+                assert p["k"] <= max_k[p["model"]], (name, p)
+
+
+@pytest.mark.parametrize("router", ["lr-router", "knn-router"])
+def test_router_reads_the_prompt(bank: BankArrays, router: str) -> None:
+    small = run(bank, "single:model=small")
+    big = run(bank, "single:model=big")
+    r = run(bank, f"{router}:lam=0.05,features=hash")
+    # topic alpha → small (0.95), beta → big (0.8): better than big, at a lower cost.
+    assert r.accuracy > big.accuracy + 0.01
+    assert r.dollars < 0.8 * big.dollars
+    assert r.accuracy > small.accuracy + 0.2
+
+
+def test_router_lambda_moves_along_the_cost_axis(bank: BankArrays) -> None:
+    cheap = run(bank, "lr-router:lam=100,features=hash")
+    assert {e["model"] for e in cheap.extra} == {"small"}
+    dear = run(bank, "lr-router:lam=0,features=hash")
+    assert dear.dollars > cheap.dollars
+
+
+def test_threshold_router_hits_target_share(bank: BankArrays) -> None:
+    # Win-rate scores here are two clusters (one per topic), so the share is a step function
+    # of the target except at the clusters' boundary (0.5); it must still be monotone.
+    shares = {}
+    for share in (0.1, 0.5, 0.9):
+        r = run(bank, f"threshold-router:share={share},features=hash")
+        shares[share] = np.mean([e["model"] == "big" for e in r.extra])
+    assert shares[0.1] < shares[0.5] < shares[0.9]
+    assert abs(shares[0.5] - 0.5) < 0.1 and shares[0.1] < 0.2 and shares[0.9] > 0.8
+
+
+def test_cascade_escalates_on_low_logprob(bank: BankArrays) -> None:
+    none = run(bank, "cascade:escalate=0")
+    assert {e["model"] for e in none.extra} == {"small"}
+    some = run(bank, "cascade:escalate=0.5")
+    share_big = np.mean([e["model"] == "big" for e in some.extra])
+    assert 0.3 < share_big < 0.7
+    assert some.accuracy > none.accuracy + 0.1  # escalated queries were the wrong ones
+    agree = run(bank, "cascade:escalate=0.5,signal=agreement,k=3")
+    assert agree.samples > 3 - 1e-9
+
+
+def test_cascade_agreement_needs_enough_samples(bank: BankArrays) -> None:
+    with pytest.raises(UisbenchError, match="needs k=9"):
+        run(bank, "cascade:signal=agreement,k=9")
+
+
+def test_tts_aggregators(bank: BankArrays) -> None:
+    k1 = run(bank, "single:model=small")
+    maj = run(bank, "majority:model=small,k=8")
+    best = run(bank, "best-of-k:model=small,k=8")
+    cover = run(bank, "pass-at-k:model=small,k=8")
+    assert cover.upper_bound and not best.upper_bound and not maj.upper_bound
+    assert cover.accuracy >= max(maj.accuracy, best.accuracy)
+    assert best.accuracy > k1.accuracy + 0.1  # log-prob separates right from wrong here
+    assert maj.samples == best.samples == 8
+
+
+def test_adaptive_stops_when_decided() -> None:
+    b = make_bank(unanimous=True)
+    r = run(b, "adaptive:model=small,k=8,confidence=0.95")
+    # Unanimous votes: P(p1 > p2) = 1 − 2^-(v+1) passes 0.95 at v = 4.
+    assert {e["samples"] for e in r.extra} == {4}
+    assert r.accuracy == 1.0
+
+
+def test_adaptive_saves_samples_on_a_mixed_bank(bank: BankArrays) -> None:
+    r = run(bank, "adaptive:model=big,k=8,confidence=0.9")
+    maj = run(bank, "majority:model=big,k=8")
+    assert r.samples < 0.7 * maj.samples
+    assert r.accuracy > maj.accuracy - 0.05
+
+
+def test_sherman_morrison_matches_inverse() -> None:
+    rng = np.random.default_rng(1)
+    A = np.eye(5)
+    A_inv = np.eye(5)
+    for _ in range(20):
+        x = rng.standard_normal(5)
+        A += np.outer(x, x)
+        sherman_morrison(A_inv, x)
+    np.testing.assert_allclose(A_inv, np.linalg.inv(A), atol=1e-10)
+
+
+def test_uniscale_records_rewards_and_regret(bank: BankArrays) -> None:
+    r = run(bank, "uniscale:cost_weight=0.3,features=hash")
+    again = run(bank, "uniscale:cost_weight=0.3,features=hash")
+    np.testing.assert_array_equal(r.correct, again.correct)  # deterministic per seed
+    assert r.reward is not None and len(r.reward) == len(TEST)
+    e = r.extra[0]
+    assert {"arm", "best_fixed_reward", "oracle_reward", "unit"} <= set(e)
+    assert e["unit"] == "flops"
+    oracle = np.array([x["oracle_reward"] for x in r.extra])
+    fixed = np.array([x["best_fixed_reward"] for x in r.extra])
+    assert (oracle >= fixed - 1e-12).all()
+    # k never exceeds what the bank holds
+    assert all(int(x["arm"].split("×")[1].split(":")[0]) <= S for x in r.extra)
+
+
+def test_uniscale_cost_weight_trades_accuracy_for_cost(bank: BankArrays) -> None:
+    free = run(bank, "uniscale:cost_weight=0,features=hash")
+    thrifty = run(bank, "uniscale:cost_weight=2,features=hash")
+    assert thrifty.flops < free.flops
+    assert free.accuracy > thrifty.accuracy
+
+
+def test_unbiased_pass_at_k_matches_reference() -> None:
+    n = np.array([8, 8, 8, 5, 20])
+    c = np.array([0, 3, 8, 1, 7])
+    for k in (1, 2, 5):
+        np.testing.assert_allclose(pass_at_k(n, c, k), pass_at_k_ref(n, c, k), atol=1e-12)
+    assert np.isnan(pass_at_k(np.array([3]), np.array([1]), 4)[0])
+
+
+def test_t2_fit_recovers_a_known_law() -> None:
+    theta = np.array([np.log(0.05), np.log(2.0), np.log(0.5), np.log(0.8), 0.5, 0.3, 0.7])
+    sizes = {"m1": 1.0, "m2": 3.0, "m3": 8.0, "m4": 30.0}
+    toks = {"m1": 1.0, "m2": 4.0, "m3": 2.0, "m4": 10.0}
+    meta = {m: {"params_active": sizes[m] * 1e9, "train_tokens": toks[m] * 1e12} for m in sizes}
+    pts = [
+        (m, k, float(law(theta, sizes[m], toks[m], float(k))))
+        for m in sizes
+        for k in (1, 2, 4, 8, 16)
+    ]
+    fit = fit_t2(pts, meta, restarts=32, seed=0)
+    assert fit.kind.startswith("T2 approach 1")
+    for m, k, y in pts:
+        assert abs(fit.predict(m, k) - y) / y < 0.02
+
+
+def test_t2_falls_back_when_sizes_are_unknown() -> None:
+    th = np.array([np.log(0.2), np.log(0.9), 0.6])
+    meta = {"api": {"params_active": None, "train_tokens": None}}
+    pts = [("api", k, float(k_law(th, float(k)))) for k in (1, 2, 4, 8, 16)]
+    fit = fit_t2(pts, meta, restarts=8, seed=0)
+    assert "N or D unknown for api" in fit.kind
+    assert abs(fit.predict("api", 32) - k_law(th, 32.0)) < 0.01
+
+
+def test_t2_spends_within_budget(bank: BankArrays) -> None:
+    lo = run(bank, "t2:budget=0.15")  # affords the small model only
+    hi = run(bank, "t2:budget=5")
+    e = lo.extra[0]
+    assert not e["over_budget"] and lo.flops <= e["budget"] * 1.05
+    assert hi.flops > lo.flops
+    assert np.isfinite(e["fit_rel_error_test"]) and np.isfinite(e["fit_rel_error_train"])
+
+
+def test_embedding_compute_is_charged(bank: BankArrays) -> None:
+    assert embed_flops("hash", np.array([10]))[0] == 0.0
+    meter = Meter(bank, seed=0)
+    query_features(meter, np.array([0, 1]), "hash")
+    assert meter.ledger.arms[0] == [{"overhead": "embed:hash"}]
+    if embed_flops("auto", np.array([10]))[0] > 0:  # MiniLM installed
+        assert embed_flops("minilm", np.array([10]))[0] == 2 * MINILM_PARAMS * 10
+
+
+def test_context_sizes() -> None:
+    b = make_bank()
+    ctx = RunContext(meter=Meter(b, 0), stream=TEST, train=b.subset(TRAIN), seed=0)
+    assert ctx.max_samples("small") == S
