@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.bankfile import (
     ALL_FIELDS,
     FlatRow,
     bank_name_from_path,
+    columns_table,
     read_blocks,
     read_models_file,
 )
@@ -124,81 +126,76 @@ def _import_rows(
 ) -> tuple[int, int, list[str], list[str]]:
     """Import rows (e.g. from a live backend) through the columnar path, in blocks."""
 
-    def blocks() -> Iterable[dict[str, list]]:
+    def blocks() -> Iterable[Any]:
         it = iter(rows)
         while chunk := list(itertools.islice(it, CHUNK)):
-            yield {f: [getattr(r, f) for r in chunk] for f in ALL_FIELDS}
+            yield columns_table({f: [getattr(r, f) for r in chunk] for f in ALL_FIELDS})
 
     return _import_blocks(conn, bank_id, blocks(), meta)
 
 
+def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary-encode a column in C++: (code per row, distinct values)."""
+    enc = table.column(column).combine_chunks().dictionary_encode()
+    return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+
+
 def _import_blocks(
-    conn: Connection,
-    bank_id: int,
-    blocks: Iterable[dict[str, list]],
-    meta: dict[str, dict[str, Any]],
+    conn: Connection, bank_id: int, blocks: Iterable[Any], meta: dict[str, dict[str, Any]]
 ) -> tuple[int, int, list[str], list[str]]:
-    """Insert column blocks (field → list); per-row work is list comprehensions only."""
+    """Insert blocks (pyarrow Tables of the flat fields).
+
+    Tasks, queries and models are resolved per distinct value (numpy over dictionary codes),
+    not per row; only the sample columns become Python values, for the driver's executemany.
+    """
     task_ids: dict[str, int] = {}
     query_ids: dict[tuple[str, str], int] = {}
     model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
     n_rows = inserted = 0
-    for cols in _prefetch(blocks):
-        n = len(cols["task"])
-        keys = list(zip(cols["task"], cols["query_id"]))
-        new_q: dict[str, dict[str, dict[str, Any]]] = {}
-        for i, key in _first_occurrences(keys, query_ids):
-            task = key[0]
-            if task not in task_ids:
-                task_ids[task] = ensure_task(conn, task)
-            new_q.setdefault(task, {})[key[1]] = {
-                "query_key": key[1], "split": cols["split"][i], "prompt": cols["prompt"][i],
-                "reference": cols["reference"][i],
-            }  # fmt: skip
-        for task, qs in new_q.items():
-            ids = ensure_queries(conn, task_ids[task], list(qs.values()))
-            query_ids.update({(task, k): v for k, v in ids.items()})
-        for m in set(cols["model"]) - model_ids.keys():
+    for table in _prefetch(blocks):
+        n = table.num_rows
+        t_code, tasks = _codes(table, "task")
+        q_code, qkeys = _codes(table, "query_id")
+        pair = t_code.astype(np.int64) * len(qkeys) + q_code
+        uniq, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+        keys = [(tasks[p // len(qkeys)], qkeys[p % len(qkeys)]) for p in uniq.tolist()]
+        new = [i for i, k in enumerate(keys) if k not in query_ids]
+        if new:
+            at = pa.array(first[new])
+            fields = {f: table.column(f).take(at).to_pylist() for f in ("split", "prompt",
+                      "reference")}  # fmt: skip
+            new_q: dict[str, list[dict[str, Any]]] = {}
+            for j, i in enumerate(new):
+                task, qkey = keys[i]
+                if task not in task_ids:
+                    task_ids[task] = ensure_task(conn, task)
+                new_q.setdefault(task, []).append({
+                    "query_key": qkey, "split": fields["split"][j],
+                    "prompt": fields["prompt"][j], "reference": fields["reference"][j],
+                })  # fmt: skip
+            for task, qs in new_q.items():
+                ids = ensure_queries(conn, task_ids[task], qs)
+                query_ids.update({(task, k): v for k, v in ids.items()})
+        qid = np.array([query_ids[k] for k in keys], dtype=np.int64)[inverse.ravel()]
+        m_code, models = _codes(table, "model")
+        for m in set(models) - model_ids.keys():
             model_ids.update(ensure_models(conn, {m: meta.get(m, {})}))
-        qid = [query_ids[k] for k in keys]
-        mid = [model_ids[m] for m in cols["model"]]
-        tuples = list(
-            zip(
-                itertools.repeat(bank_id, n),
-                qid,
-                mid,
-                cols["sample"],
-                cols["text"],
-                cols["answer"],
-                cols["correct"],
-                cols["score"],
-                cols["input_tokens"],
-                cols["output_tokens"],
-                cols["cost_usd"],
-                cols["latency_s"],
-                cols["logprob"],
-            )  # fmt: skip
-        )
+        mid = np.array([model_ids[m] for m in models], dtype=np.int64)[m_code]
+        # Columns null in the whole block (often text, score) are left to their default NULL:
+        # fewer parameters to bind per row.
+        fields = [f for f in ("sample", *SAMPLE_COLUMNS[4:]) if table.column(f).null_count < n]
+        columns = [*SAMPLE_COLUMNS[:3], *("sample_index" if f == "sample" else f for f in fields)]
+        rest = [table.column(f).to_pylist() for f in fields]
+        tuples = list(zip(itertools.repeat(bank_id, n), qid.tolist(), mid.tolist(), *rest))
         for lo in range(0, n, CHUNK):
-            inserted += bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, tuples[lo : lo + CHUNK])
+            inserted += bulk_insert_ignore(conn, s.samples, columns, tuples[lo : lo + CHUNK])
         n_rows += n
     if n_rows == 0:
         raise UisbenchError("bank file holds no samples")
     return n_rows, inserted, sorted(task_ids), sorted(model_ids)
 
 
-def _first_occurrences(
-    keys: list[tuple[str, str]], known: dict[tuple[str, str], int]
-) -> list[tuple[int, tuple[str, str]]]:
-    """Position and key of each key's first occurrence that is not in ``known`` yet."""
-    seen: dict[tuple[str, str], int] = {}
-    for i, k in enumerate(keys):
-        if k not in seen:
-            seen[k] = i
-    return [(i, k) for k, i in seen.items() if k not in known]
-
-
-def _prefetch(blocks: Iterable[dict[str, list]]) -> Iterator[dict[str, list]]:
+def _prefetch(blocks: Iterable[Any]) -> Iterator[Any]:
     """Parse the next block in a thread while the caller inserts this one.
 
     pyarrow's parser and SQLite's step both release the GIL, so on two cores they overlap.

@@ -163,7 +163,7 @@ def _arrow_schema() -> Any:
     return pa.schema(list(zip(ALL_FIELDS, types)))
 
 
-def _arrow_block(data: bytes, n_lines: int, schema: Any) -> dict[str, list] | None:
+def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     """Parse a block of complete lines in C++ (pyarrow); None when anything is unusual.
 
     Arrow reads a missing field as null, so a field's nulls must all be written ``"key":null``
@@ -204,10 +204,10 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> dict[str, list] | No
         lo = pc.min(col(f)).as_py()
         if lo is not None and lo < 0:
             return None
-    return {f: col(f).to_pylist() for f in ALL_FIELDS}
+    return table
 
 
-def _python_block(lines: list[bytes], path: Path, first_lineno: int) -> dict[str, list]:
+def _python_block(lines: list[bytes], path: Path, first_lineno: int, schema: Any) -> Any:
     cols: dict[str, list] = {f: [] for f in ALL_FIELDS}
     appends = [cols[f].append for f in ALL_FIELDS]
     for lineno, line in enumerate(lines, first_lineno):
@@ -220,22 +220,26 @@ def _python_block(lines: list[bytes], path: Path, first_lineno: int) -> dict[str
         row = parse_line(obj, path, lineno)
         for app, f in zip(appends, ALL_FIELDS):
             app(getattr(row, f))
-    return cols
+    return columns_table(cols, schema)
 
 
-def read_blocks(path: Path) -> Iterator[dict[str, list]]:
-    """The same validated rows as :func:`read_rows`, as blocks of columns (field → list).
+def columns_table(cols: dict[str, list], schema: Any | None = None) -> Any:
+    """A pyarrow Table of the flat fields from columns (field → list of Python values)."""
+    import pyarrow as pa
+
+    return pa.table(cols, schema=schema or _arrow_schema())
+
+
+def read_blocks(path: Path) -> Iterator[Any]:
+    """The same validated rows as :func:`read_rows`, as pyarrow Tables of ALL_FIELDS.
 
     Imports read millions of rows; parsing them one by one in Python costs more than SQLite's
-    insert, so blocks are parsed by pyarrow's JSON reader when it is installed, and by the
-    line-by-line checks otherwise or whenever a block looks unusual (same errors, same rows).
+    insert, so blocks are parsed by pyarrow's JSON reader (C++, without the GIL), and by the
+    line-by-line checks whenever a block looks unusual (same errors, same rows).
     """
     if not path.is_file():
         raise UisbenchError(f"no such bank file: {path}")
-    try:
-        schema = _arrow_schema()
-    except ImportError:  # pragma: no cover - pyarrow is a dependency; keep working without it
-        schema = None
+    schema = _arrow_schema()
     lineno = 0
     opener = gzip.open if path.suffix == ".gz" else open
     rest = b""
@@ -253,11 +257,12 @@ def read_blocks(path: Path) -> Iterator[dict[str, list]]:
                     data, rest = data[: cut + 1], data[cut + 1 :]
                 if data.strip():
                     n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
-                    cols = _arrow_block(data, n_lines, schema) if schema is not None else None
-                    if cols is None:
-                        cols = _python_block(data.split(b"\n")[:n_lines], path, lineno + 1)
-                    if cols["task"]:
-                        yield cols
+                    table = _arrow_block(data, n_lines, schema)
+                    if table is None:
+                        lines = data.split(b"\n")[:n_lines]
+                        table = _python_block(lines, path, lineno + 1, schema)
+                    if table.num_rows:
+                        yield table
                     lineno += n_lines
                 if not chunk:
                     break
