@@ -40,7 +40,7 @@ def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
 
     reg = available_strategies()
     skip = len(models) - 2
-    routing = [f"lr-router:lam={x}" for x in (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 3.0)] + [
+    routing = [f"lr-router:lam={x}" for x in (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)] + [
         f"cascade:escalate={x},skip={skip}" for x in (0.1, 0.3, 0.5)
     ]
     tts = [
@@ -138,8 +138,9 @@ def quality_bars(tables: dict[str, pd.DataFrame]) -> list[str]:
         maj = maj[~maj.config_label.str.endswith("k=1")]
         if len(maj):
             b = maj.loc[maj.accuracy.idxmax()]
+            verdict = "MET" if b.accuracy > k1 else "NOT MET"
             out.append(f"date-mot: llama-2-13b k=1 acc {k1:.4f}; best majority {b.config_label} "
-                       f"acc {b.accuracy:.4f} -> {'MET' if b.accuracy > k1 else 'NOT MET'}")  # fmt: skip
+                       f"acc {b.accuracy:.4f} -> {verdict}")  # fmt: skip
         real = t[~t.upper_bound.astype(bool)]
         uni = real[real.family == "uniscale"]
         for fam in ("routing", "tts"):

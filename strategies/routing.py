@@ -31,7 +31,7 @@ from uisbench.strategies.pool import cost_unit, draw_by_choice, expected_cost, m
 from uisbench.strategy import Decisions, RunContext, Strategy
 from uisbench.voting import majority_column, take, vote_counts
 
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 3.0)  # 0: quality only … 3: nearly cheapest
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)  # 0: quality only … 10: the cheapest model
 
 
 def _check_features(kind: str) -> None:
@@ -169,8 +169,8 @@ class ThresholdRouter(Strategy):
     golden-label setting — by logistic regression on query features. Its threshold is the
     ``1 − share`` quantile of out-of-fold (5-fold) training predictions, and test queries are
     scored by the mean of the five fold models (so both come from models that did not see the
-    query), so about ``share`` of queries go to the strong model (RouteLLM §5, routing thresholds calibrated to a strong-call
-    percentage). Default pair: the dearest and the cheapest model of the pool.
+    query), so about ``share`` of queries go to the strong model (RouteLLM §5, thresholds
+    calibrated to a strong-call percentage). Default pair: the dearest and the cheapest model.
     """
 
     name = "threshold-router"
