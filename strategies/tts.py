@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import betainc
 
 from uisbench.errors import UisbenchError
-from uisbench.strategies.pool import powers_of_two
+from uisbench.strategies.pool import powers_of_two, spread
 from uisbench.strategies.reference import require_model
 from uisbench.strategy import Decisions, RunContext, Strategy
 from uisbench.voting import majority_column, take, vote_counts
@@ -41,6 +41,11 @@ class _ModelK:
     def validate(self) -> None:
         if self.k < 1:
             raise UisbenchError("k must be at least 1")
+
+
+def _few_k(models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+    """Up to three k > 1 per model (powers of two, both ends kept): a modest default front."""
+    return [{"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)]
 
 
 def _check_k(ctx: RunContext, model: str, k: int, name: str) -> None:
@@ -94,7 +99,9 @@ class BestOfK(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"model": m, "k": k} for m in models for k in powers_of_two(max_k[m]) if k > 1]
+        return [
+            {"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)
+        ]
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
@@ -122,7 +129,9 @@ class PassAtK(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"model": m, "k": k} for m in models for k in powers_of_two(max_k[m]) if k > 1]
+        return [
+            {"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)
+        ]
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
