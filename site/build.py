@@ -36,7 +36,7 @@ from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_cur
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
 
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
-DRILL_QUERIES = 50  # queries per task that get a drill-down page
+DRILL_QUERIES = 30  # queries per task that get a drill-down page (bounded: big banks stay fast)
 MAX_BANK_SAMPLES = 32  # recorded samples shown per model on a query page
 HERE = Path(__file__).resolve().parent
 SYNTHETIC_NOTE = "SYNTHETIC bank: generated for speed tests; these are not model results."
@@ -298,9 +298,12 @@ class _Site:
 
         # Run pages.
         acc_by_run = self.acc_by_run
-        per_run = {}
-        if len(drill):
-            per_run = {k: g.sort_values("position") for k, g in drill.groupby("run_id")}
+        drill_rows = drill.to_dict(orient="records") if len(drill) else []
+        per_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        per_q: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in drill_rows:
+            per_run[int(row["run_id"])].append(row)
+            per_q[int(row["query_id"])].append(row)
         for _, run in truns.iterrows():
             rid = int(run["id"])
             pool = [models.get(m, {"name": m}) for m in (run["models"] or [])]
@@ -308,16 +311,19 @@ class _Site:
                 "run.html", f"runs/{rid}.html", run=run.to_dict(), pool=pool,
                 accuracy=acc_by_run.get(rid), task_href=task_href,
                 config_href=f"configs/{tslug}/{slug(run['config_label'])}.html",
-                decisions=per_run.get(rid, pd.DataFrame()).to_dict(orient="records"),
+                decisions=sorted(per_run.get(rid, []), key=lambda r: r["position"]),
                 qpage=qpage, n_drill=len(qids), **ctx,
             )  # fmt: skip
 
         # Configuration pages.
-        for _, cfg in configs.iterrows():
-            cruns = truns[truns["config_label"] == cfg["config_label"]]
+        runs_of = {k: g for k, g in truns.groupby("config_label")}
+        curves_of = {k: g for k, g in curves.groupby("run_id")} if len(curves) else {}
+        for cfg in configs.to_dict(orient="records"):
+            cruns = runs_of.get(cfg["config_label"], truns.iloc[:0])
             regret = None
-            if len(curves) and len(cruns):
-                c = curves[curves["run_id"].isin(cruns["id"])]
+            parts = [curves_of[i] for i in cruns["id"] if i in curves_of]
+            if parts:
+                c = pd.concat(parts)
                 if len(c):
                     m = mean_curve(c)
                     spec = regret_spec(m)
@@ -331,7 +337,7 @@ class _Site:
                         }
             params = cruns["params"].iloc[0] if len(cruns) else {}
             self.render(
-                "config.html", cfg["href"], cfg=cfg.to_dict(), params=params or {},
+                "config.html", cfg["href"], cfg=cfg, params=params or {},
                 runs=[
                     {**r, "accuracy": acc_by_run.get(int(r["id"]))}
                     for r in cruns.to_dict(orient="records")
@@ -344,23 +350,19 @@ class _Site:
         if len(samples):
             for (q, model), g in samples.groupby(["query_id", "model"], sort=True):
                 samples_by_q[int(q)][model] = g.to_dict(orient="records")
-        drill_by_q = (
-            {int(k): g.sort_values(["config_label", "seed"]) for k, g in drill.groupby("query_id")}
-            if len(drill)
-            else {}
-        )
         qlist = []
+        run_href = {rid: f"runs/{rid}.html" for rid in run_ids}
+        config_href = dict(zip(configs["config_label"], configs["href"]))
         for q in qids:
             qrow = queries.get(q, {"id": q, "query_key": str(q), "prompt": "", "reference": None})
-            rows = drill_by_q.get(q, pd.DataFrame())
-            n_ok = int(rows["correct"].sum()) if len(rows) else 0
+            rows = sorted(per_q.get(q, []), key=lambda r: (r["config_label"], r["seed"]))
+            n_ok = sum(bool(r["correct"]) for r in rows)
             qlist.append({"id": q, "key": qrow["query_key"], "href": qpage[q],
                           "correct": n_ok, "decisions": len(rows)})  # fmt: skip
             self.render(
-                "query.html", qpage[q], q=qrow, decisions=rows.to_dict(orient="records"),
+                "query.html", qpage[q], q=qrow, decisions=rows,
                 samples=samples_by_q.get(q, {}), task_href=task_href,
-                run_href={rid: f"runs/{rid}.html" for rid in run_ids},
-                config_href={c: h for c, h in zip(configs["config_label"], configs["href"])},
+                run_href=run_href, config_href=config_href,
                 **ctx,
             )  # fmt: skip
 
