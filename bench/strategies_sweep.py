@@ -64,9 +64,9 @@ def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple
 
     runner = Runner(engine, task, bank)
     specs = family_specs(runner.models, runner.max_k())
-    times, rows = {}, []
+    times, cpu, rows = {}, {}, []
     for fam, fam_specs in specs.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for spec in fam_specs:
             for seed in seeds:
                 if mode == "runner":
@@ -77,7 +77,8 @@ def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple
                                  "upper_bound": r.upper_bound, "accuracy": r.accuracy,
                                  "dollars": r.dollars, "flops": r.flops})  # fmt: skip
         times[fam] = time.perf_counter() - t0
-    return times, rows
+        cpu[fam] = time.process_time() - c0
+    return times, cpu, rows
 
 
 def summary_table(engine, bank: str, task: str, mode: str, rows: list) -> pd.DataFrame:
@@ -166,22 +167,27 @@ def main() -> None:
     seeds = list(range(args.seeds))
     tmp = tempfile.mkdtemp()
     engine = open_engine(f"sqlite:///{tmp}/sweep.db")
-    tables, grand = {}, 0.0
+    tables, grand, grand_cpu = {}, 0.0, 0.0
     for bank, task in BANKS.items():
         import_file(engine, DATA / f"{bank}.jsonl", DATA / f"{bank}.models.json")
         t0 = time.perf_counter()
-        times, rows = run_bank(engine, bank, task, args.mode, seeds)
+        times, cpu, rows = run_bank(engine, bank, task, args.mode, seeds)
         total = time.perf_counter() - t0
         four = sum(times[f] for f in FAMILIES)
+        four_cpu = sum(cpu[f] for f in FAMILIES)
         grand += four
+        grand_cpu += four_cpu
         print(f"{bank}: " + ", ".join(f"{f} {times[f]:.1f}s" for f in times)
-              + f" | four families {four:.1f}s, all incl. load {total:.1f}s")  # fmt: skip
+              + f" | four families {four:.1f}s wall, {four_cpu:.1f}s CPU; "
+              f"all incl. load {total:.1f}s")  # fmt: skip
         tables[bank] = summary_table(engine, bank, task, args.mode, rows)
         if args.table:
             with pd.option_context("display.width", 160, "display.max_rows", 200):
                 print(tables[bank].sort_values("dollars").to_string(index=False))
-    print(f"four families x 10 settings x {len(seeds)} seeds on both banks: {grand:.1f}s "
-          f"(mode={args.mode})")  # fmt: skip
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"four families x 10 settings x {len(seeds)} seeds on both banks: {grand:.1f}s wall, "
+          f"{grand_cpu:.1f}s CPU of this process (mode={args.mode}, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} at the end)")  # fmt: skip
     for line in quality_bars(tables):
         print(line)
 

@@ -33,14 +33,18 @@ KINDS = ("auto", "minilm", "hash")
 
 _memory: dict[str, dict[str, tuple[np.ndarray, int]]] = {"minilm": {}, "hash": {}}
 _model = None
+_controller = None
 
 
 def single_thread():
     """Limit BLAS to one thread: small matrices on a shared, busy machine run many times
     faster without thread oversubscription (measured 20× on 2 shared cores)."""
-    from threadpoolctl import threadpool_limits
+    global _controller
+    if _controller is None:  # inspecting the loaded BLAS libraries is slow: do it once
+        from threadpoolctl import ThreadpoolController
 
-    return threadpool_limits(1)
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1)
 
 
 def minilm_available() -> bool:
