@@ -163,11 +163,18 @@ def _arrow_schema() -> Any:
     return pa.schema(list(zip(ALL_FIELDS, types)))
 
 
+def _null_count(data: bytes, field: str) -> int:
+    """Explicit nulls of ``field`` as compact or ``json.dumps``-style JSON writes them."""
+    key = b'"%s":' % field.encode()
+    return data.count(key + b"null") + data.count(key + b" null")
+
+
 def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     """Parse a block of complete lines in C++ (pyarrow); None when anything is unusual.
 
     Arrow reads a missing field as null, so a field's nulls must all be written ``"key":null``
-    (a pattern that cannot occur inside a JSON string, where quotes are escaped); fields that
+    or ``"key": null`` (patterns that cannot occur inside a JSON string, where quotes are
+    escaped); fields that
     may not be null never are. Blank lines, other spacing, or any type or value problem also
     return None, and the block goes through :func:`parse_line`, which names the bad line.
     """
@@ -192,7 +199,7 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     col = table.column
     for f in FIELDS:
         nulls = col(f).null_count
-        if nulls and (f in _NOT_NULL or data.count(b'"%s":null' % f.encode()) != nulls):
+        if nulls and (f in _NOT_NULL or _null_count(data, f) != nulls):
             return None  # a required field is missing, or null where it may not be
     for f in ("task", "query_id", "prompt", "model"):
         if pc.min(pc.utf8_length(col(f))).as_py() == 0:

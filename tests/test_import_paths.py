@@ -1,0 +1,126 @@
+"""The columnar import reader (pyarrow) must accept and reject exactly what the line checks do.
+
+``read_blocks`` parses whole blocks in C++ and falls back to ``parse_line`` when anything looks
+unusual; these tests pin that the two readers agree, value for value and error for error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from uisbench import bankfile
+from uisbench.bankfile import ALL_FIELDS, read_blocks, read_rows
+from uisbench.errors import UisbenchError
+
+BASE = {
+    "task": "t", "query_id": "q", "split": None, "prompt": 'say "hi" ü', "reference": "r",
+    "model": "m", "sample": 0, "answer": "a", "correct": True, "input_tokens": 3,
+    "output_tokens": 4, "cost_usd": 0.1, "latency_s": 0.2, "logprob": -1.0,
+}  # fmt: skip
+
+CASES = {
+    "float tokens": {"input_tokens": 3.0},
+    "bool sample": {"sample": True},
+    "negative sample": {"sample": -1},
+    "int correct": {"correct": 1},
+    "null correct": {"correct": None},
+    "string cost": {"cost_usd": "0.1"},
+    "bool cost": {"cost_usd": True},
+    "number answer": {"answer": 5},
+    "negative tokens": {"output_tokens": -1},
+    "bad split": {"split": "dev"},
+    "empty task": {"task": ""},
+    "null model": {"model": None},
+    "missing logprob": "logprob",
+    "missing answer": "answer",
+    "int logprob": {"logprob": -1},
+    "null everything optional": {
+        "split": None,
+        "reference": None,
+        "answer": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cost_usd": None,
+        "latency_s": None,
+        "logprob": None,
+    },  # fmt: skip
+    "extensions": {"text": "full text", "score": 0.5},
+    "unknown field": {"other": 1},
+    "train split": {"split": "train"},
+}
+
+
+def write(path: Path, rows: list[dict], gz: bool = False, compact: bool = True) -> Path:
+    """Compact JSON, or spaced as ``json.dumps`` (and ``bank export``) writes it."""
+    seps = (",", ":") if compact else (", ", ": ")
+    text = "".join(json.dumps(r, separators=seps) + "\n" for r in rows)
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def outcome(reader, path: Path):
+    try:
+        if reader is read_rows:
+            return [tuple(getattr(r, f) for f in ALL_FIELDS) for r in read_rows(path)]
+        return [
+            tuple(row[f] for f in ALL_FIELDS) for t in read_blocks(path) for row in t.to_pylist()
+        ]
+    except UisbenchError as exc:
+        return f"error: {exc}"
+
+
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("case", list(CASES))
+def test_columnar_reader_agrees_with_line_checks(tmp_path, case, compact):
+    rows = [dict(BASE, query_id=f"q{i}", sample=i % 3) for i in range(6)]
+    change = CASES[case]
+    if isinstance(change, str):
+        del rows[3][change]
+    else:
+        rows[3].update(change)
+    path = write(tmp_path / "b.jsonl", rows, compact=compact)
+    assert outcome(read_blocks, path) == outcome(read_rows, path)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_valid_blocks_take_the_arrow_path(tmp_path, monkeypatch, compact):
+    """Guard against the fast path silently never running (the agreement test would pass)."""
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fell back to line-by-line parsing")
+
+    monkeypatch.setattr(bankfile, "_python_block", no_fallback)
+    rows = [dict(BASE, query_id=f"q{i}", sample=i % 3) for i in range(6)]
+    rows[2].update(CASES["null everything optional"])
+    path = write(tmp_path / "b.jsonl", rows, compact=compact)
+    assert len(outcome(read_blocks, path)) == 6
+
+
+def test_blocks_split_lines_correctly(tmp_path, monkeypatch):
+    """Small blocks: lines cut at block edges, and error line numbers count across blocks."""
+    monkeypatch.setattr(bankfile, "BLOCK_BYTES", 700)
+    rows = [dict(BASE, query_id=f"q{i}", sample=i, logprob=-0.1 * i) for i in range(40)]
+    path = write(tmp_path / "b.jsonl.gz", rows, gz=True)
+    good = outcome(read_blocks, path)
+    assert good == outcome(read_rows, path) and len(good) == 40
+    rows[33]["correct"] = "yes"
+    path = write(tmp_path / "c.jsonl.gz", rows, gz=True)
+    err = outcome(read_blocks, path)
+    assert err == outcome(read_rows, path) and "line 34" in err
+
+
+def test_truncated_gzip_is_an_error(tmp_path):
+    rows = [dict(BASE, query_id=f"q{i}") for i in range(2000)]
+    path = write(tmp_path / "b.jsonl.gz", rows, gz=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UisbenchError, match="unreadable"):
+        list(read_blocks(path))
