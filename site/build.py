@@ -265,7 +265,8 @@ class _Site:
         for u in plotted:
             pts = configs.assign(cost=configs[u])[
                 ["config_label", "short", "strategy", "family", "group", "kind", "accuracy",
-                 "ci_low", "ci_high", "cost", "samples_per_query", "n_queries", "n_seeds"]
+                 "ci_low", "ci_high", "cost", "samples_per_query", "n_queries", "n_seeds",
+                 "href"]
             ].dropna(subset=["cost"])  # fmt: skip
             spec = pareto_spec(pts, board.fronts, u)
             if spec is None:

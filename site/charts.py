@@ -143,6 +143,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
             "data": {"name": "points"},
             "mark": {
                 "type": "point",
+                "cursor": "pointer",
                 "filled": True,
                 "size": 90,
                 "opacity": 0.9,
@@ -161,6 +162,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                     "legend": {"orient": "right"},
                 },
                 "tooltip": tooltip,
+                "href": {"field": "href"},
             },
         },  # fmt: skip
     ]
@@ -168,7 +170,11 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
     labelled = "(datum.kind === 'single model' || datum.kind === 'oracle (upper bound)')"
     log_c = np.log10(pts["cost"].to_numpy(float))
     cut = float(log_c.min() + 0.8 * (log_c.max() - log_c.min()))
+    is_labelled = pts["kind"].isin(["single model", "oracle (upper bound)"]).to_numpy()
     for side, test, dx in (("left", "<", 8), ("right", ">=", -8)):
+        present = is_labelled & ((log_c < cut) if test == "<" else (log_c >= cut))
+        if not present.any():
+            continue  # an empty layer makes vega warn about an infinite extent
         layers.append({
             "data": {"name": "points"},
             "transform": [{"filter": f"{labelled} && log(datum.cost) / LN10 {test} {cut!r}"}],

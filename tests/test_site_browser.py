@@ -35,6 +35,7 @@ if CHROMIUM is None or CHROMEDRIVER is None:
     )
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -116,8 +117,8 @@ def test_index_lists_tasks_and_strategies_and_renders_chart(site: Path, browser)
     # The chart is an SVG with one symbol per configuration (plus CI rules and fronts).
     svg = browser.find_element(By.CSS_SELECTOR, "div.chart svg")
     assert svg.size["width"] > 300 and svg.size["height"] > 200
-    symbols = browser.find_elements(By.CSS_SELECTOR, "div.chart svg g.mark-symbol path")
-    assert len(symbols) >= len(toy.STRATEGIES) + 1
+    symbols = browser.find_elements(By.CSS_SELECTOR, "div.chart svg g.mark-symbol.role-mark path")
+    assert len(symbols) == len(toy.STRATEGIES) + 1  # every configuration, the stub included
     axis_titles = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "div.chart svg text")}
     assert any("per query (log scale)" in t for t in axis_titles)
     _assert_clean(browser, "index")
@@ -174,3 +175,15 @@ def test_injected_markup_never_executes(site: Path, browser) -> None:
         shown |= toy.XSS_SCRIPT in browser.find_element(By.TAG_NAME, "main").text
     assert shown  # the probe is displayed as text
     _screenshot(browser, "site-query-xss.png")
+
+
+def test_clicking_a_point_opens_its_configuration(site: Path, browser) -> None:
+    _open(browser, site / "index.html")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= 1
+    )
+    point = browser.find_element(By.CSS_SELECTOR, "div.chart svg g.mark-symbol.role-mark path")
+    ActionChains(browser).move_to_element(point).click().perform()
+    WebDriverWait(browser, 20).until(lambda d: "/configs/" in d.current_url)
+    assert "Settings" in browser.find_element(By.TAG_NAME, "main").text
+    _assert_clean(browser, "configuration page")

@@ -6,6 +6,11 @@
     var src = document.getElementById(el.getAttribute("data-spec"));
     if (!src || typeof vegaEmbed === "undefined") return;
     var spec = JSON.parse(src.textContent);
+    var root = el.getAttribute("data-root") || "";
+    /* Point links are site-relative; make them relative to this page. */
+    if (spec.datasets && spec.datasets.points) {
+      spec.datasets.points.forEach(function (p) { if (p.href) p.href = root + p.href; });
+    }
     vegaEmbed(el, spec, {
       renderer: "svg",
       actions: { export: true, source: false, compiled: false, editor: false },
