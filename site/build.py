@@ -66,6 +66,15 @@ def fmt_cost(x: Any, unit: str) -> str:
     return f"{x:.3g}"
 
 
+def fmt_time(x: Any) -> str:
+    """Timestamps to the second, with their zone when they carry one."""
+    if _nan(x) or x is pd.NaT:
+        return "—"
+    if isinstance(x, datetime):
+        return x.strftime("%Y-%m-%d %H:%M:%S") + (f" {x.tzname()}" if x.tzinfo else " UTC")
+    return str(x)
+
+
 def fmt_pct(x: Any) -> str:
     return "—" if _nan(x) else f"{100 * float(x):.1f}%"
 
@@ -99,7 +108,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key)
+    env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key, time=fmt_time)
     env.globals.update(
         UNITS=UNITS, FLOPS_NOTE=FLOPS_NOTE, DOLLARS_NOTE=DOLLARS_NOTE,
         SYNTHETIC_NOTE=SYNTHETIC_NOTE, MAX_SAMPLES=MAX_BANK_SAMPLES, isnan=_nan,
@@ -303,6 +312,7 @@ class _Site:
         per_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
         per_q: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in drill_rows:
+            row["query_key"] = queries.get(row["query_id"], {}).get("query_key", row["query_id"])
             per_run[int(row["run_id"])].append(row)
             per_q[int(row["query_id"])].append(row)
         for _, run in truns.iterrows():
