@@ -124,3 +124,23 @@ def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
     mm = runners["mmlu-llama-ladder"]
     e2 = replay(mm.arrays, mm.train, mm.test_pos, "t2:budget=0.3", 0).extra[0]
     assert e2["fit"].startswith("T2 approach 1") and e2["unit"] == "flops"
+
+
+def test_uniscale_through_the_runner_writes_rewards_and_regret(runners) -> None:
+    from sqlalchemy import select
+
+    from uisbench.results import schema as s
+
+    r = runners["date-mot"]
+    res = r.run("uniscale:cost_weight=0.3,features=hash", 0)
+    assert res.n_queries == len(r.test_pos) and not res.skipped
+    with r.engine.connect() as conn:
+        rows = conn.execute(
+            select(s.decisions.c.reward, s.decisions.c.extra, s.decisions.c.position)
+            .where(s.decisions.c.run_id == res.run_id)
+            .order_by(s.decisions.c.position)
+        ).all()
+    assert len(rows) == len(r.test_pos)
+    assert all(x.reward is not None for x in rows)
+    assert {"arm", "best_fixed_reward", "oracle_reward"} <= set(rows[0].extra)
+    assert rows[0].extra["unit"] == "dollars"  # GPT sizes are unknown: cost in dollars
