@@ -36,6 +36,7 @@ in hindsight and of the per-query oracle arm, so cumulative regret against both 
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from uisbench.strategies.pool import cost_unit, expected_cost, powers_of_two, re
 from uisbench.strategy import Decisions, RunContext, Strategy
 from uisbench.voting import majority_column, take
 
+log = logging.getLogger(__name__)
 CHUNK = 256
 EVAL_DRAWS = 8  # seeded draws per (query, arm) when estimating expected rewards for regret
 
@@ -237,6 +239,7 @@ class UniScale(Strategy):
         regret = self._hindsight(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
+        regret_fixed = regret_oracle = 0.0
         for lo in range(0, len(q_all), CHUNK):
             qs = q_all[lo : lo + CHUNK]
             handles = np.full(len(qs), -1, dtype=np.int64)
@@ -249,7 +252,13 @@ class UniScale(Strategy):
                 {"arm": self.arms[int(a)].label, "unit": self.unit, **regret(lo + j)}
                 for j, a in enumerate(chosen.tolist())
             ]
+            regret_fixed += sum(e["best_fixed_reward"] for e in extra) - float(rewards.sum())
+            regret_oracle += sum(e["oracle_reward"] for e in extra) - float(rewards.sum())
             yield Decisions(qs, handles, reward=rewards, extra=extra)
+        log.info(
+            "uniscale %s: cumulative regret over %d queries %.2f vs the best fixed arm, "
+            "%.2f vs the oracle arm", self.label(), len(q_all), regret_fixed, regret_oracle,
+        )  # fmt: skip
 
     def _chunk(self, meter, ledger, qs, xs, A_inv, b, handles, rewards, chosen) -> None:
         """Choose, draw, learn for one chunk of the stream, B queries per A⁻¹ snapshot."""
