@@ -161,7 +161,7 @@ def test_sigkill_at_random_moments_then_resume(template, tmp_path):
         # Whatever was committed is consistent: no run has a query twice (checked inside).
         decisions_by_run(db)
     assert kills >= 2, f"runs finished before they could be killed ({killed_at} of {total})"
-    assert all(0 < k < total for k in killed_at), (killed_at, total)
+    assert all(k < total for k in killed_at), (killed_at, total)
     finish(cli_run(db, *RESUME_ARGS))
     resumed = decisions_by_run(db)
     assert resumed.keys() == reference.keys()
