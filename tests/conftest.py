@@ -3,8 +3,9 @@
 The PostgreSQL round trip must run against a real server, not a mock, so the suite starts one
 itself from Debian's ``postgresql`` binaries (``/usr/lib/postgresql/*/bin``, or ``$PG_BIN``, or
 ``initdb`` on ``$PATH``). PostgreSQL refuses to run as root, so under root the server runs as
-the ``postgres`` user (created when missing). Tests that need it are skipped, with the reason,
-only when the binaries cannot be found or the server cannot start.
+the ``postgres`` user (created when missing). Tests that need it are skipped, with the reason
+printed, only when the binaries cannot be found; a server that is there but fails to start is
+a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -101,12 +102,12 @@ def postgres_url() -> Iterator[str]:
         r = pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                "--no-sync", "--no-instructions")  # fmt: skip
         if r.returncode != 0:
-            pytest.skip(f"initdb failed: {r.stderr.strip()[-500:]}")
+            pytest.fail(f"initdb failed: {r.stderr.strip()[-500:]}")
         opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
         r = pg("pg_ctl", "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start")
         if r.returncode != 0:
             tail = log.read_text(errors="replace")[-1000:] if log.exists() else r.stderr
-            pytest.skip(f"PostgreSQL server did not start: {tail.strip()}")
+            pytest.fail(f"PostgreSQL server did not start: {tail.strip()}")
         started = True
         import psycopg
 
