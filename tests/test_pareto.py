@@ -125,3 +125,47 @@ def test_hull_is_not_cubic() -> None:
     value = aiq(c, q)
     assert time.perf_counter() - t0 < 5.0
     assert 0 < value <= 1
+
+
+def _summary_row(label: str, strategy: str, acc: float, flops: float, dollars: float,
+                 upper: bool = False, family: str = "tts") -> dict:  # fmt: skip
+    return {
+        "bank": "b", "task": "t", "config_label": label, "strategy": strategy,
+        "family": "reference" if strategy in ("single", "oracle") else family,
+        "upper_bound": upper, "accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05,
+        "n_queries": 100, "n_seeds": 1, "samples_per_query": 1.0, "flops": flops,
+        "dollars": dollars, "input_tokens": 10.0, "output_tokens": 5.0, "latency_s": 0.1,
+    }  # fmt: skip
+
+
+def test_board_ranks_by_aiq_and_falls_back_to_dollars_when_flops_are_unknown() -> None:
+    import pandas as pd
+
+    from uisbench.results.leaderboard import build_board
+
+    rows = [
+        _summary_row("single:model=a", "single", 0.5, 1.0, 1.0),
+        _summary_row("single:model=b", "single", 0.8, 10.0, 10.0),
+        _summary_row("majority:model=a,k=4", "majority", 0.7, 4.0, 4.0),
+        _summary_row("router:lam=0", "router", 0.55, 1.0, 1.0, family="routing"),
+        _summary_row("router:lam=1", "router", 0.8, 3.0, 3.0, family="routing"),
+        _summary_row("oracle", "oracle", 0.95, 2.0, 2.0, upper=True),
+    ]
+    board = build_board("t", "b", False, pd.DataFrame(rows))
+    assert board.unit == "flops"
+    # AIQ over [1, 10]: router (1,.55)→(3,.8) then flat = 6.95/9 beats the single models'
+    # chord (1,.5)→(10,.8) = 5.85/9; majority starts late at 4: 4.2/9. The oracle is unranked.
+    table = board.strategies.set_index("strategy")
+    assert table["rank"].to_dict() == pytest.approx(
+        {"router": 1, "majority": 3, "single": 2, "oracle": np.nan}, nan_ok=True
+    )
+    # The router matches the best single model (0.8) at 3 instead of 10.
+    assert table.loc["router", "match_flops"] == 3.0
+    assert table.loc["router", "match_ratio_flops"] == pytest.approx(0.3)
+    assert table.loc["single", "aiq_flops"] == pytest.approx(5.85 / 9)
+    assert table.loc["router", "aiq_flops"] == pytest.approx(6.95 / 9)
+    # One configuration without FLOPs: its strategy has no FLOPs AIQ and the task ranks by $.
+    rows[2]["flops"] = np.nan
+    board = build_board("t", "b", False, pd.DataFrame(rows))
+    assert board.unit == "dollars" and board.notes
+    assert np.isnan(board.strategies.set_index("strategy").loc["majority", "aiq_flops"])
