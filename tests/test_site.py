@@ -97,9 +97,9 @@ def write_toy_bank(folder: Path, task: str = "toy-task", n_queries: int = 70) ->
     return path
 
 
-def make_toy_db(folder: Path, synthetic_too: bool = False) -> Engine:
+def make_toy_db(folder: Path, synthetic_too: bool = False, url: str | None = None) -> Engine:
     """Import the toy bank, run every test strategy (and the stub with two seeds)."""
-    engine = open_engine(str(folder / "toy.db"))
+    engine = open_engine(url or str(folder / "toy.db"))
     bank = write_toy_bank(folder)
     import_file(engine, bank, bank.with_name("toy-task.models.json"))
     runner = Runner(engine, "toy-task", "toy-task")
@@ -245,3 +245,14 @@ def test_bootstrap_from_histogram_is_the_same_bootstrap() -> None:
     lo, hi = bootstrap_ci_counts(levels, counts, n_boot=4000)
     assert lo == pytest.approx(np.quantile(means, 0.025), abs=0.006)
     assert hi == pytest.approx(np.quantile(means, 0.975), abs=0.006)
+
+
+def test_site_on_postgres(postgres_db: str, tmp_path: Path) -> None:
+    """The in-database aggregation (raw DBAPI read, casts) on PostgreSQL, against pandas."""
+    engine = make_toy_db(tmp_path, url=postgres_db)
+    fast = summarize_db(engine)
+    slow = summarize(load_decisions(engine))
+    pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9)
+    out = build_site(engine, tmp_path / "out")
+    assert "stub-online" in (out / "index.html").read_text("utf-8")
+    assert list((out / "data").glob("*stub-online*.regret.csv"))
