@@ -24,7 +24,7 @@ from uisbench.tasks.arith import make_docs
 
 def bare_loop(model, tokenizer, prompts: list[str], n: int, cfg: GenerationConfig) -> int:
     """The reference: one batched generate call, sampled, no stop strings, tokens counted."""
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tokenizer(prompts, return_tensors="pt", padding=True)
     torch.manual_seed(cfg.seed)
     with torch.inference_mode():
         seqs = model.generate(

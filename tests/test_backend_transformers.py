@@ -70,5 +70,8 @@ def test_gemma_base_generates_and_has_no_chat_template() -> None:
     gemma = get_backend(load_pool("cpu-tiny")[1], device="cpu")
     out = gemma.generate(["1, 2, 3, 4,"], n=2, config=GenerationConfig(max_tokens=3, seed=1))
     assert len(out[0]) == 2 and all(1 <= g.output_tokens <= 3 for g in out[0])
+    ids = gemma.tokenizer("1, 2, 3, 4,")["input_ids"]
+    assert ids[0] == gemma.tokenizer.bos_token_id  # Gemma needs <bos> on text prompts
+    assert out[0][0].input_tokens == len(ids)
     with pytest.raises(UisbenchError, match="no chat template"):
         gemma.render([{"role": "user", "content": "hi"}])

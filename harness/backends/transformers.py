@@ -137,20 +137,26 @@ class TransformersBackend:
     ) -> list[list[Generation]]:
         if n < 1:
             raise UisbenchError("n must be at least 1")
-        texts = [self.render(p) for p in prompts]
+        # Plain text gets the tokenizer's special tokens (Gemma needs its <bos>, without it the
+        # base model only copies the few-shot answers); a rendered chat template has them already.
+        ids = [
+            self.tokenizer(self.render(p), add_special_tokens=isinstance(p, str))["input_ids"]
+            for p in prompts
+        ]
         per_chunk = max(1, MAX_SEQUENCES_PER_BATCH // n)
         out: list[list[Generation]] = []
-        for start in range(0, len(texts), per_chunk):
-            out.extend(self._generate_chunk(texts[start : start + per_chunk], n, config, start))
+        for start in range(0, len(ids), per_chunk):
+            out.extend(self._generate_chunk(ids[start : start + per_chunk], n, config, start))
         return out
 
     def _generate_chunk(
-        self, texts: list[str], n: int, config: GenerationConfig, offset: int
+        self, ids: list[list[int]], n: int, config: GenerationConfig, offset: int
     ) -> list[list[Generation]]:
         from transformers import set_seed
 
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding=True)
         enc = {k: v.to(self.device) for k, v in enc.items()}
+        texts = ids
         prompt_len = enc["input_ids"].shape[1]
         sampling = config.temperature > 0
         kwargs: dict[str, Any] = dict(
