@@ -7,6 +7,7 @@ from math import comb
 
 import numpy as np
 import pytest
+
 from uisbench.estimators import mean_pass_at_k, pass_at_k
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from uisbench.sandbox import isolation, run_untrusted
 
 
