@@ -135,6 +135,13 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: automatic).")
 @click.option("--max-tokens", type=int, default=None, help="Override the task's generation length.")
 @click.option("--temperature", type=float, default=None, help="Override the task's temperature.")
+@click.option(
+    "--task-arg",
+    "task_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task option, e.g. levels=add1,mul1 or n_per_level=40 (repeatable).",
+)
 @db_option
 def bank_record(
     task_name: str,
@@ -147,6 +154,7 @@ def bank_record(
     device: str | None,
     max_tokens: int | None,
     temperature: float | None,
+    task_args: tuple[str, ...],
     db: str | None,
 ) -> None:
     """Generate k samples per query and model with a live backend into the bank (resumable)."""
@@ -191,6 +199,7 @@ def bank_record(
             splits=tuple(x.strip() for x in splits.split(",") if x.strip()),
             models=models.split(",") if models else None, batch_size=batch_size,
             device=device, config_overrides=overrides, progress=tick,
+            task_overrides=parse_task_args(task_args),
         )  # fmt: skip
     click.echo(
         f"bank {stats.bank}: {stats.queries} queries, {stats.generated} samples generated, "
@@ -316,6 +325,18 @@ def site_build(out: Path | None, include_synthetic: bool, db: str | None) -> Non
 
     path = build_site(open_engine(db, create=False), out, include_synthetic)
     click.echo(f"site written to {path / 'index.html'}")
+
+
+def parse_task_args(args: tuple[str, ...]) -> dict:
+    """``key=value`` task options: integers stay integers, commas make lists."""
+    out: dict = {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq or not key:
+            raise UisbenchError(f"bad --task-arg {arg!r} (expected KEY=VALUE)")
+        items = [int(v) if v.lstrip("-").isdigit() else v for v in value.split(",")]
+        out[key] = items if "," in value else items[0]
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -60,9 +60,12 @@ def make_dataset(
     """lm-eval ``custom_dataset`` hook: a DatasetDict with disjoint-seed train and test splits."""
     import datasets
 
+    # Train ids carry a prefix: query ids must be unique across splits of one task.
+    train_docs = make_docs(seed + 1, levels, n_train_per_level)
+    train = [{**d, "id": f"train-{d['id']}"} for d in train_docs]
     return datasets.DatasetDict(
         {
-            "train": datasets.Dataset.from_list(make_docs(seed + 1, levels, n_train_per_level)),
+            "train": datasets.Dataset.from_list(train),
             "test": datasets.Dataset.from_list(make_docs(seed, levels, n_per_level)),
         }
     )
