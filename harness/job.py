@@ -18,7 +18,16 @@ from uisbench.results import schema as s
 
 DEFAULT_SEEDS = (0, 1, 2)
 #: What `uisbench run --live` generates when not told otherwise: the shipped bank's recipe.
-DEFAULT_LIVE = {"task": "arith-smoke", "pool": "cpu-tiny", "k": 8, "limit": 60}
+DEFAULT_LIVE: dict = {
+    "task": "arith-smoke",
+    "pool": "cpu-tiny",
+    "k": 8,
+    "task_overrides": {
+        "levels": ["add1", "sub1", "mul1"],
+        "n_per_level": 40,
+        "n_train_per_level": 20,
+    },
+}
 
 
 @dataclass
@@ -130,9 +139,10 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
         task,
         req.pool or DEFAULT_LIVE["pool"],
         req.k or DEFAULT_LIVE["k"],
-        limit=req.limit if req.limit is not None else DEFAULT_LIVE["limit"],
+        limit=req.limit,
         splits=("train", "test"),
         models=req.models,
+        task_overrides=DEFAULT_LIVE["task_overrides"] if task == DEFAULT_LIVE["task"] else None,
     )
     print(
         f"live bank {stats.bank}: {stats.generated} samples generated, {stats.already} held",
