@@ -28,6 +28,7 @@ from uisbench.bankfile import (
     read_blocks,
     read_models_file,
 )
+from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
 from uisbench.sql import bool_mean, bulk_insert_ignore, insert_ignore
@@ -304,6 +305,18 @@ class ModelArrays:
     logprob: np.ndarray  # (Q, S) float
     score: np.ndarray  # (Q, S) float
     sample_id: np.ndarray  # (Q, S) int64 database id, -1 padding
+
+    def request_costs(
+        self, meta: dict[str, Any], rows: np.ndarray, slot: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Charges of requesting the samples at ``[rows, slot]`` (see :mod:`uisbench.costs`)."""
+        return request_costs(
+            meta,
+            self.input_tokens[rows, slot],
+            self.output_tokens[rows, slot],
+            self.cost_usd[rows, slot],
+            self.latency_s[rows, slot],
+        )
 
 
 @dataclass

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from uisbench.bank import BankArrays, ModelArrays
-from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 
 QBITS = 24  # handle = model << (QBITS + SBITS) | query << SBITS | slot
@@ -131,13 +130,7 @@ class Meter:
         slot = np.take_along_axis(order[q], pos, axis=1)
         cur[q] = start + n
         rows = q[:, None]
-        charges = request_costs(
-            self.bank.model_meta[model],
-            arr.input_tokens[rows, slot],
-            arr.output_tokens[rows, slot],
-            arr.cost_usd[rows, slot],
-            arr.latency_s[rows, slot],
-        )
+        charges = arr.request_costs(self.bank.model_meta[model], rows, slot)
         self._charge(q, charges, {"model": model, "n": n})
         mi = self._model_index[model]
         handle = (np.int64(mi) << (QBITS + SBITS)) | (rows << SBITS) | slot.astype(np.int64)

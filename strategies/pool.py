@@ -2,9 +2,10 @@
 
 Routers, UniScale and T2 all need a model's (and a k-sample request's) expected cost *before*
 calling it. They learn it from the training split (fully visible), using the same charging rule
-as the meter (:func:`uisbench.costs.request_costs`), so a predicted cost and a charged cost are in
-the same unit. The unit is FLOPs when every model's parameter count is known, else dollars: FLOPs
-of a model of unknown size cannot be computed, and mixing units would make λ meaningless.
+as the meter (:meth:`uisbench.bank.ModelArrays.request_costs`), so a predicted cost and a
+charged cost are in the same unit. The unit is FLOPs when every model's parameter count is
+known, else dollars: FLOPs of a model of unknown size cannot be computed, and mixing units
+would make λ meaningless.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from uisbench.bank import BankArrays
-from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 
@@ -62,13 +62,7 @@ def request_cost(bank: BankArrays, model: str, k: int, unit: str) -> np.ndarray:
     ok = arr.n_avail >= k
     rows = np.flatnonzero(ok)[:, None]
     slot = np.arange(k)[None, :]
-    c = request_costs(
-        bank.model_meta[model],
-        arr.input_tokens[rows, slot],
-        arr.output_tokens[rows, slot],
-        arr.cost_usd[rows, slot],
-        arr.latency_s[rows, slot],
-    )[unit]
+    c = arr.request_costs(bank.model_meta[model], rows, slot)[unit]
     out[ok] = c
     return out
 

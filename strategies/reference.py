@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 from uisbench.strategy import Decisions, RunContext, Strategy
 
@@ -105,13 +104,7 @@ class Oracle(Strategy):
             rows = q[:, None]
             for j in range(1, k + 1):
                 slot = order[:, :j]
-                cost = request_costs(
-                    ctx.model_meta[model],
-                    arr.input_tokens[rows, slot],
-                    arr.output_tokens[rows, slot],
-                    arr.cost_usd[rows, slot],
-                    arr.latency_s[rows, slot],
-                )[unit]
+                cost = arr.request_costs(ctx.model_meta[model], rows, slot)[unit]
                 cost = np.nan_to_num(cost, nan=np.inf)
                 if j == 1:
                     cheaper = cost < fallback_cost

@@ -99,9 +99,7 @@ class BestOfK(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [
-            {"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)
-        ]
+        return _few_k(models, max_k)
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
@@ -129,9 +127,7 @@ class PassAtK(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [
-            {"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)
-        ]
+        return _few_k(models, max_k)
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
