@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from uisbench.strategies.pool import powers_of_two
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 RESULTS = HERE / "RESULTS.md"
@@ -64,14 +66,6 @@ SQLite inserting), so it needs both cores to reach its target; its CPU time (~45
 def _rss_gib() -> float:
     """Peak resident set of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def powers_of_two(limit: int) -> list[int]:
-    out, k = [], 1
-    while k <= limit:
-        out.append(k)
-        k *= 2
-    return out
 
 
 def phase_import(a: argparse.Namespace) -> dict:

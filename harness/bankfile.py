@@ -131,6 +131,15 @@ def parse_line(obj: Any, path: Path, lineno: int) -> FlatRow:
     return FlatRow(**{f: obj[f] for f in FIELDS}, text=obj.get("text"), score=obj.get("score"))
 
 
+def parse_json_line(line: bytes | str, path: Path, lineno: int) -> FlatRow:
+    """Decode and validate one line of a bank file."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _bad(path, lineno, f"invalid JSON ({exc})") from None
+    return parse_line(obj, path, lineno)
+
+
 def read_rows(path: Path) -> Iterator[FlatRow]:
     """Yield validated rows; a malformed or truncated file raises on its first bad line."""
     if not path.is_file():
@@ -141,11 +150,7 @@ def read_rows(path: Path) -> Iterator[FlatRow]:
             for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno used after the loop
                 if not line.strip():
                     continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise _bad(path, lineno, f"invalid JSON ({exc})") from None
-                yield parse_line(obj, path, lineno)
+                yield parse_json_line(line, path, lineno)
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
         raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
 
@@ -220,11 +225,7 @@ def _python_block(lines: list[bytes], path: Path, first_lineno: int, schema: Any
     for lineno, line in enumerate(lines, first_lineno):
         if not line.strip():
             continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise _bad(path, lineno, f"invalid JSON ({exc})") from None
-        row = parse_line(obj, path, lineno)
+        row = parse_json_line(line, path, lineno)
         for app, f in zip(appends, ALL_FIELDS):
             app(getattr(row, f))
     return columns_table(cols, schema)

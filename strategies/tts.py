@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import betainc
 
 from uisbench.errors import UisbenchError
+from uisbench.meter import Draw
 from uisbench.strategies.pool import powers_of_two, spread
 from uisbench.strategies.reference import require_model
 from uisbench.strategy import Decisions, RunContext, Strategy
@@ -81,7 +82,26 @@ class MajorityVote(Strategy):
         yield Decisions(ctx.stream, take(draw.handle, majority_column(draw.answer)))
 
 
-class BestOfK(Strategy):
+class _FewK(Strategy):
+    """A fixed model and k, swept over a few k > 1; the draw checks the bank holds k samples."""
+
+    family = "tts"
+
+    @dataclass
+    class Params(_ModelK):
+        pass
+
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        return _few_k(models, max_k)
+
+    def draw_k(self, ctx: RunContext) -> Draw:
+        model = require_model(ctx, self.params.model, self.name)
+        _check_k(ctx, model, self.params.k, self.name)
+        return ctx.meter.draw(model, ctx.stream, self.params.k)
+
+
+class BestOfK(_FewK):
     """Best-of-k by log-probability: the sample the model itself is most confident in.
 
     Where a sample has no log-prob it ranks last; where none of a query's k samples has one
@@ -90,21 +110,10 @@ class BestOfK(Strategy):
     """
 
     name = "best-of-k"
-    family = "tts"
     description = "TTS-only: k samples of one model, keep the highest log-prob sample."
 
-    @dataclass
-    class Params(_ModelK):
-        pass
-
-    @classmethod
-    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return _few_k(models, max_k)
-
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        model = require_model(ctx, self.params.model, self.name)
-        _check_k(ctx, model, self.params.k, self.name)
-        draw = ctx.meter.draw(model, ctx.stream, self.params.k)
+        draw = self.draw_k(ctx)
         lp = np.where(draw.answer >= 0, draw.logprob.astype(float), np.nan)
         has = np.isfinite(lp).any(axis=1)
         col = np.argmax(np.nan_to_num(lp, nan=-np.inf), axis=1)
@@ -113,26 +122,15 @@ class BestOfK(Strategy):
         yield Decisions(ctx.stream, take(draw.handle, col), extra=extra)
 
 
-class PassAtK(Strategy):
+class PassAtK(_FewK):
     """pass@k coverage: correct if any of k samples is — an oracle-verifier upper bound."""
 
     name = "pass-at-k"
-    family = "tts"
     description = "TTS-only: pass@k coverage with an oracle verifier (upper bound)."
     upper_bound = True
 
-    @dataclass
-    class Params(_ModelK):
-        pass
-
-    @classmethod
-    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return _few_k(models, max_k)
-
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        model = require_model(ctx, self.params.model, self.name)
-        _check_k(ctx, model, self.params.k, self.name)
-        draw = ctx.meter.draw(model, ctx.stream, self.params.k)
+        draw = self.draw_k(ctx)
         ok = ctx.meter.oracle(draw)
         col = np.where(ok.any(axis=1), np.argmax(ok, axis=1), 0)
         yield Decisions(ctx.stream, take(draw.handle, col))
