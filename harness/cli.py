@@ -84,7 +84,8 @@ def bank_export(bank_name: str, task: str | None, out: Path, models_out: Path | 
 
     engine = open_engine(db, create=False)
     n = 0
-    tmp = out.with_name(out.name + ".part")
+    tmp = out.with_suffix(".part" + out.suffix)  # keeps .gz last: compressed like the target
+    out.parent.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
         meta = bank_models_meta(conn, bank_name)  # fails on an unknown bank before any write
         try:
@@ -97,6 +98,7 @@ def bank_export(bank_name: str, task: str | None, out: Path, models_out: Path | 
             raise
     tmp.replace(out)  # atomic: a reader never sees a half-written export
     if models_out:
+        models_out.parent.mkdir(parents=True, exist_ok=True)
         models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
     click.echo(f"wrote {n} samples to {out}")
 
@@ -361,6 +363,10 @@ def main(argv: list[str] | None = None) -> None:
     except SQLAlchemyError as exc:
         msg = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         click.echo(f"uisbench: error: database: {msg}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:  # a file we were told to read or write: not a bug, one line
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"uisbench: error: {exc.strerror or exc}{where}", err=True)
         sys.exit(EXIT_USAGE)
 
 

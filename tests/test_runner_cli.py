@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -116,6 +117,25 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, engine, capsys, monkeypat
     assert not (tmp_path / "nope.jsonl").exists() and not list(tmp_path.glob("*.part"))
     with engine.connect() as conn:  # a configuration that could not run left no run behind
         assert conn.execute(s.runs.select().where(s.runs.c.status != "complete")).first() is None
+
+
+def test_export_gz_is_compressed_into_new_dirs_and_unwritable_target_is_one_line(
+    tmp_path, engine, capsys
+):
+    db = str(tmp_path / "r.db")
+    out = tmp_path / "new" / "dir" / "toy.jsonl.gz"
+    code, _, _ = run_cli(capsys, "bank", "export", "--bank", "toy", "--out", str(out), "--db", db)
+    assert code == 0 and out.read_bytes()[:2] == b"\x1f\x8b"  # gzip magic, not plain text
+    lines = gzip.decompress(out.read_bytes()).decode().splitlines()
+    key = lambda d: (d["query_id"], d["model"], d["sample"])  # noqa: E731
+    as_set = lambda ls: sorted((json.loads(x) for x in ls), key=key)  # noqa: E731
+    assert as_set(lines) == as_set((tmp_path / "toy.jsonl").read_text().splitlines())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = run_cli(
+        capsys, "bank", "export", "--bank", "toy", "--out", str(blocker / "x.jsonl"), "--db", db
+    )
+    assert code == 2 and err.count("\n") == 1 and "a-file" in err
 
 
 def test_missing_and_malformed_inputs(tmp_path, capsys):
