@@ -54,6 +54,34 @@ def test_samples_counts_stop_and_seed(smol: Backend) -> None:
     assert [[g.text for g in grp] for grp in out] == [[g.text for g in grp] for grp in again]
 
 
+def test_logprob_is_that_of_the_sampling_distribution(smol: Backend) -> None:
+    """Recomputed from scratch: one forward pass per step, temperature and top-p applied."""
+    import torch
+
+    prompt, temp, top_p = "Q: 7 * 8 = ?\nA:", 0.7, 0.9
+    cfg = GenerationConfig(temperature=temp, top_p=top_p, max_tokens=5, seed=11)
+    g = smol.generate([prompt], n=1, config=cfg)[0][0]
+    tok, model = smol.tokenizer, smol.model
+    ids = tok(prompt)["input_ids"]
+    gen = tok(g.text, add_special_tokens=False)["input_ids"][: g.output_tokens]
+    total = 0.0
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids + gen])).logits[0, len(ids) - 1 : -1].double() / temp
+    for step, chosen in enumerate(gen):
+        p = torch.softmax(logits[step], -1)
+        order = torch.argsort(p, descending=True)
+        keep = order[: int((torch.cumsum(p[order], 0) < top_p).sum()) + 1]  # nucleus
+        total += float(torch.log_softmax(logits[step][keep], -1)[keep == chosen].sum())
+    assert len(gen) == g.output_tokens  # the text re-tokenises to the sampled tokens
+    assert g.logprob == pytest.approx(total, abs=1e-3)
+
+
+def test_greedy_with_n_gives_n_copies(smol: Backend) -> None:
+    greedy = GenerationConfig(temperature=0.0, max_tokens=4)
+    out = smol.generate(["The capital of France is"], n=3, config=greedy)
+    assert len({(g.text, g.logprob) for g in out[0]}) == 1 and len(out[0]) == 3
+
+
 def test_chat_messages_use_template(smol: Backend) -> None:
     rendered = smol.render([{"role": "user", "content": "Say hi"}])
     assert "<|im_start|>user" in rendered and rendered.rstrip().endswith("assistant")
