@@ -32,6 +32,7 @@ from uisbench.costs import request_costs
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
 from uisbench.sql import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.tasks import task_note
 
 SAMPLE_COLUMNS = (
     "bank_id", "query_id", "model_id", "sample_index", "text", "answer", "correct", "score",
@@ -169,7 +170,7 @@ def _import_blocks(
             for j, i in enumerate(new):
                 task, qkey = keys[i]
                 if task not in task_ids:
-                    task_ids[task] = ensure_task(conn, task)
+                    task_ids[task] = ensure_task(conn, task, task_note(task).description)
                 new_q.setdefault(task, []).append({
                     "query_key": qkey, "split": fields["split"][j],
                     "prompt": fields["prompt"][j], "reference": fields["reference"][j],

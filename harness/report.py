@@ -7,12 +7,21 @@ import sys
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from uisbench.errors import UisbenchError
+from uisbench.tasks import task_note
+
+SMOKE_LABEL = " [SMOKE TASK: checks the harness, not a benchmark of record]"
 
 # Wide enough for configuration labels when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def add_row(table: Table, *cells: str) -> None:
+    """Cells are data (model names, labels, descriptions): never read them as rich markup."""
+    table.add_row(*(escape(c) for c in cells))
 
 
 def _num(x: float, fmt: str = "{:.3g}") -> str:
@@ -30,17 +39,20 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
     summary = summarize(df)
     for (bank, task_name), g in summary.groupby(["bank", "task"], sort=True):
         synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())
-        title = f"{task_name} — bank {bank}" + (
-            " [SYNTHETIC: speed test only]" if synthetic else ""
+        title = (
+            f"{task_name} — bank {bank}"
+            + (" [SYNTHETIC: speed test only]" if synthetic else "")
+            + (SMOKE_LABEL if task_note(task_name).smoke else "")
         )
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title), title_justify="left")
         for col, just in [("strategy configuration", "left"), ("accuracy [95% CI]", "right"),
                           ("samples/q", "right"), ("FLOPs/q", "right"), ("$/q", "right"),
                           ("queries×seeds", "right")]:  # fmt: skip
             table.add_column(col, justify=just)
         for _, r in g.sort_values(["family", "dollars", "flops"]).iterrows():
             name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
-            table.add_row(
+            add_row(
+                table,
                 name,
                 f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
                 f"{r['samples_per_query']:.2f}",
@@ -55,15 +67,17 @@ def print_bank_info(df: pd.DataFrame) -> None:
     for (bank, task), g in df.groupby(["bank", "task"], sort=True):
         synthetic = bool(g["synthetic"].any())
         n_q = int(g["queries"].max())
-        title = f"bank {bank} — task {task}: {len(g)} models × {n_q} queries" + (
-            " [SYNTHETIC]" if synthetic else ""
+        title = (
+            f"bank {bank} — task {task}: {len(g)} models × {n_q} queries"
+            + (" [SYNTHETIC]" if synthetic else "")
+            + (SMOKE_LABEL if task_note(task).smoke else "")
         )
-        table = Table(title=title, title_justify="left")
+        table = Table(title=escape(title), title_justify="left")
         for col in ("model", "queries", "samples/query", "accuracy", "mean in tok",
                     "mean out tok", "mean $/sample"):  # fmt: skip
             table.add_column(col, justify="left" if col == "model" else "right")
         for _, r in g.iterrows():
-            table.add_row(
+            add_row(table,
                 r["model"], str(r["queries"]), f"{r['samples_per_query']:.2f}",
                 f"{r['accuracy']:.3f}", _num(r["input_tokens"], "{:.1f}"),
                 _num(r["output_tokens"], "{:.1f}"), _num(r["cost_usd"], "{:.3g}"),
@@ -80,17 +94,17 @@ def print_listing(what: str, db: str | None) -> None:
 
         table.add_column("family")
         for name, cls in available_strategies().items():
-            table.add_row(name, cls.description, cls.family)
+            add_row(table, name, cls.description, cls.family)
     elif what == "tasks":
         from uisbench.tasks import available_tasks
 
         for name, desc in available_tasks().items():
-            table.add_row(name, desc)
+            add_row(table, name, desc)
     elif what == "pools":
         from uisbench.pools import available_pools
 
         for name, desc in available_pools().items():
-            table.add_row(name, desc)
+            add_row(table, name, desc)
     else:
         from sqlalchemy import select
 
@@ -100,5 +114,5 @@ def print_listing(what: str, db: str | None) -> None:
         with open_engine(db, create=False).connect() as conn:
             for r in conn.execute(select(s.banks)).mappings():
                 kind = r["source"] + (" (SYNTHETIC)" if r["synthetic"] else "")
-                table.add_row(r["name"], kind)
+                add_row(table, r["name"], kind)
     console.print(table)

@@ -129,6 +129,25 @@ def _rank(table: pd.DataFrame, unit: str) -> pd.DataFrame:
     return table
 
 
+def _gap_notes(single: pd.DataFrame, unit: str) -> list[str]:
+    """Say why APGR and dollar columns are empty, instead of leaving bare dashes."""
+    notes = []
+    if single["dollars"].isna().all():
+        notes.append("No dollar figures: the pool has no prices for these models and the bank "
+                     "recorded no cost.")  # fmt: skip
+    s_ok = single[np.isfinite(single[unit].to_numpy(float))]
+    if len(s_ok) >= 2:
+        weak = s_ok.loc[s_ok["accuracy"].idxmin()]
+        strong = s_ok.loc[s_ok["accuracy"].idxmax()]
+        if not strong[unit] > weak[unit]:
+            notes.append(
+                f"APGR is undefined here: the most accurate single model "
+                f"({strong['config_label']}) is not dearer in {UNITS[unit]} than the least "
+                f"accurate one ({weak['config_label']}), so there is no cost gap to recover."
+            )
+    return notes
+
+
 def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) -> TaskBoard:
     """Rank one task's configurations (rows of :func:`summarize`) by AIQ."""
     configs = configs.copy().reset_index(drop=True)
@@ -196,6 +215,7 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
             "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
             "(a model's parameter count is undisclosed)."
         )
+    notes += _gap_notes(single, unit)
     return TaskBoard(
         task=task,
         bank=bank,

@@ -34,6 +34,7 @@ from uisbench.provenance import uisbench_version
 from uisbench.results import schema as s
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
+from uisbench.tasks import task_note
 
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
 DRILL_QUERIES = 30  # queries per task that get a drill-down page (bounded: big banks stay fast)
@@ -223,8 +224,10 @@ class _Site:
         )
         models = _models(self.engine)
         self._prepare_out()
+        self.notes = {b.task: task_note(b.task) for b in boards}
         self.tasks_nav = [
             {"task": b.task, "bank": b.bank, "synthetic": b.synthetic,
+             "smoke": self.notes[b.task].smoke,
              "href": f"tasks/{slug(b.task + '@' + b.bank)}.html"}
             for b in boards
         ]  # fmt: skip
@@ -304,7 +307,7 @@ class _Site:
             drill["arms_text"] = drill["arms"].map(_arms_text)
             drill["config_label"] = drill["run_id"].map(label_of)
             drill["seed"] = drill["run_id"].map(seed_of)
-        ctx = {"board": board, "synthetic": board.synthetic}
+        ctx = {"board": board, "synthetic": board.synthetic, "note": self.notes[board.task]}
 
         # Run pages.
         acc_by_run = self.acc_by_run
@@ -392,7 +395,7 @@ class _Site:
         primary = primary or (charts[0] if charts else None)
         return {
             "board": board, "href": task_href, "strategies": strategies.to_dict(orient="records"),
-            "chart": primary, "n_test": n_test,
+            "chart": primary, "n_test": n_test, "note": ctx["note"],
             "n_runs": len(truns), "slug": tslug,
         }  # fmt: skip
 

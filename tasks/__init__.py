@@ -54,10 +54,19 @@ class YamlSpec:
         return Path(str(resources.files("uisbench.tasks").joinpath("specs", self.filename)))
 
     @property
-    def description(self) -> str:
+    def head(self) -> dict:
+        """The spec's ``uisbench:`` block, read without importing anything it names."""
         with self.path.open(encoding="utf-8") as f:
-            head = yaml.load(f, Loader=_DescriptionLoader)
-        return head["uisbench"]["description"]
+            return yaml.load(f, Loader=_DescriptionLoader)["uisbench"]
+
+    @property
+    def description(self) -> str:
+        return self.head["description"]
+
+    @property
+    def smoke(self) -> bool:
+        """A smoke task checks the harness end to end; it is not a benchmark of record."""
+        return bool(self.head.get("smoke", False))
 
     def load(self, **overrides: Any) -> LmEvalTask:
         return LmEvalTask.from_yaml(self.path, **overrides)
@@ -90,8 +99,30 @@ def _resolve(obj: Any) -> Any:
 
 
 def available_tasks() -> dict[str, str]:
-    """Registered task names mapped to their one-line descriptions."""
-    return {name: _resolve(obj).description for name, obj in sorted(_registry().items())}
+    """Registered task names mapped to their one-line descriptions (smoke tasks say so)."""
+    out = {}
+    for name, obj in sorted(_registry().items()):
+        spec = _resolve(obj)
+        prefix = "[smoke task] " if getattr(spec, "smoke", False) else ""
+        out[name] = prefix + spec.description
+    return out
+
+
+@dataclass(frozen=True)
+class TaskNote:
+    """What reports and the site say beside a task's name."""
+
+    description: str | None = None
+    smoke: bool = False
+
+
+def task_note(name: str) -> TaskNote:
+    """Description and smoke flag of a registered task; an empty note for any other name."""
+    obj = _registry().get(name)
+    if obj is None:
+        return TaskNote()
+    spec = _resolve(obj)
+    return TaskNote(getattr(spec, "description", None), bool(getattr(spec, "smoke", False)))
 
 
 def load_task(name: str, **overrides: Any) -> LiveTask:
