@@ -12,8 +12,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 
@@ -21,6 +21,12 @@ from uisbench.bank import SAMPLE_COLUMNS, ensure_bank, ensure_models, ensure_que
 from uisbench.errors import UisbenchError
 from uisbench.results import schema as s
 from uisbench.sql import bulk_insert_ignore
+
+if TYPE_CHECKING:
+    from uisbench.backends import GenerationConfig
+
+#: Seed shift per sample already held; larger than any batch offset a backend adds to the seed.
+TOP_UP_SEED_STRIDE = 1_000_003
 
 
 @dataclass
@@ -35,6 +41,16 @@ class RecordStats:
 def bank_name(task: str, pool: str, config_key: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(config_key, sort_keys=True).encode()).hexdigest()[:8]
     return f"{task}@{pool}-{digest}"
+
+
+def top_up_config(config: GenerationConfig, have: int) -> GenerationConfig:
+    """The configuration for samples ``have``, ``have + 1``, ...: the seed moves with ``have``.
+
+    With the bank's own seed, a top-up (k=8 after k=4) would replay the first samples exactly:
+    same prompts, same seed, same draws. Shifting the seed by the number already held makes
+    the new samples fresh draws while a recording from scratch stays what it was.
+    """
+    return replace(config, seed=config.seed + TOP_UP_SEED_STRIDE * have) if have else config
 
 
 def record(
@@ -121,7 +137,7 @@ def record(
             batch = [t for t in todo[i : i + batch_size] if t[3] == have]
             i += len(batch)
             prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
-            outs = backend.generate(prompts, k - have, config)
+            outs = backend.generate(prompts, k - have, top_up_config(config, have))
             rows = []
             for (doc, _q, qid, _), gens in zip(batch, outs):
                 scored = task.score(doc, [g.text for g in gens])

@@ -56,3 +56,24 @@ def test_record_humaneval_scores_in_the_sandbox(tmp_path):
     with engine.connect() as conn:
         correct = conn.execute(select(s.samples.c.correct)).scalar_one()
     assert correct in (True, False)
+
+
+def test_top_up_draws_new_samples_not_replays(tmp_path):
+    """k=4 after k=2 must not regenerate samples 0-1 under the same seed as samples 2-3."""
+    engine = open_engine(str(tmp_path / "top.db"))
+    kw = dict(
+        models=["smollm2-135m-instruct"], device="cpu",
+        task_overrides={"levels": ["add2"], "n_per_level": 4},
+        config_overrides={"max_tokens": 8, "temperature": 1.0},
+    )  # fmt: skip
+    record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
+    record(engine, "arith-smoke", "cpu-tiny", 4, **kw)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(s.samples.c.query_id, s.samples.c.sample_index, s.samples.c.text)
+        ).all()
+    by_q: dict[int, dict[int, str]] = {}
+    for q, i, text in rows:
+        by_q.setdefault(q, {})[i] = text
+    replays = sum((g[0], g[1]) == (g[2], g[3]) for g in by_q.values())
+    assert len(by_q) == 4 and replays == 0
