@@ -135,6 +135,7 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
 @click.option("--models", default=None, help="Comma-separated subset of the pool.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per call.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: automatic).")
+@click.option("--backend", default=None, help="Backend for every model (default: the pool's).")
 @click.option("--max-tokens", type=int, default=None, help="Override the task's generation length.")
 @click.option("--temperature", type=float, default=None, help="Override the task's temperature.")
 @click.option(
@@ -154,6 +155,7 @@ def bank_record(
     models: str | None,
     batch_size: int,
     device: str | None,
+    backend: str | None,
     max_tokens: int | None,
     temperature: float | None,
     task_args: tuple[str, ...],
@@ -200,7 +202,7 @@ def bank_record(
             open_engine(db), task_name, pool, k, limit=limit,
             splits=tuple(x.strip() for x in splits.split(",") if x.strip()),
             models=models.split(",") if models else None, batch_size=batch_size,
-            device=device, config_overrides=overrides, progress=tick,
+            device=device, backend=backend, config_overrides=overrides, progress=tick,
             task_overrides=parse_task_args(task_args),
         )  # fmt: skip
     click.echo(
@@ -253,6 +255,7 @@ def list_(what: str, db: str | None) -> None:
 )
 @click.option("--pool", default=None, help="With --live: pool name or file (default cpu-tiny).")
 @click.option("--k", type=int, default=None, help="With --live: samples per query and model.")
+@click.option("--backend", default=None, help="With --live: backend for every model.")
 @click.option("--limit", type=int, default=None, help="With --live: first N queries per split.")
 @db_option
 def run(
@@ -267,6 +270,7 @@ def run(
     live: bool,
     pool: str | None,
     k: int | None,
+    backend: str | None,
     limit: int | None,
     db: str | None,
 ) -> None:
@@ -287,6 +291,7 @@ def run(
             live=live,
             pool=pool,
             k=k,
+            backend=backend,
             limit=limit,
         )  # fmt: skip
     )

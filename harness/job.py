@@ -44,6 +44,7 @@ class RunRequest:
     live: bool = False
     pool: str | None = None
     k: int | None = None
+    backend: str | None = None
     limit: int | None = None
 
 
@@ -142,6 +143,7 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
         limit=req.limit,
         splits=("train", "test"),
         models=req.models,
+        backend=req.backend,
         task_overrides=DEFAULT_LIVE["task_overrides"] if task == DEFAULT_LIVE["task"] else None,
     )
     print(

@@ -64,12 +64,13 @@ def record(
     models: list[str] | None = None,
     batch_size: int = 8,
     device: str | None = None,
+    backend: str | None = None,
     task_overrides: dict[str, Any] | None = None,
     config_overrides: dict[str, Any] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RecordStats:
     """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank."""
-    from uisbench.backends import GenerationConfig, get_backend
+    from uisbench.backends import GenerationConfig, available_backends, get_backend
     from uisbench.pools import load_pool
     from uisbench.tasks import load_task
 
@@ -82,6 +83,13 @@ def record(
         if unknown:
             raise UisbenchError(f"unknown model(s) {', '.join(unknown)} in pool {pool_name!r}")
         pool = [m for m in pool if m.name in models]
+    known = set(available_backends()) | {"transformers"}
+    for b in {backend} if backend else {m.backend for m in pool}:
+        if b not in known:  # before any row is written
+            raise UisbenchError(f"unknown backend {b!r}; available: {', '.join(sorted(known))}")
+    swapped = bool(backend) and any(m.backend != backend for m in pool)
+    if backend:
+        pool = [replace(m, backend=backend) for m in pool]
     defaults = dict(task.generation_defaults)
     defaults.update(config_overrides or {})
     if "stop" in defaults:
@@ -90,6 +98,8 @@ def record(
                                  GenerationConfig.__dataclass_fields__})  # fmt: skip
     key = {"task": task_name, "pool": pool_name, "generation": config.key(),
            "task_overrides": {k_: str(v) for k_, v in (task_overrides or {}).items()}}  # fmt: skip
+    if swapped:  # another backend samples differently: its samples form another bank
+        key["backend"] = backend
     name = bank_name(task_name, pool_name, key)
 
     docs: list[tuple[str, dict]] = []

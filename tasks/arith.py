@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+from uisbench.errors import UisbenchError
+
 # level name -> (operator, digits of each operand)
 LEVELS: dict[str, tuple[str, int]] = {
     "add1": ("+", 1),
@@ -25,13 +27,17 @@ _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * 
 
 
 def make_docs(
-    seed: int = 1234, levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS, n_per_level: int = 50
+    seed: int = 1234,
+    levels: str | tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    n_per_level: int = 50,
 ) -> list[dict]:
     """``n_per_level`` problems per level; the same arguments always give the same problems."""
+    if isinstance(levels, str):  # "add1" or "add1,mul1" from the command line
+        levels = [x.strip() for x in levels.split(",") if x.strip()]
     docs = []
     for level in levels:
         if level not in LEVELS:
-            raise ValueError(f"unknown arith level {level!r}; known: {', '.join(LEVELS)}")
+            raise UisbenchError(f"unknown arith level {level!r}; known: {', '.join(LEVELS)}")
         op, digits = LEVELS[level]
         rng = random.Random(f"{seed}:{level}")
         lo, hi = (0 if digits == 1 else 10 ** (digits - 1)), 10**digits - 1
@@ -52,7 +58,7 @@ def make_docs(
 
 def make_dataset(
     seed: int = 1234,
-    levels: tuple[str, ...] | list[str] = DEFAULT_LEVELS,
+    levels: str | tuple[str, ...] | list[str] = DEFAULT_LEVELS,
     n_per_level: int = 50,
     n_train_per_level: int = 20,
     **_ignored: object,

@@ -77,3 +77,13 @@ def test_top_up_draws_new_samples_not_replays(tmp_path):
         by_q.setdefault(q, {})[i] = text
     replays = sum((g[0], g[1]) == (g[2], g[3]) for g in by_q.values())
     assert len(by_q) == 4 and replays == 0
+
+
+def test_unknown_backend_is_refused_before_any_row(tmp_path):
+    from uisbench.errors import UisbenchError
+
+    engine = open_engine(str(tmp_path / "b.db"))
+    with pytest.raises(UisbenchError, match="unknown backend 'nope'"):
+        record(engine, "arith-smoke", "cpu-tiny", 1, backend="nope", task_overrides=ARGS)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(s.banks)).scalar_one() == 0

@@ -27,6 +27,14 @@ def test_unknown_task_is_a_user_error() -> None:
         load_task("no-such-task")
 
 
+def test_arith_levels_from_the_command_line() -> None:
+    """`--task-arg levels=add1` arrives as a string: one level, not four letters."""
+    task = load_task("arith-smoke", levels="add1", n_per_level=2)
+    assert [task.query_id(d) for d in task.docs("test")] == ["add1-0000", "add1-0001"]
+    with pytest.raises(UisbenchError, match="unknown arith level 'zzz'"):
+        load_task("arith-smoke", levels="zzz").docs("test")
+
+
 @pytest.mark.skipif(not GSM8K_DIR.exists(), reason="../shared/data/tasks/gsm8k is absent")
 def test_gsm8k_end_to_end_offline() -> None:
     task = load_task(
