@@ -139,29 +139,34 @@ def record(
         if not todo:
             continue
         backend = get_backend(spec, device=device)
-        # Group by how many samples are missing so one generate call serves a whole batch.
-        todo.sort(key=lambda t: t[3])
-        i = 0
-        while i < len(todo):
-            have = todo[i][3]
-            batch = [t for t in todo[i : i + batch_size] if t[3] == have]
-            i += len(batch)
-            prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
-            outs = backend.generate(prompts, k - have, top_up_config(config, have))
-            rows = []
-            for (doc, _q, qid, _), gens in zip(batch, outs):
-                scored = task.score(doc, [g.text for g in gens])
-                for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
-                    rows.append((
-                        bank_id, qid, model_ids[spec.name], have + j, g.text, answer,
-                        bool(correct), None, g.input_tokens, g.output_tokens,
-                        _dollars(spec, g), g.latency_s, g.logprob,
-                    ))  # fmt: skip
-            with engine.begin() as conn:
-                bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
-            generated += len(rows)
-            if progress:
-                progress(generated + already, total, spec.name)
+        try:
+            # Group by how many samples are missing so one generate call serves a whole batch.
+            todo.sort(key=lambda t: t[3])
+            i = 0
+            while i < len(todo):
+                have = todo[i][3]
+                batch = [t for t in todo[i : i + batch_size] if t[3] == have]
+                i += len(batch)
+                prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
+                outs = backend.generate(prompts, k - have, top_up_config(config, have))
+                rows = []
+                for (doc, _q, qid, _), gens in zip(batch, outs):
+                    scored = task.score(doc, [g.text for g in gens])
+                    for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
+                        rows.append((
+                            bank_id, qid, model_ids[spec.name], have + j, g.text, answer,
+                            bool(correct), None, g.input_tokens, g.output_tokens,
+                            _dollars(spec, g), g.latency_s, g.logprob,
+                        ))  # fmt: skip
+                with engine.begin() as conn:
+                    bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
+                generated += len(rows)
+                if progress:
+                    progress(generated + already, total, spec.name)
+        finally:
+            if close := getattr(backend, "close", None):
+                close()  # e.g. vLLM engine processes
+
     return RecordStats(name, len(docs), generated, already, time.perf_counter() - start)
 
 

@@ -83,6 +83,13 @@ class VllmBackend:
         except (OSError, ValueError) as exc:
             raise UisbenchError(f"vLLM cannot load {spec.name} from {source}: {exc}") from exc
 
+    def close(self) -> None:
+        """Stop vLLM's engine process now; left to interpreter exit, its join can hang."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
     def render(self, prompt: Prompt) -> str:
         """Text as is; chat messages through the tokenizer's chat template."""
         if isinstance(prompt, str):
