@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,8 @@ from uisbench.results import schema as s
 from uisbench.sql import bulk_insert_ignore
 
 if TYPE_CHECKING:
-    from uisbench.backends import GenerationConfig
+    from uisbench.backends import Backend, GenerationConfig
+    from uisbench.pools import ModelSpec
 
 #: Seed shift per sample already held; larger than any batch offset a backend adds to the seed.
 TOP_UP_SEED_STRIDE = 1_000_003
@@ -138,36 +139,55 @@ def record(
             progress(generated + already, total, spec.name)
         if not todo:
             continue
-        backend = get_backend(spec, device=device)
+        generator = get_backend(spec, device=device)
         try:
-            # Group by how many samples are missing so one generate call serves a whole batch.
-            todo.sort(key=lambda t: t[3])
-            i = 0
-            while i < len(todo):
-                have = todo[i][3]
-                batch = [t for t in todo[i : i + batch_size] if t[3] == have]
-                i += len(batch)
-                prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
-                outs = backend.generate(prompts, k - have, top_up_config(config, have))
-                rows = []
-                for (doc, _q, qid, _), gens in zip(batch, outs):
-                    scored = task.score(doc, [g.text for g in gens])
-                    for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
-                        rows.append((
-                            bank_id, qid, model_ids[spec.name], have + j, g.text, answer,
-                            bool(correct), None, g.input_tokens, g.output_tokens,
-                            _dollars(spec, g), g.latency_s, g.logprob,
-                        ))  # fmt: skip
-                with engine.begin() as conn:
-                    bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
-                generated += len(rows)
+            for n_rows in _fill(engine, task, spec, generator, todo, k, config, batch_size,
+                                bank_id, model_ids[spec.name]):  # fmt: skip
+                generated += n_rows
                 if progress:
                     progress(generated + already, total, spec.name)
         finally:
-            if close := getattr(backend, "close", None):
-                close()  # e.g. vLLM engine processes
+            if close := getattr(generator, "close", None):
+                close()  # e.g. vLLM's engine processes
 
     return RecordStats(name, len(docs), generated, already, time.perf_counter() - start)
+
+
+def _fill(
+    engine: Engine,
+    task: Any,
+    spec: ModelSpec,
+    generator: Backend,
+    todo: list[tuple[dict, dict, int, int]],
+    k: int,
+    config: GenerationConfig,
+    batch_size: int,
+    bank_id: int,
+    model_id: int,
+) -> Iterator[int]:
+    """Generate the missing samples of one model, committing batch by batch; yields rows added.
+
+    Queries are grouped by how many samples they lack, so one generate call serves a batch.
+    """
+    todo = sorted(todo, key=lambda t: t[3])
+    i = 0
+    while i < len(todo):
+        have = todo[i][3]
+        batch = [t for t in todo[i : i + batch_size] if t[3] == have]
+        i += len(batch)
+        prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
+        outs = generator.generate(prompts, k - have, top_up_config(config, have))
+        rows = []
+        for (doc, _q, qid, _), gens in zip(batch, outs):
+            scored = task.score(doc, [g.text for g in gens])
+            for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
+                rows.append((
+                    bank_id, qid, model_id, have + j, g.text, answer, bool(correct), None,
+                    g.input_tokens, g.output_tokens, _dollars(spec, g), g.latency_s, g.logprob,
+                ))  # fmt: skip
+        with engine.begin() as conn:
+            bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
+        yield len(rows)
 
 
 def _held(engine: Engine, bank_id: int, model_id: int) -> dict[int, int]:
