@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 from uisbench.errors import UisbenchError
 
@@ -58,6 +58,32 @@ class Backend(Protocol):
     def generate(
         self, prompts: list[Prompt], n: int, config: GenerationConfig
     ) -> list[list[Generation]]: ...
+
+
+class TokenizingBackend:
+    """Prompt handling shared by backends that hold a Hugging Face tokenizer."""
+
+    name: str
+    tokenizer: Any
+
+    def render(self, prompt: Prompt) -> str:
+        """Text as is; chat messages through the tokenizer's chat template."""
+        if isinstance(prompt, str):
+            return prompt
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                prompt, tokenize=False, add_generation_prompt=True
+            )
+        raise UisbenchError(f"model {self.name} has no chat template; give it a text prompt")
+
+    def prompt_ids(self, prompts: list[Prompt]) -> list[list[int]]:
+        """Token ids per prompt. Plain text gets the tokenizer's special tokens (Gemma needs its
+        <bos>: without it the base model only copies the few-shot answers); a rendered chat
+        template has them already."""
+        return [
+            self.tokenizer(self.render(p), add_special_tokens=isinstance(p, str))["input_ids"]
+            for p in prompts
+        ]
 
 
 def available_backends() -> list[str]:

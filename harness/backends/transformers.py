@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from uisbench.backends import Generation, GenerationConfig, Prompt
+from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
 from uisbench.pools import ModelSpec, cache_dir, gguf_path
 
@@ -133,7 +133,7 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class TransformersBackend:
+class TransformersBackend(TokenizingBackend):
     """Samples with ``model.generate``: all prompts of a call in one batch (chunked at
     ``MAX_SEQUENCES_PER_BATCH`` sequences), ``num_return_sequences=n``.
 
@@ -154,29 +154,12 @@ class TransformersBackend:
             model, tokenizer = load_model_and_tokenizer(spec, self.device)
         self.model, self.tokenizer = model, tokenizer
 
-    # -- prompts ----------------------------------------------------------------------------
-    def render(self, prompt: Prompt) -> str:
-        """Text as is; chat messages through the tokenizer's chat template."""
-        if isinstance(prompt, str):
-            return prompt
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                prompt, tokenize=False, add_generation_prompt=True
-            )
-        raise UisbenchError(f"model {self.name} has no chat template; give it a text prompt")
-
-    # -- generation -------------------------------------------------------------------------
     def generate(
         self, prompts: list[Prompt], n: int, config: GenerationConfig
     ) -> list[list[Generation]]:
         if n < 1:
             raise UisbenchError("n must be at least 1")
-        # Plain text gets the tokenizer's special tokens (Gemma needs its <bos>, without it the
-        # base model only copies the few-shot answers); a rendered chat template has them already.
-        ids = [
-            self.tokenizer(self.render(p), add_special_tokens=isinstance(p, str))["input_ids"]
-            for p in prompts
-        ]
+        ids = self.prompt_ids(prompts)
         per_chunk = max(1, MAX_SEQUENCES_PER_BATCH // n)
         out: list[list[Generation]] = []
         for start in range(0, len(ids), per_chunk):

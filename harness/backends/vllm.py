@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from uisbench.backends import Generation, GenerationConfig, Prompt
+from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
 from uisbench.pools import ModelSpec, cache_dir
 
@@ -45,7 +45,7 @@ def checkpoint_for(spec: ModelSpec) -> str:
     return str(converted)
 
 
-class VllmBackend:
+class VllmBackend(TokenizingBackend):
     """One ``vllm.LLM`` per model, kept for the life of the backend."""
 
     def __init__(self, spec: ModelSpec, device: str | None = None, llm: Any = None):
@@ -90,16 +90,6 @@ class VllmBackend:
         if core is not None:
             core.shutdown()
 
-    def render(self, prompt: Prompt) -> str:
-        """Text as is; chat messages through the tokenizer's chat template."""
-        if isinstance(prompt, str):
-            return prompt
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                prompt, tokenize=False, add_generation_prompt=True
-            )
-        raise UisbenchError(f"model {self.name} has no chat template; give it a text prompt")
-
     def generate(
         self, prompts: list[Prompt], n: int, config: GenerationConfig
     ) -> list[list[Generation]]:
@@ -108,16 +98,8 @@ class VllmBackend:
 
         if n < 1:
             raise UisbenchError("n must be at least 1")
-        # Tokenised here, as the transformers backend does: plain text gets the special tokens
-        # (BOS), a rendered chat template has them already.
-        token_prompts = [
-            TokensPrompt(
-                prompt_token_ids=self.tokenizer(
-                    self.render(p), add_special_tokens=isinstance(p, str)
-                )["input_ids"]
-            )
-            for p in prompts
-        ]
+        # tokenised here, exactly as the transformers backend does
+        token_prompts = [TokensPrompt(prompt_token_ids=ids) for ids in self.prompt_ids(prompts)]
         sampling = config.temperature > 0
         params = [
             SamplingParams(
