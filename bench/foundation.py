@@ -165,9 +165,9 @@ def markdown(imp: dict, sw: dict, argv: list[str]) -> str:
         f"Command: `{' '.join(['.venv/bin/python', 'bench/foundation.py', *argv])}`",
         "",
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}, SQLite file in WAL mode. **The CPU is shared with other "
-        f"work** (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end of the "
-        "run), so the figures are noisy and conservative.",
+        f"{platform.python_version()}, SQLite file in WAL mode. Load average {load[0]:.1f} / "
+        f"{load[1]:.1f} / {load[2]:.1f} at the end of the run (the import's two threads alone "
+        "make about 2; more means other work shared the CPU and the figures are conservative).",
         "",
         "| figure | value | target |",
         "|---|---|---|",
