@@ -324,13 +324,23 @@ def site() -> None:
     help="Output folder (default: _site/ in the current directory).",
 )
 @click.option("--include-synthetic", is_flag=True, help="Also show runs on synthetic banks.")
+@click.option(
+    "--queries",
+    "drill_queries",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Test queries per task with a drill-down page (the first by id; 0 for all).",
+)
 @db_option
-def site_build(out: Path | None, include_synthetic: bool, db: str | None) -> None:
+def site_build(
+    out: Path | None, include_synthetic: bool, drill_queries: int, db: str | None
+) -> None:
     """Render the leaderboard, Pareto plots and drill-down pages from the database."""
     from uisbench.db import open_engine
     from uisbench.site.build import build_site
 
-    path = build_site(open_engine(db, create=False), out, include_synthetic)
+    path = build_site(open_engine(db, create=False), out, include_synthetic, drill_queries)
     click.echo(f"site written to {path / 'index.html'}")
 
 

@@ -8,8 +8,9 @@ from a model or a data set passes through jinja2 with autoescape on; chart specs
 Pages: ``index.html`` (one ranked table and Pareto chart per task), ``tasks/`` (a page per task
 with its charts and every configuration), ``configs/`` (settings, runs, regret curve), ``runs/``
 (provenance and the drill-down decisions), ``queries/`` (one page per drilled-down query). The
-drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by id) get a page,
-so a 10,000-query bank builds as fast as a small one.
+drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by id) get a page
+(``uisbench site build --queries N``; 0 for all), so a 10,000-query bank builds as fast as a small
+one.
 """
 
 from __future__ import annotations
@@ -167,9 +168,12 @@ def _drill(
 
 
 def _first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
-    """The ``n`` smallest query ids a run decided (along the (run, query) unique index)."""
+    """The ``n`` smallest query ids a run decided (all when ``n`` is 0), along the (run, query)
+    unique index."""
     d = s.decisions
-    q = select(d.c.query_id).where(d.c.run_id == run_id).order_by(d.c.query_id).limit(n)
+    q = select(d.c.query_id).where(d.c.run_id == run_id).order_by(d.c.query_id)
+    if n > 0:
+        q = q.limit(n)
     with engine.connect() as conn:
         return [int(x) for x in conn.execute(q).scalars()]
 
@@ -196,8 +200,11 @@ def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
 
 # ----------------------------------------------------------------------- build
 class _Site:
-    def __init__(self, engine: Engine, out: Path, include_synthetic: bool) -> None:
+    def __init__(
+        self, engine: Engine, out: Path, include_synthetic: bool, drill_queries: int
+    ) -> None:
         self.engine = engine
+        self.drill_queries = drill_queries
         self.out = out
         self.include_synthetic = include_synthetic
         self.env = _env()
@@ -294,9 +301,9 @@ class _Site:
                            "id": f"pareto-{u}"})  # fmt: skip
         downloads["configs"] = _write_data(self.out / "data", f"{tslug}.configs", configs)
 
-        # Drill-down: the first DRILL_QUERIES test queries (by id) of the task.
+        # Drill-down: the first `drill_queries` test queries (by id) of the task; 0: all.
         run_ids = [int(r) for r in truns["id"]]
-        qids = _first_queries(self.engine, run_ids[0], DRILL_QUERIES) if run_ids else []
+        qids = _first_queries(self.engine, run_ids[0], self.drill_queries) if run_ids else []
         bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
         n_test = int(board.configs["n_queries"].max())
         drill, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
@@ -400,7 +407,14 @@ class _Site:
         }  # fmt: skip
 
 
-def build_site(engine: Engine, out: Path | None = None, include_synthetic: bool = False) -> Path:
+def build_site(
+    engine: Engine,
+    out: Path | None = None,
+    include_synthetic: bool = False,
+    drill_queries: int = DRILL_QUERIES,
+) -> Path:
     """Render the site into ``out`` (default ``_site/`` in the current directory); returns it."""
     out = Path(out) if out is not None else Path.cwd() / "_site"
-    return _Site(engine, out, include_synthetic).build()
+    if drill_queries < 0:
+        raise UisbenchError("--queries must be 0 (all) or more")
+    return _Site(engine, out, include_synthetic, drill_queries).build()

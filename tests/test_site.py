@@ -223,6 +223,20 @@ def test_cli_site_build(built: tuple[Engine, Path], tmp_path: Path, capsys) -> N
     assert "not a uisbench site" in capsys.readouterr().err
 
 
+def test_drill_down_query_count_is_an_option(built: tuple[Engine, Path], tmp_path: Path) -> None:
+    engine, _ = built
+    db = engine.url.database
+    pages = {}
+    for n in ("2", "0"):
+        main(["site", "build", "--db", db, "--out", str(tmp_path / n), "--queries", n])
+        per_task = [len(list(d.glob("*.html"))) for d in (tmp_path / n / "queries").iterdir()]
+        pages[n] = per_task
+    assert set(pages["2"]) == {2} and min(pages["0"]) > 2
+    with pytest.raises(SystemExit) as exc:
+        main(["site", "build", "--db", db, "--out", str(tmp_path / "neg"), "--queries", "-1"])
+    assert exc.value.code == 2
+
+
 def test_summarize_in_database_equals_pandas_path(built: tuple[Engine, Path]) -> None:
     engine, _ = built
     for synthetic in (False, True):
