@@ -21,10 +21,8 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.bankfile import (
-    ALL_FIELDS,
     FlatRow,
     bank_name_from_path,
-    columns_table,
     read_blocks,
     read_models_file,
 )
@@ -121,19 +119,6 @@ def import_file(
         bank_id = ensure_bank(conn, name, source, {"file": path.name}, synthetic)
         stats = _import_blocks(conn, bank_id, read_blocks(path), meta)
     return ImportStats(name, *stats)
-
-
-def _import_rows(
-    conn: Connection, bank_id: int, rows: Iterable[FlatRow], meta: dict[str, dict[str, Any]]
-) -> tuple[int, int, list[str], list[str]]:
-    """Import rows (e.g. from a live backend) through the columnar path, in blocks."""
-
-    def blocks() -> Iterable[Any]:
-        it = iter(rows)
-        while chunk := list(itertools.islice(it, CHUNK)):
-            yield columns_table({f: [getattr(r, f) for r in chunk] for f in ALL_FIELDS})
-
-    return _import_blocks(conn, bank_id, blocks(), meta)
 
 
 def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:

@@ -71,7 +71,7 @@ def record(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RecordStats:
     """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank."""
-    from uisbench.backends import GenerationConfig, available_backends, get_backend
+    from uisbench.backends import GenerationConfig, backend_factory, get_backend
     from uisbench.pools import load_pool
     from uisbench.tasks import load_task
 
@@ -84,10 +84,8 @@ def record(
         if unknown:
             raise UisbenchError(f"unknown model(s) {', '.join(unknown)} in pool {pool_name!r}")
         pool = [m for m in pool if m.name in models]
-    known = set(available_backends()) | {"transformers"}
     for b in {backend} if backend else {m.backend for m in pool}:
-        if b not in known:  # before any row is written
-            raise UisbenchError(f"unknown backend {b!r}; available: {', '.join(sorted(known))}")
+        backend_factory(b)  # an unknown backend fails here, before any row is written
     swapped = bool(backend) and any(m.backend != backend for m in pool)
     if backend:
         pool = [replace(m, backend=backend) for m in pool]

@@ -100,12 +100,9 @@ def _resolve(obj: Any) -> Any:
 
 def available_tasks() -> dict[str, str]:
     """Registered task names mapped to their one-line descriptions (smoke tasks say so)."""
-    out = {}
-    for name, obj in sorted(_registry().items()):
-        spec = _resolve(obj)
-        prefix = "[smoke task] " if getattr(spec, "smoke", False) else ""
-        out[name] = prefix + spec.description
-    return out
+    notes = {name: _note(_resolve(obj)) for name, obj in sorted(_registry().items())}
+    return {name: ("[smoke task] " if n.smoke else "") + (n.description or "")
+            for name, n in notes.items()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,9 +116,10 @@ class TaskNote:
 def task_note(name: str) -> TaskNote:
     """Description and smoke flag of a registered task; an empty note for any other name."""
     obj = _registry().get(name)
-    if obj is None:
-        return TaskNote()
-    spec = _resolve(obj)
+    return TaskNote() if obj is None else _note(_resolve(obj))
+
+
+def _note(spec: Any) -> TaskNote:
     return TaskNote(getattr(spec, "description", None), bool(getattr(spec, "smoke", False)))
 
 

@@ -6,6 +6,7 @@ sequence log-prob and the latency, so the meter can charge tokens, FLOPs and tim
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
@@ -90,14 +91,19 @@ def available_backends() -> list[str]:
     return sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
+def backend_factory(name: str) -> Callable[..., Backend]:
+    """The class registered as backend ``name``; an unknown name is a user error."""
+    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if name in eps:
+        return eps[name].load()
+    if name == "transformers":  # source tree without an install
+        from uisbench.backends.transformers import TransformersBackend
+
+        return TransformersBackend
+    known = ", ".join(sorted({*eps, "transformers"}))
+    raise UisbenchError(f"unknown backend {name!r}; available: {known}")
+
+
 def get_backend(spec: ModelSpec, device: str | None = None) -> Backend:
     """Instantiate the backend named by ``spec.backend`` for this model."""
-    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    if spec.backend in eps:
-        factory = eps[spec.backend].load()
-    elif spec.backend == "transformers":  # source tree without an install
-        from uisbench.backends.transformers import TransformersBackend as factory
-    else:
-        known = ", ".join(sorted(eps)) or "none installed"
-        raise UisbenchError(f"unknown backend {spec.backend!r} for {spec.name} ({known})")
-    return factory(spec, device=device)
+    return backend_factory(spec.backend)(spec, device=device)

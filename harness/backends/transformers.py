@@ -16,7 +16,7 @@ import torch
 
 from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
-from uisbench.pools import ModelSpec, cache_dir, gguf_path
+from uisbench.pools import ModelSpec, converted_dir, gguf_path
 
 MAX_SEQUENCES_PER_BATCH = 64
 
@@ -36,7 +36,7 @@ def load_model_and_tokenizer(spec: ModelSpec, device: torch.device) -> tuple[Any
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     if spec.gguf is not None:
         path = gguf_path(spec.gguf)
-        converted = cache_dir() / f"{spec.name}-{spec.gguf.sha256[:12]}-hf"
+        converted = converted_dir(spec)
         if (converted / "config.json").exists():
             source, kwargs = str(converted), {}
         else:
@@ -169,13 +169,17 @@ class TransformersBackend(TokenizingBackend):
     def _generate_chunk(
         self, ids: list[list[int]], n: int, config: GenerationConfig, offset: int
     ) -> list[list[Generation]]:
-        from transformers import set_seed
+        from transformers import (
+            LogitsProcessorList,
+            StoppingCriteriaList,
+            TemperatureLogitsWarper,
+            TopPLogitsWarper,
+            set_seed,
+        )
 
         enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding=True)
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        texts = ids
         prompt_len = enc["input_ids"].shape[1]
-        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
         sampling = config.temperature > 0
         recorder = _ChosenLogprobs()
@@ -196,8 +200,6 @@ class TransformersBackend(TokenizingBackend):
                 processors.append(TopPLogitsWarper(config.top_p))
         kwargs.update(logits_processor=LogitsProcessorList([*processors, recorder]))
         if config.stop:
-            from transformers import StoppingCriteriaList
-
             stopper = _StopOnStrings(self.tokenizer, config.stop, prompt_len)
             kwargs.update(stopping_criteria=StoppingCriteriaList([stopper]))
         set_seed(config.seed + offset)
@@ -212,7 +214,7 @@ class TransformersBackend(TokenizingBackend):
         generated = result[:, prompt_len:].cpu()
         input_counts = enc["attention_mask"].sum(dim=1).tolist()
         groups: list[list[Generation]] = []
-        for i in range(len(texts)):
+        for i in range(len(ids)):
             group = []
             for j in range(n):
                 row = i * n + j

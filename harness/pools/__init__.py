@@ -98,6 +98,13 @@ def cache_dir() -> Path:
     return path
 
 
+def converted_dir(spec: ModelSpec) -> Path:
+    """Where a GGUF pool model's dequantised float checkpoint is cached (keyed by its hash)."""
+    if spec.gguf is None:
+        raise ValueError(f"{spec.name} has no packaged GGUF")
+    return cache_dir() / f"{spec.name}-{spec.gguf.sha256[:12]}-hf"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
