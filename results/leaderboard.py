@@ -129,10 +129,10 @@ def _rank(table: pd.DataFrame, unit: str) -> pd.DataFrame:
     return table
 
 
-def _gap_notes(single: pd.DataFrame, unit: str) -> list[str]:
+def _gap_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[str]:
     """Say why APGR and dollar columns are empty, instead of leaving bare dashes."""
     notes = []
-    if single["dollars"].isna().all():
+    if configs["dollars"].isna().all():
         notes.append("No dollar figures: the pool has no prices for these models and the bank "
                      "recorded no cost.")  # fmt: skip
     s_ok = single[np.isfinite(single[unit].to_numpy(float))]
@@ -215,7 +215,7 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
             "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
             "(a model's parameter count is undisclosed)."
         )
-    notes += _gap_notes(single, unit)
+    notes += _gap_notes(configs, single, unit)
     return TaskBoard(
         task=task,
         bank=bank,
