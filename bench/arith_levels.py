@@ -16,9 +16,9 @@ from collections import Counter
 
 import numpy as np
 
-from uisbench.backends import GenerationConfig, get_backend
-from uisbench.estimators import pass_at_k
-from uisbench.pools import load_pool
+from uisbench.live.backends import GenerationConfig, get_backend
+from uisbench.live.pools import load_pool
+from uisbench.strategies.estimators import pass_at_k
 from uisbench.tasks import load_task
 
 

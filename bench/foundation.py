@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from uisbench.strategies.pool import powers_of_two
+from uisbench.strategies.costing import powers_of_two
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
@@ -72,8 +72,8 @@ def phase_import(a: argparse.Namespace) -> dict:
     sys.path.insert(0, str(HERE))
     from synthetic import generate, task_name
 
-    from uisbench.bank import import_file
-    from uisbench.db import open_engine
+    from uisbench.store.bank import import_file
+    from uisbench.store.engine import open_engine
 
     WORK.mkdir(parents=True, exist_ok=True)
     stem = f"synthetic-q{a.queries}-m{a.models}-s{a.samples}-seed{a.seed}"
@@ -119,8 +119,8 @@ def phase_import(a: argparse.Namespace) -> dict:
 
 def phase_sweep(a: argparse.Namespace) -> dict:
     """Runs in a child process: load one model's samples, then majority vote for every k."""
-    from uisbench.db import open_engine
     from uisbench.runner import Runner
+    from uisbench.store.engine import open_engine
 
     t0, c0 = time.perf_counter(), time.process_time()
     engine = open_engine(a.db, create=False)

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from uisbench.backends import GenerationConfig
-from uisbench.backends.transformers import TransformersBackend
-from uisbench.pools import load_pool
+from uisbench.live.backends import GenerationConfig
+from uisbench.live.backends.transformers import TransformersBackend
+from uisbench.live.pools import load_pool
 from uisbench.tasks.arith import make_docs
 
 

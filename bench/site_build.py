@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from uisbench.db import open_engine
-from uisbench.results import schema as s
 from uisbench.results.leaderboard import leaderboard
 from uisbench.site.build import build_site
+from uisbench.store import schema as s
+from uisbench.store.engine import open_engine
 
 
 def main() -> None:

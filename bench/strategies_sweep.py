@@ -35,10 +35,10 @@ FAMILIES = ("routing", "tts", "uniscale", "t2")
 
 def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
     """Ten settings per family for this pool (TTS degenerates to k=1 where the bank has 1)."""
-    from uisbench.strategies.pool import spread
-    from uisbench.strategy import available_strategies, config_label
+    from uisbench.strategies.base import STRATEGIES, config_label
+    from uisbench.strategies.costing import spread
 
-    reg = available_strategies()
+    reg = STRATEGIES.all()
     skip = len(models) - 2
     routing = [f"lr-router:lam={x}" for x in (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)] + [
         f"cascade:escalate={x},skip={skip}" for x in (0.1, 0.3, 0.5)
@@ -161,8 +161,8 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"needs the real banks in {DATA} (../shared/data/banks)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from uisbench.bank import import_file
-    from uisbench.db import open_engine
+    from uisbench.store.bank import import_file
+    from uisbench.store.engine import open_engine
 
     seeds = list(range(args.seeds))
     tmp = tempfile.mkdtemp()

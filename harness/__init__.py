@@ -3,16 +3,17 @@
 The public API is re-exported here; the CLI (``uisbench``) is a thin layer over it.
 """
 
-from uisbench.bank import BankArrays, import_file, load_arrays
-from uisbench.db import open_engine
 from uisbench.errors import UisbenchError
 from uisbench.meter import Draw, Meter
 from uisbench.runner import Runner, RunResult
-from uisbench.strategy import (
+from uisbench.store.arrays import BankArrays, load_arrays
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+from uisbench.strategies.base import (
+    STRATEGIES,
     Decisions,
     RunContext,
     Strategy,
-    available_strategies,
     make_strategy,
 )
 
@@ -26,7 +27,7 @@ __all__ = [
     "Runner",
     "Strategy",
     "UisbenchError",
-    "available_strategies",
+    "STRATEGIES",
     "import_file",
     "load_arrays",
     "make_strategy",

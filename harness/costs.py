@@ -8,9 +8,12 @@ the site names this approximation next to every FLOPs figure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from uisbench.store.arrays import ModelArrays
 
 FLOPS_NOTE = (
     "FLOPs ≈ 2·N_active·(prompt tokens, once per request) + 2·N_active·(generated tokens, "
@@ -61,3 +64,16 @@ def training_flops(params: float | None, tokens: float | None) -> float:
     if params is None or tokens is None:
         return float("nan")
     return 6.0 * params * tokens
+
+
+def sample_charges(
+    arr: ModelArrays, meta: dict[str, Any], rows: np.ndarray, slot: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Charges of one request for the samples at ``arr[rows, slot]`` (see :func:`request_costs`)."""
+    return request_costs(
+        meta,
+        arr.input_tokens[rows, slot],
+        arr.output_tokens[rows, slot],
+        arr.cost_usd[rows, slot],
+        arr.latency_s[rows, slot],
+    )

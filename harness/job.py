@@ -10,11 +10,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from uisbench.errors import UisbenchError
-from uisbench.results import schema as s
+from uisbench.progress import progress_bar
+from uisbench.store.lookups import banks_with_task, tasks_in_bank
 
 DEFAULT_SEEDS = (0, 1, 2)
 #: What `uisbench run --live` generates when not told otherwise: the shipped bank's recipe.
@@ -60,37 +60,12 @@ def resolve_bank(engine: Engine, ref: str) -> str:
     """A bank name in the database, or a file that is imported (idempotently) first."""
     path = Path(ref)
     if path.suffix in (".jsonl", ".gz") or path.is_file():
-        from uisbench.bank import import_file
+        from uisbench.store.bank import import_file
+        from uisbench.store.bankfile import models_file_beside
+        from uisbench.tasks import task_description
 
-        models = path.parent / (path.name.split(".jsonl")[0] + ".models.json")
-        return import_file(engine, path, models if models.is_file() else None).bank
+        return import_file(engine, path, models_file_beside(path), describe=task_description).bank
     return ref
-
-
-def tasks_in_bank(engine: Engine, bank: str) -> list[str]:
-    with engine.connect() as conn:
-        bank_id = conn.execute(select(s.banks.c.id).where(s.banks.c.name == bank)).scalar()
-        if bank_id is None:
-            from uisbench.bank import get_bank_id
-
-            get_bank_id(conn, bank)  # raises with the known banks
-        ids = select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
-        task_ids = select(s.queries.c.task_id).where(s.queries.c.id.in_(ids)).distinct()
-        return list(
-            conn.execute(select(s.tasks.c.name).where(s.tasks.c.id.in_(task_ids))).scalars()
-        )
-
-
-def banks_with_task(engine: Engine, task: str) -> list[str]:
-    with engine.connect() as conn:
-        tid = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
-        if tid is None:
-            return []
-        qids = select(s.queries.c.id).where(s.queries.c.task_id == tid)
-        bank_ids = select(s.samples.c.bank_id).where(s.samples.c.query_id.in_(qids)).distinct()
-        return list(
-            conn.execute(select(s.banks.c.name).where(s.banks.c.id.in_(bank_ids))).scalars()
-        )
 
 
 def plan(engine: Engine, req: RunRequest) -> list[tuple[str, str]]:
@@ -155,22 +130,22 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
 
 def expand(strategies: list[str], runner) -> list[str]:
     """Explicit specs as given; none means every registered strategy's default sweep."""
-    from uisbench.strategy import available_strategies, config_label, make_strategy
+    from uisbench.strategies.base import STRATEGIES, config_label, make_strategy
 
     if strategies:
         for spec in strategies:
             make_strategy(spec)  # validate every spec before running any
         return strategies
     out = []
-    for name, cls in available_strategies().items():
+    for name, cls in STRATEGIES.all().items():
         for params in cls.sweep(runner.models, runner.max_k()):
             out.append(config_label(name, params))
     return out
 
 
 def run_job(req: RunRequest) -> None:
-    from uisbench.db import open_engine
     from uisbench.runner import Runner
+    from uisbench.store.engine import open_engine
 
     engine = open_engine(req.db)
     seeds = req.seeds
@@ -184,14 +159,8 @@ def run_job(req: RunRequest) -> None:
         for spec in expand(req.strategies, runner):
             for seed in seeds:
                 work.append((runner, spec, seed))
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     resumed = skipped = 0
-    with Progress(*columns, disable=not sys.stderr.isatty(), transient=True) as progress:
+    with progress_bar(transient=True) as progress:
         overall = progress.add_task("runs", total=len(work))
         current = progress.add_task("", total=1)
         for runner, spec, seed in work:
@@ -211,7 +180,7 @@ def run_job(req: RunRequest) -> None:
         file=sys.stderr,
     )
     if req.report:
-        from uisbench.report import print_report
+        from uisbench.results.report import print_report
 
         for task in sorted({t for t, _ in pairs}):
             print_report(engine, task)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.bank import BankArrays, ModelArrays
+from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
+from uisbench.store.arrays import BankArrays, ModelArrays
 
 QBITS = 24  # handle = model << (QBITS + SBITS) | query << SBITS | slot
 SBITS = 16
@@ -130,7 +131,7 @@ class Meter:
         slot = np.take_along_axis(order[q], pos, axis=1)
         cur[q] = start + n
         rows = q[:, None]
-        charges = arr.request_costs(self.bank.model_meta[model], rows, slot)
+        charges = sample_charges(arr, self.bank.model_meta[model], rows, slot)
         self._charge(q, charges, {"model": model, "n": n})
         mi = self._model_index[model]
         handle = (np.int64(mi) << (QBITS + SBITS)) | (rows << SBITS) | slot.astype(np.int64)

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
-from uisbench.bank import BankArrays, load_arrays
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
-from uisbench.results import schema as s
-from uisbench.splits import assign_splits
-from uisbench.sql import bool_mean, bulk_insert_ignore, insert_ignore
-from uisbench.strategy import Decisions, RunContext, Strategy, make_strategy
+from uisbench.store import schema as s
+from uisbench.store.arrays import BankArrays, load_arrays
+from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.store.splits import assign_splits
+from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, Float, Integer, cast, func, select
 
-from uisbench.results import schema as s
+from uisbench.store import schema as s
 
 BOOTSTRAP = 1000
 MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram

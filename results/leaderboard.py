@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from uisbench.results import schema as s
 from uisbench.results.aggregate import load_runs, run_stats, summarize, summarize_db
 from uisbench.results.pareto import aiq, apgr, cost_to_match, pareto_front
+from uisbench.store import schema as s
 
 #: Cost units a board is computed in, in order of preference for ranking, with their labels.
 UNITS: dict[str, str] = {

@@ -32,9 +32,9 @@ from sqlalchemy import Engine, select
 from uisbench.costs import DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
 from uisbench.provenance import uisbench_version
-from uisbench.results import schema as s
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
+from uisbench.store import schema as s
 from uisbench.tasks import task_note
 
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.bank import BankArrays
 from uisbench.meter import Meter
-from uisbench.strategy import RunContext, Strategy, make_strategy
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.base import RunContext, Strategy, make_strategy
 
 
 @dataclass

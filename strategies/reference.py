@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
-from uisbench.strategy import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy
 
 
 def require_model(ctx: RunContext, model: str, strategy: str) -> str:
@@ -104,7 +105,7 @@ class Oracle(Strategy):
             rows = q[:, None]
             for j in range(1, k + 1):
                 slot = order[:, :j]
-                cost = arr.request_costs(ctx.model_meta[model], rows, slot)[unit]
+                cost = sample_charges(arr, ctx.model_meta[model], rows, slot)[unit]
                 cost = np.nan_to_num(cost, nan=np.inf)
                 if j == 1:
                     cheaper = cost < fallback_cost

@@ -24,12 +24,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from uisbench.bank import BankArrays
 from uisbench.errors import UisbenchError
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.aggregators import majority_column, take, vote_counts
+from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.costing import cost_unit, draw_by_choice, expected_cost, mean_correct
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
-from uisbench.strategies.pool import cost_unit, draw_by_choice, expected_cost, mean_correct
-from uisbench.strategy import Decisions, RunContext, Strategy
-from uisbench.voting import majority_column, take, vote_counts
 
 LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)  # 0: quality only … 10: the cheapest model
 

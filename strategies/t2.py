@@ -37,12 +37,12 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from uisbench.bank import BankArrays
 from uisbench.errors import UisbenchError
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.aggregators import majority_column, take
+from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two
 from uisbench.strategies.features import single_thread
-from uisbench.strategies.pool import cost_unit, expected_cost, powers_of_two
-from uisbench.strategy import Decisions, RunContext, Strategy
-from uisbench.voting import majority_column, take
 
 log = logging.getLogger(__name__)
 FLOOR = 1e-4  # smallest −log metric fitted (a metric of 1.0 would give log 0)

@@ -26,10 +26,10 @@ from scipy.special import betainc
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Draw
-from uisbench.strategies.pool import powers_of_two, spread
+from uisbench.strategies.aggregators import majority_column, take, vote_counts
+from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.costing import powers_of_two, spread
 from uisbench.strategies.reference import require_model
-from uisbench.strategy import Decisions, RunContext, Strategy
-from uisbench.voting import majority_column, take, vote_counts
 
 __all__ = ["AdaptiveConsistency", "BestOfK", "MajorityVote", "PassAtK", "powers_of_two"]
 

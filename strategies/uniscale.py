@@ -44,12 +44,12 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.bank import BankArrays
 from uisbench.errors import UisbenchError
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.aggregators import majority_column, take
+from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two, request_cost
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
-from uisbench.strategies.pool import cost_unit, expected_cost, powers_of_two, request_cost
-from uisbench.strategy import Decisions, RunContext, Strategy
-from uisbench.voting import majority_column, take
 
 log = logging.getLogger(__name__)
 CHUNK = 256

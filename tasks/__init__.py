@@ -16,13 +16,14 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, fields
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
 from uisbench.errors import UisbenchError
+from uisbench.registry import Registry
 
 ENTRY_POINT_GROUP = "uisbench.tasks"
 SPECS = Path(__file__).with_name("specs")
@@ -79,28 +80,21 @@ class _DescriptionLoader(yaml.SafeLoader):
 _DescriptionLoader.add_constructor("!function", lambda loader, node: None)
 
 
-def _builtin() -> dict[str, YamlSpec]:
-    from uisbench.tasks import builtin
+@runtime_checkable
+class TaskSpec(Protocol):
+    """What a ``uisbench.tasks`` entry point names: a description and a loader."""
 
-    return dict(builtin.ALL)
+    description: str
 
-
-def _registry() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep
-    if not found:  # running from a source tree without an install: the built-ins still work
-        return _builtin()
-    return found
+    def load(self, **overrides: Any) -> LiveTask: ...
 
 
-def _resolve(obj: Any) -> Any:
-    return obj.load() if isinstance(obj, metadata.EntryPoint) else obj
+TASKS: Registry[TaskSpec] = Registry(ENTRY_POINT_GROUP, "task", TaskSpec)
 
 
 def available_tasks() -> dict[str, str]:
     """Registered task names mapped to their one-line descriptions (smoke tasks say so)."""
-    notes = {name: _note(_resolve(obj)) for name, obj in sorted(_registry().items())}
+    notes = {name: _note(spec) for name, spec in TASKS.all().items()}
     return {name: ("[smoke task] " if n.smoke else "") + (n.description or "")
             for name, n in notes.items()}  # fmt: skip
 
@@ -115,8 +109,12 @@ class TaskNote:
 
 def task_note(name: str) -> TaskNote:
     """Description and smoke flag of a registered task; an empty note for any other name."""
-    obj = _registry().get(name)
-    return TaskNote() if obj is None else _note(_resolve(obj))
+    return _note(TASKS.get(name)) if name in TASKS else TaskNote()
+
+
+def task_description(name: str) -> str | None:
+    """A registered task's description (what the database stores beside its name)."""
+    return task_note(name).description
 
 
 def _note(spec: Any) -> TaskNote:
@@ -126,10 +124,7 @@ def _note(spec: Any) -> TaskNote:
 def load_task(name: str, **overrides: Any) -> LiveTask:
     """Load a registered task; overrides: ``data_files``, ``limit``, any lm-eval config key, or
     keys passed to a ``custom_dataset`` recipe (e.g. ``levels`` for arith-smoke)."""
-    registry = _registry()
-    if name not in registry:
-        raise UisbenchError(f"unknown task {name!r}; available: {', '.join(sorted(registry))}")
-    return _resolve(registry[name]).load(**overrides)
+    return TASKS.get(name).load(**overrides)
 
 
 def _lm_eval_yaml(path: Path) -> dict:

@@ -10,12 +10,3 @@ arc_challenge = YamlSpec("arc_challenge.yaml")
 mmlu = YamlSpec("mmlu.yaml")
 humaneval = YamlSpec("humaneval.yaml")
 arith_smoke = YamlSpec("arith-smoke.yaml")
-
-ALL = {
-    "gsm8k": gsm8k,
-    "math500": math500,
-    "arc_challenge": arc_challenge,
-    "mmlu": mmlu,
-    "humaneval": humaneval,
-    "arith-smoke": arith_smoke,
-}

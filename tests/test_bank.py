@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from uisbench.bank import export_rows, import_file, info, load_arrays
-from uisbench.bankfile import read_rows, row_to_json
-from uisbench.db import open_engine
 from uisbench.errors import UisbenchError
+from uisbench.store.arrays import load_arrays
+from uisbench.store.bank import export_rows, import_file, info
+from uisbench.store.bankfile import read_rows, row_to_json
+from uisbench.store.engine import open_engine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
 needs_shared = pytest.mark.skipif(

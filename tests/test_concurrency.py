@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uisbench.bank import import_file
-from uisbench.db import open_engine
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = "syn-small"

@@ -8,10 +8,10 @@ import json
 from sqlalchemy import func, select
 
 from uisbench.cli import main
-from uisbench.db import open_engine
 from uisbench.job import shipped_banks
-from uisbench.results import schema as s
-from uisbench.strategy import available_strategies
+from uisbench.store import schema as s
+from uisbench.store.engine import open_engine
+from uisbench.strategies.base import STRATEGIES
 from uisbench.tasks import task_note
 
 
@@ -46,7 +46,7 @@ def test_run_without_arguments_runs_every_strategy_and_builds_the_site(
             select(func.count()).select_from(s.decisions).group_by(s.decisions.c.run_id)
         ).scalars()
         assert set(per_run) == {120}  # one decision per test query in every run
-    assert ran == set(available_strategies())
+    assert ran == set(STRATEGIES.all())
     index = (tmp_path / "_site" / "index.html").read_text()
     assert "arith-smoke" in index and "smoke task" in index
 

@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from uisbench.estimators import mean_pass_at_k, pass_at_k
+from uisbench.strategies.estimators import mean_pass_at_k, pass_at_k
 
 
 def _brute_force(n: int, c: int, k: int) -> float:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from uisbench import bankfile
-from uisbench.bankfile import ALL_FIELDS, read_blocks, read_rows
 from uisbench.errors import UisbenchError
+from uisbench.store import bankfile
+from uisbench.store.bankfile import ALL_FIELDS, read_blocks, read_rows
 
 BASE = {
     "task": "t", "query_id": "q", "split": None, "prompt": 'say "hi" ü', "reference": "r",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uisbench.bank import BankArrays, ModelArrays
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
-from uisbench.voting import majority_column, take
+from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.strategies.aggregators import majority_column, take
 
 
 def make_bank(Q: int = 5, S: int = 6, seed: int = 0) -> BankArrays:

@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 
 from uisbench.errors import UisbenchError
-from uisbench.pools import available_pools, gguf_path, load_pool
+from uisbench.live.pools import available_pools, gguf_path, load_pool
 
 
 def test_cpu_tiny_pool_metadata() -> None:

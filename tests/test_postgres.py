@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, update
 
-from uisbench.bank import export_rows, import_file, info
-from uisbench.bankfile import row_to_json
-from uisbench.db import open_engine
 from uisbench.errors import UisbenchError
-from uisbench.results import schema as s
 from uisbench.runner import Runner
+from uisbench.store import schema as s
+from uisbench.store.bank import export_rows, import_file, info
+from uisbench.store.bankfile import row_to_json
+from uisbench.store.engine import open_engine
 
 SHARED_BANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks" / "date-mot.jsonl"
 TEXT_COLS = ("task", "model", "synthetic")

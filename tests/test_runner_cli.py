@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from uisbench.bank import import_file
 from uisbench.cli import main
-from uisbench.db import open_engine
-from uisbench.results import schema as s
 from uisbench.runner import Runner
+from uisbench.store import schema as s
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from uisbench.sandbox import isolation, run_untrusted
+from uisbench.tasks.sandbox import isolation, run_untrusted
 
 
 def test_correct_code_passes() -> None:

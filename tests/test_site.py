@@ -28,7 +28,7 @@ from uisbench.results.aggregate import (
 )
 from uisbench.results.leaderboard import leaderboard
 from uisbench.site.build import DRILL_QUERIES, build_site
-from uisbench.strategy import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_ATTR = "\"'><img src=x onerror=window.__xss=2>"

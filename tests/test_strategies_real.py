@@ -25,9 +25,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def runners(tmp_path_factory):
-    from uisbench.bank import import_file
-    from uisbench.db import open_engine
     from uisbench.runner import Runner
+    from uisbench.store.bank import import_file
+    from uisbench.store.engine import open_engine
 
     db = tmp_path_factory.mktemp("real") / "real.db"
     engine = open_engine(f"sqlite:///{db}")
@@ -129,7 +129,7 @@ def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
 def test_uniscale_through_the_runner_writes_rewards_and_regret(runners) -> None:
     from sqlalchemy import select
 
-    from uisbench.results import schema as s
+    from uisbench.store import schema as s
 
     r = runners["date-mot"]
     res = r.run("uniscale:cost_weight=0.3,features=hash", 0)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uisbench.bank import BankArrays, ModelArrays
 from uisbench.errors import UisbenchError
-from uisbench.estimators import pass_at_k as pass_at_k_ref
 from uisbench.meter import Meter
+from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.strategies.base import STRATEGIES, RunContext
+from uisbench.strategies.estimators import pass_at_k as pass_at_k_ref
 from uisbench.strategies.features import MINILM_PARAMS, embed_flops, query_features
 from uisbench.strategies.offline import replay
 from uisbench.strategies.t2 import fit_t2, k_law, law, pass_at_k
 from uisbench.strategies.uniscale import sherman_morrison
-from uisbench.strategy import RunContext, available_strategies
 
 Q, S = 400, 8
 TRAIN = np.arange(150)
@@ -84,7 +84,7 @@ def run(bank: BankArrays, spec: str, seed: int = 0):
 
 
 def test_every_strategy_has_description_family_and_params() -> None:
-    reg = available_strategies()
+    reg = STRATEGIES.all()
     for name in ("knn-router", "lr-router", "threshold-router", "cascade", "majority",
                  "best-of-k", "pass-at-k", "adaptive", "uniscale", "t2"):  # fmt: skip
         cls = reg[name]
@@ -95,7 +95,7 @@ def test_every_strategy_has_description_family_and_params() -> None:
 
 def test_sweeps_respect_max_k() -> None:
     max_k = {"a": 1, "b": 3, "c": 20}
-    for name, cls in available_strategies().items():
+    for name, cls in STRATEGIES.all().items():
         for p in cls.sweep(["a", "b", "c"], max_k):
             if "k" in p and "model" in p:
                 assert p["k"] <= max_k[p["model"]], (name, p)

@@ -2,7 +2,7 @@
 
 Routers, UniScale and T2 all need a model's (and a k-sample request's) expected cost *before*
 calling it. They learn it from the training split (fully visible), using the same charging rule
-as the meter (:meth:`uisbench.bank.ModelArrays.request_costs`), so a predicted cost and a
+as the meter (:func:`uisbench.costs.sample_charges`), so a predicted cost and a
 charged cost are in the same unit. The unit is FLOPs when every model's parameter count is
 known, else dollars: FLOPs of a model of unknown size cannot be computed, and mixing units
 would make λ meaningless.
@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.bank import BankArrays
+from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
+from uisbench.store.arrays import BankArrays
 
 
 def powers_of_two(limit: int) -> list[int]:
@@ -62,7 +63,7 @@ def request_cost(bank: BankArrays, model: str, k: int, unit: str) -> np.ndarray:
     ok = arr.n_avail >= k
     rows = np.flatnonzero(ok)[:, None]
     slot = np.arange(k)[None, :]
-    c = arr.request_costs(bank.model_meta[model], rows, slot)[unit]
+    c = sample_charges(arr, bank.model_meta[model], rows, slot)[unit]
     out[ok] = c
     return out
 

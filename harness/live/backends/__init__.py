@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 from uisbench.errors import UisbenchError
+from uisbench.registry import Registry
 
 if TYPE_CHECKING:
-    from uisbench.pools import ModelSpec
+    from uisbench.live.pools import ModelSpec
 
 ENTRY_POINT_GROUP = "uisbench.backends"
 
@@ -87,23 +87,9 @@ class TokenizingBackend:
         ]
 
 
-def available_backends() -> list[str]:
-    return sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
-
-
-def backend_factory(name: str) -> Callable[..., Backend]:
-    """The class registered as backend ``name``; an unknown name is a user error."""
-    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    if name in eps:
-        return eps[name].load()
-    if name == "transformers":  # source tree without an install
-        from uisbench.backends.transformers import TransformersBackend
-
-        return TransformersBackend
-    known = ", ".join(sorted({*eps, "transformers"}))
-    raise UisbenchError(f"unknown backend {name!r}; available: {known}")
+BACKENDS: Registry[Callable[..., Backend]] = Registry(ENTRY_POINT_GROUP, "backend")
 
 
 def get_backend(spec: ModelSpec, device: str | None = None) -> Backend:
     """Instantiate the backend named by ``spec.backend`` for this model."""
-    return backend_factory(spec.backend)(spec, device=device)
+    return BACKENDS.get(spec.backend)(spec, device=device)

@@ -50,7 +50,7 @@ class ModelSpec:
 
 
 def _pool_dir() -> Path:
-    return Path(str(resources.files("uisbench.pools")))
+    return Path(str(resources.files("uisbench.live.pools")))
 
 
 def available_pools() -> dict[str, str]:

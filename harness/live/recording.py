@@ -17,14 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 
-from uisbench.bank import SAMPLE_COLUMNS, ensure_bank, ensure_models, ensure_queries, ensure_task
 from uisbench.errors import UisbenchError
-from uisbench.results import schema as s
-from uisbench.sql import bulk_insert_ignore
+from uisbench.store import schema as s
+from uisbench.store.bank import (
+    SAMPLE_COLUMNS,
+    ensure_bank,
+    ensure_models,
+    ensure_queries,
+    ensure_task,
+)
+from uisbench.store.dialect import bulk_insert_ignore
 
 if TYPE_CHECKING:
-    from uisbench.backends import Backend, GenerationConfig
-    from uisbench.pools import ModelSpec
+    from uisbench.live.backends import Backend, GenerationConfig
+    from uisbench.live.pools import ModelSpec
 
 #: Seed shift per sample already held; larger than any batch offset a backend adds to the seed.
 TOP_UP_SEED_STRIDE = 1_000_003
@@ -71,8 +77,8 @@ def record(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RecordStats:
     """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank."""
-    from uisbench.backends import GenerationConfig, backend_factory, get_backend
-    from uisbench.pools import load_pool
+    from uisbench.live.backends import BACKENDS, GenerationConfig, get_backend
+    from uisbench.live.pools import load_pool
     from uisbench.tasks import load_task
 
     if k < 1:
@@ -85,7 +91,7 @@ def record(
             raise UisbenchError(f"unknown model(s) {', '.join(unknown)} in pool {pool_name!r}")
         pool = [m for m in pool if m.name in models]
     for b in {backend} if backend else {m.backend for m in pool}:
-        backend_factory(b)  # an unknown backend fails here, before any row is written
+        BACKENDS.get(b)  # an unknown backend fails here, before any row is written
     swapped = bool(backend) and any(m.backend != backend for m in pool)
     if backend:
         pool = [replace(m, backend=backend) for m in pool]

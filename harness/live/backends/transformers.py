@@ -3,7 +3,7 @@
 Loads HF hub ids, local directories and GGUF files (``from_pretrained(dir, gguf_file=...)``;
 transformers dequantises GGUF weights to float). A pool model with a packaged GGUF is checked
 against its SHA-256 first; the dequantised checkpoint is then cached (safetensors, under
-``uisbench.pools.cache_dir()``) because converting GGUF takes tens of seconds on CPU.
+``uisbench.live.pools.cache_dir()``) because converting GGUF takes tens of seconds on CPU.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
-from uisbench.pools import ModelSpec, converted_dir, gguf_path
+from uisbench.live.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
+from uisbench.live.pools import ModelSpec, converted_dir, gguf_path
 
 MAX_SEQUENCES_PER_BATCH = 64
 

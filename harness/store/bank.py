@@ -1,17 +1,16 @@
-"""The sample bank in the database: import, export, summary, and loading into dense arrays.
+"""The sample bank in the database: import, export and summary.
 
 Every sample is stored once, keyed by (bank, query, model, sample index). A *bank* is a named
-generation configuration (an imported file, or a live backend's settings). Replay loads one bank
-into :class:`BankArrays` — dense ``(queries × samples)`` matrices per model — so strategies work
-with numpy over the whole task instead of looping per sample.
+generation configuration (an imported file, or a live backend's settings). Loading a bank for
+replay is :mod:`uisbench.store.arrays`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,15 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, func, select
 
-from uisbench.bankfile import (
+from uisbench.errors import UisbenchError
+from uisbench.store import schema as s
+from uisbench.store.bankfile import (
     FlatRow,
     bank_name_from_path,
     read_blocks,
     read_models_file,
 )
-from uisbench.costs import request_costs
-from uisbench.errors import UisbenchError
-from uisbench.results import schema as s
-from uisbench.sql import bool_mean, bulk_insert_ignore, insert_ignore
-from uisbench.tasks import task_note
+from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 
 SAMPLE_COLUMNS = (
     "bank_id", "query_id", "model_id", "sample_index", "text", "answer", "correct", "score",
@@ -106,18 +103,20 @@ def import_file(
     models_path: Path | None = None,
     name: str | None = None,
     synthetic: bool = False,
+    describe: Callable[[str], str | None] | None = None,
 ) -> ImportStats:
     """Import a flat JSONL(.gz) bank in one transaction: all rows or none.
 
     Samples already present (same bank, query, model, index) are skipped, so importing the same
-    file twice adds nothing.
+    file twice adds nothing. ``describe`` gives a new task's description (the task layer knows
+    them; storage does not).
     """
     meta = read_models_file(models_path) if models_path else {}
     name = name or bank_name_from_path(path)
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
         bank_id = ensure_bank(conn, name, source, {"file": path.name}, synthetic)
-        stats = _import_blocks(conn, bank_id, read_blocks(path), meta)
+        stats = _import_blocks(conn, bank_id, read_blocks(path), meta, describe)
     return ImportStats(name, *stats)
 
 
@@ -128,7 +127,11 @@ def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
 
 
 def _import_blocks(
-    conn: Connection, bank_id: int, blocks: Iterable[Any], meta: dict[str, dict[str, Any]]
+    conn: Connection,
+    bank_id: int,
+    blocks: Iterable[Any],
+    meta: dict[str, dict[str, Any]],
+    describe: Callable[[str], str | None] | None = None,
 ) -> tuple[int, int, list[str], list[str]]:
     """Insert blocks (pyarrow Tables of the flat fields).
 
@@ -155,7 +158,7 @@ def _import_blocks(
             for j, i in enumerate(new):
                 task, qkey = keys[i]
                 if task not in task_ids:
-                    task_ids[task] = ensure_task(conn, task, task_note(task).description)
+                    task_ids[task] = ensure_task(conn, task, describe(task) if describe else None)
                 new_q.setdefault(task, []).append({
                     "query_key": qkey, "split": fields["split"][j],
                     "prompt": fields["prompt"][j], "reference": fields["reference"][j],
@@ -274,178 +277,3 @@ def info(conn: Connection, bank: str | None = None) -> pd.DataFrame:
         return df
     df["samples_per_query"] = df["samples"] / df["queries"]
     return df
-
-
-# ---------------------------------------------------------------- dense arrays for replay
-@dataclass
-class ModelArrays:
-    """One model's samples for the task's queries; padded to the largest sample count."""
-
-    n_avail: np.ndarray  # (Q,) samples held per query
-    answer: np.ndarray  # (Q, S) int32 answer code per query, -1 = no answer
-    correct: np.ndarray  # (Q, S) bool
-    input_tokens: np.ndarray  # (Q, S) float (nan unknown)
-    output_tokens: np.ndarray  # (Q, S) float
-    cost_usd: np.ndarray  # (Q, S) float
-    latency_s: np.ndarray  # (Q, S) float
-    logprob: np.ndarray  # (Q, S) float
-    score: np.ndarray  # (Q, S) float
-    sample_id: np.ndarray  # (Q, S) int64 database id, -1 padding
-
-    def request_costs(
-        self, meta: dict[str, Any], rows: np.ndarray, slot: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Charges of requesting the samples at ``[rows, slot]`` (see :mod:`uisbench.costs`)."""
-        return request_costs(
-            meta,
-            self.input_tokens[rows, slot],
-            self.output_tokens[rows, slot],
-            self.cost_usd[rows, slot],
-            self.latency_s[rows, slot],
-        )
-
-
-@dataclass
-class BankArrays:
-    """A bank restricted to one task: queries in a fixed order, one :class:`ModelArrays` each."""
-
-    bank: str
-    bank_id: int
-    synthetic: bool
-    query_ids: np.ndarray  # (Q,) database ids, ascending
-    query_keys: list[str]
-    splits: np.ndarray  # (Q,) object: "train"/"test"/None (source split)
-    models: dict[str, ModelArrays]
-    model_meta: dict[str, dict[str, Any]]
-    answer_labels: np.ndarray  # answer code → text (codes shared across models)
-    prompts: list[str] | None = None
-
-    @property
-    def n_queries(self) -> int:
-        return len(self.query_ids)
-
-    def subset(self, positions: np.ndarray) -> BankArrays:
-        """The same bank restricted to some query positions (a copy)."""
-        pos = np.asarray(positions, dtype=np.int64)
-        models = {
-            name: ModelArrays(
-                **{f: getattr(m, f)[pos] for f in m.__dataclass_fields__}  # type: ignore[attr-defined]
-            )
-            for name, m in self.models.items()
-        }
-        return replace(
-            self,
-            query_ids=self.query_ids[pos],
-            query_keys=[self.query_keys[i] for i in pos.tolist()],
-            splits=self.splits[pos],
-            models=models,
-            prompts=[self.prompts[i] for i in pos.tolist()] if self.prompts else None,
-        )
-
-
-def load_arrays(
-    conn: Connection, bank: str, task: str, models: Sequence[str] | None = None
-) -> BankArrays:
-    """Load a bank's samples for one task into dense arrays (the replay working set)."""
-    bank_row = conn.execute(select(s.banks).where(s.banks.c.name == bank)).mappings().first()
-    if bank_row is None:
-        get_bank_id(conn, bank)  # raises the standard message
-    bank_id = bank_row["id"]
-    task_id = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
-    if task_id is None:
-        raise UisbenchError(f"unknown task {task!r} in the database")
-    meta = bank_models_meta(conn, bank)
-    if models:
-        unknown = [m for m in models if m not in meta]
-        if unknown:
-            raise UisbenchError(
-                f"unknown model(s) {', '.join(unknown)} in bank {bank!r} "
-                f"(it holds: {', '.join(meta)})"
-            )
-        meta = {m: meta[m] for m in models}
-    qrows = conn.execute(
-        select(s.queries.c.id, s.queries.c.query_key, s.queries.c.split, s.queries.c.prompt)
-        .where(
-            s.queries.c.task_id == task_id,
-            s.queries.c.id.in_(
-                select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
-            ),
-        )
-        .order_by(s.queries.c.id)
-    ).all()
-    if not qrows:
-        raise UisbenchError(f"bank {bank!r} holds no samples for task {task!r}")
-    qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
-    cols = "query_id, sample_index, id, answer, correct, input_tokens, output_tokens, " \
-           "cost_usd, latency_s, logprob, score"  # fmt: skip
-    frames: dict[str, pd.DataFrame] = {}
-    for name, m in meta.items():
-        cur = conn.exec_driver_sql(
-            f"SELECT {cols} FROM samples WHERE bank_id = {int(bank_id)} "
-            f"AND model_id = {int(m['id'])}"
-        )
-        # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
-        names = [c.strip() for c in cols.split(",")]
-        data = list(zip(*cur.fetchall())) or [()] * len(names)
-        frames[name] = pd.DataFrame(
-            {c: pd.Series(v, dtype=object if c == "answer" else None) for c, v in zip(names, data)}
-        )
-    all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
-    codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)
-    arrays: dict[str, ModelArrays] = {}
-    offset = 0
-    for name, df in frames.items():
-        codes = codes_all[offset : offset + len(df)]
-        offset += len(df)
-        arrays[name] = _densify(df, codes, qids)
-    return BankArrays(
-        bank=bank,
-        bank_id=bank_id,
-        synthetic=bool(bank_row["synthetic"]),
-        query_ids=qids,
-        query_keys=[r[1] for r in qrows],
-        splits=np.array([r[2] for r in qrows], dtype=object),
-        models=arrays,
-        model_meta=meta,
-        answer_labels=np.asarray(labels, dtype=object),
-        prompts=[r[3] for r in qrows],
-    )
-
-
-def _densify(df: pd.DataFrame, codes: np.ndarray, qids: np.ndarray) -> ModelArrays:
-    Q = len(qids)
-    if df.empty:
-        S = 0
-        rows = cols = np.zeros(0, dtype=np.int64)
-    else:
-        rows = np.searchsorted(qids, df["query_id"].to_numpy())
-        # Compact sample indices per query to 0..n-1 in index order (indices may have gaps).
-        order = np.lexsort((df["sample_index"].to_numpy(), rows))
-        rows_sorted = rows[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(rows_sorted)) + 1]
-        run_id = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows_sorted)]))
-        cols = np.empty(len(df), dtype=np.int64)
-        cols[order] = np.arange(len(rows_sorted)) - starts[run_id]
-        S = int(cols.max()) + 1
-    n_avail = np.bincount(rows, minlength=Q).astype(np.int32)
-
-    def mat(values: np.ndarray, fill: Any, dtype: Any) -> np.ndarray:
-        out = np.full((Q, S), fill, dtype=dtype)
-        out[rows, cols] = values
-        return out
-
-    def num(col: str) -> np.ndarray:
-        return mat(pd.to_numeric(df[col], errors="coerce").to_numpy(float), np.nan, float)
-
-    return ModelArrays(
-        n_avail=n_avail,
-        answer=mat(codes.astype(np.int32), -1, np.int32),
-        correct=mat(df["correct"].to_numpy(bool), False, bool),
-        input_tokens=num("input_tokens"),
-        output_tokens=num("output_tokens"),
-        cost_usd=num("cost_usd"),
-        latency_s=num("latency_s"),
-        logprob=num("logprob"),
-        score=num("score"),
-        sample_id=mat(df["id"].to_numpy(np.int64), -1, np.int64),
-    )

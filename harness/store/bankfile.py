@@ -336,6 +336,12 @@ def models_to_json(models: dict[str, dict[str, Any]]) -> str:
     return json.dumps(out, indent=1)
 
 
+def models_file_beside(path: Path) -> Path | None:
+    """``NAME.models.json`` next to ``NAME.jsonl[.gz]``, if there is one."""
+    guess = path.parent / (path.name.split(".jsonl")[0] + ".models.json")
+    return guess if guess.is_file() else None
+
+
 def bank_name_from_path(path: Path) -> str:
     name = path.name
     for suffix in (".gz", ".jsonl", ".json"):

@@ -7,6 +7,7 @@ front instead of failing when it upgrades from a read lock.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -15,18 +16,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from uisbench.errors import UisbenchError
-from uisbench.results import schema
-from uisbench.sql import insert_ignore
+from uisbench.store import schema
+from uisbench.store.dialect import insert_ignore
 
 ENV_VAR = "UISBENCH_DB"
 BUSY_TIMEOUT_S = 300
 
 
 def default_db_path() -> Path:
-    """The default SQLite file: ``uisbench.db`` in the ``uisbench.results`` package folder."""
-    import uisbench.results
+    """The default SQLite file: ``uisbench.db`` in the ``uisbench.results`` package folder.
 
-    return Path(uisbench.results.__file__).resolve().parent / "uisbench.db"
+    Found without importing the results layer (storage sits below it).
+    """
+    spec = importlib.util.find_spec("uisbench.results")
+    folder = list(spec.submodule_search_locations or [])[0] if spec else "."
+    return Path(folder).resolve() / "uisbench.db"
 
 
 def resolve_url(db: str | None = None) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import Connection, select
 
-from uisbench.bank import BankArrays
-from uisbench.results import schema as s
-from uisbench.sql import insert_ignore
+from uisbench.store import schema as s
+from uisbench.store.arrays import BankArrays
+from uisbench.store.dialect import insert_ignore
 
 TRAIN_FRACTION = 0.3
 

@@ -1,27 +1,27 @@
-"""What a strategy is, how it is configured, and how plugins are found.
+"""The strategy contract: what a strategy is, how it is configured, and how plugins are found.
 
 A strategy is a class with a ``Params`` dataclass (its configuration), an optional ``fit`` on
-the training split, and ``run``, which spends compute only through ``ctx.meter`` and yields
-:class:`Decisions` in chunks (the runner commits each chunk, so a killed run resumes). Plugins
-register under the ``uisbench.strategies`` entry-point group.
+the training split, and ``run`` — its one abstract method — which spends compute only through
+``ctx.meter`` and yields :class:`Decisions` in chunks (the runner commits each chunk, so a killed
+run resumes). Plugins register under the ``uisbench.strategies`` entry-point group
+(:data:`STRATEGIES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 import numpy as np
 
-from uisbench.bank import BankArrays
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
-
-ENTRY_POINT_GROUP = "uisbench.strategies"
+from uisbench.registry import Registry
+from uisbench.store.arrays import BankArrays
 
 
 @dataclass
@@ -61,8 +61,8 @@ class RunContext:
         return int(n.min()) if len(n) else 0
 
 
-class Strategy:
-    """Base class of every strategy plugin."""
+class Strategy(ABC):
+    """Base class of every strategy plugin; a subclass writes :meth:`run` and nothing else."""
 
     name: ClassVar[str]
     family: ClassVar[str]  # "reference" | "routing" | "tts" | "uniscale" | "t2"
@@ -83,9 +83,11 @@ class Strategy:
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         """Learn from the training split; the default strategy needs nothing."""
+        return None
 
-    def run(self, ctx: RunContext) -> Iterator[Decisions]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        """Decide every query of ``ctx.stream``, drawing samples only through ``ctx.meter``."""
 
     def label(self) -> str:
         """Human-readable configuration, e.g. ``majority:model=x,k=8``."""
@@ -157,20 +159,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), params
 
 
-def available_strategies() -> dict[str, type[Strategy]]:
-    """All strategies registered under the entry-point group, by name."""
-    out: dict[str, type[Strategy]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        out[ep.name] = cls
-    return dict(sorted(out.items()))
+STRATEGIES: Registry[type[Strategy]] = Registry("uisbench.strategies", "strategy", Strategy)
 
 
 def make_strategy(spec: str) -> Strategy:
+    """``name:key=value,...`` → a configured strategy (unknown names and options refused)."""
     name, params = parse_spec(spec)
-    registry = available_strategies()
-    if name not in registry:
-        raise UisbenchError(
-            f"unknown strategy {name!r} (see `uisbench list strategies`: {', '.join(registry)})"
-        )
-    return registry[name](**params)
+    return STRATEGIES.get(name)(**params)

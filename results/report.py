@@ -83,36 +83,3 @@ def print_bank_info(df: pd.DataFrame) -> None:
                 _num(r["output_tokens"], "{:.1f}"), _num(r["cost_usd"], "{:.3g}"),
             )  # fmt: skip
         console.print(table)
-
-
-def print_listing(what: str, db: str | None) -> None:
-    table = Table(title=what, title_justify="left")
-    table.add_column("name")
-    table.add_column("description")
-    if what == "strategies":
-        from uisbench.strategy import available_strategies
-
-        table.add_column("family")
-        for name, cls in available_strategies().items():
-            add_row(table, name, cls.description, cls.family)
-    elif what == "tasks":
-        from uisbench.tasks import available_tasks
-
-        for name, desc in available_tasks().items():
-            add_row(table, name, desc)
-    elif what == "pools":
-        from uisbench.pools import available_pools
-
-        for name, desc in available_pools().items():
-            add_row(table, name, desc)
-    else:
-        from sqlalchemy import select
-
-        from uisbench.db import open_engine
-        from uisbench.results import schema as s
-
-        with open_engine(db, create=False).connect() as conn:
-            for r in conn.execute(select(s.banks)).mappings():
-                kind = r["source"] + (" (SYNTHETIC)" if r["synthetic"] else "")
-                add_row(table, r["name"], kind)
-    console.print(table)

@@ -1,7 +1,7 @@
 """The database schema: pool metadata, the sample bank, runs and their decisions.
 
 One schema serves SQLite (the default) and PostgreSQL. It is versioned: a database written by
-another schema version is refused rather than silently misread (see :mod:`uisbench.db`).
+another schema version is refused rather than silently misread (see :mod:`uisbench.store.engine`).
 """
 
 from __future__ import annotations

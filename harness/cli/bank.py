@@ -1,0 +1,181 @@
+"""``uisbench bank``: import, export, inspect and record sample banks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from uisbench.cli.options import db_option, parse_task_args
+from uisbench.errors import UisbenchError
+
+
+@click.group()
+def bank() -> None:
+    """Import, export and inspect sample banks."""
+
+
+@bank.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--models",
+    "models_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="NAME.models.json with parameter counts, training tokens and prices.",
+)
+@click.option("--name", default=None, help="Bank name (default: the file name without suffix).")
+@click.option("--synthetic", is_flag=True, help="Label the bank synthetic (speed tests only).")
+@db_option
+def bank_import(
+    file: Path, models_file: Path | None, name: str | None, synthetic: bool, db: str | None
+) -> None:
+    """Import a flat outcome bank (JSONL or JSONL.gz); samples already present are skipped."""
+    from uisbench.store.bank import import_file
+    from uisbench.store.bankfile import models_file_beside
+    from uisbench.store.engine import open_engine
+    from uisbench.tasks import task_description
+
+    models_file = models_file or models_file_beside(file)
+    stats = import_file(
+        open_engine(db),
+        file,
+        models_file,
+        name=name,
+        synthetic=synthetic,
+        describe=task_description,
+    )
+    click.echo(
+        f"bank {stats.bank}: {stats.rows} rows read, {stats.inserted} new samples "
+        f"({stats.rows - stats.inserted} already present); tasks: {', '.join(stats.tasks)}; "
+        f"models: {', '.join(stats.models)}"
+    )
+
+
+@bank.command("export")
+@click.option("--bank", "bank_name", required=True, help="Bank to export.")
+@click.option("--task", default=None, help="Only this task.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Output .jsonl or .jsonl.gz."
+)
+@click.option(
+    "--models-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the models metadata file.",
+)
+@db_option
+def bank_export(
+    bank_name: str, task: str | None, out: Path, models_out: Path | None, db: str | None
+) -> None:
+    """Export a bank in the flat outcome format (round-trips with ``bank import``)."""
+    from uisbench.store.bank import bank_models_meta, export_rows
+    from uisbench.store.bankfile import models_to_json, open_text, row_to_json
+    from uisbench.store.engine import open_engine
+
+    engine = open_engine(db, create=False)
+    n = 0
+    tmp = out.with_suffix(".part" + out.suffix)  # keeps .gz last: compressed like the target
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as conn:
+        meta = bank_models_meta(conn, bank_name)  # fails on an unknown bank before any write
+        try:
+            with open_text(tmp, "wt") as fh:
+                for row in export_rows(conn, bank_name, task):
+                    fh.write(row_to_json(row) + "\n")
+                    n += 1
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    tmp.replace(out)  # atomic: a reader never sees a half-written export
+    if models_out:
+        models_out.parent.mkdir(parents=True, exist_ok=True)
+        models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
+    click.echo(f"wrote {n} samples to {out}")
+
+
+@bank.command("info")
+@click.option("--bank", "bank_name", default=None, help="Only this bank.")
+@db_option
+def bank_info(bank_name: str | None, db: str | None) -> None:
+    """Models × queries × samples per bank and task, with accuracy and mean cost per model."""
+    from uisbench.results.report import print_bank_info
+    from uisbench.store.bank import info
+    from uisbench.store.engine import open_engine
+
+    engine = open_engine(db, create=False)
+    with engine.connect() as conn:
+        df = info(conn, bank_name)
+    if df.empty:
+        raise UisbenchError("the database holds no samples")
+    print_bank_info(df)
+
+
+@bank.command("record")
+@click.option("--task", "task_name", required=True, help="Registered task (`uisbench list tasks`).")
+@click.option("--pool", required=True, help="Pool name (`uisbench list pools`) or pool file.")
+@click.option("--k", type=int, default=4, show_default=True, help="Samples per query and model.")
+@click.option("--limit", type=int, default=None, help="First N queries of each split.")
+@click.option(
+    "--split",
+    "splits",
+    default="test",
+    show_default=True,
+    help="Comma-separated splits to record (train,test).",
+)
+@click.option("--models", default=None, help="Comma-separated subset of the pool.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per call.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: automatic).")
+@click.option("--backend", default=None, help="Backend for every model (default: the pool's).")
+@click.option("--max-tokens", type=int, default=None, help="Override the task's generation length.")
+@click.option("--temperature", type=float, default=None, help="Override the task's temperature.")
+@click.option(
+    "--task-arg",
+    "task_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task option, e.g. levels=add1,mul1 or n_per_level=40 (repeatable).",
+)
+@db_option
+def bank_record(
+    task_name: str,
+    pool: str,
+    k: int,
+    limit: int | None,
+    splits: str,
+    models: str | None,
+    batch_size: int,
+    device: str | None,
+    backend: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    task_args: tuple[str, ...],
+    db: str | None,
+) -> None:
+    """Generate k samples per query and model with a live backend into the bank (resumable)."""
+    from uisbench.live import record
+    from uisbench.progress import progress_bar, rate_ticker
+    from uisbench.store.engine import open_engine
+
+    overrides = {"max_tokens": max_tokens, "temperature": temperature}
+    with progress_bar(rate=True) as bar:
+        tick = rate_ticker(bar, bar.add_task("samples", total=None, rate=""), "samples")
+        stats = record(
+            open_engine(db),
+            task_name,
+            pool,
+            k,
+            limit=limit,
+            splits=tuple(x.strip() for x in splits.split(",") if x.strip()),
+            models=models.split(",") if models else None,
+            batch_size=batch_size,
+            device=device,
+            backend=backend,
+            config_overrides={key: v for key, v in overrides.items() if v is not None},
+            progress=tick,
+            task_overrides=parse_task_args(task_args),
+        )
+    click.echo(
+        f"bank {stats.bank}: {stats.queries} queries, {stats.generated} samples generated, "
+        f"{stats.already} already held ({stats.seconds:.1f} s)"
+    )

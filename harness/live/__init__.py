@@ -1,0 +1,5 @@
+"""Live generation: model pools, the backends that sample from them, and recording into a bank."""
+
+from uisbench.live.recording import RecordStats, record
+
+__all__ = ["RecordStats", "record"]

@@ -1,0 +1,79 @@
+"""One registry for every kind of plugin: strategies, tasks and backends.
+
+Plugins are found only through Python entry points, built-ins included (uisbench's own
+``pyproject.toml`` registers them like any other package would), so there is one way to find
+anything. The entry point's name is the plugin's name: a plugin that declares another ``name``
+is refused, and an unknown name gets a "did you mean" (after lm-eval's ``api/registry.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from uisbench.errors import UisbenchError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Plugins of one kind, registered under the entry-point group ``group``.
+
+    ``base`` is the class (or runtime-checkable protocol) every plugin must be a subclass or an
+    instance of. Entry points are listed once and loaded on first use.
+    """
+
+    def __init__(self, group: str, kind: str, base: type | None = None) -> None:
+        self.group = group
+        self.kind = kind
+        self.base = base
+        self._eps: dict[str, metadata.EntryPoint] | None = None
+        self._loaded: dict[str, T] = {}
+
+    def _entry_points(self) -> dict[str, metadata.EntryPoint]:
+        if self._eps is None:
+            self._eps = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+        return self._eps
+
+    def names(self) -> list[str]:
+        """Registered names, sorted; nothing is imported."""
+        return sorted(self._entry_points())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entry_points()
+
+    def get(self, name: str) -> T:
+        """The plugin registered as ``name``, loaded and checked."""
+        if name not in self._loaded:
+            eps = self._entry_points()
+            if name not in eps:
+                raise UisbenchError(self._unknown(name))
+            self._loaded[name] = self._check(name, eps[name].load(), eps[name].value)
+        return self._loaded[name]
+
+    def all(self) -> dict[str, T]:
+        """Every registered plugin by name (loads them all)."""
+        return {name: self.get(name) for name in self.names()}
+
+    def _unknown(self, name: str) -> str:
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        return f"unknown {self.kind} {name!r}{hint} (available: {', '.join(known) or 'none'})"
+
+    def _check(self, name: str, obj: Any, target: str) -> T:
+        base = self.base
+        if base is not None:
+            ok = issubclass(obj, base) if isinstance(obj, type) else isinstance(obj, base)
+            if not ok:
+                raise UisbenchError(
+                    f"{self.kind} plugin {name!r} ({target}) is not a {base.__name__}"
+                )
+        declared = getattr(obj, "name", None) if isinstance(obj, type) else None
+        if isinstance(declared, str) and declared != name:
+            raise UisbenchError(
+                f"{self.kind} plugin {target} declares the name {declared!r} but is registered "
+                f"as {name!r}; the entry-point name is the plugin's name"
+            )
+        return obj

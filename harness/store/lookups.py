@@ -1,0 +1,32 @@
+"""Which banks hold which tasks: the lookups ``uisbench run`` plans its work with."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from uisbench.store import schema as s
+from uisbench.store.bank import get_bank_id
+
+
+def tasks_in_bank(engine: Engine, bank: str) -> list[str]:
+    with engine.connect() as conn:
+        bank_id = conn.execute(select(s.banks.c.id).where(s.banks.c.name == bank)).scalar()
+        if bank_id is None:
+            get_bank_id(conn, bank)  # raises with the known banks
+        ids = select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
+        task_ids = select(s.queries.c.task_id).where(s.queries.c.id.in_(ids)).distinct()
+        return list(
+            conn.execute(select(s.tasks.c.name).where(s.tasks.c.id.in_(task_ids))).scalars()
+        )
+
+
+def banks_with_task(engine: Engine, task: str) -> list[str]:
+    with engine.connect() as conn:
+        tid = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
+        if tid is None:
+            return []
+        qids = select(s.queries.c.id).where(s.queries.c.task_id == tid)
+        bank_ids = select(s.samples.c.bank_id).where(s.samples.c.query_id.in_(qids)).distinct()
+        return list(
+            conn.execute(select(s.banks.c.name).where(s.banks.c.id.in_(bank_ids))).scalars()
+        )
