@@ -12,7 +12,7 @@ from uisbench.errors import UisbenchError
 from uisbench.tasks import LiveTask, available_tasks, load_task
 from uisbench.tasks.arith import make_docs
 
-GSM8K_DIR = Path(__file__).parents[1].parent / "shared/data/tasks/gsm8k"
+GSM8K_DIR = Path(__file__).parents[2].parent / "shared/data/tasks/gsm8k"
 
 
 def test_all_specs_registered_with_descriptions() -> None:
@@ -106,7 +106,7 @@ def test_humaneval_offline_from_package_and_sandboxed() -> None:
 def test_math500_spec_uses_hub_id_like_lm_eval() -> None:
     import yaml
 
-    spec = (Path(__file__).parents[1] / "tasks/specs/math500.yaml").read_text()
+    spec = (Path(__file__).parents[2] / "tasks/specs/math500.yaml").read_text()
     assert "minerva_math/minerva_math500.yaml" in spec
     loaded = yaml.safe_load(spec)
     assert loaded["task"] == "math500"

@@ -23,7 +23,7 @@ import pytest
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BANK = "syn-small"
 MODELS = "syn-0.5b,syn-1.5b"
 # Several seeds of a few strategies: many runs, each committing its decisions, so a kill can

@@ -14,7 +14,7 @@ import pytest
 
 from uisbench.results.pareto import aiq
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks"
 SEEDS = [0, 1]
 
 pytestmark = pytest.mark.skipif(

@@ -19,7 +19,7 @@ from uisbench.store.bank import export_rows, import_file, info
 from uisbench.store.bankfile import row_to_json
 from uisbench.store.engine import open_engine
 
-SHARED_BANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks" / "date-mot.jsonl"
+SHARED_BANK = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks" / "date-mot.jsonl"
 TEXT_COLS = ("task", "model", "synthetic")
 STRATEGIES = ("majority:model=llama-2-13b,k=4", "single:model=gpt-4")
 

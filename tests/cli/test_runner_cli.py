@@ -15,7 +15,7 @@ from uisbench.store import schema as s
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks"
 
 
 def toy_bank(path: Path, n_queries: int = 60) -> Path:

@@ -14,7 +14,7 @@ from uisbench.store.bank import export_rows, import_file, info
 from uisbench.store.bankfile import read_rows, row_to_json
 from uisbench.store.engine import open_engine
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banks"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks"
 needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(), reason="../shared/data/banks not present (only in the dev checkout)"
 )
