@@ -15,17 +15,16 @@ from uisbench.store import schema as s
 BOOTSTRAP = 1000
 MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram
 COST_COLUMNS = ("flops", "dollars", "input_tokens", "output_tokens", "latency_s")
-
-
-RUN_COLUMNS = ("task", "bank", "synthetic", "strategy", "config_label", "seed")
-DECISION_COLUMNS = ("run_id", "query_id", "position", "correct", "samples_used", "flops",
-                    "dollars", "input_tokens", "output_tokens", "latency_s", "reward")  # fmt: skip
-
-
-OUTPUT_ORDER = ["task", "bank", "synthetic", "run_id", "strategy", "config_label", "seed",
-                "query_id", "position", "correct", "samples_used", "flops", "dollars",
-                "input_tokens", "output_tokens", "latency_s", "reward", "family",
-                "upper_bound"]  # fmt: skip
+CONFIG_KEYS = ["bank", "task", "config_label"]  # one leaderboard row per configuration
+#: Columns of the decisions table that :func:`load_decisions` reads.
+DECISION_COLUMNS = tuple(
+    """run_id query_id position correct samples_used
+    flops dollars input_tokens output_tokens latency_s reward""".split()
+)
+#: Columns of :func:`load_decisions`: the run's identity, then the decision, then the run's tags.
+OUTPUT_ORDER = """task bank synthetic run_id strategy config_label seed
+query_id position correct samples_used flops dollars input_tokens output_tokens latency_s reward
+family upper_bound""".split()
 
 
 def load_runs(
@@ -143,12 +142,11 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (bank, task, configuration): accuracy ± CI and mean cost per query."""
     if df.empty:
         return pd.DataFrame()
-    keys = ["bank", "task", "config_label"]
     rows = []
-    for key, g in df.groupby(keys, sort=True):
+    for key, g in df.groupby(CONFIG_KEYS, sort=True):
         per_query = g.groupby("query_id")["correct"].mean()
         lo, hi = bootstrap_ci(per_query.to_numpy())
-        row = dict(zip(keys, key))
+        row = dict(zip(CONFIG_KEYS, key))
         row.update(
             strategy=g["strategy"].iloc[0],
             family=g["family"].iloc[0],
@@ -207,21 +205,46 @@ def summarize_db(
     ``runs`` may pass :func:`load_runs` merged with :func:`run_stats` when the caller has them.
     """
     if runs is None:
-        runs = load_runs(engine, task, include_synthetic)
-        if len(runs):
-            runs = runs.merge(run_stats(engine, runs["run_id"].tolist()), on="run_id")
+        runs = _runs_with_stats(engine, task, include_synthetic)
     if runs.empty:
         return pd.DataFrame()
-    keys = ["bank", "task", "config_label"]
+    per_run = _number_configs(runs[runs["n_decisions"] > 0])
+    if per_run.empty:
+        return pd.DataFrame()
+    packed = _read_packed_outcomes(engine, runs["run_id"].tolist())
+    hist_key, hist_n = _accuracy_histograms(packed, per_run)
+    rows = []
+    for i, g in per_run.groupby("config", sort=True):
+        sel = hist_key[:, 0] == i
+        rows.append(_config_row(g, hist_key[sel, 1], hist_n[sel]))
+    return pd.DataFrame(rows)
+
+
+def _runs_with_stats(engine: Engine, task: str | None, include_synthetic: bool) -> pd.DataFrame:
+    """:func:`load_runs` with each run's :func:`run_stats` columns (runs with no decision drop)."""
+    runs = load_runs(engine, task, include_synthetic)
+    if len(runs):
+        runs = runs.merge(run_stats(engine, runs["run_id"].tolist()), on="run_id")
+    return runs
+
+
+def _number_configs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs sorted by configuration, with ``config``: the configuration's index in that order."""
+    per_run = runs.sort_values(CONFIG_KEYS, kind="stable")
+    keys = list(map(tuple, per_run[CONFIG_KEYS].values))
+    config_index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return per_run.assign(config=[config_index[k] for k in keys])
+
+
+def _read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
+    """One integer per decision, (run_id·2³² + query_id)·2 + correct, read through the DBAPI
+    cursor: the hot path of a million-decision build (Row objects cost ~4× more)."""
     d = s.decisions
-    ids = runs["run_id"].tolist()
-    # One integer per decision, (run_id·2³² + query_id)·2 + correct, read through the DBAPI
-    # cursor: the hot path of a million-decision build (Row objects cost ~4× more).
     code = (cast(d.c.run_id, BigInteger) * 2**32 + d.c.query_id) * 2 + cast(d.c.correct, Integer)
     packed = []
     with engine.connect() as conn:
-        for lo in range(0, len(ids), 500):
-            q = select(code).where(d.c.run_id.in_(ids[lo : lo + 500]))
+        for lo in range(0, len(run_ids), 500):
+            q = select(code).where(d.c.run_id.in_(run_ids[lo : lo + 500]))
             sql = str(q.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
             cur = conn.connection.driver_connection.cursor()
             try:
@@ -230,45 +253,42 @@ def summarize_db(
             finally:
                 cur.close()
             packed.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-    per_run = runs[runs["n_decisions"] > 0].copy()
-    if per_run.empty:
-        return pd.DataFrame()
-    per_run = per_run.sort_values(keys, kind="stable")
-    config_index = {k: i for i, k in enumerate(dict.fromkeys(map(tuple, per_run[keys].values)))}
-    per_run["config"] = [config_index[tuple(k)] for k in per_run[keys].values]
+    return np.concatenate(packed)
 
-    # Per (configuration, query): correct decisions and decisions (over seeds) → accuracy level.
-    flat = np.concatenate(packed)
-    trip = np.c_[flat >> 33, (flat >> 1) & (2**32 - 1), flat & 1]
+
+def _accuracy_histograms(
+    packed: np.ndarray, per_run: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (configuration, query): correct decisions over decisions (over seeds) is the query's
+    accuracy level; returns the distinct (configuration, level) pairs and how many queries each."""
+    trip = np.c_[packed >> 33, (packed >> 1) & (2**32 - 1), packed & 1]
     run_to_config = pd.Series(per_run["config"].values, index=per_run["run_id"].values)
     cfg = run_to_config.reindex(trip[:, 0]).to_numpy()
     n_q = int(trip[:, 1].max()) + 1
     pair, inverse = np.unique(cfg * n_q + trip[:, 1], return_inverse=True)
     level = np.bincount(inverse, weights=trip[:, 2]) / np.bincount(inverse)
     pair_cfg = pair // n_q
-    hist_key, hist_n = np.unique(np.c_[pair_cfg, np.round(level, 12)], axis=0, return_counts=True)
+    return np.unique(np.c_[pair_cfg, np.round(level, 12)], axis=0, return_counts=True)
 
-    rows = []
-    for key, i in config_index.items():
-        g = per_run[per_run["config"] == i]
-        sel = hist_key[:, 0] == i
-        levels, counts = hist_key[sel, 1], hist_n[sel]
-        lo, hi = bootstrap_ci_counts(levels, counts)
-        w = g["n_decisions"].to_numpy(float)
-        row = dict(zip(keys, key))
-        row.update(
-            strategy=g["strategy"].iloc[0],
-            family=g["family"].iloc[0],
-            upper_bound=bool(g["upper_bound"].any()),
-            accuracy=float(levels @ counts / counts.sum()),
-            ci_low=lo,
-            ci_high=hi,
-            n_queries=int(counts.sum()),
-            n_seeds=int(g["seed"].nunique()),
-            samples_per_query=float(np.average(g["samples_per_query"], weights=w)),
-        )
-        for col in COST_COLUMNS:
-            known = (g[f"known_{col}"] == g["n_decisions"]).all()
-            row[col] = float(np.average(g[col].astype(float), weights=w)) if known else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+def _config_row(g: pd.DataFrame, levels: np.ndarray, counts: np.ndarray) -> dict:
+    """One configuration's summary from its runs' stats (costs weighted by decision counts) and
+    its histogram of per-query accuracy (``counts[i]`` queries at ``levels[i]``)."""
+    lo, hi = bootstrap_ci_counts(levels, counts)
+    w = g["n_decisions"].to_numpy(float)
+    row = {k: g[k].iloc[0] for k in CONFIG_KEYS}
+    row.update(
+        strategy=g["strategy"].iloc[0],
+        family=g["family"].iloc[0],
+        upper_bound=bool(g["upper_bound"].any()),
+        accuracy=float(levels @ counts / counts.sum()),
+        ci_low=lo,
+        ci_high=hi,
+        n_queries=int(counts.sum()),
+        n_seeds=int(g["seed"].nunique()),
+        samples_per_query=float(np.average(g["samples_per_query"], weights=w)),
+    )
+    for col in COST_COLUMNS:
+        known = (g[f"known_{col}"] == g["n_decisions"]).all()
+        row[col] = float(np.average(g[col].astype(float), weights=w)) if known else np.nan
+    return row

@@ -133,8 +133,10 @@ def _gap_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[s
     """Say why APGR and dollar columns are empty, instead of leaving bare dashes."""
     notes = []
     if configs["dollars"].isna().all():
-        notes.append("No dollar figures: the pool has no prices for these models and the bank "
-                     "recorded no cost.")  # fmt: skip
+        notes.append(
+            "No dollar figures: the pool has no prices for these models and the bank "
+            "recorded no cost."
+        )
     s_ok = single[np.isfinite(single[unit].to_numpy(float))]
     if len(s_ok) >= 2:
         weak = s_ok.loc[s_ok["accuracy"].idxmin()]
@@ -148,14 +150,30 @@ def _gap_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[s
     return notes
 
 
-def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) -> TaskBoard:
-    """Rank one task's configurations (rows of :func:`summarize`) by AIQ."""
+def _board_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[str]:
+    """Why the board ranks by a unit other than FLOPs, then :func:`_gap_notes`."""
+    notes = []
+    if unit != "flops":
+        notes.append(
+            "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
+            "(a model's parameter count is undisclosed)."
+        )
+    return notes + _gap_notes(configs, single, unit)
+
+
+def _with_plot_columns(configs: pd.DataFrame) -> pd.DataFrame:
+    """A copy with total tokens, a family for every row, the plot marker and the front."""
     configs = configs.copy().reset_index(drop=True)
     configs["tokens"] = configs["input_tokens"] + configs["output_tokens"]
     configs["family"] = configs["family"].replace("", "other").fillna("other")
     configs["kind"] = configs.apply(kind_of, axis=1)
     configs["front"] = configs.apply(front_group, axis=1)
-    unit = _primary_unit(configs)
+    return configs
+
+
+def _cost_ranges(configs: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Per unit, the cost range AIQ integrates over: that of the ranked (not upper-bound)
+    configurations, for units where it is not a single point."""
     ranked = configs[~configs["upper_bound"]]
     ranges = {}
     for u in UNITS:
@@ -163,59 +181,85 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
         c = c[np.isfinite(c)]
         if len(c) and c.max() > c.min():
             ranges[u] = (float(c.min()), float(c.max()))
-    single = configs[(configs["strategy"] == SINGLE) & ~configs["upper_bound"]]
+    return ranges
 
+
+def _strategy_table(
+    configs: pd.DataFrame, ranges: dict[str, tuple[float, float]], single: pd.DataFrame, unit: str
+) -> pd.DataFrame:
+    """One ranked row per strategy, over all its configurations."""
     rows = []
     for name, g in configs.groupby("strategy", sort=True):
-        r = {"strategy": name, "family": g["family"].iloc[0],
-             "upper_bound": bool(g["upper_bound"].all())}  # fmt: skip
+        r = {
+            "strategy": name,
+            "family": g["family"].iloc[0],
+            "upper_bound": bool(g["upper_bound"].all()),
+        }
         r.update(_group_metrics(g, ranges, single))
         rows.append(r)
-    strategies = _rank(pd.DataFrame(rows), unit)
+    return _rank(pd.DataFrame(rows), unit)
 
+
+def _family_table(
+    configs: pd.DataFrame, ranges: dict[str, tuple[float, float]], single: pd.DataFrame, unit: str
+) -> pd.DataFrame:
+    """One ranked row per family, over its configurations that are not upper bounds (a family
+    of upper bounds only is itself an upper bound)."""
     rows = []
     for fam, g in configs.groupby("family", sort=True):
         g_ranked = g[~g["upper_bound"]]
-        r = {"family": fam, "upper_bound": g_ranked.empty,
-             "strategies": int(g["strategy"].nunique())}  # fmt: skip
+        r = {
+            "family": fam,
+            "upper_bound": g_ranked.empty,
+            "strategies": int(g["strategy"].nunique()),
+        }
         r.update(_group_metrics(g_ranked if len(g_ranked) else g, ranges, single))
         rows.append(r)
-    families = _rank(pd.DataFrame(rows), unit)
+    return _rank(pd.DataFrame(rows), unit)
 
+
+def _pareto_fronts(configs: pd.DataFrame, unit: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The Pareto-front points of each front in every unit present, and which configurations
+    are on their front in the ranking ``unit``."""
     fronts = []
-    configs["on_front"] = False
-    for fam, g in configs[configs["front"] != ""].groupby("front", sort=True):
+    on_front = pd.Series(False, index=configs.index)
+    for name, g in configs[configs["front"] != ""].groupby("front", sort=True):
         for u in _units_present(configs):
-            idx = pareto_front(g[u].to_numpy(float), g["accuracy"].to_numpy(float))
-            pts = g.iloc[idx]
+            pts = g.iloc[pareto_front(g[u].to_numpy(float), g["accuracy"].to_numpy(float))]
             if u == unit:
-                configs.loc[pts.index, "on_front"] = True
+                on_front.loc[pts.index] = True
             fronts.append(
                 pd.DataFrame(
                     {
-                        "front": fam,
+                        "front": name,
                         "unit": u,
                         "cost": pts[u].to_numpy(float),
                         "accuracy": pts["accuracy"].to_numpy(float),
                         "config_label": pts["config_label"].to_numpy(),
                     }
-                )  # fmt: skip
+                )
             )
-    fronts_df = pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame()
+    return (pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame()), on_front
 
-    def _pick(frame: pd.DataFrame, best: bool) -> dict[str, Any] | None:
-        if frame.empty:
-            return None
-        r = frame.loc[frame["accuracy"].idxmax() if best else frame["accuracy"].idxmin()]
-        return {k: r[k] for k in ("config_label", "accuracy", "ci_low", "ci_high", *UNITS)}
 
-    notes = []
-    if unit != "flops":
-        notes.append(
-            "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
-            "(a model's parameter count is undisclosed)."
-        )
-    notes += _gap_notes(configs, single, unit)
+def _pick(frame: pd.DataFrame, best: bool) -> dict[str, Any] | None:
+    """The most (or least) accurate configuration of ``frame``, with its costs."""
+    if frame.empty:
+        return None
+    r = frame.loc[frame["accuracy"].idxmax() if best else frame["accuracy"].idxmin()]
+    return {k: r[k] for k in ("config_label", "accuracy", "ci_low", "ci_high", *UNITS)}
+
+
+def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) -> TaskBoard:
+    """Rank one task's configurations (rows of :func:`summarize`) by AIQ."""
+    configs = _with_plot_columns(configs)
+    unit = _primary_unit(configs)
+    ranges = _cost_ranges(configs)
+    single = configs[(configs["strategy"] == SINGLE) & ~configs["upper_bound"]]
+    strategies = _strategy_table(configs, ranges, single, unit)
+    families = _family_table(configs, ranges, single, unit)
+    fronts, on_front = _pareto_fronts(configs, unit)
+    configs["on_front"] = on_front
     return TaskBoard(
         task=task,
         bank=bank,
@@ -224,10 +268,10 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
         configs=configs,
         strategies=strategies,
         families=families,
-        fronts=fronts_df,
+        fronts=fronts,
         best_single=_pick(single, True),
         weakest_single=_pick(single, False),
-        notes=notes,
+        notes=_board_notes(configs, single, unit),
     )
 
 
