@@ -18,6 +18,26 @@ SMOKE_LABEL = " [SMOKE TASK: checks the harness, not a benchmark of record]"
 # Wide enough for configuration labels when output goes to a file or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
+#: The report table's columns and their justification.
+REPORT_COLUMNS = [
+    ("strategy configuration", "left"),
+    ("accuracy [95% CI]", "right"),
+    ("samples/q", "right"),
+    ("FLOPs/q", "right"),
+    ("$/q", "right"),
+    ("queries×seeds", "right"),
+]
+#: The bank summary's columns: the model, then its figures (right-justified).
+BANK_INFO_COLUMNS = [
+    "model",
+    "queries",
+    "samples/query",
+    "accuracy",
+    "mean in tok",
+    "mean out tok",
+    "mean $/sample",
+]
+
 
 def add_row(table: Table, *cells: str) -> None:
     """Cells are data (model names, labels, descriptions): never read them as rich markup."""
@@ -29,6 +49,7 @@ def _num(x: float, fmt: str = "{:.3g}") -> str:
 
 
 def print_report(engine, task: str | None = None, include_synthetic: bool = False) -> None:
+    """One table per (bank, task) of complete runs: accuracy with its CI and mean costs."""
     from uisbench.results.aggregate import load_decisions, summarize
 
     df = load_decisions(engine, task, include_synthetic)
@@ -44,26 +65,30 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
             + (" [SYNTHETIC: speed test only]" if synthetic else "")
             + (SMOKE_LABEL if task_note(task_name).smoke else "")
         )
-        table = Table(title=escape(title), title_justify="left")
-        for col, just in [("strategy configuration", "left"), ("accuracy [95% CI]", "right"),
-                          ("samples/q", "right"), ("FLOPs/q", "right"), ("$/q", "right"),
-                          ("queries×seeds", "right")]:  # fmt: skip
-            table.add_column(col, justify=just)
-        for _, r in g.sort_values(["family", "dollars", "flops"]).iterrows():
-            name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
-            add_row(
-                table,
-                name,
-                f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-                f"{r['samples_per_query']:.2f}",
-                _num(r["flops"]),
-                _num(r["dollars"]),
-                f"{r['n_queries']}×{r['n_seeds']}",
-            )
-        console.print(table)
+        console.print(_report_table(title, g))
+
+
+def _report_table(title: str, summary: pd.DataFrame) -> Table:
+    """Rows of :func:`summarize` for one (bank, task), by family then cost."""
+    table = Table(title=escape(title), title_justify="left")
+    for col, just in REPORT_COLUMNS:
+        table.add_column(col, justify=just)
+    for _, r in summary.sort_values(["family", "dollars", "flops"]).iterrows():
+        name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
+        add_row(
+            table,
+            name,
+            f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+            f"{r['samples_per_query']:.2f}",
+            _num(r["flops"]),
+            _num(r["dollars"]),
+            f"{r['n_queries']}×{r['n_seeds']}",
+        )
+    return table
 
 
 def print_bank_info(df: pd.DataFrame) -> None:
+    """One table per (bank, task): each model's queries, samples, accuracy and mean costs."""
     for (bank, task), g in df.groupby(["bank", "task"], sort=True):
         synthetic = bool(g["synthetic"].any())
         n_q = int(g["queries"].max())
@@ -73,13 +98,17 @@ def print_bank_info(df: pd.DataFrame) -> None:
             + (SMOKE_LABEL if task_note(task).smoke else "")
         )
         table = Table(title=escape(title), title_justify="left")
-        for col in ("model", "queries", "samples/query", "accuracy", "mean in tok",
-                    "mean out tok", "mean $/sample"):  # fmt: skip
+        for col in BANK_INFO_COLUMNS:
             table.add_column(col, justify="left" if col == "model" else "right")
         for _, r in g.iterrows():
-            add_row(table,
-                r["model"], str(r["queries"]), f"{r['samples_per_query']:.2f}",
-                f"{r['accuracy']:.3f}", _num(r["input_tokens"], "{:.1f}"),
-                _num(r["output_tokens"], "{:.1f}"), _num(r["cost_usd"], "{:.3g}"),
-            )  # fmt: skip
+            add_row(
+                table,
+                r["model"],
+                str(r["queries"]),
+                f"{r['samples_per_query']:.2f}",
+                f"{r['accuracy']:.3f}",
+                _num(r["input_tokens"], "{:.1f}"),
+                _num(r["output_tokens"], "{:.1f}"),
+                _num(r["cost_usd"], "{:.3g}"),
+            )
         console.print(table)
