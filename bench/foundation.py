@@ -233,11 +233,16 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     model = a.model or imp["models"][len(imp["models"]) // 2]
-    child = subprocess.run(
-        [sys.executable, __file__, "--phase", "sweep", "--db", imp["db"], "--task",
-         imp["task"], "--bank", imp["bank"], "--model", model, "--samples", str(a.samples)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    sweep_options = {
+        "--phase": "sweep",
+        "--db": imp["db"],
+        "--task": imp["task"],
+        "--bank": imp["bank"],
+        "--model": model,
+        "--samples": str(a.samples),
+    }
+    sweep_cmd = [sys.executable, __file__, *(x for option in sweep_options.items() for x in option)]
+    child = subprocess.run(sweep_cmd, check=True, capture_output=True, text=True)
     sw = json.loads(child.stdout.strip().splitlines()[-1])
     print(
         f"sweep: {sw['decisions']:,} decisions in {sw['runs_s']:.1f} s = "

@@ -9,12 +9,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from uisbench.errors import UisbenchError
 from uisbench.progress import progress_bar
 from uisbench.store.lookups import banks_with_task, tasks_in_bank
+
+if TYPE_CHECKING:
+    from uisbench.runner import Runner
 
 DEFAULT_SEEDS = (0, 1, 2)
 #: What `uisbench run --live` generates when not told otherwise: the shipped bank's recipe.
@@ -69,40 +73,58 @@ def resolve_bank(engine: Engine, ref: str) -> str:
 
 
 def plan(engine: Engine, req: RunRequest) -> list[tuple[str, str]]:
-    """(task, bank) pairs the request covers."""
+    """(task, bank) pairs the request covers: the live bank it records, the tasks of the bank it
+    names, the one bank that holds the task it names, or else every task of the shipped banks."""
     if req.live:
         return [(req.task or DEFAULT_LIVE["task"], _record_live(engine, req))]
     if req.bank:
-        bank = resolve_bank(engine, req.bank)
-        tasks = tasks_in_bank(engine, bank)
-        if req.task:
-            if req.task not in tasks:
-                raise UisbenchError(
-                    f"unknown task {req.task!r} in bank {bank!r} (it holds: {', '.join(tasks)})"
-                )
-            tasks = [req.task]
-        return [(t, bank) for t in tasks]
+        return _tasks_of_bank(engine, req.bank, req.task)
     if req.task:
-        banks = banks_with_task(engine, req.task)
-        if len(banks) == 1:
-            return [(req.task, banks[0])]
-        if banks:
-            raise UisbenchError(
-                f"task {req.task!r} is in several banks ({', '.join(banks)}); "
-                "choose one with --bank"
-            )
+        return [(req.task, _bank_holding(engine, req.task))]
+    return _shipped_pairs(engine)
+
+
+def _tasks_of_bank(engine: Engine, ref: str, task: str | None) -> list[tuple[str, str]]:
+    """The bank's tasks (only ``task`` when given, which the bank must hold)."""
+    bank = resolve_bank(engine, ref)
+    tasks = tasks_in_bank(engine, bank)
+    if not task:
+        return [(t, bank) for t in tasks]
+    if task not in tasks:
         raise UisbenchError(
-            f"unknown task {req.task!r}: no bank in the database holds it "
-            "(import one with `uisbench bank import` or give --bank FILE)"
+            f"unknown task {task!r} in bank {bank!r} (it holds: {', '.join(tasks)})"
         )
+    return [(task, bank)]
+
+
+def _bank_holding(engine: Engine, task: str) -> str:
+    """The one bank in the database that holds ``task``."""
+    banks = banks_with_task(engine, task)
+    if len(banks) == 1:
+        return banks[0]
+    if banks:
+        raise UisbenchError(
+            f"task {task!r} is in several banks ({', '.join(banks)}); choose one with --bank"
+        )
+    raise UisbenchError(
+        f"unknown task {task!r}: no bank in the database holds it "
+        "(import one with `uisbench bank import` or give --bank FILE)"
+    )
+
+
+def _shipped_pairs(engine: Engine) -> list[tuple[str, str]]:
+    """Every task of every bank shipped with uisbench (imported first if needed)."""
     shipped = shipped_banks()
     if not shipped:
         raise UisbenchError(
             "uisbench run needs a bank: give --bank FILE.jsonl[.gz] (the flat outcome format) "
             "or --task NAME of an imported bank; no default bank ships with this install"
         )
-    return [(t, b) for ref in shipped for b in [resolve_bank(engine, str(ref))]
-            for t in tasks_in_bank(engine, b)]  # fmt: skip
+    pairs = []
+    for ref in shipped:
+        bank = resolve_bank(engine, str(ref))
+        pairs += [(t, bank) for t in tasks_in_bank(engine, bank)]
+    return pairs
 
 
 def _record_live(engine: Engine, req: RunRequest) -> str:
@@ -144,36 +166,16 @@ def expand(strategies: list[str], runner) -> list[str]:
 
 
 def run_job(req: RunRequest) -> None:
-    from uisbench.runner import Runner
+    """Run every strategy spec × seed on each (task, bank) of :func:`plan`, then print the report;
+    the default job (no task, bank, strategy or --live) runs three seeds and builds the site."""
     from uisbench.store.engine import open_engine
 
     engine = open_engine(req.db)
-    seeds = req.seeds
     default_job = not (req.task or req.bank or req.strategies or req.live)
-    if default_job and seeds == [0]:
-        seeds = list(DEFAULT_SEEDS)
+    seeds = list(DEFAULT_SEEDS) if default_job and req.seeds == [0] else req.seeds
     pairs = plan(engine, req)
-    work = []
-    for task, bank in pairs:
-        runner = Runner(engine, task, bank, req.models, req.split_seed)
-        for spec in expand(req.strategies, runner):
-            for seed in seeds:
-                work.append((runner, spec, seed))
-    resumed = skipped = 0
-    with progress_bar(transient=True) as progress:
-        overall = progress.add_task("runs", total=len(work))
-        current = progress.add_task("", total=1)
-        for runner, spec, seed in work:
-            progress.update(current, description=f"{runner.task} {spec} seed={seed}",
-                            completed=0)  # fmt: skip
-
-            def tick(done: int, total: int) -> None:
-                progress.update(current, completed=done, total=total)
-
-            result = runner.run(spec, seed, force=req.force, progress=tick)
-            resumed += result.resumed
-            skipped += result.skipped
-            progress.advance(overall)
+    work = _work_list(engine, pairs, req, seeds)
+    resumed, skipped = _execute(work, req.force)
     print(
         f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped} executed "
         f"({resumed} resumed), {skipped} already complete",
@@ -186,6 +188,39 @@ def run_job(req: RunRequest) -> None:
             print_report(engine, task)
     if default_job:
         _build_site(engine)
+
+
+def _work_list(
+    engine: Engine, pairs: list[tuple[str, str]], req: RunRequest, seeds: list[int]
+) -> list[tuple[Runner, str, int]]:
+    """(runner, strategy spec, seed) for every run the job asks for, in order."""
+    from uisbench.runner import Runner
+
+    work = []
+    for task, bank in pairs:
+        runner = Runner(engine, task, bank, req.models, req.split_seed)
+        work += [(runner, spec, seed) for spec in expand(req.strategies, runner) for seed in seeds]
+    return work
+
+
+def _execute(work: list[tuple[Runner, str, int]], force: bool) -> tuple[int, int]:
+    """Run the work list under a progress bar; returns how many runs resumed and were skipped
+    (already complete)."""
+    resumed = skipped = 0
+    with progress_bar(transient=True) as progress:
+        overall = progress.add_task("runs", total=len(work))
+        current = progress.add_task("", total=1)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(current, completed=done, total=total)
+
+        for runner, spec, seed in work:
+            progress.update(current, description=f"{runner.task} {spec} seed={seed}", completed=0)
+            result = runner.run(spec, seed, force=force, progress=tick)
+            resumed += result.resumed
+            skipped += result.skipped
+            progress.advance(overall)
+    return resumed, skipped
 
 
 def _build_site(engine: Engine) -> None:

@@ -23,17 +23,19 @@ def git_commit() -> str | None:
     """Commit of the uisbench source tree (with ``+dirty`` when it has local changes)."""
     src = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
+        sha = _git(src, "rev-parse", "HEAD")
+        dirty = _git(src, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("+dirty" if dirty else "")
+
+
+def _git(src: Path, *args: str) -> str:
+    """Output of ``git -C src ARGS`` (raises when git is missing, slow or fails)."""
+    out = subprocess.run(
+        ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return out.stdout.strip()
 
 
 def command_line() -> str:

@@ -95,8 +95,10 @@ TASKS: Registry[TaskSpec] = Registry(ENTRY_POINT_GROUP, "task", TaskSpec)
 def available_tasks() -> dict[str, str]:
     """Registered task names mapped to their one-line descriptions (smoke tasks say so)."""
     notes = {name: _note(spec) for name, spec in TASKS.all().items()}
-    return {name: ("[smoke task] " if n.smoke else "") + (n.description or "")
-            for name, n in notes.items()}  # fmt: skip
+    return {
+        name: ("[smoke task] " if n.smoke else "") + (n.description or "")
+        for name, n in notes.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ from uisbench.errors import UisbenchError
 from uisbench.store import schema as s
 from uisbench.store.bank import bank_models_meta, get_bank_id
 
+#: Columns of the samples table read per model, in the order :func:`_densify` receives them.
+SAMPLE_COLUMNS = """query_id sample_index id answer correct
+input_tokens output_tokens cost_usd latency_s logprob score""".split()
+
 
 @dataclass
 class ModelArrays:
@@ -106,8 +110,7 @@ def load_arrays(
     if not qrows:
         raise UisbenchError(f"bank {bank!r} holds no samples for task {task!r}")
     qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
-    cols = "query_id, sample_index, id, answer, correct, input_tokens, output_tokens, " \
-           "cost_usd, latency_s, logprob, score"  # fmt: skip
+    cols = ", ".join(SAMPLE_COLUMNS)
     frames: dict[str, pd.DataFrame] = {}
     for name, m in meta.items():
         cur = conn.exec_driver_sql(
@@ -115,10 +118,12 @@ def load_arrays(
             f"AND model_id = {int(m['id'])}"
         )
         # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
-        names = [c.strip() for c in cols.split(",")]
-        data = list(zip(*cur.fetchall())) or [()] * len(names)
+        data = list(zip(*cur.fetchall())) or [()] * len(SAMPLE_COLUMNS)
         frames[name] = pd.DataFrame(
-            {c: pd.Series(v, dtype=object if c == "answer" else None) for c, v in zip(names, data)}
+            {
+                c: pd.Series(v, dtype=object if c == "answer" else None)
+                for c, v in zip(SAMPLE_COLUMNS, data)
+            }
         )
     all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
     codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)

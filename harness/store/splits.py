@@ -33,10 +33,14 @@ def assign_splits(conn: Connection, task_id: int, bank: BankArrays, seed: int) -
         rng = np.random.default_rng([seed, task_id])
         is_train = rng.random(len(missing)) < TRAIN_FRACTION
         rows = [
-            {"task_id": task_id, "seed": seed, "query_id": int(bank.query_ids[i]),
-             "split": "train" if t else "test"}
+            {
+                "task_id": task_id,
+                "seed": seed,
+                "query_id": int(bank.query_ids[i]),
+                "split": "train" if t else "test",
+            }
             for i, t in zip(missing, is_train)
-        ]  # fmt: skip
+        ]
         insert_ignore(conn, s.splits, rows)
         stored = dict(
             conn.execute(
