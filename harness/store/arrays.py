@@ -88,51 +88,13 @@ def load_arrays(
     task_id = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
     if task_id is None:
         raise UisbenchError(f"unknown task {task!r} in the database")
-    meta = bank_models_meta(conn, bank)
-    if models:
-        unknown = [m for m in models if m not in meta]
-        if unknown:
-            raise UisbenchError(
-                f"unknown model(s) {', '.join(unknown)} in bank {bank!r} "
-                f"(it holds: {', '.join(meta)})"
-            )
-        meta = {m: meta[m] for m in models}
-    qrows = conn.execute(
-        select(s.queries.c.id, s.queries.c.query_key, s.queries.c.split, s.queries.c.prompt)
-        .where(
-            s.queries.c.task_id == task_id,
-            s.queries.c.id.in_(
-                select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
-            ),
-        )
-        .order_by(s.queries.c.id)
-    ).all()
+    meta = _chosen_models(bank_models_meta(conn, bank), models, bank)
+    qrows = _task_queries(conn, bank_id, task_id)
     if not qrows:
         raise UisbenchError(f"bank {bank!r} holds no samples for task {task!r}")
     qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
-    cols = ", ".join(SAMPLE_COLUMNS)
-    frames: dict[str, pd.DataFrame] = {}
-    for name, m in meta.items():
-        cur = conn.exec_driver_sql(
-            f"SELECT {cols} FROM samples WHERE bank_id = {int(bank_id)} "
-            f"AND model_id = {int(m['id'])}"
-        )
-        # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
-        data = list(zip(*cur.fetchall())) or [()] * len(SAMPLE_COLUMNS)
-        frames[name] = pd.DataFrame(
-            {
-                c: pd.Series(v, dtype=object if c == "answer" else None)
-                for c, v in zip(SAMPLE_COLUMNS, data)
-            }
-        )
-    all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
-    codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)
-    arrays: dict[str, ModelArrays] = {}
-    offset = 0
-    for name, df in frames.items():
-        codes = codes_all[offset : offset + len(df)]
-        offset += len(df)
-        arrays[name] = _densify(df, codes, qids)
+    frames = {name: _model_samples(conn, bank_id, m["id"]) for name, m in meta.items()}
+    arrays, labels = _densify_models(frames, qids)
     return BankArrays(
         bank=bank,
         bank_id=bank_id,
@@ -145,6 +107,67 @@ def load_arrays(
         answer_labels=np.asarray(labels, dtype=object),
         prompts=[r[3] for r in qrows],
     )
+
+
+def _chosen_models(
+    meta: dict[str, dict[str, Any]], models: Sequence[str] | None, bank: str
+) -> dict[str, dict[str, Any]]:
+    """The bank's model metadata restricted to ``models`` (all when none are named)."""
+    if not models:
+        return meta
+    unknown = [m for m in models if m not in meta]
+    if unknown:
+        raise UisbenchError(
+            f"unknown model(s) {', '.join(unknown)} in bank {bank!r} (it holds: {', '.join(meta)})"
+        )
+    return {m: meta[m] for m in models}
+
+
+def _task_queries(conn: Connection, bank_id: int, task_id: int) -> list:
+    """(id, query_key, split, prompt) of the task's queries the bank has samples for, by id."""
+    q = s.queries
+    return conn.execute(
+        select(q.c.id, q.c.query_key, q.c.split, q.c.prompt)
+        .where(
+            q.c.task_id == task_id,
+            q.c.id.in_(
+                select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
+            ),
+        )
+        .order_by(q.c.id)
+    ).all()
+
+
+def _model_samples(conn: Connection, bank_id: int, model_id: int) -> pd.DataFrame:
+    """One model's sample rows in :data:`SAMPLE_COLUMNS` (answers kept as Python objects)."""
+    cur = conn.exec_driver_sql(
+        f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples WHERE bank_id = {int(bank_id)} "
+        f"AND model_id = {int(model_id)}"
+    )
+    # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
+    data = list(zip(*cur.fetchall())) or [()] * len(SAMPLE_COLUMNS)
+    return pd.DataFrame(
+        {
+            c: pd.Series(v, dtype=object if c == "answer" else None)
+            for c, v in zip(SAMPLE_COLUMNS, data)
+        }
+    )
+
+
+def _densify_models(
+    frames: dict[str, pd.DataFrame], qids: np.ndarray
+) -> tuple[dict[str, ModelArrays], pd.Index]:
+    """Every model's matrices, with answer codes shared across models (so equal answers of two
+    models compare equal), and the answer labels the codes index."""
+    all_answers = pd.concat([f["answer"] for f in frames.values()], ignore_index=True)
+    codes_all, labels = pd.factorize(all_answers, use_na_sentinel=True)
+    arrays: dict[str, ModelArrays] = {}
+    offset = 0
+    for name, df in frames.items():
+        codes = codes_all[offset : offset + len(df)]
+        offset += len(df)
+        arrays[name] = _densify(df, codes, qids)
+    return arrays, labels
 
 
 def _densify(df: pd.DataFrame, codes: np.ndarray, qids: np.ndarray) -> ModelArrays:

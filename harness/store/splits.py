@@ -21,13 +21,7 @@ def assign_splits(conn: Connection, task_id: int, bank: BankArrays, seed: int) -
     source = bank.splits
     if all(x in ("train", "test") for x in source):
         return source.astype(str)
-    stored = dict(
-        conn.execute(
-            select(s.splits.c.query_id, s.splits.c.split).where(
-                s.splits.c.task_id == task_id, s.splits.c.seed == seed
-            )
-        ).all()
-    )
+    stored = _stored_splits(conn, task_id, seed)
     missing = [i for i, qid in enumerate(bank.query_ids.tolist()) if qid not in stored]
     if missing:
         rng = np.random.default_rng([seed, task_id])
@@ -42,15 +36,16 @@ def assign_splits(conn: Connection, task_id: int, bank: BankArrays, seed: int) -
             for i, t in zip(missing, is_train)
         ]
         insert_ignore(conn, s.splits, rows)
-        stored = dict(
-            conn.execute(
-                select(s.splits.c.query_id, s.splits.c.split).where(
-                    s.splits.c.task_id == task_id, s.splits.c.seed == seed
-                )
-            ).all()
-        )
+        stored = _stored_splits(conn, task_id, seed)
     out = np.array([stored[q] for q in bank.query_ids.tolist()], dtype=object)
     # A source split where present wins over the seeded one.
     has = np.array([x in ("train", "test") for x in source])
     out[has] = source[has]
     return out.astype(str)
+
+
+def _stored_splits(conn: Connection, task_id: int, seed: int) -> dict[int, str]:
+    """Query id → "train"/"test" of the seeded split stored for (task, seed)."""
+    sp = s.splits
+    q = select(sp.c.query_id, sp.c.split).where(sp.c.task_id == task_id, sp.c.seed == seed)
+    return dict(conn.execute(q).all())
