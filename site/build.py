@@ -8,15 +8,25 @@ from a model or a data set passes through jinja2 with autoescape on; chart specs
 Pages: ``index.html`` (one ranked table and Pareto chart per task), ``tasks/`` (a page per task
 with its charts and every configuration), ``configs/`` (settings, runs, regret curve), ``runs/``
 (provenance and the drill-down decisions), ``queries/`` (one page per drilled-down query). The
-drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by id) get a page
+drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by key) get a page
 (``uisbench site build --queries N``; 0 for all), so a 10,000-query bank builds as fast as a small
 one.
+
+Publishing: two builds from one database are byte-identical apart from the build stamp (the
+footer's "Built ..." time, which honours ``SOURCE_DATE_EPOCH``, the reproducible-builds
+convention). Page names come from keys, not insertion-order ids (runs by their run key, queries
+by their query key), so links stay valid across rebuilds. Every page's footer states the
+provenance of the data: each bank's name, content digest, source and licence (from the bank's
+``NAME.bank.json``), and the uisbench version and commit that built the site. Links are
+relative, so the site works under any sub-path; ``--base-url`` adds canonical URLs and a
+``sitemap.xml`` for the address it is deployed at.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -28,14 +38,16 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import escape
 from sqlalchemy import Engine, select
 
 from uisbench.costs import DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
-from uisbench.provenance import uisbench_version
+from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
 from uisbench.store import schema as s
+from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
 
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
@@ -196,14 +208,49 @@ def _drill(
 
 
 def _first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
-    """The ``n`` smallest query ids a run decided (all when ``n`` is 0), along the (run, query)
-    unique index."""
-    d = s.decisions
-    q = select(d.c.query_id).where(d.c.run_id == run_id).order_by(d.c.query_id)
+    """Ids of the ``n`` first queries by key that a run decided (all when ``n`` is 0): by key,
+    not id, so the drilled set does not depend on import order."""
+    d, qt = s.decisions, s.queries
+    q = (
+        select(d.c.query_id)
+        .join(qt, d.c.query_id == qt.c.id)
+        .where(d.c.run_id == run_id)
+        .order_by(qt.c.query_key)
+    )
     if n > 0:
         q = q.limit(n)
     with engine.connect() as conn:
         return [int(x) for x in conn.execute(q).scalars()]
+
+
+def run_page(run_key: str) -> str:
+    """A run's page, named by its run key (stable across databases and rebuilds)."""
+    return f"runs/{run_key[:16]}.html"
+
+
+def _provenance(engine: Engine, banks: list[str]) -> list[dict[str, Any]]:
+    """Name, content digest, source and licence of each bank the site shows."""
+    out = []
+    with engine.connect() as conn:
+        for name in sorted(set(banks)):
+            config = conn.execute(select(s.banks.c.config).where(s.banks.c.name == name)).scalar()
+            config = config or {}
+            out.append(
+                {
+                    "bank": name,
+                    "digest": bank_digest(conn, name),
+                    "source": config.get("source"),
+                    "licence": config.get("licence"),
+                }
+            )
+    return out
+
+
+def build_stamp() -> str:
+    """The one part of the site that changes between builds: ``SOURCE_DATE_EPOCH`` or now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _arms_text(arms: Any) -> str:
@@ -229,16 +276,23 @@ def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
 # ----------------------------------------------------------------------- build
 class _Site:
     def __init__(
-        self, engine: Engine, out: Path, include_synthetic: bool, drill_queries: int
+        self,
+        engine: Engine,
+        out: Path,
+        include_synthetic: bool,
+        drill_queries: int,
+        base_url: str | None = None,
     ) -> None:
         self.engine = engine
         self.drill_queries = drill_queries
         self.out = out
         self.include_synthetic = include_synthetic
+        self.base_url = base_url
         self.env = _env()
-        self.built_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.built_at = build_stamp()
         self.version = uisbench_version()
-        self.pages = 0
+        self.commit = git_commit()
+        self.paths: list[str] = []
 
     def render(self, template: str, path: str, **ctx: Any) -> None:
         depth = path.count("/")
@@ -246,13 +300,30 @@ class _Site:
             root="../" * depth,
             built_at=self.built_at,
             version=self.version,
+            commit=self.commit,
+            provenance=self.provenance,
+            canonical=f"{self.base_url}{path}" if self.base_url else None,
             tasks_nav=self.tasks_nav,
             **ctx,
         )
         target = self.out / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html, encoding="utf-8")
-        self.pages += 1
+        self.paths.append(path)
+
+    @property
+    def pages(self) -> int:
+        return len(self.paths)
+
+    def _sitemap(self) -> None:
+        """``sitemap.xml`` of every page at ``--base-url`` (sorted: deterministic)."""
+        urls = "".join(
+            f"<url><loc>{escape(self.base_url + p)}</loc></url>\n" for p in sorted(self.paths)
+        )
+        head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+        xmlns = "http://www.sitemaps.org/schemas/sitemap/0.9"
+        text = f'{head}<urlset xmlns="{xmlns}">\n{urls}</urlset>\n'
+        (self.out / "sitemap.xml").write_text(text, encoding="utf-8")
 
     def build(self) -> Path:
         run_stats, boards = leaderboard(self.engine, self.include_synthetic)
@@ -261,6 +332,7 @@ class _Site:
             dict(zip(run_stats["run_id"], run_stats["accuracy"])) if len(run_stats) else {}
         )
         models = _models(self.engine)
+        self.provenance = _provenance(self.engine, [b.bank for b in boards])
         self._prepare_out()
         self.notes = {b.task: task_note(b.task) for b in boards}
         self.tasks_nav = [
@@ -279,6 +351,9 @@ class _Site:
         self.render(
             "index.html", "index.html", tasks=index_tasks, include_synthetic=self.include_synthetic
         )
+        (self.out / "sitemap.xml").unlink(missing_ok=True)
+        if self.base_url:
+            self._sitemap()
         return self.out
 
     def _prepare_out(self) -> None:
@@ -370,7 +445,7 @@ class _Site:
         return charts
 
     def _drill_down(self, page: _TaskPages) -> _Drill:
-        """Decisions and recorded samples of the first ``drill_queries`` test queries (by id)."""
+        """Decisions and recorded samples of the first ``drill_queries`` test queries (by key)."""
         truns = page.runs
         run_ids = [int(r) for r in truns["id"]]
         qids = _first_queries(self.engine, run_ids[0], self.drill_queries) if run_ids else []
@@ -384,7 +459,7 @@ class _Site:
             qids=qids,
             queries=queries,
             samples=samples,
-            qpage={q: f"queries/{page.slug}/{q}.html" for q in qids},
+            qpage={q: f"queries/{page.slug}/{slug(queries[q]['query_key'])}.html" for q in qids},
         )
         for row in dec.to_dict(orient="records") if len(dec) else []:
             row["query_key"] = queries.get(row["query_id"], {}).get("query_key", row["query_id"])
@@ -399,7 +474,7 @@ class _Site:
             rid = int(run["id"])
             self.render(
                 "run.html",
-                f"runs/{rid}.html",
+                run_page(run["run_key"]),
                 run=run.to_dict(),
                 pool=[models.get(m, {"name": m}) for m in (run["models"] or [])],
                 accuracy=self.acc_by_run.get(rid),
@@ -430,6 +505,7 @@ class _Site:
                     for r in cruns.to_dict(orient="records")
                 ],
                 regret=self._regret(parts, name),
+                run_href=dict(zip(cruns["id"].astype(int), cruns["run_key"].map(run_page))),
                 task_href=page.href,
                 **page.ctx,
             )
@@ -458,7 +534,7 @@ class _Site:
         if len(drill.samples):
             for (q, model), g in drill.samples.groupby(["query_id", "model"], sort=True):
                 samples_by_q[int(q)][model] = g.to_dict(orient="records")
-        run_href = {int(rid): f"runs/{int(rid)}.html" for rid in page.runs["id"]}
+        run_href = dict(zip(page.runs["id"].astype(int), page.runs["run_key"].map(run_page)))
         config_href = dict(zip(page.configs["config_label"], page.configs["href"]))
         qlist = []
         for q in drill.qids:
@@ -525,14 +601,27 @@ def _configs_table(board: TaskBoard, tslug: str) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def check_base_url(url: str | None) -> str | None:
+    """``https://host/sub/path/`` (a trailing slash is added); anything else is refused."""
+    if url is None:
+        return None
+    if not re.fullmatch(r"https?://[^/\s]+(/[^\s]*)?", url):
+        raise UisbenchError(
+            f"--base-url {url!r} must be an http(s) URL, e.g. https://org.github.io/repo/"
+        )
+    return url if url.endswith("/") else url + "/"
+
+
 def build_site(
     engine: Engine,
     out: Path | None = None,
     include_synthetic: bool = False,
     drill_queries: int = DRILL_QUERIES,
+    base_url: str | None = None,
 ) -> Path:
     """Render the site into ``out`` (default ``_site/`` in the current directory); returns it."""
     out = Path(out) if out is not None else Path.cwd() / "_site"
     if drill_queries < 0:
         raise UisbenchError("--queries must be 0 (all) or more")
-    return _Site(engine, out, include_synthetic, drill_queries).build()
+    base_url = check_base_url(base_url)
+    return _Site(engine, out, include_synthetic, drill_queries, base_url).build()
