@@ -140,7 +140,12 @@ def compare(
 @click.option("--bank", default=None, help="Bank name or file (default: the shipped bank).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (default: the baseline's).")
 @with_tolerances
-@click.option("--db", default=None, help="Database for the runs (default: a throw-away one).")
+@click.option(
+    "--db",
+    default=None,
+    help="Database for the runs (default: a throw-away one). Runs of the same definition "
+    "already in it are discarded and redone, so the gate always tests this code.",
+)
 def gate(
     baseline: Path,
     bank: str | None,
