@@ -18,3 +18,7 @@ bash scripts/setup.sh --full
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"
+# The regression gate: the committed baseline's configurations, re-run with this code.
+mkdir -p test-artifacts
+.venv/bin/uisbench gate --baseline results/baselines/arith-smoke.json \
+  --markdown test-artifacts/gate.md --junit test-artifacts/gate.xml

@@ -8,18 +8,29 @@ from a model or a data set passes through jinja2 with autoescape on; chart specs
 Pages: ``index.html`` (one ranked table and Pareto chart per task), ``tasks/`` (a page per task
 with its charts and every configuration), ``configs/`` (settings, runs, regret curve), ``runs/``
 (provenance and the drill-down decisions), ``queries/`` (one page per drilled-down query). The
-drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by id) get a page
+drill-down is bounded: the first :data:`DRILL_QUERIES` test queries of each task (by key) get a page
 (``uisbench site build --queries N``; 0 for all), so a 10,000-query bank builds as fast as a small
 one.
+
+Publishing: two builds from one database are byte-identical apart from the build stamp (the
+footer's "Built ..." time, which honours ``SOURCE_DATE_EPOCH``, the reproducible-builds
+convention). Page names come from keys, not insertion-order ids (runs by their run key, queries
+by their query key), so links stay valid across rebuilds. Every page's footer states the
+provenance of the data: each bank's name, content digest, source and licence (from the bank's
+``NAME.bank.json``), and the uisbench version and commit that built the site. Links are
+relative, so the site works under any sub-path; ``--base-url`` adds canonical URLs and a
+``sitemap.xml`` for the address it is deployed at.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import shutil
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,14 +38,16 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import escape
 from sqlalchemy import Engine, select
 
 from uisbench.costs import DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
-from uisbench.provenance import uisbench_version
+from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
 from uisbench.store import schema as s
+from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
 
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
@@ -42,6 +55,23 @@ DRILL_QUERIES = 30  # queries per task that get a drill-down page (bounded: big 
 MAX_BANK_SAMPLES = 32  # recorded samples shown per model on a query page
 HERE = Path(__file__).resolve().parent
 SYNTHETIC_NOTE = "SYNTHETIC bank: generated for speed tests; these are not model results."
+#: Columns of a Pareto chart's points (also its CSV/JSON download).
+POINT_COLUMNS = [
+    "config_label",
+    "short",
+    "strategy",
+    "family",
+    "group",
+    "kind",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "cost",
+    "samples_per_query",
+    "n_queries",
+    "n_seeds",
+    "href",
+]
 
 
 # ----------------------------------------------------------------------- formatting
@@ -112,9 +142,13 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key, time=fmt_time)
     env.globals.update(
-        UNITS=UNITS, FLOPS_NOTE=FLOPS_NOTE, DOLLARS_NOTE=DOLLARS_NOTE,
-        SYNTHETIC_NOTE=SYNTHETIC_NOTE, MAX_SAMPLES=MAX_BANK_SAMPLES, isnan=_nan,
-    )  # fmt: skip
+        UNITS=UNITS,
+        FLOPS_NOTE=FLOPS_NOTE,
+        DOLLARS_NOTE=DOLLARS_NOTE,
+        SYNTHETIC_NOTE=SYNTHETIC_NOTE,
+        MAX_SAMPLES=MAX_BANK_SAMPLES,
+        isnan=_nan,
+    )
     return env
 
 
@@ -144,38 +178,79 @@ def _drill(
 ) -> tuple[pd.DataFrame, dict[int, dict[str, Any]], pd.DataFrame]:
     """Decisions of ``run_ids`` on ``query_ids``, those queries, and their recorded samples."""
     d, qt, sm, m = s.decisions, s.queries, s.samples, s.models
+    dec_q = select(d).where(d.c.run_id.in_(run_ids), d.c.query_id.in_(query_ids))
+    sample_q = (
+        select(
+            sm.c.query_id,
+            m.c.name.label("model"),
+            sm.c.sample_index,
+            sm.c.answer,
+            sm.c.correct,
+            sm.c.output_tokens,
+            sm.c.logprob,
+        )
+        .join(m, sm.c.model_id == m.c.id)
+        .where(
+            sm.c.bank_id == bank_id,
+            sm.c.query_id.in_(query_ids),
+            sm.c.sample_index < MAX_BANK_SAMPLES,
+        )
+        .order_by(sm.c.query_id, m.c.name, sm.c.sample_index)
+    )
     with engine.connect() as conn:
-        dec = pd.DataFrame(
-            conn.execute(
-                select(d).where(d.c.run_id.in_(run_ids), d.c.query_id.in_(query_ids))
-            ).mappings().all()
-        )  # fmt: skip
+        dec = pd.DataFrame(conn.execute(dec_q).mappings().all())
         queries = {
             r["id"]: dict(r)
             for r in conn.execute(select(qt).where(qt.c.id.in_(query_ids))).mappings()
         }
-        samples = pd.DataFrame(
-            conn.execute(
-                select(sm.c.query_id, m.c.name.label("model"), sm.c.sample_index, sm.c.answer,
-                       sm.c.correct, sm.c.output_tokens, sm.c.logprob)
-                .join(m, sm.c.model_id == m.c.id)
-                .where(sm.c.bank_id == bank_id, sm.c.query_id.in_(query_ids),
-                       sm.c.sample_index < MAX_BANK_SAMPLES)
-                .order_by(sm.c.query_id, m.c.name, sm.c.sample_index)
-            ).mappings().all()
-        )  # fmt: skip
+        samples = pd.DataFrame(conn.execute(sample_q).mappings().all())
     return dec, queries, samples
 
 
 def _first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
-    """The ``n`` smallest query ids a run decided (all when ``n`` is 0), along the (run, query)
-    unique index."""
-    d = s.decisions
-    q = select(d.c.query_id).where(d.c.run_id == run_id).order_by(d.c.query_id)
+    """Ids of the ``n`` first queries by key that a run decided (all when ``n`` is 0): by key,
+    not id, so the drilled set does not depend on import order."""
+    d, qt = s.decisions, s.queries
+    q = (
+        select(d.c.query_id)
+        .join(qt, d.c.query_id == qt.c.id)
+        .where(d.c.run_id == run_id)
+        .order_by(qt.c.query_key)
+    )
     if n > 0:
         q = q.limit(n)
     with engine.connect() as conn:
         return [int(x) for x in conn.execute(q).scalars()]
+
+
+def run_page(run_key: str) -> str:
+    """A run's page, named by its run key (stable across databases and rebuilds)."""
+    return f"runs/{run_key[:16]}.html"
+
+
+def _provenance(engine: Engine, banks: list[str]) -> list[dict[str, Any]]:
+    """Name, content digest, source and licence of each bank the site shows."""
+    out = []
+    with engine.connect() as conn:
+        for name in sorted(set(banks)):
+            config = conn.execute(select(s.banks.c.config).where(s.banks.c.name == name)).scalar()
+            config = config or {}
+            out.append(
+                {
+                    "bank": name,
+                    "digest": bank_digest(conn, name),
+                    "source": config.get("source"),
+                    "licence": config.get("licence"),
+                }
+            )
+    return out
+
+
+def build_stamp() -> str:
+    """The one part of the site that changes between builds: ``SOURCE_DATE_EPOCH`` or now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _arms_text(arms: Any) -> str:
@@ -201,27 +276,54 @@ def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
 # ----------------------------------------------------------------------- build
 class _Site:
     def __init__(
-        self, engine: Engine, out: Path, include_synthetic: bool, drill_queries: int
+        self,
+        engine: Engine,
+        out: Path,
+        include_synthetic: bool,
+        drill_queries: int,
+        base_url: str | None = None,
     ) -> None:
         self.engine = engine
         self.drill_queries = drill_queries
         self.out = out
         self.include_synthetic = include_synthetic
+        self.base_url = base_url
         self.env = _env()
-        self.built_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.built_at = build_stamp()
         self.version = uisbench_version()
-        self.pages = 0
+        self.commit = git_commit()
+        self.paths: list[str] = []
 
     def render(self, template: str, path: str, **ctx: Any) -> None:
         depth = path.count("/")
         html = self.env.get_template(template).render(
-            root="../" * depth, built_at=self.built_at, version=self.version,
-            tasks_nav=self.tasks_nav, **ctx,
-        )  # fmt: skip
+            root="../" * depth,
+            built_at=self.built_at,
+            version=self.version,
+            commit=self.commit,
+            provenance=self.provenance,
+            canonical=f"{self.base_url}{path}" if self.base_url else None,
+            tasks_nav=self.tasks_nav,
+            **ctx,
+        )
         target = self.out / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html, encoding="utf-8")
-        self.pages += 1
+        self.paths.append(path)
+
+    @property
+    def pages(self) -> int:
+        return len(self.paths)
+
+    def _sitemap(self) -> None:
+        """``sitemap.xml`` of every page at ``--base-url`` (sorted: deterministic)."""
+        urls = "".join(
+            f"<url><loc>{escape(self.base_url + p)}</loc></url>\n" for p in sorted(self.paths)
+        )
+        head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+        xmlns = "http://www.sitemaps.org/schemas/sitemap/0.9"
+        text = f'{head}<urlset xmlns="{xmlns}">\n{urls}</urlset>\n'
+        (self.out / "sitemap.xml").write_text(text, encoding="utf-8")
 
     def build(self) -> Path:
         run_stats, boards = leaderboard(self.engine, self.include_synthetic)
@@ -230,21 +332,28 @@ class _Site:
             dict(zip(run_stats["run_id"], run_stats["accuracy"])) if len(run_stats) else {}
         )
         models = _models(self.engine)
+        self.provenance = _provenance(self.engine, [b.bank for b in boards])
         self._prepare_out()
         self.notes = {b.task: task_note(b.task) for b in boards}
         self.tasks_nav = [
-            {"task": b.task, "bank": b.bank, "synthetic": b.synthetic,
-             "smoke": self.notes[b.task].smoke,
-             "href": f"tasks/{slug(b.task + '@' + b.bank)}.html"}
+            {
+                "task": b.task,
+                "bank": b.bank,
+                "synthetic": b.synthetic,
+                "smoke": self.notes[b.task].smoke,
+                "href": f"tasks/{slug(b.task + '@' + b.bank)}.html",
+            }
             for b in boards
-        ]  # fmt: skip
+        ]
         online = run_stats.loc[run_stats["n_reward"] > 0, "run_id"] if len(run_stats) else []
         curves = regret_curves(self.engine, [int(i) for i in online])
-        index_tasks = []
-        for board in boards:
-            index_tasks.append(self._task(board, runs, models, curves))
-        self.render("index.html", "index.html", tasks=index_tasks,
-                    include_synthetic=self.include_synthetic)  # fmt: skip
+        index_tasks = [self._task(board, runs, models, curves) for board in boards]
+        self.render(
+            "index.html", "index.html", tasks=index_tasks, include_synthetic=self.include_synthetic
+        )
+        (self.out / "sitemap.xml").unlink(missing_ok=True)
+        if self.base_url:
+            self._sitemap()
         return self.out
 
     def _prepare_out(self) -> None:
@@ -267,144 +376,240 @@ class _Site:
         models: dict[str, dict[str, Any]],
         curves: pd.DataFrame,
     ) -> dict[str, Any]:
+        """Every page of one (task, bank): its runs, configurations, drilled queries and itself;
+        returns the task's entry on the index page."""
         tslug = slug(board.task + "@" + board.bank)
-        task_href = f"tasks/{tslug}.html"
-        truns = runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)]
-        configs = board.configs.copy()
-        configs["group"] = configs.apply(plot_group, axis=1)
-        configs["short"] = configs["config_label"].map(short_label)
-        configs["href"] = [f"configs/{tslug}/{slug(c)}.html" for c in configs["config_label"]]
-        configs["anchor"] = "strategy-" + configs["strategy"].map(slug)
-        configs = configs.sort_values(
-            ["upper_bound", "family", "strategy", board.unit, "accuracy"], na_position="last"
-        ).reset_index(drop=True)
+        page = _TaskPages(
+            board=board,
+            slug=tslug,
+            href=f"tasks/{tslug}.html",
+            runs=runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)],
+            configs=_configs_table(board, tslug),
+            ctx={"board": board, "synthetic": board.synthetic, "note": self.notes[board.task]},
+        )
+        charts = self._charts(page)
+        downloads = {"configs": _write_data(self.out / "data", f"{tslug}.configs", page.configs)}
+        drill = self._drill_down(page)
+        self._run_pages(page, models, drill)
+        self._config_pages(page, curves)
+        qlist = self._query_pages(page, drill)
+        strategies = board.strategies.copy()
+        strategies["anchor"] = "strategy-" + strategies["strategy"].map(slug)
+        n_test = int(board.configs["n_queries"].max())
+        self.render(
+            "task.html",
+            page.href,
+            charts=charts,
+            configs=page.configs.to_dict(orient="records"),
+            strategies=strategies.to_dict(orient="records"),
+            families=board.families.to_dict(orient="records"),
+            downloads=downloads,
+            queries=qlist,
+            n_test=n_test,
+            runs=page.runs.to_dict(orient="records"),
+            families_present=sorted(page.configs["family"].unique()),
+            task_href=page.href,
+            **page.ctx,
+        )
+        primary = next((c for c in charts if c["unit"] == board.unit), None)
+        return {
+            "board": board,
+            "href": page.href,
+            "strategies": strategies.to_dict(orient="records"),
+            "chart": primary or (charts[0] if charts else None),
+            "n_test": n_test,
+            "note": page.ctx["note"],
+            "n_runs": len(page.runs),
+            "slug": tslug,
+        }
 
-        charts, downloads = [], {}
+    def _charts(self, page: _TaskPages) -> list[dict[str, Any]]:
+        """One Pareto chart per cost unit that has figures, with its data as downloads."""
+        configs, fronts = page.configs, page.board.fronts
+        charts = []
         plotted = [u for u in CHART_UNITS if configs[u].notna().any()] or ["tokens"]
         for u in plotted:
-            pts = configs.assign(cost=configs[u])[
-                ["config_label", "short", "strategy", "family", "group", "kind", "accuracy",
-                 "ci_low", "ci_high", "cost", "samples_per_query", "n_queries", "n_seeds",
-                 "href"]
-            ].dropna(subset=["cost"])  # fmt: skip
-            spec = pareto_spec(pts, board.fronts, u)
+            pts = configs.assign(cost=configs[u])[POINT_COLUMNS].dropna(subset=["cost"])
+            spec = pareto_spec(pts, fronts, u)
             if spec is None:
                 continue
-            links = _write_data(self.out / "data", f"{tslug}.{u}.points", pts)
-            if len(board.fronts):
-                fr = board.fronts[board.fronts["unit"] == u]
-                links["fronts_csv"] = _write_data(self.out / "data", f"{tslug}.{u}.fronts", fr)[
-                    "csv"
-                ]
+            links = _write_data(self.out / "data", f"{page.slug}.{u}.points", pts)
+            if len(fronts):
+                fr = fronts[fronts["unit"] == u]
+                name = f"{page.slug}.{u}.fronts"
+                links["fronts_csv"] = _write_data(self.out / "data", name, fr)["csv"]
             hidden = int((pts["cost"] <= 0).sum())
-            charts.append({"unit": u, "spec": spec, "links": links, "hidden": hidden,
-                           "id": f"pareto-{u}"})  # fmt: skip
-        downloads["configs"] = _write_data(self.out / "data", f"{tslug}.configs", configs)
+            charts.append(
+                {"unit": u, "spec": spec, "links": links, "hidden": hidden, "id": f"pareto-{u}"}
+            )
+        return charts
 
-        # Drill-down: the first `drill_queries` test queries (by id) of the task; 0: all.
+    def _drill_down(self, page: _TaskPages) -> _Drill:
+        """Decisions and recorded samples of the first ``drill_queries`` test queries (by key)."""
+        truns = page.runs
         run_ids = [int(r) for r in truns["id"]]
         qids = _first_queries(self.engine, run_ids[0], self.drill_queries) if run_ids else []
         bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
-        n_test = int(board.configs["n_queries"].max())
-        drill, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
-        label_of = dict(zip(truns["id"], truns["config_label"]))
-        seed_of = dict(zip(truns["id"], truns["seed"]))
-        qpage = {q: f"queries/{tslug}/{q}.html" for q in qids}
-        if len(drill):
-            drill["arms_text"] = drill["arms"].map(_arms_text)
-            drill["config_label"] = drill["run_id"].map(label_of)
-            drill["seed"] = drill["run_id"].map(seed_of)
-        ctx = {"board": board, "synthetic": board.synthetic, "note": self.notes[board.task]}
-
-        # Run pages.
-        acc_by_run = self.acc_by_run
-        drill_rows = drill.to_dict(orient="records") if len(drill) else []
-        per_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        per_q: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for row in drill_rows:
+        dec, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
+        if len(dec):
+            dec["arms_text"] = dec["arms"].map(_arms_text)
+            dec["config_label"] = dec["run_id"].map(dict(zip(truns["id"], truns["config_label"])))
+            dec["seed"] = dec["run_id"].map(dict(zip(truns["id"], truns["seed"])))
+        drill = _Drill(
+            qids=qids,
+            queries=queries,
+            samples=samples,
+            qpage={q: f"queries/{page.slug}/{slug(queries[q]['query_key'])}.html" for q in qids},
+        )
+        for row in dec.to_dict(orient="records") if len(dec) else []:
             row["query_key"] = queries.get(row["query_id"], {}).get("query_key", row["query_id"])
-            per_run[int(row["run_id"])].append(row)
-            per_q[int(row["query_id"])].append(row)
-        for _, run in truns.iterrows():
-            rid = int(run["id"])
-            pool = [models.get(m, {"name": m}) for m in (run["models"] or [])]
-            self.render(
-                "run.html", f"runs/{rid}.html", run=run.to_dict(), pool=pool,
-                accuracy=acc_by_run.get(rid), task_href=task_href,
-                config_href=f"configs/{tslug}/{slug(run['config_label'])}.html",
-                decisions=sorted(per_run.get(rid, []), key=lambda r: r["position"]),
-                qpage=qpage, n_drill=len(qids), **ctx,
-            )  # fmt: skip
+            drill.per_run[int(row["run_id"])].append(row)
+            drill.per_query[int(row["query_id"])].append(row)
+        return drill
 
-        # Configuration pages.
+    def _run_pages(
+        self, page: _TaskPages, models: dict[str, dict[str, Any]], drill: _Drill
+    ) -> None:
+        for _, run in page.runs.iterrows():
+            rid = int(run["id"])
+            self.render(
+                "run.html",
+                run_page(run["run_key"]),
+                run=run.to_dict(),
+                pool=[models.get(m, {"name": m}) for m in (run["models"] or [])],
+                accuracy=self.acc_by_run.get(rid),
+                task_href=page.href,
+                config_href=f"configs/{page.slug}/{slug(run['config_label'])}.html",
+                decisions=sorted(drill.per_run.get(rid, []), key=lambda r: r["position"]),
+                qpage=drill.qpage,
+                n_drill=len(drill.qids),
+                **page.ctx,
+            )
+
+    def _config_pages(self, page: _TaskPages, curves: pd.DataFrame) -> None:
+        truns = page.runs
         runs_of = {k: g for k, g in truns.groupby("config_label")}
         curves_of = {k: g for k, g in curves.groupby("run_id")} if len(curves) else {}
-        for cfg in configs.to_dict(orient="records"):
+        for cfg in page.configs.to_dict(orient="records"):
             cruns = runs_of.get(cfg["config_label"], truns.iloc[:0])
-            regret = None
             parts = [curves_of[i] for i in cruns["id"] if i in curves_of]
-            if parts:
-                c = pd.concat(parts)
-                if len(c):
-                    m = mean_curve(c)
-                    spec = regret_spec(m)
-                    if spec is not None:
-                        name = f"{tslug}.{slug(cfg['config_label'])}.regret"
-                        regret = {
-                            "spec": spec,
-                            "links": _write_data(self.out / "data", name, m),
-                            "final": m.iloc[-1].to_dict(),
-                            "seeds": int(c["run_id"].nunique()),
-                        }
+            name = f"{page.slug}.{slug(cfg['config_label'])}.regret"
             params = cruns["params"].iloc[0] if len(cruns) else {}
             self.render(
-                "config.html", cfg["href"], cfg=cfg, params=params or {},
+                "config.html",
+                cfg["href"],
+                cfg=cfg,
+                params=params or {},
                 runs=[
-                    {**r, "accuracy": acc_by_run.get(int(r["id"]))}
+                    {**r, "accuracy": self.acc_by_run.get(int(r["id"]))}
                     for r in cruns.to_dict(orient="records")
                 ],
-                regret=regret, task_href=task_href, **ctx,
-            )  # fmt: skip
+                regret=self._regret(parts, name),
+                run_href=dict(zip(cruns["id"].astype(int), cruns["run_key"].map(run_page))),
+                task_href=page.href,
+                **page.ctx,
+            )
 
-        # Query pages.
-        samples_by_q: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-        if len(samples):
-            for (q, model), g in samples.groupby(["query_id", "model"], sort=True):
-                samples_by_q[int(q)][model] = g.to_dict(orient="records")
-        qlist = []
-        run_href = {rid: f"runs/{rid}.html" for rid in run_ids}
-        config_href = dict(zip(configs["config_label"], configs["href"]))
-        for q in qids:
-            qrow = queries.get(q, {"id": q, "query_key": str(q), "prompt": "", "reference": None})
-            rows = sorted(per_q.get(q, []), key=lambda r: (r["config_label"], r["seed"]))
-            n_ok = sum(bool(r["correct"]) for r in rows)
-            qlist.append({"id": q, "key": qrow["query_key"], "href": qpage[q],
-                          "correct": n_ok, "decisions": len(rows)})  # fmt: skip
-            self.render(
-                "query.html", qpage[q], q=qrow, decisions=rows,
-                samples=samples_by_q.get(q, {}), task_href=task_href,
-                run_href=run_href, config_href=config_href,
-                **ctx,
-            )  # fmt: skip
-
-        strategies = board.strategies.copy()
-        strategies["anchor"] = "strategy-" + strategies["strategy"].map(slug)
-        families_present = sorted(configs["family"].unique())
-        self.render(
-            "task.html", task_href, charts=charts, configs=configs.to_dict(orient="records"),
-            strategies=strategies.to_dict(orient="records"),
-            families=board.families.to_dict(orient="records"), downloads=downloads,
-            queries=qlist, n_test=n_test,
-            runs=truns.to_dict(orient="records"), families_present=families_present,
-            task_href=task_href, **ctx,
-        )  # fmt: skip
-        primary = next((c for c in charts if c["unit"] == board.unit), None)
-        primary = primary or (charts[0] if charts else None)
+    def _regret(self, parts: list[pd.DataFrame], name: str) -> dict[str, Any] | None:
+        """The mean regret curve over a configuration's seeds (online strategies only)."""
+        if not parts:
+            return None
+        c = pd.concat(parts)
+        if not len(c):
+            return None
+        m = mean_curve(c)
+        spec = regret_spec(m)
+        if spec is None:
+            return None
         return {
-            "board": board, "href": task_href, "strategies": strategies.to_dict(orient="records"),
-            "chart": primary, "n_test": n_test, "note": ctx["note"],
-            "n_runs": len(truns), "slug": tslug,
-        }  # fmt: skip
+            "spec": spec,
+            "links": _write_data(self.out / "data", name, m),
+            "final": m.iloc[-1].to_dict(),
+            "seeds": int(c["run_id"].nunique()),
+        }
+
+    def _query_pages(self, page: _TaskPages, drill: _Drill) -> list[dict[str, Any]]:
+        """A page per drilled query: every run's decision and the recorded samples."""
+        samples_by_q: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+        if len(drill.samples):
+            for (q, model), g in drill.samples.groupby(["query_id", "model"], sort=True):
+                samples_by_q[int(q)][model] = g.to_dict(orient="records")
+        run_href = dict(zip(page.runs["id"].astype(int), page.runs["run_key"].map(run_page)))
+        config_href = dict(zip(page.configs["config_label"], page.configs["href"]))
+        qlist = []
+        for q in drill.qids:
+            blank = {"id": q, "query_key": str(q), "prompt": "", "reference": None}
+            qrow = drill.queries.get(q, blank)
+            rows = sorted(drill.per_query.get(q, []), key=lambda r: (r["config_label"], r["seed"]))
+            n_ok = sum(bool(r["correct"]) for r in rows)
+            qlist.append(
+                {
+                    "id": q,
+                    "key": qrow["query_key"],
+                    "href": drill.qpage[q],
+                    "correct": n_ok,
+                    "decisions": len(rows),
+                }
+            )
+            self.render(
+                "query.html",
+                drill.qpage[q],
+                q=qrow,
+                decisions=rows,
+                samples=samples_by_q.get(q, {}),
+                task_href=page.href,
+                run_href=run_href,
+                config_href=config_href,
+                **page.ctx,
+            )
+        return qlist
+
+
+@dataclass
+class _TaskPages:
+    """What every page of one (task, bank) shares."""
+
+    board: TaskBoard
+    slug: str
+    href: str
+    runs: pd.DataFrame
+    configs: pd.DataFrame
+    ctx: dict[str, Any]
+
+
+@dataclass
+class _Drill:
+    """The drilled-down queries of one task: their rows, decisions by run and by query."""
+
+    qids: list[int]
+    queries: dict[int, dict[str, Any]]
+    samples: pd.DataFrame
+    qpage: dict[int, str]
+    per_run: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    per_query: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _configs_table(board: TaskBoard, tslug: str) -> pd.DataFrame:
+    """The board's configurations with their chart group, short label, page and anchor."""
+    configs = board.configs.copy()
+    configs["group"] = configs.apply(plot_group, axis=1)
+    configs["short"] = configs["config_label"].map(short_label)
+    configs["href"] = [f"configs/{tslug}/{slug(c)}.html" for c in configs["config_label"]]
+    configs["anchor"] = "strategy-" + configs["strategy"].map(slug)
+    return configs.sort_values(
+        ["upper_bound", "family", "strategy", board.unit, "accuracy"], na_position="last"
+    ).reset_index(drop=True)
+
+
+def check_base_url(url: str | None) -> str | None:
+    """``https://host/sub/path/`` (a trailing slash is added); anything else is refused."""
+    if url is None:
+        return None
+    if not re.fullmatch(r"https?://[^/\s]+(/[^\s]*)?", url):
+        raise UisbenchError(
+            f"--base-url {url!r} must be an http(s) URL, e.g. https://org.github.io/repo/"
+        )
+    return url if url.endswith("/") else url + "/"
 
 
 def build_site(
@@ -412,9 +617,11 @@ def build_site(
     out: Path | None = None,
     include_synthetic: bool = False,
     drill_queries: int = DRILL_QUERIES,
+    base_url: str | None = None,
 ) -> Path:
     """Render the site into ``out`` (default ``_site/`` in the current directory); returns it."""
     out = Path(out) if out is not None else Path.cwd() / "_site"
     if drill_queries < 0:
         raise UisbenchError("--queries must be 0 (all) or more")
-    return _Site(engine, out, include_synthetic, drill_queries).build()
+    base_url = check_base_url(base_url)
+    return _Site(engine, out, include_synthetic, drill_queries, base_url).build()

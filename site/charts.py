@@ -98,25 +98,25 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
     }
     lo = float(pts[["accuracy", "ci_low"]].min().min())
     hi = float(pts[["accuracy", "ci_high"]].max().max())
+    # Whole tenths around the data, never past 0% or 100%.
+    domain = [max(0.0, math.floor(lo * 10 - 0.25) / 10), min(1.0, math.ceil(hi * 10 + 0.25) / 10)]
     y = {
         "field": "accuracy",
         "type": "quantitative",
         "title": "Accuracy (share of test queries correct)",
-        # Whole tenths around the data, never past 0% or 100%.
-        "scale": {"domain": [max(0.0, math.floor(lo * 10 - 0.25) / 10),
-                             min(1.0, math.ceil(hi * 10 + 0.25) / 10)]},
+        "scale": {"domain": domain},
         "axis": {"format": ".0%"},
-    }  # fmt: skip
+    }
+    cost_title = AXIS_TITLES.get(unit, unit).replace(" (log scale)", "")
     tooltip = [
         {"field": "config_label", "title": "configuration"},
         {"field": "group", "title": "family"},
         {"field": "accuracy", "format": ".3f"},
         {"field": "ci_low", "title": "95% CI low", "format": ".3f"},
         {"field": "ci_high", "title": "95% CI high", "format": ".3f"},
-        {"field": "cost", "title": AXIS_TITLES.get(unit, unit).replace(" (log scale)", ""),
-         "format": ".3~g"},
+        {"field": "cost", "title": cost_title, "format": ".3~g"},
         {"field": "samples_per_query", "title": "samples/query", "format": ".2f"},
-    ]  # fmt: skip
+    ]
     layers: list[dict[str, Any]] = [
         {
             "data": {"name": "points"},
@@ -127,7 +127,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                 "y2": {"field": "ci_high"},
                 "color": color,
             },
-        },  # fmt: skip
+        },
         {
             "data": {"name": "fronts"},
             "mark": {"type": "line", "strokeWidth": 2, "opacity": 0.85},
@@ -138,7 +138,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                 "order": {"field": "cost"},
                 "detail": {"field": "group"},
             },
-        },  # fmt: skip
+        },
         {
             "data": {"name": "points"},
             "mark": {
@@ -164,7 +164,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                 "tooltip": tooltip,
                 "href": {"field": "href"},
             },
-        },  # fmt: skip
+        },
     ]
     # Single models and the oracle are labelled; labels near the right edge go to the left.
     labelled = "(datum.kind === 'single model' || datum.kind === 'oracle (upper bound)')"
@@ -175,13 +175,15 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
         present = is_labelled & ((log_c < cut) if test == "<" else (log_c >= cut))
         if not present.any():
             continue  # an empty layer makes vega warn about an infinite extent
-        layers.append({
-            "data": {"name": "points"},
-            "transform": [{"filter": f"{labelled} && log(datum.cost) / LN10 {test} {cut!r}"}],
-            "mark": {"type": "text", "align": side, "dx": dx, "dy": -7, "fontSize": 11,
-                     "color": "#333"},
-            "encoding": {"x": x, "y": y, "text": {"field": "short"}},
-        })  # fmt: skip
+        mark = {"type": "text", "align": side, "dx": dx, "dy": -7, "fontSize": 11, "color": "#333"}
+        layers.append(
+            {
+                "data": {"name": "points"},
+                "transform": [{"filter": f"{labelled} && log(datum.cost) / LN10 {test} {cut!r}"}],
+                "mark": mark,
+                "encoding": {"x": x, "y": y, "text": {"field": "short"}},
+            }
+        )
     front_rows = fr.rename(columns={"front": "group"}) if len(fr) else fr
     return {
         "$schema": SCHEMA,
@@ -248,5 +250,5 @@ def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
                 {"field": "regret", "format": ".2f"},
                 {"field": "reference"},
             ],
-        },  # fmt: skip
+        },
     }

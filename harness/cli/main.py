@@ -12,6 +12,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from uisbench.cli.bank import bank
+from uisbench.cli.compare import compare, gate, results
 from uisbench.cli.listing import list_
 from uisbench.cli.run import report, run
 from uisbench.cli.site import site
@@ -26,14 +27,16 @@ def cli() -> None:
     """uisbench: benchmark inference-cost strategies on accuracy vs metered cost."""
 
 
-for command in (bank, list_, run, report, site):
+for command in (bank, list_, run, report, site, results, compare, gate):
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every expected failure into one line on stderr and exit 2."""
     try:
-        cli.main(args=argv, prog_name="uisbench", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="uisbench", standalone_mode=False)
+        if isinstance(code, int) and code:  # a command's own exit status (the gate's 1)
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("uisbench: aborted", err=True)
         sys.exit(130)

@@ -28,15 +28,29 @@ def site() -> None:
     type=int,
     default=30,
     show_default=True,
-    help="Test queries per task with a drill-down page (the first by id; 0 for all).",
+    help="Test queries per task with a drill-down page (the first by query key; 0 for all).",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="Address the site is deployed at (e.g. https://org.github.io/repo/): canonical links "
+    "and sitemap.xml. Links are relative, so any sub-path works.",
 )
 @db_option
 def site_build(
-    out: Path | None, include_synthetic: bool, drill_queries: int, db: str | None
+    out: Path | None,
+    include_synthetic: bool,
+    drill_queries: int,
+    base_url: str | None,
+    db: str | None,
 ) -> None:
-    """Render the leaderboard, Pareto plots and drill-down pages from the database."""
+    """Render the leaderboard, Pareto plots and drill-down pages from the database.
+
+    Two builds from one database differ only in the build stamp (set SOURCE_DATE_EPOCH to
+    fix it too)."""
     from uisbench.site.build import build_site
     from uisbench.store.engine import open_engine
 
-    path = build_site(open_engine(db, create=False), out, include_synthetic, drill_queries)
+    engine = open_engine(db, create=False)
+    path = build_site(engine, out, include_synthetic, drill_queries, base_url)
     click.echo(f"site written to {path / 'index.html'}")

@@ -23,6 +23,7 @@ from uisbench.errors import UisbenchError
 from uisbench.store import schema as s
 from uisbench.store.bankfile import (
     FlatRow,
+    bank_meta_beside,
     bank_name_from_path,
     read_blocks,
     read_models_file,
@@ -108,14 +109,16 @@ def import_file(
     """Import a flat JSONL(.gz) bank in one transaction: all rows or none.
 
     Samples already present (same bank, query, model, index) are skipped, so importing the same
-    file twice adds nothing. ``describe`` gives a new task's description (the task layer knows
-    them; storage does not).
+    file twice adds nothing. Provenance (source, licence) is read from ``NAME.bank.json`` beside
+    the file when there is one (:func:`bank_meta_beside`). ``describe`` gives a new task's
+    description (the task layer knows them; storage does not).
     """
     meta = read_models_file(models_path) if models_path else {}
     name = name or bank_name_from_path(path)
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
-        bank_id = ensure_bank(conn, name, source, {"file": path.name}, synthetic)
+        config = {"file": path.name, **bank_meta_beside(path)}
+        bank_id = ensure_bank(conn, name, source, config, synthetic)
         stats = _import_blocks(conn, bank_id, read_blocks(path), meta, describe)
     return ImportStats(name, *stats)
 

@@ -342,6 +342,21 @@ def models_file_beside(path: Path) -> Path | None:
     return guess if guess.is_file() else None
 
 
+def bank_meta_beside(path: Path) -> dict[str, str]:
+    """Optional ``NAME.bank.json`` next to ``NAME.jsonl[.gz]``: where the samples came from and
+    under which licence (``{"source": ..., "licence": ...}``), shown on every site page."""
+    meta = path.parent / (path.name.split(".jsonl")[0] + ".bank.json")
+    if not meta.is_file():
+        return {}
+    try:
+        raw = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UisbenchError(f"{meta.name}: invalid JSON ({exc})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise UisbenchError(f"{meta.name}: expected an object of strings (source, licence)")
+    return raw
+
+
 def bank_name_from_path(path: Path) -> str:
     name = path.name
     for suffix in (".gz", ".jsonl", ".json"):

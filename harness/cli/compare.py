@@ -1,0 +1,168 @@
+"""``uisbench results export``, ``uisbench compare`` and ``uisbench gate``: regression checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from uisbench.cli.options import db_option
+from uisbench.errors import UisbenchError
+
+tolerance_options = [
+    click.option(
+        "--max-accuracy-drop",
+        type=float,
+        default=0.01,
+        show_default=True,
+        help="Tolerated drop in accuracy (absolute: 0.01 is one point).",
+    ),
+    click.option(
+        "--max-cost-increase",
+        type=float,
+        default=0.05,
+        show_default=True,
+        help="Tolerated rise in mean cost per query (relative: 0.05 is 5%).",
+    ),
+    click.option(
+        "--alpha",
+        type=float,
+        default=0.05,
+        show_default=True,
+        help="Family-wise significance level (Bonferroni over all tests).",
+    ),
+    click.option("--markdown", type=click.Path(path_type=Path), help="Also write Markdown here."),
+    click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here."),
+]
+
+
+def with_tolerances(f):
+    for option in reversed(tolerance_options):
+        f = option(f)
+    return f
+
+
+def _parse_ids(text: str) -> list[int]:
+    """``12``, ``12,13`` or ``12-20`` → run ids."""
+    ids: list[int] = []
+    for part in filter(None, text.split(",")):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise UisbenchError(f"{text!r} is neither a result file nor run ids (e.g. 3,4 or 3-9)")
+        ids += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    return ids
+
+
+def _load(ref: str, db: str | None):
+    """A result file, or run ids read from the database."""
+    from uisbench.results.export import load_results, read_results, select_runs
+    from uisbench.store.engine import open_engine
+
+    if Path(ref).is_file():
+        return read_results(Path(ref))
+    ids = _parse_ids(ref)
+    engine = open_engine(db, create=False)
+    return load_results(engine, select_runs(engine, run_ids=ids))
+
+
+def _report(cmp, markdown: Path | None, junit: Path | None) -> None:
+    from uisbench.results.compare_render import print_table, to_junit, to_markdown
+
+    print_table(cmp)
+    if markdown:
+        markdown.write_text(to_markdown(cmp), encoding="utf-8")
+    if junit:
+        junit.write_text(to_junit(cmp), encoding="utf-8")
+
+
+@click.group()
+def results() -> None:
+    """Result files: per-query outcomes of runs, for compare and gate."""
+
+
+@results.command("export")
+@click.argument("run_ids", nargs=-1)
+@click.option("--task", default=None, help="Only runs of this task.")
+@click.option("--config", "configs", multiple=True, help="Configuration label; repeatable.")
+@click.option("--bank", default=None, help="Only runs on this bank.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write.")
+@db_option
+def results_export(
+    run_ids: tuple[str, ...],
+    task: str | None,
+    configs: tuple[str, ...],
+    bank: str | None,
+    out: Path,
+    db: str | None,
+) -> None:
+    """Write runs (ids like 3 4 or 3-9, or a selection) with per-query outcomes to a file."""
+    from uisbench.results.export import load_results, select_runs, write_results
+    from uisbench.store.engine import open_engine
+
+    ids = [i for ref in run_ids for i in _parse_ids(ref)]
+    engine = open_engine(db, create=False)
+    chosen = select_runs(engine, ids or None, task, list(configs) or None, bank)
+    data = load_results(engine, chosen)
+    write_results(data, out)
+    click.echo(f"{len(data.runs)} run(s) on bank {data.bank} written to {out}")
+
+
+@click.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@with_tolerances
+@db_option
+def compare(
+    baseline: str,
+    candidate: str,
+    max_accuracy_drop: float,
+    max_cost_increase: float,
+    alpha: float,
+    markdown: Path | None,
+    junit: Path | None,
+    db: str | None,
+) -> None:
+    """Pair two sets of runs (result files or run ids) query by query and report the changes."""
+    from uisbench.results.compare import Tolerances
+    from uisbench.results.compare import compare as compare_sets
+
+    tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
+    _report(compare_sets(_load(baseline, db), _load(candidate, db), tol), markdown, junit)
+
+
+@click.command()
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Committed result file whose configurations are re-run.",
+)
+@click.option("--bank", default=None, help="Bank name or file (default: the shipped bank).")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (default: the baseline's).")
+@with_tolerances
+@click.option(
+    "--db",
+    default=None,
+    help="Database for the runs (default: a throw-away one). Runs of the same definition "
+    "already in it are discarded and redone, so the gate always tests this code.",
+)
+def gate(
+    baseline: Path,
+    bank: str | None,
+    seeds: tuple[int, ...],
+    max_accuracy_drop: float,
+    max_cost_increase: float,
+    alpha: float,
+    markdown: Path | None,
+    junit: Path | None,
+    db: str | None,
+) -> None:
+    """Re-run a baseline's configurations; exit 1 on a significant regression beyond tolerance."""
+    from uisbench.gate import run_gate
+    from uisbench.results.compare import Tolerances
+
+    tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
+    cmp = run_gate(baseline, bank, db, list(seeds) or None, tol)
+    _report(cmp, markdown, junit)
+    if cmp.failed:
+        raise click.exceptions.Exit(1)

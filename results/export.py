@@ -1,0 +1,222 @@
+"""Result files: a small, human-readable JSON record of runs with their per-query outcomes.
+
+A result file is what ``uisbench compare`` and ``uisbench gate`` pair query by query, so it keeps
+per-query outcomes (not only means) and names the bank it was made on by name *and* content
+digest (:func:`uisbench.store.digest.bank_digest`): a comparison across banks is refused.
+
+Layout (one query per line, so a diff of two baselines reads like a table)::
+
+    {"format": "uisbench-results/1", "bank": {"name": ..., "digest": "sha256:..."}, ...,
+     "runs": [{"task": ..., "config": ..., "strategy": ..., "params": {...}, "seed": 0,
+               "columns": ["query", "correct", "flops", "dollars", "tokens", "latency_s"],
+               "rows": [["test-add1-0000", 1, 5.1e9, null, 70, 0.8], ...]}]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from uisbench.errors import UisbenchError
+from uisbench.provenance import git_commit, uisbench_version
+from uisbench.store import schema as s
+from uisbench.store.digest import bank_digest
+
+FORMAT = "uisbench-results/1"
+#: Per-query columns of a run: the query's key, then its outcome and cost figures.
+COLUMNS = ["query", "correct", "flops", "dollars", "tokens", "latency_s"]
+RUN_FIELDS = ("task", "config", "strategy", "params", "seed", "models", "split_seed")
+
+
+@dataclass
+class RunOutcomes:
+    """One run: what defines it and one row per test query (columns :data:`COLUMNS`)."""
+
+    task: str
+    config: str
+    strategy: str
+    params: dict[str, Any]
+    seed: int
+    models: list[str]
+    split_seed: int | None
+    queries: pd.DataFrame
+
+
+@dataclass
+class ResultSet:
+    """Runs made on one bank, as written to and read from a result file."""
+
+    bank: str
+    digest: str
+    runs: list[RunOutcomes]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- from the database
+def select_runs(
+    engine: Engine,
+    run_ids: list[int] | None = None,
+    task: str | None = None,
+    configs: list[str] | None = None,
+    bank: str | None = None,
+) -> list[int]:
+    """Complete runs by id, or by task / configuration label / bank (ids in ascending order)."""
+    r, t, b = s.runs, s.tasks, s.banks
+    q = select(r.c.id).join(t, r.c.task_id == t.c.id).join(b, r.c.bank_id == b.c.id)
+    q = q.where(r.c.status == "complete").order_by(r.c.id)
+    if run_ids:
+        q = q.where(r.c.id.in_(run_ids))
+    if task:
+        q = q.where(t.c.name == task)
+    if configs:
+        q = q.where(r.c.config_label.in_(configs))
+    if bank:
+        q = q.where(b.c.name == bank)
+    with engine.connect() as conn:
+        found = [int(i) for i in conn.execute(q).scalars()]
+    missing = sorted(set(run_ids or []) - set(found))
+    if missing:
+        raise UisbenchError(f"no complete run with id {', '.join(map(str, missing))}")
+    if not found:
+        raise UisbenchError("no complete run matches the selection")
+    return found
+
+
+def load_results(engine: Engine, run_ids: list[int]) -> ResultSet:
+    """The runs' per-query outcomes; all runs must share one bank."""
+    r, t, b = s.runs, s.tasks, s.banks
+    q = (
+        select(r, t.c.name.label("task"), b.c.name.label("bank"))
+        .join(t, r.c.task_id == t.c.id)
+        .join(b, r.c.bank_id == b.c.id)
+        .where(r.c.id.in_(run_ids))
+        .order_by(r.c.id)
+    )
+    with engine.connect() as conn:
+        runs = conn.execute(q).mappings().all()
+        banks = sorted({row["bank"] for row in runs})
+        if len(banks) != 1:
+            raise UisbenchError(
+                f"the selected runs are on {len(banks)} banks ({', '.join(banks)}); "
+                "a result file holds one bank: select by --bank"
+            )
+        digest = bank_digest(conn, banks[0])
+        decisions = _decisions(conn, run_ids)
+    by_run = dict(tuple(decisions.groupby("run_id"))) if len(decisions) else {}
+    out = [
+        RunOutcomes(
+            task=row["task"],
+            config=row["config_label"],
+            strategy=row["strategy"],
+            params=row["params"] or {},
+            seed=int(row["seed"]),
+            models=list(row["models"] or []),
+            split_seed=row["split_seed"],
+            queries=by_run[row["id"]][COLUMNS].reset_index(drop=True),
+        )
+        for row in runs
+    ]
+    provenance = {"uisbench_version": uisbench_version(), "git_commit": git_commit()}
+    return ResultSet(banks[0], digest, out, provenance)
+
+
+def _decisions(conn: Any, run_ids: list[int]) -> pd.DataFrame:
+    d, q = s.decisions, s.queries
+    stmt = (
+        select(
+            d.c.run_id,
+            q.c.query_key.label("query"),
+            d.c.correct,
+            d.c.flops,
+            d.c.dollars,
+            (d.c.input_tokens + d.c.output_tokens).label("tokens"),
+            d.c.latency_s,
+        )
+        .join(q, d.c.query_id == q.c.id)
+        .where(d.c.run_id.in_(run_ids))
+    )
+    frame = pd.DataFrame(conn.execute(stmt).mappings().all())
+    if frame.empty:
+        return frame
+    frame["correct"] = frame["correct"].astype(int)
+    return frame.sort_values(["run_id", "query"], kind="stable")
+
+
+# ---------------------------------------------------------------- files
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _cell(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def dumps(results: ResultSet) -> str:
+    """The result file's text: JSON with one query per line."""
+    lines = [
+        "{",
+        f' "format": {_json(FORMAT)},',
+        f' "bank": {_json({"name": results.bank, "digest": results.digest})},',
+        f' "provenance": {_json(results.provenance)},',
+        ' "runs": [',
+    ]
+    for i, run in enumerate(results.runs):
+        head = {f: getattr(run, f) for f in RUN_FIELDS}
+        head["columns"] = COLUMNS
+        lines.append("  " + _json(head)[:-1] + ', "rows": [')
+        rows = run.queries[COLUMNS].astype(object).to_numpy().tolist()
+        body = [f"   {_json([_cell(v) for v in row])}" for row in rows]
+        lines.append(",\n".join(body))
+        lines.append("  ]}" + ("," if i < len(results.runs) - 1 else ""))
+    lines += [" ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: ResultSet, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dumps(results), encoding="utf-8")
+
+
+def read_results(path: Path) -> ResultSet:
+    """Parse a result file; anything malformed is one clear error."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UisbenchError(f"{path}: not a result file (invalid JSON: {exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise UisbenchError(f"{path}: not a result file (expected format {FORMAT!r})")
+    try:
+        runs = [_run_from(r) for r in raw["runs"]]
+        return ResultSet(
+            raw["bank"]["name"], raw["bank"]["digest"], runs, raw.get("provenance", {})
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UisbenchError(
+            f"{path}: malformed result file ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _run_from(raw: dict[str, Any]) -> RunOutcomes:
+    if raw["columns"] != COLUMNS:
+        raise ValueError(f"columns must be {COLUMNS}")
+    queries = pd.DataFrame(raw["rows"], columns=COLUMNS)
+    for col in COLUMNS[2:]:
+        queries[col] = pd.to_numeric(queries[col], errors="raise").astype(float)
+    queries["correct"] = queries["correct"].astype(int)
+    if queries["query"].duplicated().any():
+        raise ValueError(f"run {raw['config']} seed {raw['seed']} repeats a query")
+    return RunOutcomes(
+        task=str(raw["task"]),
+        config=str(raw["config"]),
+        strategy=str(raw["strategy"]),
+        params=dict(raw["params"]),
+        seed=int(raw["seed"]),
+        models=list(raw["models"]),
+        split_seed=raw.get("split_seed"),
+        queries=queries,
+    )

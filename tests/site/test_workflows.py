@@ -1,0 +1,87 @@
+"""The example CI workflows in docs/workflows: valid YAML, and every ``uisbench ...`` command
+they run exists in the CLI with options it accepts (parsed by click itself)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from uisbench.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / "docs" / "workflows").glob("*.yml"))
+SEPARATORS = {";", "&&", "||", "|", "&"}
+
+
+def run_scripts(workflow: dict) -> list[str]:
+    return [
+        step["run"]
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if "run" in step
+    ]
+
+
+def uisbench_commands(script: str) -> list[list[str]]:
+    """Argument lists after each ``uisbench`` word of a shell script (``${{ }}`` expressions
+    stand in as one word; line continuations joined; ; && || | end a command)."""
+    script = re.sub(r"\$\{\{[^}]*\}\}", "EXPR", script).replace("\\\n", " ")
+    lexer = shlex.shlex(script.replace("\n", " ; "), posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    commands, current = [], None
+    for token in lexer:
+        if token in SEPARATORS or token == "do" or token == "done":
+            current = None
+        elif current is not None:
+            current.append(token)
+        elif token == "uisbench":
+            current = []
+            commands.append(current)
+    return commands
+
+
+def resolve(args: list[str]) -> tuple[click.Command, list[str], str]:
+    """Walk click's command tree: the command the words name, and its remaining arguments."""
+    command: click.Command = cli
+    path = "uisbench"
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        name, args = args[0], args[1:]
+        sub = command.get_command(click.Context(command), name)
+        assert sub is not None, f"`{path} {name}` is not a uisbench command"
+        command, path = sub, f"{path} {name}"
+    return command, args, path
+
+
+def test_there_are_two_example_workflows() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert names == {"uisbench-gate.yml", "uisbench-site.yml"}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_commands_exist(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # paths in the workflows are relative to the repository
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["jobs"] and ("on" in workflow or True in workflow)  # YAML 1.1: on → True
+    commands = [c for s in run_scripts(workflow) for c in uisbench_commands(s)]
+    assert commands, f"{path.name} runs no uisbench command"
+    for args in commands:
+        command, rest, where = resolve(args)
+        assert not isinstance(command, click.Group), f"`{where}` needs a subcommand"
+        # click parses and validates the options exactly as the CLI would (types, choices,
+        # required options, files that must exist); an unknown option raises.
+        command.make_context(where, list(rest))
+
+
+def test_the_checker_catches_a_wrong_command() -> None:
+    with pytest.raises(AssertionError, match="not a uisbench command"):
+        resolve(["sitee", "build"])
+    command, rest, where = resolve(["site", "build", "--no-such-option"])
+    with pytest.raises(click.NoSuchOption):
+        command.make_context(where, rest)
+    (args,) = uisbench_commands('for f in a; do uisbench run --bank "$f" --seed 0; done')
+    assert args == ["run", "--bank", "$f", "--seed", "0"]
