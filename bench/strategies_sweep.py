@@ -9,7 +9,7 @@ configuration (accuracy, $/query, FLOPs/query) and the issue's quality bars.
     .venv/bin/python bench/strategies_sweep.py --mode memory   # strategies only, no DB writes
 
 ``--mode runner`` is what ``uisbench run`` does (decision rows written to a fresh SQLite file);
-``--mode memory`` replays the same runs in memory (``uisbench.strategies.offline``) and times
+``--mode memory`` replays the same runs in memory (``uisbench.replay``) and times
 the strategies and the meter alone. Query embeddings are cached on disk after their first
 computation (``features.py``); the first ever run on a machine pays for embedding every prompt
 once (minutes on a CPU) and that is not part of the sweep's time — run it once to warm.
@@ -59,8 +59,8 @@ def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
 
 
 def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple[dict, list]:
+    from uisbench.replay import replay
     from uisbench.runner import Runner
-    from uisbench.strategies.offline import replay
 
     runner = Runner(engine, task, bank)
     specs = family_specs(runner.models, runner.max_k())
@@ -73,9 +73,17 @@ def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple
                     runner.run(spec, seed, command="bench/strategies_sweep.py")
                 else:
                     r = replay(runner.arrays, runner.train, runner.test_pos, spec, seed)
-                    rows.append({"config_label": r.label, "family": r.family, "seed": seed,
-                                 "upper_bound": r.upper_bound, "accuracy": r.accuracy,
-                                 "dollars": r.dollars, "flops": r.flops})  # fmt: skip
+                    rows.append(
+                        {
+                            "config_label": r.label,
+                            "family": r.family,
+                            "seed": seed,
+                            "upper_bound": r.upper_bound,
+                            "accuracy": r.accuracy,
+                            "dollars": r.dollars,
+                            "flops": r.flops,
+                        }
+                    )
         times[fam] = time.perf_counter() - t0
         cpu[fam] = time.process_time() - c0
     return times, cpu, rows
@@ -85,14 +93,17 @@ def summary_table(engine, bank: str, task: str, mode: str, rows: list) -> pd.Dat
     if mode == "memory":
         df = pd.DataFrame(rows)
         return df.groupby(["config_label", "family"], as_index=False).agg(
-            accuracy=("accuracy", "mean"), dollars=("dollars", "mean"),
-            flops=("flops", "mean"), upper_bound=("upper_bound", "any"),
-        )  # fmt: skip
+            accuracy=("accuracy", "mean"),
+            dollars=("dollars", "mean"),
+            flops=("flops", "mean"),
+            upper_bound=("upper_bound", "any"),
+        )
     from uisbench.results.aggregate import load_decisions, summarize
 
     s = summarize(load_decisions(engine, task))
-    return s[s["bank"] == bank][["config_label", "family", "accuracy", "dollars", "flops",
-                                 "upper_bound"]]  # fmt: skip
+    return s[s["bank"] == bank][
+        ["config_label", "family", "accuracy", "dollars", "flops", "upper_bound"]
+    ]
 
 
 def dominated(front: pd.DataFrame, other: pd.DataFrame, cost: str) -> bool:
@@ -130,8 +141,10 @@ def quality_bars(tables: dict[str, pd.DataFrame]) -> list[str]:
         hi = max(singles.dollars.max(), rout.dollars.max())
         a_r = aiq(rout.dollars.to_numpy(), rout.accuracy.to_numpy(), lo, hi)
         a_s = aiq(singles.dollars.to_numpy(), singles.accuracy.to_numpy(), lo, hi)
-        out.append(f"mmlu: AIQ($) routing {a_r:.4f} vs single-model hull {a_s:.4f} -> "
-                   f"{'MET' if a_r > a_s else 'NOT MET'}")  # fmt: skip
+        out.append(
+            f"mmlu: AIQ($) routing {a_r:.4f} vs single-model hull {a_s:.4f} -> "
+            f"{'MET' if a_r > a_s else 'NOT MET'}"
+        )
     if "date-mot" in tables:
         t = tables["date-mot"]
         k1 = t[t.config_label == "single:model=llama-2-13b"].accuracy.iloc[0]
@@ -140,15 +153,19 @@ def quality_bars(tables: dict[str, pd.DataFrame]) -> list[str]:
         if len(maj):
             b = maj.loc[maj.accuracy.idxmax()]
             verdict = "MET" if b.accuracy > k1 else "NOT MET"
-            out.append(f"date-mot: llama-2-13b k=1 acc {k1:.4f}; best majority {b.config_label} "
-                       f"acc {b.accuracy:.4f} -> {verdict}")  # fmt: skip
+            out.append(
+                f"date-mot: llama-2-13b k=1 acc {k1:.4f}; best majority {b.config_label} "
+                f"acc {b.accuracy:.4f} -> {verdict}"
+            )
         real = t[~t.upper_bound.astype(bool)]
         uni = real[real.family == "uniscale"]
         for fam in ("routing", "tts"):
             other = real[real.family == fam]
             dom = dominated(uni, other, "dollars")
-            out.append(f"date-mot: UniScale front dominated by {fam}-only ($)? "
-                       f"{'yes -> NOT MET' if dom else 'no -> MET'}")  # fmt: skip
+            out.append(
+                f"date-mot: UniScale front dominated by {fam}-only ($)? "
+                f"{'yes -> NOT MET' if dom else 'no -> MET'}"
+            )
     return out
 
 
@@ -177,17 +194,22 @@ def main() -> None:
         four_cpu = sum(cpu[f] for f in FAMILIES)
         grand += four
         grand_cpu += four_cpu
-        print(f"{bank}: " + ", ".join(f"{f} {times[f]:.1f}s" for f in times)
-              + f" | four families {four:.1f}s wall, {four_cpu:.1f}s CPU; "
-              f"all incl. load {total:.1f}s")  # fmt: skip
+        print(
+            f"{bank}: "
+            + ", ".join(f"{f} {times[f]:.1f}s" for f in times)
+            + f" | four families {four:.1f}s wall, {four_cpu:.1f}s CPU; "
+            f"all incl. load {total:.1f}s"
+        )
         tables[bank] = summary_table(engine, bank, task, args.mode, rows)
         if args.table:
             with pd.option_context("display.width", 160, "display.max_rows", 200):
                 print(tables[bank].sort_values("dollars").to_string(index=False))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"four families x 10 settings x {len(seeds)} seeds on both banks: {grand:.1f}s wall, "
-          f"{grand_cpu:.1f}s CPU of this process (mode={args.mode}, {os.cpu_count()} CPUs, "
-          f"load average {load:.1f} at the end)")  # fmt: skip
+    print(
+        f"four families x 10 settings x {len(seeds)} seeds on both banks: {grand:.1f}s wall, "
+        f"{grand_cpu:.1f}s CPU of this process (mode={args.mode}, {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} at the end)"
+    )
     for line in quality_bars(tables):
         print(line)
 

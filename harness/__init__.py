@@ -1,10 +1,14 @@
 """uisbench: a benchmark harness and leaderboard for inference-cost strategies.
 
-The public API is re-exported here; the CLI (``uisbench``) is a thin layer over it.
+The public API for a notebook is re-exported here; the CLI (``uisbench``) is a thin layer
+over it. Load a bank (``open_engine``, ``import_file``), run strategies into the database
+(``Runner``) or replay them in memory (``replay``, ``replay_seeds``). What a strategy plugin
+is written with is exported by :mod:`uisbench.strategies`.
 """
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Draw, Meter
+from uisbench.replay import Replay, replay, replay_seeds
 from uisbench.runner import Runner, RunResult
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.bank import import_file
@@ -22,6 +26,7 @@ __all__ = [
     "Decisions",
     "Draw",
     "Meter",
+    "Replay",
     "RunContext",
     "RunResult",
     "Runner",
@@ -32,4 +37,6 @@ __all__ = [
     "load_arrays",
     "make_strategy",
     "open_engine",
+    "replay",
+    "replay_seeds",
 ]

@@ -13,7 +13,6 @@ would) or :meth:`Meter.oracle` (which marks the run as an oracle upper bound).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
+from uisbench.sampling import sample_order, seeded_rng
 from uisbench.store.arrays import BankArrays, ModelArrays
 
 QBITS = 24  # handle = model << (QBITS + SBITS) | query << SBITS | slot
@@ -88,21 +88,22 @@ class Meter:
                 f"unknown model {model!r} (the pool holds: {', '.join(self.models)})"
             ) from None
 
-    def _order_for(self, model: str) -> np.ndarray:
-        """Seeded random order of each query's samples; padding sorts last."""
+    def draw_order(self, model: str) -> np.ndarray:
+        """Seeded random order of each query's samples (``(queries, width)`` slots), padding last.
+
+        Samples are drawn in this order; the oracle reference reads it to price its look-ahead.
+        """
         if model not in self._order:
             arr = self._arrays(model)
-            key = zlib.crc32(f"{self._stream}\0{model}".encode())
-            rng = np.random.default_rng([self._seed, key])
-            r = rng.random(arr.answer.shape)
-            r[np.arange(arr.answer.shape[1])[None, :] >= arr.n_avail[:, None]] = np.inf
-            self._order[model] = np.argsort(r, axis=1, kind="stable").astype(np.int32)
+            rng = seeded_rng(self._seed, f"{self._stream}\0{model}")
+            order = sample_order(rng, arr.n_avail, arr.answer.shape[1])
+            self._order[model] = order.astype(np.int32)
             self._cursor[model] = np.zeros(self.bank.n_queries, dtype=np.int32)
         return self._order[model]
 
     def available(self, model: str, q: np.ndarray | int) -> np.ndarray:
         """Samples of ``model`` still undrawn for each query in ``q``."""
-        self._order_for(model)
+        self.draw_order(model)
         q = np.atleast_1d(np.asarray(q, dtype=np.int64))
         return self._arrays(model).n_avail[q] - self._cursor[model][q]
 
@@ -114,7 +115,7 @@ class Meter:
         """
         if n < 1:
             raise UisbenchError(f"asked for {n} samples; n must be at least 1")
-        order = self._order_for(model)
+        order = self.draw_order(model)
         arr = self._arrays(model)
         q = np.atleast_1d(np.asarray(q, dtype=np.int64))
         cur = self._cursor[model]
@@ -204,7 +205,7 @@ class Meter:
             if not sel.any():
                 continue
             arr = self.bank.models[model]
-            order = self._order_for(model)
+            order = self.draw_order(model)
             rank = np.argmax(order[q[sel]] == slot[sel, None], axis=1)
             if (rank >= self._cursor[model][q[sel]]).any():
                 raise UisbenchError(f"a strategy chose a sample of {model} it never drew")
@@ -227,7 +228,7 @@ class Meter:
         Only the oracle reference point may look ahead; it flags the run as an upper bound.
         """
         self.used_oracle = True
-        order = self._order_for(model)
+        order = self.draw_order(model)
         arr = self._arrays(model)
         q = np.atleast_1d(np.asarray(q, dtype=np.int64))
         pos = self._cursor[model][q][:, None] + np.arange(n)[None, :]

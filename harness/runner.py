@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
+from uisbench.replay import decide, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
@@ -42,9 +43,21 @@ class RunResult:
 
 #: Column order of the tuples :meth:`Runner._decision_rows` builds for the bulk insert.
 DECISION_COLUMNS = (
-    "run_id", "query_id", "position", "arms", "samples_used", "answer", "correct",
-    "input_tokens", "output_tokens", "flops", "dollars", "latency_s", "reward", "extra",
-)  # fmt: skip
+    "run_id",
+    "query_id",
+    "position",
+    "arms",
+    "samples_used",
+    "answer",
+    "correct",
+    "input_tokens",
+    "output_tokens",
+    "flops",
+    "dollars",
+    "latency_s",
+    "reward",
+    "extra",
+)
 
 
 def _now() -> datetime:
@@ -53,6 +66,30 @@ def _now() -> datetime:
 
 def run_key(definition: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+
+
+def _check_queries(q: list[int], position: dict[int, int], seen: set[int]) -> None:
+    """Each decided query is a test query decided once; marks them ``seen``."""
+    for p in q:
+        if p not in position:
+            raise UisbenchError("strategy decided a query that is not in the test stream")
+        if p in seen:
+            raise UisbenchError("strategy decided the same query twice")
+        seen.add(p)
+
+
+def _floats(x: np.ndarray) -> list[float | None]:
+    x = np.asarray(x, dtype=float)
+    return np.where(np.isnan(x), None, x).tolist()
+
+
+def _ints(x: np.ndarray) -> list[int]:
+    return np.nan_to_num(x).astype(np.int64).tolist()
+
+
+def _delete_run(conn: Connection, run_id: int) -> None:
+    conn.execute(s.decisions.delete().where(s.decisions.c.run_id == run_id))
+    conn.execute(s.runs.delete().where(s.runs.c.id == run_id))
 
 
 class Runner:
@@ -85,6 +122,19 @@ class Runner:
     def max_k(self) -> dict[str, int]:
         return {m: int(a.n_avail[self.test_pos].min()) for m, a in self.arrays.models.items()}
 
+    def definition(self, strat: Strategy, seed: int) -> dict[str, Any]:
+        """Everything that defines a run; its hash is the run's key."""
+        return {
+            "task": self.task,
+            "bank": self.arrays.bank,
+            "models": self.models,
+            "strategy": strat.name,
+            "params": dataclasses.asdict(strat.params),
+            "seed": seed,
+            "split_seed": self.split_seed,
+            "mode": "replay",
+        }
+
     def run(
         self,
         strategy: Strategy | str,
@@ -95,76 +145,62 @@ class Runner:
         command: str | None = None,
     ) -> RunResult:
         """Run (or resume, or skip if complete) one strategy configuration with one seed."""
-        strat = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        strat = make_strategy(strategy)
+        key = run_key(self.definition(strat, seed))
         params = dataclasses.asdict(strat.params)
-        definition = {
-            "task": self.task, "bank": self.arrays.bank, "models": self.models,
-            "strategy": strat.name, "params": params, "seed": seed,
-            "split_seed": self.split_seed, "mode": "replay",
-        }  # fmt: skip
-        key = run_key(definition)
         run_id, status, done = self._open_run(key, strat, params, seed, force, command)
         n_test = len(self.test_pos)
         if status == "complete":
             return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
-        resumed = bool(done)
-        rng = np.random.default_rng([seed, 0x5EED])
-        stream = self.test_pos[rng.permutation(n_test)]
-        position = {int(q): i for i, q in enumerate(stream.tolist())}
-        meter = Meter(self.arrays, seed=seed, stream=strat.label())
-        ctx = RunContext(meter=meter, stream=stream, train=self.train, seed=seed)
+        ctx = start(strat, self.arrays, self.train, self.test_pos, seed)
+        try:
+            self._write_decisions(run_id, strat, ctx, done, progress)
+        except UisbenchError:
+            self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
+            raise
+        return self._close_run(run_id, strat, ctx.meter, bool(done))
+
+    def _write_decisions(
+        self,
+        run_id: int,
+        strat: Strategy,
+        ctx: RunContext,
+        done: set[int],
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        """Replay the strategy, committing each chunk's new decisions as it comes."""
+        n_test = len(self.test_pos)
+        position = {int(q): i for i, q in enumerate(ctx.stream.tolist())}
         seen: set[int] = set()
         written = len(done)
-        try:
-            strat.fit(self.train, ctx)
+        if progress:
+            progress(written, n_test)
+        for chunk in decide(strat, ctx):
+            rows = self._decision_rows(run_id, chunk, ctx.meter, position, seen, done)
+            if rows:
+                with self.engine.begin() as conn:
+                    bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
+                written += len(rows)
             if progress:
                 progress(written, n_test)
-            for chunk in strat.run(ctx):
-                rows = self._decision_rows(run_id, chunk, meter, position, seen, done)
-                if rows:
-                    with self.engine.begin() as conn:
-                        bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
-                    written += len(rows)
-                if progress:
-                    progress(written, n_test)
-            missing = n_test - len(seen)
-            if missing:
-                raise UisbenchError(
-                    f"strategy {strat.label()} decided {len(seen)} of {n_test} queries; "
-                    f"{missing} have no decision"
-                )
-        except UisbenchError:
-            if written == 0:  # a configuration that cannot run leaves no trace
-                with self.engine.begin() as conn:
-                    conn.execute(s.decisions.delete().where(s.decisions.c.run_id == run_id))
-                    conn.execute(s.runs.delete().where(s.runs.c.id == run_id))
-            raise
-        return self._close_run(run_id, strat, meter, resumed)
+        if len(seen) < n_test:
+            raise UisbenchError(
+                f"strategy {strat.label()} decided {len(seen)} of {n_test} queries; "
+                f"{n_test - len(seen)} have no decision"
+            )
 
     # ---------------------------------------------------------------- helpers
     def _open_run(
         self, key: str, strat: Strategy, params: dict, seed: int, force: bool, command: str | None
     ) -> tuple[int, str, set[int]]:
+        """(run id, status, query ids already decided) of the run ``key``, created if new."""
         with self.engine.begin() as conn:
             row = conn.execute(select(s.runs).where(s.runs.c.run_key == key)).mappings().first()
             if row is not None and force:
-                conn.execute(s.decisions.delete().where(s.decisions.c.run_id == row["id"]))
-                conn.execute(s.runs.delete().where(s.runs.c.id == row["id"]))
+                _delete_run(conn, row["id"])
                 row = None
             if row is None:
-                insert_ignore(
-                    conn,
-                    s.runs,
-                    [{
-                        "run_key": key, "task_id": self.task_id, "bank_id": self.arrays.bank_id,
-                        "strategy": strat.name, "params": params, "config_label": strat.label(),
-                        "seed": seed, "models": self.models, "mode": "replay",
-                        "split_seed": self.split_seed, "n_queries": len(self.test_pos),
-                        "uisbench_version": uisbench_version(), "git_commit": git_commit(),
-                        "command": command or command_line(), "host": host(),
-                        "started_at": _now(), "status": "running",
-                    }],
-                )  # fmt: skip
+                insert_ignore(conn, s.runs, [self._run_row(key, strat, params, seed, command)])
                 row = conn.execute(select(s.runs).where(s.runs.c.run_key == key)).mappings().one()
             done = set(
                 conn.execute(
@@ -172,6 +208,39 @@ class Runner:
                 ).scalars()
             )
         return row["id"], row["status"], done
+
+    def _run_row(
+        self, key: str, strat: Strategy, params: dict, seed: int, command: str | None
+    ) -> dict[str, Any]:
+        """The ``runs`` row of a new run, with its provenance (version, commit, command, host)."""
+        return {
+            "run_key": key,
+            "task_id": self.task_id,
+            "bank_id": self.arrays.bank_id,
+            "strategy": strat.name,
+            "params": params,
+            "config_label": strat.label(),
+            "seed": seed,
+            "models": self.models,
+            "mode": "replay",
+            "split_seed": self.split_seed,
+            "n_queries": len(self.test_pos),
+            "uisbench_version": uisbench_version(),
+            "git_commit": git_commit(),
+            "command": command or command_line(),
+            "host": host(),
+            "started_at": _now(),
+            "status": "running",
+        }
+
+    def _drop_if_empty(self, run_id: int) -> None:
+        """Delete a run that has no decision row (it failed before deciding anything)."""
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(s.decisions).where(s.decisions.c.run_id == run_id)
+            ).scalar_one()
+            if n == 0:
+                _delete_run(conn, run_id)
 
     def _decision_rows(
         self,
@@ -191,35 +260,27 @@ class Runner:
         if len(q) != len(chunk.handle):
             raise UisbenchError("strategy returned decisions of mismatched lengths")
         answer, correct = meter.resolve(chunk.handle)
-        texts = meter.answer_text(answer)
-        L = meter.ledger
         q_list = q.tolist()
-        for p in q_list:
-            if p not in position:
-                raise UisbenchError("strategy decided a query that is not in the test stream")
-            if p in seen:
-                raise UisbenchError("strategy decided the same query twice")
-            seen.add(p)
-        if len(q_list) == 0:
+        _check_queries(q_list, position, seen)
+        if not q_list:
             return []
-        qid = self.arrays.query_ids[q].tolist()
-
-        def floats(x: np.ndarray) -> list[float | None]:
-            x = np.asarray(x, dtype=float)
-            return np.where(np.isnan(x), None, x).tolist()
-
-        def ints(x: np.ndarray) -> list[int]:
-            return np.nan_to_num(x).astype(np.int64).tolist()
-
-        reward = [None] * len(q) if chunk.reward is None else floats(chunk.reward)
-        extra = [None] * len(q) if chunk.extra is None else chunk.extra
+        L = meter.ledger
         cols = zip(
-            itertools.repeat(run_id), qid, [position[p] for p in q_list],
-            [json.dumps(L.arms[p]) for p in q_list], L.samples[q].tolist(), texts,
-            correct.astype(bool).tolist(), ints(L.input_tokens[q]), ints(L.output_tokens[q]),
-            floats(L.flops[q]),
-            floats(L.dollars[q]), floats(L.latency_s[q]), reward, map(json.dumps, extra),
-        )  # fmt: skip
+            itertools.repeat(run_id),
+            self.arrays.query_ids[q].tolist(),
+            [position[p] for p in q_list],
+            [json.dumps(L.arms[p]) for p in q_list],
+            L.samples[q].tolist(),
+            meter.answer_text(answer),
+            correct.astype(bool).tolist(),
+            _ints(L.input_tokens[q]),
+            _ints(L.output_tokens[q]),
+            _floats(L.flops[q]),
+            _floats(L.dollars[q]),
+            _floats(L.latency_s[q]),
+            [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
+            map(json.dumps, [None] * len(q) if chunk.extra is None else chunk.extra),
+        )
         return [row for row in cols if row[1] not in done]
 
     def _accuracy(self, run_id: int) -> float:

@@ -162,7 +162,12 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 STRATEGIES: Registry[type[Strategy]] = Registry("uisbench.strategies", "strategy", Strategy)
 
 
-def make_strategy(spec: str) -> Strategy:
-    """``name:key=value,...`` → a configured strategy (unknown names and options refused)."""
+def make_strategy(spec: str | Strategy) -> Strategy:
+    """``name:key=value,...`` → a configured strategy (unknown names and options refused).
+
+    A strategy already configured is returned as is, so callers take either.
+    """
+    if isinstance(spec, Strategy):
+        return spec
     name, params = parse_spec(spec)
     return STRATEGIES.get(name)(**params)

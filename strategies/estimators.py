@@ -1,8 +1,12 @@
-"""Unbiased closed-form estimators over n recorded samples (Chen et al., 2021, Codex paper).
+"""Estimators of what k samples of a model achieve, from the n samples a bank recorded.
 
-pass@k = 1 - C(n-c, k) / C(n, k): the chance that at least one of k samples drawn without
-replacement from the n recorded ones is correct. Computed in the numerically stable product form
-1 - prod_{i=n-c+1}^{n} (1 - k / i), which never forms huge binomials.
+* pass@k, unbiased and closed-form (Chen et al., 2021, Codex paper, eq. 1):
+  pass@k = 1 − C(n−c, k) / C(n, k), the chance that at least one of k samples drawn without
+  replacement from the n recorded ones is correct. Computed in the numerically stable product
+  form 1 − ∏_{i=n−c+1}^{n} (1 − k / i), which never forms huge binomials, for every query at
+  once (one masked product over a ``(queries, max c)`` grid).
+* Any other aggregator (maj@k, best-of-k by log-prob) has no closed form; :func:`simulate_k`
+  estimates it by Monte Carlo over seeded k-subsets (:mod:`uisbench.sampling`).
 """
 
 from __future__ import annotations
@@ -10,34 +14,74 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from uisbench.sampling import k_subsets
+from uisbench.store.arrays import ModelArrays
+from uisbench.strategies.aggregators import Aggregator, SampleView, take
 
-def _pass_at_k_one(n: int, c: int, k: int) -> float:
-    if k > n:
-        raise ValueError(f"pass@k needs k <= n (got k={k}, n={n})")
-    if c < 0 or c > n:
-        raise ValueError(f"correct count c={c} outside 0..n={n}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+def _check(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    if (k > n).any():
+        i = np.flatnonzero((k > n).ravel())[0]
+        raise ValueError(f"pass@k needs k <= n (got k={k.ravel()[i]}, n={n.ravel()[i]})")
+    bad = (c < 0) | (c > n)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        raise ValueError(f"correct count c={c.ravel()[i]} outside 0..n={n.ravel()[i]}")
 
 
 def pass_at_k(n: ArrayLike, c: ArrayLike, k: int | ArrayLike) -> np.ndarray | float:
     """Unbiased pass@k per query; arguments broadcast (numpy arrays or scalars).
 
-    Returns a float for scalar inputs, else an array of the broadcast shape.
+    Returns a float for scalar inputs, else an array of the broadcast shape. Raises
+    ``ValueError`` where k > n or c is not in 0..n.
     """
-    n_arr, c_arr, k_arr = np.broadcast_arrays(np.asarray(n), np.asarray(c), np.asarray(k))
-    out = np.fromiter(
-        (
-            _pass_at_k_one(int(a), int(b), int(kk))
-            for a, b, kk in zip(n_arr.ravel(), c_arr.ravel(), k_arr.ravel())
-        ),
-        dtype=float,
-        count=n_arr.size,
-    ).reshape(n_arr.shape)
+    n_arr, c_arr, k_arr = (
+        a.astype(np.int64) for a in np.broadcast_arrays(np.asarray(n), np.asarray(c), np.asarray(k))
+    )
+    _check(n_arr, c_arr, k_arr)
+    n_arr, c_arr, k_arr = n_arr[..., None], c_arr[..., None], k_arr[..., None]
+    j = np.arange(int(c_arr.max(initial=0)))
+    i = n_arr - c_arr + 1 + j  # the c factors i = n−c+1 … n, in ascending order
+    factor = np.where(j < c_arr, 1.0 - k_arr / np.maximum(i, 1), 1.0)
+    out = np.where(n_arr - c_arr < k_arr, 1.0, 1.0 - np.prod(factor, axis=-1, keepdims=True))
+    out = out[..., 0]
     return float(out) if out.ndim == 0 else out
 
 
 def mean_pass_at_k(n: ArrayLike, c: ArrayLike, k: int) -> float:
     """pass@k averaged over queries (the usual headline figure)."""
     return float(np.mean(pass_at_k(n, c, k)))
+
+
+def simulate_k(
+    arr: ModelArrays,
+    k: int,
+    aggregate: Aggregator,
+    rng: np.random.Generator,
+    draws: int,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correctness and score of ``aggregate`` over k samples, in ``draws`` seeded draws.
+
+    Each draw takes k of every query's held samples without replacement and aggregates them.
+    ``rows``: the query positions to simulate (default: all). Returns two ``(draws, rows)``
+    arrays (correct as 0/1, score with NaN as 0); their mean over draws estimates the
+    aggregator's accuracy at k (maj@k for ``majority``). Queries that hold fewer than k
+    samples get meaningless values; callers mask them.
+    """
+    rows = np.arange(len(arr.n_avail)) if rows is None else np.asarray(rows)
+    answer, logprob = arr.answer[rows], arr.logprob[rows]
+    correct = np.zeros((draws, len(rows)))
+    score = np.zeros((draws, len(rows)))
+    for d in range(draws):
+        slot = k_subsets(rng, arr.n_avail[rows], answer.shape[1], k)
+        col = aggregate(
+            SampleView(
+                np.take_along_axis(answer, slot, axis=1), np.take_along_axis(logprob, slot, axis=1)
+            )
+        )
+        pick = np.maximum(take(slot, col), 0)
+        chosen = col >= 0
+        correct[d] = np.where(chosen, arr.correct[rows, pick], False)
+        score[d] = np.where(chosen, np.nan_to_num(arr.score[rows, pick].astype(float)), 0.0)
+    return correct, score

@@ -11,6 +11,7 @@ import numpy as np
 from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.costing import cost_unit, draw_by_choice
 
 
 def require_model(ctx: RunContext, model: str, strategy: str) -> str:
@@ -55,12 +56,7 @@ class RandomMix(Strategy):
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         choice = ctx.rng.integers(len(ctx.models), size=len(ctx.stream))
-        handle = np.full(len(ctx.stream), -1, dtype=np.int64)
-        for i, model in enumerate(ctx.models):
-            sel = choice == i
-            if sel.any():
-                handle[sel] = ctx.meter.draw(model, ctx.stream[sel], 1).handle[:, 0]
-        yield Decisions(ctx.stream, handle)
+        yield Decisions(ctx.stream, draw_by_choice(ctx.meter, ctx.models, ctx.stream, choice))
 
 
 class Oracle(Strategy):
@@ -84,13 +80,7 @@ class Oracle(Strategy):
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         q = ctx.stream
         meter = ctx.meter
-        unit = (
-            "flops"
-            if all(
-                (m.get("params_active") or m.get("params_total")) for m in ctx.model_meta.values()
-            )
-            else "dollars"
-        )
+        unit = cost_unit(ctx.model_meta)
         best_cost = np.full(len(q), np.inf)
         best = np.full((len(q), 2), -1)  # (model index, samples)
         fallback_cost = np.full(len(q), np.inf)
@@ -101,7 +91,7 @@ class Oracle(Strategy):
                 continue
             ok = meter.peek(model, q, k)
             arr = meter.bank.models[model]
-            order = meter._order_for(model)[q, :k]
+            order = meter.draw_order(model)[q, :k]
             rows = q[:, None]
             for j in range(1, k + 1):
                 slot = order[:, :j]

@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from uisbench.errors import UisbenchError
+from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
-from uisbench.strategies.aggregators import majority_column, take, vote_counts
+from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
 from uisbench.strategies.costing import cost_unit, draw_by_choice, expected_cost, mean_correct
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
@@ -234,14 +235,6 @@ class ThresholdRouter(Strategy):
         yield Decisions(q, handle, extra=extra)
 
 
-def agreement(answer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(plurality column, share of the samples voting for it) per row."""
-    col = majority_column(answer)
-    counts = vote_counts(answer)
-    top = np.take_along_axis(counts, np.maximum(col, 0)[:, None], axis=1)[:, 0]
-    return col, np.where(col >= 0, top / answer.shape[1], 0.0)
-
-
 class Cascade(Strategy):
     """FrugalGPT-style cascade, cheapest model first, escalating on low confidence."""
 
@@ -319,12 +312,9 @@ class Cascade(Strategy):
         arr = train.models[model]
         if self.signal == "logprob":
             return arr.logprob[:, 0].astype(float)
-        ok = arr.n_avail >= self.k
-        r = rng.random(arr.answer.shape)
-        r[np.arange(arr.answer.shape[1])[None, :] >= arr.n_avail[:, None]] = np.inf
-        slot = np.argsort(r, axis=1)[:, : self.k]
+        slot = k_subsets(rng, arr.n_avail, arr.answer.shape[1], self.k)
         _, share = agreement(np.take_along_axis(arr.answer, slot, axis=1))
-        return np.where(ok, share, np.nan)
+        return np.where(arr.n_avail >= self.k, share, np.nan)
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         q = ctx.stream

@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import gammaln
 
 from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
-from uisbench.strategies.aggregators import majority_column, take
+from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
 from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two
+from uisbench.strategies.estimators import pass_at_k, simulate_k
 from uisbench.strategies.features import single_thread
 
 log = logging.getLogger(__name__)
@@ -50,42 +50,23 @@ MAJ_DRAWS = 16
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the law
 
 
-def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased pass@k = 1 − C(n−c, k)/C(n, k), vectorised through log-Gamma; NaN where n < k."""
-    n, c = np.asarray(n, float), np.asarray(c, float)
-    with np.errstate(invalid="ignore"):
-        fail = n - c
-        log_ratio = (
-            gammaln(fail + 1) - gammaln(np.maximum(fail - k, 0) + 1)
-            - gammaln(n + 1) + gammaln(np.maximum(n - k, 0) + 1)
-        )  # fmt: skip
-        out = np.where(fail < k, 1.0, 1.0 - np.exp(log_ratio))
-    return np.where(n >= k, np.clip(out, 0.0, 1.0), np.nan)
-
-
 def metric_at_k(bank: BankArrays, model: str, k: int, metric: str, seed: int) -> float:
     """Mean pass@k (unbiased) or maj@k (seeded draws) over the bank's queries with n ≥ k."""
     arr = bank.models[model]
     ok = arr.n_avail >= k
     if not ok.any():
         return float("nan")
-    held = np.arange(arr.correct.shape[1])[None, :] < arr.n_avail[:, None]
     if metric == "pass":
+        held = np.arange(arr.correct.shape[1])[None, :] < arr.n_avail[:, None]
         c = (arr.correct & held).sum(axis=1)
-        return float(np.nanmean(pass_at_k(arr.n_avail[ok], c[ok], k)))
+        return float(np.mean(pass_at_k(arr.n_avail[ok], c[ok], k)))
     rng = np.random.default_rng([seed, k])
-    S = arr.answer.shape[1]
-    acc = 0.0
     draws = 1 if k == 1 else MAJ_DRAWS
-    ans_ok, cor_ok, n_ok = arr.answer[ok], arr.correct[ok], arr.n_avail[ok]
-    for _ in range(draws):
-        r = rng.random((len(n_ok), S))
-        r[np.arange(S)[None, :] >= n_ok[:, None]] = np.inf
-        slot = np.argsort(r, axis=1)[:, :k]
-        col = majority_column(np.take_along_axis(ans_ok, slot, axis=1))
-        pick = np.take_along_axis(slot, np.maximum(col, 0)[:, None], axis=1)[:, 0]
-        acc += float(np.mean(np.where(col >= 0, cor_ok[np.arange(len(n_ok)), pick], False)))
-    return acc / draws
+    correct, _ = simulate_k(arr, k, AGGREGATORS["majority"], rng, draws, np.flatnonzero(ok))
+    acc = 0.0
+    for per_draw in correct.mean(axis=1).tolist():  # in draw order, as a running sum
+        acc += per_draw
+    return acc / len(correct)
 
 
 def law(theta: np.ndarray, n: np.ndarray, d: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -160,37 +141,68 @@ def fit_t2(
     models = sorted({m for m, _, _ in points})
     size = {m: meta[m].get("params_active") or meta[m].get("params_total") for m in models}
     tokens = {m: meta[m].get("train_tokens") for m in models}
-    y = np.array([max(v, FLOOR) for _, _, v in points])
     if all(size.values()) and all(tokens.values()):
-        n = np.array([size[m] / 1e9 for m, _, _ in points])
-        d = np.array([tokens[m] / 1e12 for m, _, _ in points])
-        k = np.array([kk for _, kk, _ in points], float)
-        lo, hi = np.log(FLOOR), np.log(10.0)
-        inits = np.column_stack([
-            rng.uniform(lo, 0.0, restarts), rng.uniform(lo, hi, (restarts, 3)),
-            rng.uniform(0.0, 2.0, (restarts, 3)),
-        ])  # fmt: skip
-        bounds = [(lo - 5, hi)] * 4 + [(0.0, 3.0)] * 3
-        theta, loss = fit_multistart(lambda t: law_grad(t, n, d, k), y, inits, bounds)
-
-        def predict(model: str, kk: int) -> float:
-            return float(law(theta, size[model] / 1e9, tokens[model] / 1e12, float(kk)))
-
-        return LawFit("T2 approach 1: L = E + A/N^α + B/D^β + G/k^γ", predict, loss)
+        return _fit_joint(points, size, tokens, restarts, rng)
     unknown = [m for m in models if not (size[m] and tokens[m])]
+    return _fit_per_model(points, models, unknown, restarts, rng)
+
+
+def _targets(points: list[tuple[str, int, float]]) -> np.ndarray:
+    return np.array([max(v, FLOOR) for _, _, v in points])
+
+
+def _fit_joint(
+    points: list[tuple[str, int, float]],
+    size: dict[str, float],
+    tokens: dict[str, float],
+    restarts: int,
+    rng: np.random.Generator,
+) -> LawFit:
+    """T2 approach 1: one law over (N, D, k), N in billions and D in trillions."""
+    n = np.array([size[m] / 1e9 for m, _, _ in points])
+    d = np.array([tokens[m] / 1e12 for m, _, _ in points])
+    k = np.array([kk for _, kk, _ in points], float)
+    lo, hi = np.log(FLOOR), np.log(10.0)
+    inits = np.column_stack(
+        [
+            rng.uniform(lo, 0.0, restarts),
+            rng.uniform(lo, hi, (restarts, 3)),
+            rng.uniform(0.0, 2.0, (restarts, 3)),
+        ]
+    )
+    bounds = [(lo - 5, hi)] * 4 + [(0.0, 3.0)] * 3
+    theta, loss = fit_multistart(lambda t: law_grad(t, n, d, k), _targets(points), inits, bounds)
+
+    def predict(model: str, kk: int) -> float:
+        return float(law(theta, size[model] / 1e9, tokens[model] / 1e12, float(kk)))
+
+    return LawFit("T2 approach 1: L = E + A/N^α + B/D^β + G/k^γ", predict, loss)
+
+
+def _fit_per_model(
+    points: list[tuple[str, int, float]],
+    models: list[str],
+    unknown: list[str],
+    restarts: int,
+    rng: np.random.Generator,
+) -> LawFit:
+    """The fallback when N or D is unknown: L_m(k) = E_m + G_m/k^γ_m for each model."""
+    y = _targets(points)
+    lo = np.log(FLOOR)
+    bounds = [(lo - 5, np.log(10.0)), (lo - 5, np.log(10.0)), (0.0, 3.0)]
     fits: dict[str, np.ndarray] = {}
     total = 0.0
     for m in models:
         sel = [i for i, p in enumerate(points) if p[0] == m]
         km = np.array([points[i][1] for i in sel], float)
-        ym = y[sel]
-        lo = np.log(FLOOR)
-        inits = np.column_stack([
-            rng.uniform(lo, 0.0, restarts), rng.uniform(lo, 1.0, restarts),
-            rng.uniform(0.0, 2.0, restarts),
-        ])  # fmt: skip
-        bounds = [(lo - 5, np.log(10.0)), (lo - 5, np.log(10.0)), (0.0, 3.0)]
-        fits[m], loss = fit_multistart(lambda t, km=km: k_law_grad(t, km), ym, inits, bounds)
+        inits = np.column_stack(
+            [
+                rng.uniform(lo, 0.0, restarts),
+                rng.uniform(lo, 1.0, restarts),
+                rng.uniform(0.0, 2.0, restarts),
+            ]
+        )
+        fits[m], loss = fit_multistart(lambda t, km=km: k_law_grad(t, km), y[sel], inits, bounds)
         total += loss * len(sel)
     msg = f"per-model fit of the k term E_m + G_m/k^γ_m (N or D unknown for {', '.join(unknown)})"
     log.warning("t2: %s", msg)
@@ -225,8 +237,12 @@ class T2Optimal(Strategy):
 
     def _points(self, bank: BankArrays, models: list[str]) -> list[tuple[str, int, float]]:
         """−log metric per (model, k), k = powers of two and the most held; memoised."""
-        key = (bank.bank, hashlib.sha1(bank.query_ids.tobytes()).hexdigest(), tuple(models),
-               self.params.metric)  # fmt: skip
+        key = (
+            bank.bank,
+            hashlib.sha1(bank.query_ids.tobytes()).hexdigest(),
+            tuple(models),
+            self.params.metric,
+        )
         if key not in _POINTS:
             _POINTS[key] = self._compute_points(bank, models)
         return _POINTS[key]
@@ -261,30 +277,42 @@ class T2Optimal(Strategy):
         ref = max(expected_cost(train, m, 1, self.unit) for m in ctx.models)
         self.budget_abs = self.params.budget * ref
 
-    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+    def choose(self) -> tuple[str, int, float, bool]:
+        """(model, k, expected cost, over budget): the best predicted metric that fits the budget.
+
+        When nothing fits, the cheapest candidate runs and the decision says it is over budget.
+        """
         feasible = [c for c in self.candidates if c[2] <= self.budget_abs]
-        over = not feasible
         pool = feasible or [min(self.candidates, key=lambda c: c[2])]
         model, k, cost = min(pool, key=lambda c: (self.law.predict(c[0], c[1]), c[2]))
+        return model, k, cost, not feasible
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        model, k, cost, over = self.choose()
         test_points = self._points(ctx.meter.bank.subset(np.sort(ctx.stream)), ctx.models)
         rel = _rel_error(test_points, self.law)
         log.info(
             "t2 %s: chose %s k=%d (%s %.3g per query, budget %.3g); fit relative error "
-            "train %.3f, test %.3f", self.law.kind, model, k, self.unit, cost, self.budget_abs,
-            self.train_rel_error, rel,
-        )  # fmt: skip
+            "train %.3f, test %.3f",
+            *(self.law.kind, model, k, self.unit, cost, self.budget_abs),
+            *(self.train_rel_error, rel),
+        )
         draw = ctx.meter.draw(model, ctx.stream, k)
         if self.params.metric == "pass":
-            ok = ctx.meter.oracle(draw)
-            col = np.where(ok.any(axis=1), np.argmax(ok, axis=1), 0)
+            col = first_correct(ctx.meter.oracle(draw))
         else:
-            col = majority_column(draw.answer)
+            col = AGGREGATORS["majority"](draw)
         info = {
-            "model": model, "k": k, "fit": self.law.kind, "unit": self.unit,
-            "budget": self.budget_abs, "over_budget": over,
+            "model": model,
+            "k": k,
+            "fit": self.law.kind,
+            "unit": self.unit,
+            "budget": self.budget_abs,
+            "over_budget": over,
             "predicted": float(np.exp(-self.law.predict(model, k))),
-            "fit_rel_error_train": self.train_rel_error, "fit_rel_error_test": rel,
-        }  # fmt: skip
+            "fit_rel_error_train": self.train_rel_error,
+            "fit_rel_error_test": rel,
+        }
         yield Decisions(ctx.stream, take(draw.handle, col), extra=[info] * len(ctx.stream))
 
 

@@ -26,7 +26,14 @@ from scipy.special import betainc
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Draw
-from uisbench.strategies.aggregators import majority_column, take, vote_counts
+from uisbench.strategies.aggregators import (
+    AGGREGATORS,
+    first_correct,
+    has_logprob,
+    majority_column,
+    take,
+    vote_counts,
+)
 from uisbench.strategies.base import Decisions, RunContext, Strategy
 from uisbench.strategies.costing import powers_of_two, spread
 from uisbench.strategies.reference import require_model
@@ -79,7 +86,7 @@ class MajorityVote(Strategy):
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
         draw = ctx.meter.draw(model, ctx.stream, self.params.k)
-        yield Decisions(ctx.stream, take(draw.handle, majority_column(draw.answer)))
+        yield Decisions(ctx.stream, take(draw.handle, AGGREGATORS["majority"](draw)))
 
 
 class _FewK(Strategy):
@@ -114,11 +121,8 @@ class BestOfK(_FewK):
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         draw = self.draw_k(ctx)
-        lp = np.where(draw.answer >= 0, draw.logprob.astype(float), np.nan)
-        has = np.isfinite(lp).any(axis=1)
-        col = np.argmax(np.nan_to_num(lp, nan=-np.inf), axis=1)
-        col = np.where(has, col, majority_column(draw.answer))
-        extra = [{"selector": "logprob" if h else "majority"} for h in has.tolist()]
+        col = AGGREGATORS["logprob"](draw)
+        extra = [{"selector": "logprob" if h else "majority"} for h in has_logprob(draw).tolist()]
         yield Decisions(ctx.stream, take(draw.handle, col), extra=extra)
 
 
@@ -131,8 +135,7 @@ class PassAtK(_FewK):
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         draw = self.draw_k(ctx)
-        ok = ctx.meter.oracle(draw)
-        col = np.where(ok.any(axis=1), np.argmax(ok, axis=1), 0)
+        col = first_correct(ctx.meter.oracle(draw))
         yield Decisions(ctx.stream, take(draw.handle, col))
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +44,13 @@ from typing import Any
 import numpy as np
 
 from uisbench.errors import UisbenchError
+from uisbench.meter import Meter
+from uisbench.sampling import seeded_rng
 from uisbench.store.arrays import BankArrays
-from uisbench.strategies.aggregators import majority_column, take
+from uisbench.strategies.aggregators import AGGREGATORS, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
 from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two, request_cost
+from uisbench.strategies.estimators import simulate_k
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
 
 log = logging.getLogger(__name__)
@@ -60,23 +62,11 @@ EVAL_DRAWS = 8  # seeded draws per (query, arm) when estimating expected rewards
 class Arm:
     model: str
     k: int
-    agg: str  # "majority" | "logprob"
+    agg: str  # a key of AGGREGATORS: "majority" | "logprob"
 
     @property
     def label(self) -> str:
         return f"{self.model}×{self.k}:{self.agg}"
-
-
-def aggregate(agg: str, answer: np.ndarray, logprob: np.ndarray) -> np.ndarray:
-    """Column chosen per row: plurality vote, or highest log-prob (vote where none)."""
-    if answer.shape[1] == 1:
-        return np.where(answer[:, 0] >= 0, 0, -1)
-    col = majority_column(answer)
-    if agg == "logprob":
-        lp = np.where(answer >= 0, logprob.astype(float), np.nan)
-        has = np.isfinite(lp).any(axis=1)
-        col = np.where(has, np.argmax(np.nan_to_num(lp, nan=-np.inf), axis=1), col)
-    return col
 
 
 _SIM: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -94,7 +84,7 @@ def simulate_arm(
     if key not in _SIM:
         if len(_SIM) > 4096:
             _SIM.clear()
-        rng = np.random.default_rng([seed, zlib.crc32(arm.label.encode())])
+        rng = seeded_rng(seed, arm.label)
         _SIM[key] = _simulate(bank, arm, unit, rng, draws)
     return _SIM[key]
 
@@ -102,23 +92,10 @@ def simulate_arm(
 def _simulate(
     bank: BankArrays, arm: Arm, unit: str, rng: np.random.Generator, draws: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    arr = bank.models[arm.model]
-    Q, S = arr.answer.shape
-    ok = arr.n_avail >= arm.k
-    correct, score = np.zeros(Q), np.zeros(Q)
-    for _ in range(draws):
-        r = rng.random((Q, S))
-        r[np.arange(S)[None, :] >= arr.n_avail[:, None]] = np.inf
-        slot = np.argsort(r, axis=1)[:, : arm.k]
-        ans = np.take_along_axis(arr.answer, slot, axis=1)
-        col = aggregate(arm.agg, ans, np.take_along_axis(arr.logprob, slot, axis=1))
-        pick = np.take_along_axis(slot, np.maximum(col, 0)[:, None], axis=1)[:, 0]
-        rows = np.arange(Q)
-        correct += np.where(col >= 0, arr.correct[rows, pick], False)
-        score += np.where(col >= 0, np.nan_to_num(arr.score[rows, pick].astype(float)), 0.0)
+    correct, score = simulate_k(bank.models[arm.model], arm.k, AGGREGATORS[arm.agg], rng, draws)
     cost = request_cost(bank, arm.model, arm.k, unit)
-    nan = np.where(ok, 1.0, np.nan)
-    return correct / draws * nan, score / draws * nan, cost * nan
+    nan = np.where(bank.models[arm.model].n_avail >= arm.k, 1.0, np.nan)
+    return correct.sum(axis=0) / draws * nan, score.sum(axis=0) / draws * nan, cost * nan
 
 
 def sherman_morrison(A_inv: np.ndarray, x: np.ndarray) -> None:
@@ -230,24 +207,20 @@ class UniScale(Strategy):
 
     # ------------------------------------------------------------------ online loop
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        p = self.params
         meter = ctx.meter
-        q_all = ctx.stream
-        feats = query_features(meter, q_all, p.features).astype(float)
+        feats = query_features(meter, ctx.stream, self.params.features).astype(float)
         with single_thread():
             x_all = self._context(feats)
         regret = self._hindsight(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
         regret_fixed = regret_oracle = 0.0
-        for lo in range(0, len(q_all), CHUNK):
-            qs = q_all[lo : lo + CHUNK]
-            handles = np.full(len(qs), -1, dtype=np.int64)
-            rewards = np.zeros(len(qs))
-            chosen = np.zeros(len(qs), dtype=np.int64)
+        for lo in range(0, len(ctx.stream), CHUNK):
+            qs = ctx.stream[lo : lo + CHUNK]
             with single_thread():
-                self._chunk(meter, ledger, qs, x_all[lo : lo + len(qs)], A_inv, b, handles,
-                            rewards, chosen)  # fmt: skip
+                handles, rewards, chosen = self._chunk(
+                    meter, ledger, qs, x_all[lo : lo + CHUNK], A_inv, b
+                )
             extra = [
                 {"arm": self.arms[int(a)].label, "unit": self.unit, **regret(lo + j)}
                 for j, a in enumerate(chosen.tolist())
@@ -257,39 +230,66 @@ class UniScale(Strategy):
             yield Decisions(qs, handles, reward=rewards, extra=extra)
         log.info(
             "uniscale %s: cumulative regret over %d queries %.2f vs the best fixed arm, "
-            "%.2f vs the oracle arm", self.label(), len(q_all), regret_fixed, regret_oracle,
-        )  # fmt: skip
+            "%.2f vs the oracle arm",
+            *(self.label(), len(ctx.stream), regret_fixed, regret_oracle),
+        )
 
-    def _chunk(self, meter, ledger, qs, xs, A_inv, b, handles, rewards, chosen) -> None:
-        """Choose, draw, learn for one chunk of the stream, B queries per A⁻¹ snapshot."""
-        p = self.params
-        B = p.batch
-        for blo in range(0, len(qs), B):
-            q = qs[blo : blo + B]
-            x = xs[blo : blo + len(q)]  # (B, d)
-            theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
-            width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
-            ucb = x @ theta.T + p.alpha * np.sqrt(np.maximum(width, 0.0))
-            a = np.argmax(ucb, axis=1)
-            before = ledger[q].copy()
-            h = np.full(len(q), -1, dtype=np.int64)
-            score = np.zeros(len(q))
-            for ai in np.unique(a).tolist():
-                sel = a == ai
-                arm = self.arms[ai]
-                draw = meter.draw(arm.model, q[sel], arm.k)
-                col = aggregate(arm.agg, draw.answer, draw.logprob)
-                h[sel] = take(draw.handle, col)
-                if p.w_score:
-                    score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
-            correct = meter.feedback(h).astype(float)  # revealed after committing
-            r = self.reward(correct, score, ledger[q] - before)
-            for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
-                sherman_morrison(A_inv[a[j]], x[j])
-                b[a[j]] += r[j] * x[j]
-            handles[blo : blo + len(q)] = h
-            rewards[blo : blo + len(q)] = r
-            chosen[blo : blo + len(q)] = a
+    def _chunk(
+        self,
+        meter: Meter,
+        ledger: np.ndarray,
+        qs: np.ndarray,
+        xs: np.ndarray,
+        A_inv: np.ndarray,
+        b: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(handles, rewards, chosen arms) for one chunk of the stream, B queries per snapshot.
+
+        ``xs``: the chunk's context rows; ``A_inv`` and ``b`` are updated in place.
+        """
+        B = self.params.batch
+        blocks = [
+            self._block(meter, ledger, qs[lo : lo + B], xs[lo : lo + B], A_inv, b)
+            for lo in range(0, len(qs), B)
+        ]
+        handles, rewards, chosen = (np.concatenate(part) for part in zip(*blocks))
+        return handles, rewards, chosen
+
+    def _block(
+        self,
+        meter: Meter,
+        ledger: np.ndarray,
+        q: np.ndarray,
+        x: np.ndarray,
+        A_inv: np.ndarray,
+        b: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Choose arms for queries ``q`` from one (A⁻¹, b) snapshot, play them, learn."""
+        theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
+        width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
+        a = np.argmax(x @ theta.T + self.params.alpha * np.sqrt(np.maximum(width, 0.0)), axis=1)
+        before = ledger[q].copy()
+        h, score = self._play(meter, q, a)
+        correct = meter.feedback(h).astype(float)  # revealed after committing
+        r = self.reward(correct, score, ledger[q] - before)
+        for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
+            sherman_morrison(A_inv[a[j]], x[j])
+            b[a[j]] += r[j] * x[j]
+        return h, r, a
+
+    def _play(self, meter: Meter, q: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Draw each query's arm and aggregate: (chosen handles, their scores)."""
+        h = np.full(len(q), -1, dtype=np.int64)
+        score = np.zeros(len(q))
+        for ai in np.unique(a).tolist():
+            sel = a == ai
+            arm = self.arms[ai]
+            draw = meter.draw(arm.model, q[sel], arm.k)
+            col = AGGREGATORS[arm.agg](draw)
+            h[sel] = take(draw.handle, col)
+            if self.params.w_score:
+                score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
+        return h, score
 
     def _hindsight(self, ctx: RunContext):
         """Expected rewards of every arm on the test stream, for regret curves only."""

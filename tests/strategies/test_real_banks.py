@@ -39,7 +39,7 @@ def runners(tmp_path_factory):
 
 
 def mean_run(runner, spec: str) -> tuple[float, float]:
-    from uisbench.strategies.offline import replay_seeds
+    from uisbench.replay import replay_seeds
 
     r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, SEEDS)
     return r.accuracy, r.dollars
@@ -114,7 +114,7 @@ def test_date_uniscale_front_not_dominated(runners) -> None:
 
 
 def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
-    from uisbench.strategies.offline import replay
+    from uisbench.replay import replay
 
     r = runners["date-mot"]
     out = replay(r.arrays, r.train, r.test_pos, "t2:budget=0.1", 0)

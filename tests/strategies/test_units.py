@@ -7,17 +7,20 @@ log-probs are higher for correct samples, so best-of-k and cascades have a signa
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
+from uisbench.replay import replay
 from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.strategies.aggregators import AGGREGATORS, SampleView
 from uisbench.strategies.base import STRATEGIES, RunContext
-from uisbench.strategies.estimators import pass_at_k as pass_at_k_ref
+from uisbench.strategies.estimators import simulate_k
 from uisbench.strategies.features import MINILM_PARAMS, embed_flops, query_features
-from uisbench.strategies.offline import replay
-from uisbench.strategies.t2 import fit_t2, k_law, law, pass_at_k
+from uisbench.strategies.t2 import fit_t2, k_law, law, metric_at_k
 from uisbench.strategies.uniscale import sherman_morrison
 
 Q, S = 400, 8
@@ -55,11 +58,21 @@ def make_bank(seed: int = 0, unanimous: bool = False) -> BankArrays:
             sample_id=np.arange(Q * S).reshape(Q, S),
         )
     meta = {
-        "small": {"params_active": 1e9, "params_total": 1e9, "train_tokens": 1e12,
-                  "price_in_per_mtok": 0.1, "price_out_per_mtok": 0.1},
-        "big": {"params_active": 1e10, "params_total": 1e10, "train_tokens": 2e12,
-                "price_in_per_mtok": 1.0, "price_out_per_mtok": 1.0},
-    }  # fmt: skip
+        "small": {
+            "params_active": 1e9,
+            "params_total": 1e9,
+            "train_tokens": 1e12,
+            "price_in_per_mtok": 0.1,
+            "price_out_per_mtok": 0.1,
+        },
+        "big": {
+            "params_active": 1e10,
+            "params_total": 1e10,
+            "train_tokens": 2e12,
+            "price_in_per_mtok": 1.0,
+            "price_out_per_mtok": 1.0,
+        },
+    }
     return BankArrays(
         bank="unit",
         bank_id=1,
@@ -85,8 +98,18 @@ def run(bank: BankArrays, spec: str, seed: int = 0):
 
 def test_every_strategy_has_description_family_and_params() -> None:
     reg = STRATEGIES.all()
-    for name in ("knn-router", "lr-router", "threshold-router", "cascade", "majority",
-                 "best-of-k", "pass-at-k", "adaptive", "uniscale", "t2"):  # fmt: skip
+    for name in (
+        "knn-router",
+        "lr-router",
+        "threshold-router",
+        "cascade",
+        "majority",
+        "best-of-k",
+        "pass-at-k",
+        "adaptive",
+        "uniscale",
+        "t2",
+    ):
         cls = reg[name]
         assert cls.description and "\n" not in cls.description
         assert cls.family in ("routing", "tts", "uniscale", "t2")
@@ -205,12 +228,56 @@ def test_uniscale_cost_weight_trades_accuracy_for_cost(bank: BankArrays) -> None
     assert free.accuracy > thrifty.accuracy
 
 
-def test_unbiased_pass_at_k_matches_reference() -> None:
-    n = np.array([8, 8, 8, 5, 20])
-    c = np.array([0, 3, 8, 1, 7])
-    for k in (1, 2, 5):
-        np.testing.assert_allclose(pass_at_k(n, c, k), pass_at_k_ref(n, c, k), atol=1e-12)
-    assert np.isnan(pass_at_k(np.array([3]), np.array([1]), 4)[0])
+def test_aggregators_by_name() -> None:
+    nan = np.nan
+    answer = np.array([[1, 2, 2, -1], [3, 1, 1, 3], [-1, -1, -1, -1], [0, 1, 2, 3]])
+    logprob = np.array(
+        [[-0.1, -2, -3, 0.0], [nan, nan, nan, nan], [0.0, 0.0, 0.0, 0.0], [-1, -0.5, nan, -3]]
+    )
+    view = SampleView(answer, logprob)
+    # plurality, ties to the earliest drawn, -1 where no sample has an answer
+    np.testing.assert_array_equal(AGGREGATORS["majority"](view), [1, 0, -1, 0])
+    # best answered log-prob (the unanswered 0.0 does not count); no log-prob: the vote
+    np.testing.assert_array_equal(AGGREGATORS["logprob"](view), [0, 0, -1, 1])
+
+
+def test_simulated_majority_matches_enumeration() -> None:
+    """maj@3 of answers (0, 0, 1, 1, 2), 0 correct, by hand over the C(5, 3) = 10 subsets.
+
+    Both 0s drawn (3 subsets): right. One 0 with both 1s (2): wrong. One 0, one 1 and the 2
+    (4): a three-way tie, right when the 0 was drawn first (1/3). No 0 (1): wrong.
+    So maj@3 = (3 + 4/3) / 10 = 13/30.
+    """
+    exact = 13 / 30
+    answers = [0, 0, 1, 1, 2]
+    rows = 20_000
+    answer = np.tile(answers, (rows, 1))
+    arr = ModelArrays(
+        n_avail=np.full(rows, 5),
+        answer=answer,
+        correct=answer == 0,
+        **{
+            f: np.zeros((rows, 5))
+            for f in ("input_tokens", "output_tokens", "cost_usd", "latency_s", "logprob", "score")
+        },
+        sample_id=np.zeros((rows, 5), dtype=np.int64),
+    )
+    correct, _ = simulate_k(arr, 3, AGGREGATORS["majority"], np.random.default_rng(0), 1)
+    sd = np.sqrt(exact * (1 - exact) / rows)
+    assert abs(correct.mean() - exact) < 4 * sd
+
+
+def test_t2_pass_points_are_the_unbiased_estimator(bank: BankArrays) -> None:
+    arr = bank.models["small"]
+    for k in (1, 3, 8):
+        brute = np.mean(
+            [
+                np.mean([row[list(c)].any() for c in itertools.combinations(range(S), k)])
+                for row in arr.correct[:20]
+            ]
+        )
+        got = metric_at_k(bank.subset(np.arange(20)), "small", k, "pass", 0)
+        assert got == pytest.approx(brute, abs=1e-12)
 
 
 def test_t2_fit_recovers_a_known_law() -> None:

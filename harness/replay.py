@@ -1,0 +1,111 @@
+"""Replaying a strategy: the one place a run's seeded stream, meter and fit-then-run are set up.
+
+:class:`uisbench.runner.Runner` drives a replay and writes its decisions to the database;
+:func:`replay` drives the same replay in memory (sweeps, benchmarks, tests) and returns the
+per-configuration means the leaderboard would show. Both start from :func:`start`, so a
+configuration and seed give the same decisions either way:
+
+* the test queries arrive in a seeded permutation that depends on the seed only, so every
+  strategy sees the same stream (an online learner's order matters);
+* the meter is seeded by (seed, the configuration's label), so two settings of a sweep draw
+  different samples (:mod:`uisbench.sampling`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from uisbench.meter import Meter
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
+
+STREAM_SALT = 0x5EED  # second seed word of the stream order (the meter's is a label's CRC-32)
+
+
+def arrival_order(test_pos: np.ndarray, seed: int) -> np.ndarray:
+    """The order in which the test queries arrive: a permutation seeded by ``seed`` alone."""
+    rng = np.random.default_rng([seed, STREAM_SALT])
+    return test_pos[rng.permutation(len(test_pos))]
+
+
+def start(
+    strategy: Strategy, arrays: BankArrays, train: BankArrays, test_pos: np.ndarray, seed: int
+) -> RunContext:
+    """A fresh run of ``strategy`` with ``seed``: the seeded stream behind a fresh meter."""
+    meter = Meter(arrays, seed=seed, stream=strategy.label())
+    return RunContext(meter=meter, stream=arrival_order(test_pos, seed), train=train, seed=seed)
+
+
+def decide(strategy: Strategy, ctx: RunContext) -> Iterator[Decisions]:
+    """Fit on the training split, then yield the strategy's decisions chunk by chunk."""
+    strategy.fit(ctx.train, ctx)
+    yield from strategy.run(ctx)
+
+
+@dataclass
+class Replay:
+    """One configuration and seed replayed in memory; costs are means per test query."""
+
+    label: str
+    family: str
+    upper_bound: bool
+    accuracy: float
+    flops: float  # NaN when some model's size is unknown
+    dollars: float
+    samples: float
+    correct: np.ndarray  # per test query, in stream order
+    reward: np.ndarray | None = None
+    extra: list[dict[str, Any]] = field(default_factory=list)
+
+
+def replay(
+    arrays: BankArrays,
+    train: BankArrays,
+    test_pos: np.ndarray,
+    strategy: Strategy | str,
+    seed: int = 0,
+) -> Replay:
+    """Run one configuration with one seed over the test queries; nothing is written."""
+    strat = make_strategy(strategy)
+    ctx = start(strat, arrays, train, test_pos, seed)
+    chunks = list(decide(strat, ctx))
+    q = np.concatenate([np.asarray(c.q) for c in chunks])
+    _, correct = ctx.meter.resolve(np.concatenate([np.asarray(c.handle) for c in chunks]))
+    rewards = [c.reward for c in chunks]
+    ledger = ctx.meter.ledger
+    return Replay(
+        label=strat.label(),
+        family=strat.family,
+        upper_bound=bool(strat.upper_bound or ctx.meter.used_oracle),
+        accuracy=float(correct.mean()),
+        flops=float(ledger.flops[q].mean()),
+        dollars=float(ledger.dollars[q].mean()),
+        samples=float(ledger.samples[q].mean()),
+        correct=correct,
+        reward=None if any(r is None for r in rewards) else np.concatenate(rewards),
+        extra=[e for c in chunks for e in (c.extra or [{}] * len(c.q))],
+    )
+
+
+def replay_seeds(
+    arrays: BankArrays, train: BankArrays, test_pos: np.ndarray, spec: str, seeds: list[int]
+) -> Replay:
+    """Mean over seeds of one configuration (accuracy and costs averaged)."""
+    runs = [replay(arrays, train, test_pos, spec, s) for s in seeds]
+    first = runs[0]
+    return Replay(
+        label=first.label,
+        family=first.family,
+        upper_bound=any(r.upper_bound for r in runs),
+        accuracy=float(np.mean([r.accuracy for r in runs])),
+        flops=float(np.mean([r.flops for r in runs])),
+        dollars=float(np.mean([r.dollars for r in runs])),
+        samples=float(np.mean([r.samples for r in runs])),
+        correct=np.mean([r.correct for r in runs], axis=0),
+        reward=first.reward,
+        extra=first.extra,
+    )
