@@ -120,52 +120,64 @@ def dominated(front: pd.DataFrame, other: pd.DataFrame, cost: str) -> bool:
 
 
 def quality_bars(tables: dict[str, pd.DataFrame]) -> list[str]:
+    out = []
+    if "mmlu-llama-ladder" in tables:
+        out += mmlu_bars(tables["mmlu-llama-ladder"])
+    if "date-mot" in tables:
+        out += date_bars(tables["date-mot"])
+    return out
+
+
+def mmlu_bars(t: pd.DataFrame) -> list[str]:
+    """Routing matches the 405B model at <= 60% of its dollars; routing's AIQ beats the hull."""
     from uisbench.results.pareto import aiq
 
     out = []
-    if "mmlu-llama-ladder" in tables:
-        t = tables["mmlu-llama-ladder"]
-        big = t[t.config_label == "single:model=llama3.1-405b"].iloc[0]
-        rout = t[t.family == "routing"]
-        ok = rout[rout.accuracy >= big.accuracy - 0.01]
-        best = ok.loc[ok.dollars.idxmin()] if len(ok) else None
-        share = best.dollars / big.dollars if best is not None else float("nan")
+    big = t[t.config_label == "single:model=llama3.1-405b"].iloc[0]
+    rout = t[t.family == "routing"]
+    ok = rout[rout.accuracy >= big.accuracy - 0.01]
+    best = ok.loc[ok.dollars.idxmin()] if len(ok) else None
+    share = best.dollars / big.dollars if best is not None else float("nan")
+    out.append(
+        f"mmlu: 405B acc {big.accuracy:.4f} at ${big.dollars:.3g}/q; cheapest routing config "
+        f"within 1 pt: {best.config_label if best is not None else 'none'} "
+        f"acc {best.accuracy if best is not None else float('nan'):.4f} at "
+        f"{share:.1%} of its dollars -> bar (<= 60%) {'MET' if share <= 0.6 else 'NOT MET'}"
+    )
+    singles = t[t.config_label.str.startswith("single:")]
+    lo = min(singles.dollars.min(), rout.dollars.min())
+    hi = max(singles.dollars.max(), rout.dollars.max())
+    a_r = aiq(rout.dollars.to_numpy(), rout.accuracy.to_numpy(), lo, hi)
+    a_s = aiq(singles.dollars.to_numpy(), singles.accuracy.to_numpy(), lo, hi)
+    out.append(
+        f"mmlu: AIQ($) routing {a_r:.4f} vs single-model hull {a_s:.4f} -> "
+        f"{'MET' if a_r > a_s else 'NOT MET'}"
+    )
+    return out
+
+
+def date_bars(t: pd.DataFrame) -> list[str]:
+    """Majority vote beats k = 1; UniScale's front is not dominated by one family alone."""
+    out = []
+    k1 = t[t.config_label == "single:model=llama-2-13b"].accuracy.iloc[0]
+    maj = t[t.config_label.str.startswith("majority:model=llama-2-13b")]
+    maj = maj[~maj.config_label.str.endswith("k=1")]
+    if len(maj):
+        b = maj.loc[maj.accuracy.idxmax()]
+        verdict = "MET" if b.accuracy > k1 else "NOT MET"
         out.append(
-            f"mmlu: 405B acc {big.accuracy:.4f} at ${big.dollars:.3g}/q; cheapest routing config "
-            f"within 1 pt: {best.config_label if best is not None else 'none'} "
-            f"acc {best.accuracy if best is not None else float('nan'):.4f} at "
-            f"{share:.1%} of its dollars -> bar (<= 60%) {'MET' if share <= 0.6 else 'NOT MET'}"
+            f"date-mot: llama-2-13b k=1 acc {k1:.4f}; best majority {b.config_label} "
+            f"acc {b.accuracy:.4f} -> {verdict}"
         )
-        singles = t[t.config_label.str.startswith("single:")]
-        lo = min(singles.dollars.min(), rout.dollars.min())
-        hi = max(singles.dollars.max(), rout.dollars.max())
-        a_r = aiq(rout.dollars.to_numpy(), rout.accuracy.to_numpy(), lo, hi)
-        a_s = aiq(singles.dollars.to_numpy(), singles.accuracy.to_numpy(), lo, hi)
+    real = t[~t.upper_bound.astype(bool)]
+    uni = real[real.family == "uniscale"]
+    for fam in ("routing", "tts"):
+        other = real[real.family == fam]
+        dom = dominated(uni, other, "dollars")
         out.append(
-            f"mmlu: AIQ($) routing {a_r:.4f} vs single-model hull {a_s:.4f} -> "
-            f"{'MET' if a_r > a_s else 'NOT MET'}"
+            f"date-mot: UniScale front dominated by {fam}-only ($)? "
+            f"{'yes -> NOT MET' if dom else 'no -> MET'}"
         )
-    if "date-mot" in tables:
-        t = tables["date-mot"]
-        k1 = t[t.config_label == "single:model=llama-2-13b"].accuracy.iloc[0]
-        maj = t[t.config_label.str.startswith("majority:model=llama-2-13b")]
-        maj = maj[~maj.config_label.str.endswith("k=1")]
-        if len(maj):
-            b = maj.loc[maj.accuracy.idxmax()]
-            verdict = "MET" if b.accuracy > k1 else "NOT MET"
-            out.append(
-                f"date-mot: llama-2-13b k=1 acc {k1:.4f}; best majority {b.config_label} "
-                f"acc {b.accuracy:.4f} -> {verdict}"
-            )
-        real = t[~t.upper_bound.astype(bool)]
-        uni = real[real.family == "uniscale"]
-        for fam in ("routing", "tts"):
-            other = real[real.family == fam]
-            dom = dominated(uni, other, "dollars")
-            out.append(
-                f"date-mot: UniScale front dominated by {fam}-only ($)? "
-                f"{'yes -> NOT MET' if dom else 'no -> MET'}"
-            )
     return out
 
 

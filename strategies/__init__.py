@@ -4,6 +4,8 @@ A plugin author needs one import line::
 
     from uisbench.strategies import Strategy, RunContext, Decisions, AGGREGATORS, take
 
+and a router only chooses a model per query: subclass :class:`Router` and write ``choose``.
+
 The built-in strategies register as plugins under the ``uisbench.strategies`` entry points
 (pyproject.toml), like any other; :data:`STRATEGIES` finds them by name.
 """
@@ -38,12 +40,15 @@ from uisbench.strategies.costing import (
 )
 from uisbench.strategies.estimators import mean_pass_at_k, pass_at_k, simulate_k
 from uisbench.strategies.features import query_features, train_features
+from uisbench.strategies.routing import Router, Routes
 
 __all__ = [
     "AGGREGATORS",
     "STRATEGIES",
     "Decisions",
     "Draw",
+    "Router",
+    "Routes",
     "RunContext",
     "SampleView",
     "Strategy",

@@ -14,13 +14,17 @@
   voting for the plurality answer, which is then returned). Thresholds are training-split
   quantiles: ``escalate`` is the share of training queries each stage passes on. The chain is
   the pool sorted by training-split cost, less its ``skip`` cheapest models (or ``models``).
+
+The first three share :class:`Router`, a family base whose subclasses only ``choose`` a model
+per query from its features (RouteLLM's ``Router`` shape); its ``run`` draws and decides.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -73,11 +77,40 @@ def predict_logistic(model: Any, x: np.ndarray) -> np.ndarray:
     return model.predict_proba(x)[:, 1]
 
 
-class _QualityRouter(Strategy):
-    """Shared λ-routing: predicted quality minus λ times normalised cost (RouterBench eq. 1)."""
+@dataclass
+class Routes:
+    """A router's choice for a stream of queries: ``models[index[i]]`` answers query i."""
+
+    models: list[str]
+    index: np.ndarray
+    extra: list[dict[str, Any]]
+
+
+class Router(Strategy):
+    """Family base of the one-model-per-query routers (the shape of RouteLLM's ``Router``).
+
+    A subclass writes :meth:`choose` (and ``fit``); ``run`` reads the test queries' features,
+    draws one sample of each query's model through the meter and yields the decisions.
+    Its ``Params`` carry ``features`` (the query features, :mod:`.features`).
+    """
 
     family = "routing"
-    features_kind: ClassVar[str] = "auto"
+
+    @abstractmethod
+    def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
+        """The model for each query of ``ctx.stream``, from its features ``x``."""
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        q = ctx.stream
+        x = query_features(ctx.meter, q, self.params.features)
+        with single_thread():
+            routes = self.choose(x, ctx)
+        handle = draw_by_choice(ctx.meter, routes.models, q, routes.index)
+        yield Decisions(q, handle, extra=routes.extra)
+
+
+class _QualityRouter(Router):
+    """Shared λ-routing: predicted quality minus λ times normalised cost (RouterBench eq. 1)."""
 
     @dataclass
     class Params:
@@ -104,21 +137,19 @@ class _QualityRouter(Strategy):
         with single_thread():
             self._fit(x, correctness_matrix(train, ctx.models))
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Learn per-model quality from training features ``x`` and correctness ``y``."""
 
-    def predict(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted quality, ``(queries, models)``."""
 
-    def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        q = ctx.stream
-        x = query_features(ctx.meter, q, self.params.features)
-        with single_thread():
-            quality = self.predict(x)
-        choice = np.argmax(quality - self.params.lam * self.norm_cost[None, :], axis=1)
-        handle = draw_by_choice(ctx.meter, ctx.models, q, choice)
-        extra = [{"model": ctx.models[c], "unit": self.unit} for c in choice.tolist()]
-        yield Decisions(q, handle, extra=extra)
+    def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
+        quality = self.predict(x)
+        index = np.argmax(quality - self.params.lam * self.norm_cost[None, :], axis=1)
+        extra = [{"model": ctx.models[c], "unit": self.unit} for c in index.tolist()]
+        return Routes(ctx.models, index, extra)
 
 
 class KnnRouter(_QualityRouter):
@@ -163,7 +194,7 @@ class LogisticRouter(_QualityRouter):
         return np.column_stack([predict_logistic(m, x) for m in self.models_])
 
 
-class ThresholdRouter(Strategy):
+class ThresholdRouter(Router):
     """RouteLLM: strong/weak pair, threshold on the predicted strong win rate.
 
     The classifier predicts P(strong correct and weak wrong | x) — the win rate of RouteLLM's
@@ -175,7 +206,6 @@ class ThresholdRouter(Strategy):
     """
 
     name = "threshold-router"
-    family = "routing"
     description = "Routing: RouteLLM strong/weak pair, win-rate threshold calibrated to a share."
 
     @dataclass
@@ -221,18 +251,14 @@ class ThresholdRouter(Strategy):
                 oof[te] = predict_logistic(self.clfs[-1], x[te])
         self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
 
-    def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        q = ctx.stream
-        x = query_features(ctx.meter, q, self.params.features)
-        with single_thread():
-            win = np.mean([predict_logistic(c, x) for c in self.clfs], axis=0)
-        to_strong = win > self.threshold if self.params.share < 1.0 else np.ones(len(q), bool)
+    def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
+        win = np.mean([predict_logistic(c, x) for c in self.clfs], axis=0)
+        to_strong = win > self.threshold if self.params.share < 1.0 else np.ones(len(x), bool)
         if self.params.share == 0.0:
             to_strong[:] = False
         models = [self.weak, self.strong]
-        handle = draw_by_choice(ctx.meter, models, q, to_strong.astype(int))
         extra = [{"model": models[int(s)], "win_rate": float(w)} for s, w in zip(to_strong, win)]
-        yield Decisions(q, handle, extra=extra)
+        return Routes(models, to_strong.astype(int), extra)
 
 
 class Cascade(Strategy):
