@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from uisbench.costs import DEFAULT_PREFIX_CACHE, PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.progress import progress_bar
 from uisbench.store.lookups import banks_with_task, tasks_in_bank
@@ -50,6 +51,7 @@ class RunRequest:
     k: int | None = None
     backend: str | None = None
     limit: int | None = None
+    prefix_cache: str | None = None  # none | full | block:N; None: the pool's, else block:16
 
 
 def shipped_banks() -> list[Path]:
@@ -160,9 +162,26 @@ def expand(strategies: list[str], runner) -> list[str]:
         return strategies
     out = []
     for name, cls in STRATEGIES.all().items():
+        why = runner.cannot_run(cls)
+        if why:
+            print(f"skipped: {why}", file=sys.stderr)
+            continue
         for params in cls.sweep(runner.models, runner.max_k()):
             out.append(config_label(name, params))
     return out
+
+
+def prefix_cache(req: RunRequest) -> str:
+    """The run's prefix-cache setting: as asked, else the live pool's default, else block:16."""
+    if req.prefix_cache:
+        return str(PrefixCache.parse(req.prefix_cache))
+    if req.live:
+        from uisbench.live.pools import pool_prefix_cache
+
+        pooled = pool_prefix_cache(req.pool or DEFAULT_LIVE["pool"])
+        if pooled:
+            return str(PrefixCache.parse(pooled))
+    return DEFAULT_PREFIX_CACHE
 
 
 def run_job(req: RunRequest) -> None:
@@ -173,6 +192,7 @@ def run_job(req: RunRequest) -> None:
     engine = open_engine(req.db)
     default_job = not (req.task or req.bank or req.strategies or req.live)
     seeds = list(DEFAULT_SEEDS) if default_job and req.seeds == [0] else req.seeds
+    prefix_cache(req)  # a bad setting stops the job before any bank is imported
     pairs = plan(engine, req)
     work = _work_list(engine, pairs, req, seeds)
     resumed, skipped = _execute(work, req.force)
@@ -198,7 +218,7 @@ def _work_list(
 
     work = []
     for task, bank in pairs:
-        runner = Runner(engine, task, bank, req.models, req.split_seed)
+        runner = Runner(engine, task, bank, req.models, req.split_seed, prefix_cache(req))
         work += [(runner, spec, seed) for spec in expand(req.strategies, runner) for seed in seeds]
     return work
 

@@ -3,8 +3,11 @@
 A strategy asks ``meter.draw(model, queries, n)`` and gets ``n`` samples per query; the meter
 charges tokens, FLOPs, dollars and latency to each query's ledger. In replay the samples come
 from the bank in a seeded random order per (query, model), without replacement within a run, so
-two settings of a sweep never share one fixed prefix of samples. Overhead a strategy causes by
-itself (embedding a query, a reward model) is charged with :meth:`Meter.charge`.
+two settings of a sweep never share one fixed prefix of samples. A repeated request for the same
+(query, model) finds its prompt in the run's prefix cache (:class:`uisbench.costs.PrefixCache`)
+and pays only the uncached tail; the rules of every unit are in :mod:`uisbench.costs`. Overhead
+a strategy causes by itself (embedding a query, a reward model) is charged with
+:meth:`Meter.charge`.
 
 Correctness is not in a :class:`Draw`: a strategy learns whether an answer was right only
 through :meth:`Meter.feedback` (after it has committed to the answer, as an online learner
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.costs import sample_charges
+from uisbench.costs import CHARGES, PrefixCache, sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.sampling import sample_order, seeded_rng
 from uisbench.store.arrays import BankArrays, ModelArrays
@@ -55,11 +58,12 @@ class Ledger:
     flops: np.ndarray = field(init=False)
     dollars: np.ndarray = field(init=False)
     latency_s: np.ndarray = field(init=False)
+    param_calls: np.ndarray = field(init=False)
     samples: np.ndarray = field(init=False)
     arms: list[list[dict[str, Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens", "flops", "dollars", "latency_s"):
+        for name in CHARGES:
             setattr(self, name, np.zeros(self.n))
         self.samples = np.zeros(self.n, dtype=np.int64)
         self.arms = [[] for _ in range(self.n)]
@@ -68,8 +72,18 @@ class Ledger:
 class Meter:
     """Replay meter over a :class:`BankArrays`; see the module docstring for the rules."""
 
-    def __init__(self, bank: BankArrays, seed: int, stream: str = "") -> None:
+    def __init__(
+        self,
+        bank: BankArrays,
+        seed: int,
+        stream: str = "",
+        prefix_cache: PrefixCache | str | None = None,
+    ) -> None:
         self.bank = bank
+        if not isinstance(prefix_cache, PrefixCache):
+            prefix_cache = PrefixCache.parse(prefix_cache)
+        self.prefix_cache = prefix_cache
+        self._prefilled: dict[str, np.ndarray] = {}  # per model: (query,) prompt already cached
         self.models = list(bank.models)
         self._model_index = {m: i for i, m in enumerate(self.models)}
         self.ledger = Ledger(bank.n_queries)
@@ -132,7 +146,9 @@ class Meter:
         slot = np.take_along_axis(order[q], pos, axis=1)
         cur[q] = start + n
         rows = q[:, None]
-        charges = sample_charges(arr, self.bank.model_meta[model], rows, slot)
+        charges = sample_charges(
+            arr, self.bank.model_meta[model], rows, slot, self._cached_prompt(model, q, slot)
+        )
         self._charge(q, charges, {"model": model, "n": n})
         mi = self._model_index[model]
         handle = (np.int64(mi) << (QBITS + SBITS)) | (rows << SBITS) | slot.astype(np.int64)
@@ -146,10 +162,18 @@ class Meter:
             handle=handle,
         )
 
+    def _cached_prompt(self, model: str, q: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Prompt tokens of each query's request already in the cache; marks them cached."""
+        seen = self._prefilled.setdefault(model, np.zeros(self.bank.n_queries, dtype=bool))
+        prompt = self._arrays(model).input_tokens[q, slot[:, 0]] if slot.shape[1] else 0.0
+        cached = np.where(seen[q], self.prefix_cache.cached(prompt), 0.0)
+        seen[q] = True
+        return cached
+
     def _charge(self, q: np.ndarray, charges: dict[str, np.ndarray], arm: dict | None) -> None:
         L = self.ledger
         # np.add.at handles a query appearing twice in one call.
-        for name in ("input_tokens", "output_tokens", "flops", "dollars", "latency_s"):
+        for name in CHARGES:
             np.add.at(getattr(L, name), q, charges[name])
         if arm is not None:
             np.add.at(L.samples, q, arm["n"])
@@ -176,6 +200,7 @@ class Meter:
                 "flops": z + flops,
                 "dollars": z + dollars,
                 "latency_s": z + latency_s,
+                "param_calls": z,
             },
             None,
         )

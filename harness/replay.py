@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from uisbench.costs import PrefixCache
 from uisbench.meter import Meter
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
@@ -33,10 +34,16 @@ def arrival_order(test_pos: np.ndarray, seed: int) -> np.ndarray:
 
 
 def start(
-    strategy: Strategy, arrays: BankArrays, train: BankArrays, test_pos: np.ndarray, seed: int
+    strategy: Strategy,
+    arrays: BankArrays,
+    train: BankArrays,
+    test_pos: np.ndarray,
+    seed: int,
+    prefix_cache: PrefixCache | str | None = None,
 ) -> RunContext:
-    """A fresh run of ``strategy`` with ``seed``: the seeded stream behind a fresh meter."""
-    meter = Meter(arrays, seed=seed, stream=strategy.label())
+    """A fresh run of ``strategy`` with ``seed``: the seeded stream behind a fresh meter that
+    charges repeated requests under ``prefix_cache`` (default block:16)."""
+    meter = Meter(arrays, seed, strategy.label(), prefix_cache)
     return RunContext(meter=meter, stream=arrival_order(test_pos, seed), train=train, seed=seed)
 
 

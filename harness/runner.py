@@ -1,7 +1,7 @@
 """Running a strategy over a task: one decision row per test query, resumable.
 
 A run is identified by a hash of everything that defines it (task, bank, models, strategy and
-its full configuration, seed, split seed, mode). Strategies are deterministic given the seed, so
+its full configuration, seed, split seed, mode, prefix-cache assumption). Strategies are deterministic given the seed, so
 resuming a killed run replays the strategy from the start and writes only the decisions not yet
 committed; decision rows are unique per (run, query), so nothing is lost or written twice.
 """
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, func, select
 
+from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
@@ -55,6 +56,7 @@ DECISION_COLUMNS = (
     "flops",
     "dollars",
     "latency_s",
+    "param_calls",
     "reward",
     "extra",
 )
@@ -83,8 +85,11 @@ def _floats(x: np.ndarray) -> list[float | None]:
     return np.where(np.isnan(x), None, x).tolist()
 
 
-def _ints(x: np.ndarray) -> list[int]:
-    return np.nan_to_num(x).astype(np.int64).tolist()
+def _ints(x: np.ndarray) -> list[int | None]:
+    """Integers, None where unknown (a bank that recorded no token counts)."""
+    x = np.asarray(x, dtype=float)
+    known = np.isfinite(x).tolist()
+    return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
 
 
 def _delete_run(conn: Connection, run_id: int) -> None:
@@ -102,9 +107,11 @@ class Runner:
         bank: str,
         models: Sequence[str] | None = None,
         split_seed: int = 0,
+        prefix_cache: str | None = None,
     ) -> None:
         self.engine = engine
         self.task = task
+        self.prefix_cache = PrefixCache.parse(prefix_cache)
         with engine.begin() as conn:
             self.arrays: BankArrays = load_arrays(conn, bank, task, models)
             self.task_id = conn.execute(
@@ -118,6 +125,16 @@ class Runner:
         if len(self.test_pos) == 0:
             raise UisbenchError(f"task {task!r} has no test queries in bank {bank!r}")
         self.train = self.arrays.subset(self.train_pos)
+        self.answers_known = any((m.answer >= 0).any() for m in self.arrays.models.values())
+
+    def cannot_run(self, strat: type[Strategy] | Strategy) -> str | None:
+        """Why this working set cannot run ``strat`` (one line), or None."""
+        if strat.needs_answers and not self.answers_known:
+            return (
+                f"{strat.name} needs the samples' answers (votes) and bank {self.arrays.bank!r} "
+                "recorded outcomes only"
+            )
+        return None
 
     def max_k(self) -> dict[str, int]:
         return {m: int(a.n_avail[self.test_pos].min()) for m, a in self.arrays.models.items()}
@@ -133,6 +150,7 @@ class Runner:
             "seed": seed,
             "split_seed": self.split_seed,
             "mode": "replay",
+            "prefix_cache": str(self.prefix_cache),
         }
 
     def run(
@@ -146,13 +164,16 @@ class Runner:
     ) -> RunResult:
         """Run (or resume, or skip if complete) one strategy configuration with one seed."""
         strat = make_strategy(strategy)
+        why = self.cannot_run(strat)
+        if why:
+            raise UisbenchError(f"cannot run {strat.label()}: {why}")
         key = run_key(self.definition(strat, seed))
         params = dataclasses.asdict(strat.params)
         run_id, status, done = self._open_run(key, strat, params, seed, force, command)
         n_test = len(self.test_pos)
         if status == "complete":
             return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
-        ctx = start(strat, self.arrays, self.train, self.test_pos, seed)
+        ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
         try:
             self._write_decisions(run_id, strat, ctx, done, progress)
         except UisbenchError:
@@ -225,6 +246,7 @@ class Runner:
             "mode": "replay",
             "split_seed": self.split_seed,
             "n_queries": len(self.test_pos),
+            "prefix_cache": str(self.prefix_cache),
             "uisbench_version": uisbench_version(),
             "git_commit": git_commit(),
             "command": command or command_line(),
@@ -278,6 +300,7 @@ class Runner:
             _floats(L.flops[q]),
             _floats(L.dollars[q]),
             _floats(L.latency_s[q]),
+            _floats(L.param_calls[q]),
             [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
             map(json.dumps, [None] * len(q) if chunk.extra is None else chunk.extra),
         )

@@ -14,17 +14,17 @@ from uisbench.store import schema as s
 
 BOOTSTRAP = 1000
 MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram
-COST_COLUMNS = ("flops", "dollars", "input_tokens", "output_tokens", "latency_s")
+COST_COLUMNS = ("flops", "dollars", "input_tokens", "output_tokens", "latency_s", "param_calls")
 CONFIG_KEYS = ["bank", "task", "config_label"]  # one leaderboard row per configuration
 #: Columns of the decisions table that :func:`load_decisions` reads.
 DECISION_COLUMNS = tuple(
     """run_id query_id position correct samples_used
-    flops dollars input_tokens output_tokens latency_s reward""".split()
+    flops dollars input_tokens output_tokens latency_s param_calls reward""".split()
 )
 #: Columns of :func:`load_decisions`: the run's identity, then the decision, then the run's tags.
 OUTPUT_ORDER = """task bank synthetic run_id strategy config_label seed
-query_id position correct samples_used flops dollars input_tokens output_tokens latency_s reward
-family upper_bound""".split()
+query_id position correct samples_used flops dollars input_tokens output_tokens latency_s
+param_calls reward family upper_bound""".split()
 
 
 def load_runs(

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from uisbench.costs import PARAM_CALLS_NOTE
 from uisbench.results.aggregate import load_runs, run_stats, summarize, summarize_db
 from uisbench.results.pareto import aiq, apgr, cost_to_match, pareto_front
 from uisbench.store import schema as s
@@ -28,6 +29,7 @@ UNITS: dict[str, str] = {
     "flops": "FLOPs per query",
     "dollars": "USD per query",
     "tokens": "tokens per query",
+    "param_calls": "parameter-weighted calls per query",
 }
 SINGLE = "single"  # the strategy whose configurations are the single models
 
@@ -153,17 +155,21 @@ def _gap_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[s
 def _board_notes(configs: pd.DataFrame, single: pd.DataFrame, unit: str) -> list[str]:
     """Why the board ranks by a unit other than FLOPs, then :func:`_gap_notes`."""
     notes = []
-    if unit != "flops":
+    if unit in ("dollars", "tokens"):
         notes.append(
             "Ranked by AIQ in " + UNITS[unit] + ": some configuration has no FLOPs figure "
             "(a model's parameter count is undisclosed)."
         )
+    if unit == "param_calls":
+        notes.append(PARAM_CALLS_NOTE)
     return notes + _gap_notes(configs, single, unit)
 
 
 def _with_plot_columns(configs: pd.DataFrame) -> pd.DataFrame:
     """A copy with total tokens, a family for every row, the plot marker and the front."""
     configs = configs.copy().reset_index(drop=True)
+    if "param_calls" not in configs:  # summaries written before the unit existed
+        configs["param_calls"] = np.nan
     configs["tokens"] = configs["input_tokens"] + configs["output_tokens"]
     configs["family"] = configs["family"].replace("", "other").fillna("other")
     configs["kind"] = configs.apply(kind_of, axis=1)

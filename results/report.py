@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from uisbench.costs import PARAM_CALLS_NOTE
 from uisbench.errors import UisbenchError
 from uisbench.tasks import task_note
 
@@ -27,6 +28,7 @@ REPORT_COLUMNS = [
     ("$/q", "right"),
     ("queries×seeds", "right"),
 ]
+CALLS_COLUMN = ("param-calls/q", "right")
 #: The bank summary's columns: the model, then its figures (right-justified).
 BANK_INFO_COLUMNS = [
     "model",
@@ -66,14 +68,19 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
             + (SMOKE_LABEL if task_note(task_name).smoke else "")
         )
         console.print(_report_table(title, g))
+        if outcomes_only(g):
+            console.print(escape(PARAM_CALLS_NOTE))
 
 
 def _report_table(title: str, summary: pd.DataFrame) -> Table:
-    """Rows of :func:`summarize` for one (bank, task), by family then cost."""
+    """Rows of :func:`summarize` for one (bank, task), by family then cost; an outcomes-only
+    bank gets a column of parameter-weighted calls."""
+    calls = outcomes_only(summary)
     table = Table(title=escape(title), title_justify="left")
-    for col, just in REPORT_COLUMNS:
+    columns = REPORT_COLUMNS[:-1] + ([CALLS_COLUMN] if calls else []) + REPORT_COLUMNS[-1:]
+    for col, just in columns:
         table.add_column(col, justify=just)
-    for _, r in summary.sort_values(["family", "dollars", "flops"]).iterrows():
+    for _, r in summary.sort_values(["family", "dollars", "flops", "param_calls"]).iterrows():
         name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
         add_row(
             table,
@@ -82,9 +89,19 @@ def _report_table(title: str, summary: pd.DataFrame) -> Table:
             f"{r['samples_per_query']:.2f}",
             _num(r["flops"]),
             _num(r["dollars"]),
+            *([_num(r["param_calls"])] if calls else []),
             f"{r['n_queries']}×{r['n_seeds']}",
         )
     return table
+
+
+def outcomes_only(configs: pd.DataFrame) -> bool:
+    """No configuration has FLOPs or dollars, but parameter-weighted calls are known."""
+    return bool(
+        configs["flops"].isna().all()
+        and configs["dollars"].isna().all()
+        and configs["param_calls"].notna().any()
+    )
 
 
 def print_bank_info(df: pd.DataFrame) -> None:

@@ -427,7 +427,7 @@ class _Site:
         """One Pareto chart per cost unit that has figures, with its data as downloads."""
         configs, fronts = page.configs, page.board.fronts
         charts = []
-        plotted = [u for u in CHART_UNITS if configs[u].notna().any()] or ["tokens"]
+        plotted = [u for u in CHART_UNITS if configs[u].notna().any()] or [page.board.unit]
         for u in plotted:
             pts = configs.assign(cost=configs[u])[POINT_COLUMNS].dropna(subset=["cost"])
             spec = pareto_spec(pts, fronts, u)

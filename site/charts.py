@@ -17,8 +17,9 @@ AXIS_TITLES = {
     "flops": "FLOPs per query (log scale)",
     "dollars": "US dollars per query (log scale)",
     "tokens": "Tokens per query (log scale)",
+    "param_calls": "Parameter-weighted calls per query, Σ N_active (log scale)",
 }
-COST_FORMAT = {"flops": ".2~s", "dollars": "$.2~g", "tokens": ".2~s"}
+COST_FORMAT = {"flops": ".2~s", "dollars": "$.2~g", "tokens": ".2~s", "param_calls": ".2~s"}
 #: Fixed colours so a family looks the same on every chart of the site.
 GROUP_COLORS = {
     "single models": "#4c4c4c",

@@ -68,6 +68,9 @@ class Strategy(ABC):
     family: ClassVar[str]  # "reference" | "routing" | "tts" | "uniscale" | "t2"
     description: ClassVar[str]
     upper_bound: ClassVar[bool] = False  # oracle-style strategies, drawn as bounds
+    #: Reads the samples' extracted answers (votes, agreement): cannot run on a bank that
+    #: recorded outcomes only (correct flags, no answers).
+    needs_answers: ClassVar[bool] = False
 
     @dataclass
     class Params:

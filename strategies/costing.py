@@ -3,9 +3,10 @@
 Routers, UniScale and T2 all need a model's (and a k-sample request's) expected cost *before*
 calling it. They learn it from the training split (fully visible), using the same charging rule
 as the meter (:func:`uisbench.costs.sample_charges`), so a predicted cost and a
-charged cost are in the same unit. The unit is FLOPs when every model's parameter count is
-known, else dollars: FLOPs of a model of unknown size cannot be computed, and mixing units
-would make λ meaningless.
+charged cost are in the same unit. The unit is FLOPs when every model's parameter count and
+token counts are known, else dollars, else (a bank that recorded outcomes only) parameter-weighted
+calls: FLOPs of a model of unknown size cannot be computed, and mixing units would make λ
+meaningless.
 """
 
 from __future__ import annotations
@@ -36,47 +37,76 @@ def spread(values: list[Any], n: int) -> list[Any]:
     return [values[i] for i in idx]
 
 
-def cost_unit(model_meta: dict[str, dict[str, Any]], unit: str = "auto") -> str:
-    """``flops`` when every model's size is known (or asked for), else ``dollars``."""
-    if unit in ("flops", "dollars"):
-        if unit == "flops" and not all_sizes_known(model_meta):
+UNITS = ("flops", "dollars", "param_calls")
+
+
+def cost_unit(
+    model_meta: dict[str, dict[str, Any]], unit: str = "auto", bank: BankArrays | None = None
+) -> str:
+    """The first of :data:`UNITS` computable for every model (or the one asked for).
+
+    ``bank`` (the training split) tells whether tokens and costs were recorded at all; an
+    outcomes-only bank falls back to parameter-weighted calls (``costs.PARAM_CALLS_NOTE``).
+    """
+    if unit != "auto" and unit not in UNITS:
+        raise UisbenchError(f"unknown cost unit {unit!r} (auto, {', '.join(UNITS)})")
+    known = [u for u in UNITS if _computable(model_meta, u, bank)]
+    if unit == "auto":
+        if not known:
             raise UisbenchError(
-                "unit=flops needs every model's parameter count; some are unknown in this pool "
-                "(use unit=dollars or unit=auto)"
+                "no cost unit can be computed: neither prices, recorded costs nor every "
+                "model's parameter count are known"
             )
-        return unit
-    if unit != "auto":
-        raise UisbenchError(f"unknown cost unit {unit!r} (auto, flops or dollars)")
-    return "flops" if all_sizes_known(model_meta) else "dollars"
+        return known[0]
+    if unit not in known:
+        raise UisbenchError(
+            f"unit={unit} cannot be computed for every model of this pool "
+            f"(computable: {', '.join(known) or 'none'}; use unit=auto)"
+        )
+    return unit
+
+
+def _computable(meta: dict[str, dict[str, Any]], unit: str, bank: BankArrays | None) -> bool:
+    """Whether ``unit`` is known for every model; without a bank (or an empty one), sizes
+    decide FLOPs and dollars are assumed recorded."""
+    if unit in ("flops", "param_calls") and not all_sizes_known(meta):
+        return False
+    if unit == "param_calls" or bank is None or bank.n_queries == 0:
+        return True
+    return all(np.isfinite(request_cost(bank, m, 1, unit)).any() for m in meta)
 
 
 def all_sizes_known(model_meta: dict[str, dict[str, Any]]) -> bool:
     return all((m.get("params_active") or m.get("params_total")) for m in model_meta.values())
 
 
-def request_cost(bank: BankArrays, model: str, k: int, unit: str) -> np.ndarray:
-    """Per-query cost of a k-sample request of ``model`` over ``bank`` (NaN where n < k)."""
+def request_cost(bank: BankArrays, model: str, k: int, unit: str, repeat: int = 1) -> np.ndarray:
+    """Per-query cost of a k-sample request of ``model`` over ``bank`` (NaN where n < k);
+    ``repeat`` > 1 charges each of the k samples' outputs that many times (one prompt)."""
     arr = bank.models[model]
     out = np.full(bank.n_queries, np.nan)
     if k > arr.answer.shape[1]:
         return out
     ok = arr.n_avail >= k
     rows = np.flatnonzero(ok)[:, None]
-    slot = np.arange(k)[None, :]
+    slot = np.repeat(np.arange(k), repeat)[None, :]
     c = sample_charges(arr, bank.model_meta[model], rows, slot)[unit]
     out[ok] = c
     return out
 
 
 def expected_cost(bank: BankArrays, model: str, k: int, unit: str) -> float:
-    """Mean cost of a k-sample request on ``bank``; k × the 1-sample cost where n < k."""
+    """Mean cost of a k-sample request on ``bank``.
+
+    Where the bank holds fewer than k samples, the request is built from the first sample
+    repeated k times: its prompt charged once and its output k times, the meter's rule.
+    """
     c = request_cost(bank, model, k, unit)
-    if np.isfinite(c).any():
-        return float(np.nanmean(c))
-    c1 = request_cost(bank, model, 1, unit)
-    if not np.isfinite(c1).any():
+    if not np.isfinite(c).any():
+        c = request_cost(bank, model, 1, unit, repeat=k)
+    if not np.isfinite(c).any():
         raise UisbenchError(f"no {unit} cost can be computed for {model} on the training split")
-    return float(np.nanmean(c1)) * k
+    return float(np.nanmean(c))
 
 
 def mean_correct(bank: BankArrays, model: str) -> np.ndarray:

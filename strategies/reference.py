@@ -80,7 +80,7 @@ class Oracle(Strategy):
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         q = ctx.stream
         meter = ctx.meter
-        unit = cost_unit(ctx.model_meta)
+        unit = cost_unit(ctx.model_meta, "auto", ctx.train)
         best_cost = np.full(len(q), np.inf)
         best = np.full((len(q), 2), -1)  # (model index, samples)
         fallback_cost = np.full(len(q), np.inf)

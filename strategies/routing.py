@@ -130,7 +130,7 @@ class _QualityRouter(Router):
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
             raise UisbenchError(f"strategy {self.name} needs a training split to fit on")
-        self.unit = cost_unit(ctx.model_meta, self.params.unit)
+        self.unit = cost_unit(ctx.model_meta, self.params.unit, train)
         cost = model_costs(train, ctx.models, self.unit)
         self.norm_cost = cost / cost.max()
         x = train_features(train.prompts, self.params.features)
@@ -230,7 +230,7 @@ class ThresholdRouter(Router):
 
         if train.n_queries < 2:
             raise UisbenchError("threshold-router needs a training split (2+ queries)")
-        unit = cost_unit(ctx.model_meta, self.params.unit)
+        unit = cost_unit(ctx.model_meta, self.params.unit, train)
         cost = model_costs(train, ctx.models, unit)
         order = np.argsort(cost)
         self.strong = self.params.strong or ctx.models[order[-1]]
@@ -267,6 +267,7 @@ class Cascade(Strategy):
     name = "cascade"
     family = "routing"
     description = "Routing: cascade cheapest-first, escalate on low log-prob or low agreement."
+    needs_answers = True
 
     @dataclass
     class Params:
@@ -295,7 +296,7 @@ class Cascade(Strategy):
         return [{"escalate": e, "skip": s} for s in chains for e in (0.1, 0.3, 0.5)]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
-        unit = cost_unit(ctx.model_meta, self.params.unit)
+        unit = cost_unit(ctx.model_meta, self.params.unit, train)
         chain = (
             list(self.params.models)
             or sorted(ctx.models, key=lambda m: expected_cost(train, m, 1, unit))[

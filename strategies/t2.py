@@ -215,6 +215,7 @@ class T2Optimal(Strategy):
     name = "t2"
     family = "t2"
     description = "T2-optimal: fit the T2 scaling law on train, best (model, k) per budget."
+    needs_answers = True
 
     @dataclass
     class Params:
@@ -260,7 +261,7 @@ class T2Optimal(Strategy):
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
             raise UisbenchError("t2 needs a training split to fit the scaling law on")
-        self.unit = cost_unit(ctx.model_meta, self.params.unit)
+        self.unit = cost_unit(ctx.model_meta, self.params.unit, train)
         points = self._points(train, ctx.models)
         if not points:
             raise UisbenchError("t2: the training split gives no (model, k) point to fit")

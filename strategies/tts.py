@@ -74,6 +74,7 @@ class MajorityVote(Strategy):
     name = "majority"
     family = "tts"
     description = "TTS-only: k samples of one model, plurality vote (self-consistency)."
+    needs_answers = True
 
     @dataclass
     class Params(_ModelK):
@@ -118,6 +119,7 @@ class BestOfK(_FewK):
 
     name = "best-of-k"
     description = "TTS-only: k samples of one model, keep the highest log-prob sample."
+    needs_answers = True
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         draw = self.draw_k(ctx)
@@ -150,6 +152,7 @@ class AdaptiveConsistency(Strategy):
     name = "adaptive"
     family = "tts"
     description = "TTS-only: sample until the leading answer is decided at a confidence (Beta)."
+    needs_answers = True
 
     @dataclass
     class Params:

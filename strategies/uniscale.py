@@ -124,6 +124,7 @@ class UniScale(Strategy):
     name = "uniscale"
     family = "uniscale"
     description = "UniScale: LinUCB bandit over model × k × aggregation, online, cost-weighted."
+    needs_answers = True
 
     @dataclass
     class Params:
@@ -176,7 +177,7 @@ class UniScale(Strategy):
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         p = self.params
-        self.unit = cost_unit(ctx.model_meta, p.unit)
+        self.unit = cost_unit(ctx.model_meta, p.unit, train)
         self.arms = self._arms(train, ctx)
         bank_for_cost = train if train.n_queries else ctx.meter.bank.subset(ctx.stream)
         self.arm_cost = np.array(

@@ -41,6 +41,13 @@ from uisbench.cli.options import db_option
 @click.option("--k", type=int, default=None, help="With --live: samples per query and model.")
 @click.option("--backend", default=None, help="With --live: backend for every model.")
 @click.option("--limit", type=int, default=None, help="With --live: first N queries per split.")
+@click.option(
+    "--prefix-cache",
+    default=None,
+    metavar="none|full|block:N",
+    help="What a repeated request to the same model finds cached of its prompt "
+    "(default: the live pool's setting, else block:16, vLLM's block size).",
+)
 @db_option
 def run(
     task: str | None,
@@ -56,6 +63,7 @@ def run(
     k: int | None,
     backend: str | None,
     limit: int | None,
+    prefix_cache: str | None,
     db: str | None,
 ) -> None:
     """Run strategies over a task's test queries, one decision row per query (resumable)."""
@@ -77,6 +85,7 @@ def run(
             k=k,
             backend=backend,
             limit=limit,
+            prefix_cache=prefix_cache,
         )
     )
 

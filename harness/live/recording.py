@@ -225,4 +225,5 @@ def _model_meta(spec: Any) -> dict[str, Any]:
     d = asdict(spec) if hasattr(spec, "__dataclass_fields__") else dict(vars(spec))
     return {k: d.get(k) for k in (
         "family", "backend", "identifier", "params_total", "params_active", "train_tokens",
-        "price_in_per_mtok", "price_out_per_mtok", "context_length")}  # fmt: skip
+        "price_in_per_mtok", "price_out_per_mtok", "price_cached_in_per_mtok",
+        "context_length")}  # fmt: skip

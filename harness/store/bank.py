@@ -36,7 +36,7 @@ SAMPLE_COLUMNS = (
 )  # fmt: skip
 MODEL_META = (
     "family", "backend", "identifier", "params_total", "params_active", "train_tokens",
-    "price_in_per_mtok", "price_out_per_mtok", "context_length",
+    "price_in_per_mtok", "price_out_per_mtok", "price_cached_in_per_mtok", "context_length",
 )  # fmt: skip
 CHUNK = 50_000
 

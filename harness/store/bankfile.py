@@ -26,6 +26,8 @@ FIELDS = (
 )  # fmt: skip
 #: Extensions written only when present: the full sample text and a verifier/reward score.
 OPTIONAL_FIELDS = ("text", "score")
+#: Prices a models file may give, USD per million tokens (cached: a cached prompt prefix).
+PRICES = ("price_in_per_mtok", "price_out_per_mtok", "price_cached_in_per_mtok")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +304,7 @@ def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
     for name, m in raw.items():
         if not isinstance(m, dict):
             raise UisbenchError(f"{path.name}: metadata of {name!r} is not an object")
-        for f in ("params_b", "train_tokens_t", "price_in_per_mtok", "price_out_per_mtok"):
+        for f in ("params_b", "train_tokens_t", *PRICES):
             if not _num(m.get(f)):
                 raise UisbenchError(f"{path.name}: {name}.{f} must be a number or null")
         params = m.get("params_b")
@@ -313,8 +315,7 @@ def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
             "params_total": params * 1e9 if params is not None else None,
             "params_active": active * 1e9 if active is not None else None,
             "train_tokens": tokens * 1e12 if tokens is not None else None,
-            "price_in_per_mtok": m.get("price_in_per_mtok"),
-            "price_out_per_mtok": m.get("price_out_per_mtok"),
+            **{f: m.get(f) for f in PRICES},
         }
     return out
 
@@ -329,7 +330,7 @@ def models_to_json(models: dict[str, dict[str, Any]]) -> str:
         if a is not None and a != p:
             d["active_params_b"] = round(a / 1e9, 6)
         d["train_tokens_t"] = round(t / 1e12, 6) if t is not None else None
-        for f in ("price_in_per_mtok", "price_out_per_mtok"):
+        for f in PRICES:
             if m.get(f) is not None:
                 d[f] = m[f]
         out[name] = d

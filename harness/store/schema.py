@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -77,6 +77,7 @@ models = Table(
     Column("train_tokens", Float),  # tokens, not trillions
     Column("price_in_per_mtok", Float),  # USD per million tokens
     Column("price_out_per_mtok", Float),
+    Column("price_cached_in_per_mtok", Float),  # a cached prompt prefix, where billed apart
     Column("context_length", Integer),
 )
 
@@ -129,6 +130,8 @@ runs = Table(
     Column("models", JSON, nullable=False),
     Column("mode", String(16), nullable=False),  # "replay" | "live"
     Column("split_seed", Integer),
+    # What a repeated request finds in the prompt cache: none | full | block:N (costs.PrefixCache).
+    Column("prefix_cache", String(32), nullable=False),
     Column("n_queries", Integer, nullable=False),
     Column("uisbench_version", String(50), nullable=False),
     Column("git_commit", String(64)),
@@ -151,11 +154,12 @@ decisions = Table(
     Column("samples_used", Integer, nullable=False),
     Column("answer", Text),
     Column("correct", Boolean, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
+    Column("input_tokens", Integer),  # NULL when the bank recorded no token counts
+    Column("output_tokens", Integer),
     Column("flops", Float),  # NULL when a model's parameter count is undisclosed
     Column("dollars", Float),
     Column("latency_s", Float),
+    Column("param_calls", Float),  # Σ N_active of the samples drawn (outcomes-only banks' unit)
     Column("reward", Float),
     Column("extra", JSON),
     UniqueConstraint("run_id", "query_id", name="uq_decision"),

@@ -77,9 +77,13 @@ def test_charges_follow_the_cost_model():
     assert L.latency_s[1] == bank.models["a"].latency_s[1, slots].max()  # parallel: slowest
     m.draw("a", np.array([1]), 1)  # a second, sequential request adds up
     assert L.samples[1] == 4 and len(L.arms[1]) == 2
-    # No size known: FLOPs unknown; no price: the bank's recorded cost per sample.
-    m.draw("b", np.array([0]), 2)
-    assert np.isnan(L.flops[0]) and L.dollars[0] == pytest.approx(1.0)
+    # No size known: FLOPs unknown; no price: the recorded cost per sample split by tokens
+    # (implied price per token), the prompt part once per request.
+    d = m.draw("b", np.array([0]), 2)
+    out_b = bank.models["b"].output_tokens[0, d.handle[0] & 0xFFFF]
+    per_token = 0.5 / (100 + out_b)
+    assert np.isnan(L.flops[0])
+    assert L.dollars[0] == pytest.approx(per_token.mean() * 100 + (per_token * out_b).sum())
     m.charge(np.array([2]), flops=5.0, label="embedding")
     assert L.flops[2] == 5.0 and L.arms[2] == [{"overhead": "embedding"}]
 

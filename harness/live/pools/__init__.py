@@ -42,6 +42,7 @@ class ModelSpec:
     train_tokens: float | None = None
     price_in_per_mtok: float | None = None
     price_out_per_mtok: float | None = None
+    price_cached_in_per_mtok: float | None = None
     context_length: int | None = None
     chat_template: bool = False
     family: str | None = None
@@ -62,14 +63,19 @@ def available_pools() -> dict[str, str]:
     return out
 
 
-def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
-    """A shipped pool by name (``cpu-tiny``) or any pool YAML file by path."""
+def _pool_path(name_or_path: str | os.PathLike[str]) -> Path:
     path = Path(name_or_path)
     if not path.suffix:
         path = _pool_dir() / f"{name_or_path}.yaml"
     if not path.exists():
         known = ", ".join(available_pools())
         raise UisbenchError(f"pool {str(name_or_path)!r} not found (shipped pools: {known})")
+    return path
+
+
+def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
+    """A shipped pool by name (``cpu-tiny``) or any pool YAML file by path."""
+    path = _pool_path(name_or_path)
     with path.open(encoding="utf-8") as f:
         data = yaml.safe_load(f)
     specs = []
@@ -78,7 +84,12 @@ def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
         entry = dict(entry)
         gguf = entry.pop("gguf", None)
         extra = {k: entry.pop(k) for k in list(entry) if k not in known_fields}
-        for key in ("train_tokens", "price_in_per_mtok", "price_out_per_mtok"):
+        for key in (
+            "train_tokens",
+            "price_in_per_mtok",
+            "price_out_per_mtok",
+            "price_cached_in_per_mtok",
+        ):
             if entry.get(key) is not None:  # YAML 1.1 reads "2.0e12" as a string
                 entry[key] = float(entry[key])
         try:
@@ -88,6 +99,14 @@ def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
                 f"pool {path.name}: bad model entry {entry.get('name')}: {exc}"
             ) from exc
     return specs
+
+
+def pool_prefix_cache(name_or_path: str | os.PathLike[str]) -> str | None:
+    """The pool's ``prefix_cache`` setting (none, full or block:N), if its file names one."""
+    path = _pool_path(name_or_path)
+    with path.open(encoding="utf-8") as f:
+        value = (yaml.safe_load(f) or {}).get("prefix_cache")
+    return None if value is None else str(value)
 
 
 def cache_dir() -> Path:
