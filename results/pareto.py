@@ -19,12 +19,18 @@ at its highest point and extended flat. ``c_min``/``c_max`` must be shared by al
 compared (RouterBench extends every hull to the largest cost over all routers), otherwise AIQs
 are not comparable.
 
-**APGR** (RouteLLM, Ong et al. 2024, §4): PGR = (r − r_weak)/(r_strong − r_weak) averaged over the
-share of the weak→strong cost gap spent. For a two-model router the cost spent is exactly
-``c_weak + p·(c_strong − c_weak)`` with p its share of strong calls, so integrating over
-normalised cost is RouteLLM's APGR; for a strategy with many models or samples it is the natural
-generalisation. The strategy's curve is its non-decreasing hull with the weak model's point
-added (sending every query to the weak model is always possible: RouteLLM's curves start there).
+**AIQ over log cost** (:func:`aiq_log`): the same hull averaged over ``ln c`` instead of ``c``.
+Linear AIQ weighs each FLOP alike, so on a ladder of model sizes the region between the small
+models (a few percent of the range) barely counts and the ranking is nearly "accuracy at the dear
+end"; over log cost each factor of ten in budget counts alike.
+
+**APGR and CPT** (RouteLLM, Ong et al. 2024, §4): PGR = (r − r_weak)/(r_strong − r_weak). APGR is
+the average PGR over the share of the weak→strong cost gap spent, s = (c − c_weak)/(c_strong −
+c_weak) ∈ [0, 1], along the strategy's **own** cost–quality curve (its configurations in cost
+order, joined by straight lines, starting at the weak model as RouteLLM's curves do, flat after
+its dearest point) — not its hull. CPT(x) is the smallest s at which that curve reaches PGR ≥ x.
+For a two-model router s is exactly its share of strong calls, so both are RouteLLM's; for a
+strategy with many models or samples they are the natural generalisation.
 """
 
 from __future__ import annotations
@@ -126,22 +132,108 @@ def aiq(
     return _area(hc, hq, lo, hi) / (hi - lo)
 
 
+def aiq_log(
+    cost: np.ndarray, quality: np.ndarray, c_min: float | None = None, c_max: float | None = None
+) -> float:
+    """AIQ over log cost: ``1/ln(c_max/c_min) ∫ R̃(c) d ln c`` of the same hull as :func:`aiq`.
+
+    On a hull segment R̃ = a + b·c, so the integral is exact: ``a·ln(c2/c1) + b·(c2 − c1)``.
+    NaN when there is no finite point or the range is empty or not positive.
+    """
+    _, c, q = _finite(cost, quality)
+    if len(c) == 0:
+        return float("nan")
+    lo = float(np.min(c)) if c_min is None else float(c_min)
+    hi = float(np.max(c)) if c_max is None else float(c_max)
+    if not (lo > 0 and hi > lo):
+        return float("nan")
+    hc, hq = nondecreasing_hull(c, q)
+    start = max(lo, hc[0])
+    if start >= hi:
+        return 0.0
+    xs = np.concatenate(([start], hc[(hc > start) & (hc < hi)], [hi]))
+    ys = hull_value(hc, hq, xs)
+    x1, x2, y1, y2 = xs[:-1], xs[1:], ys[:-1], ys[1:]
+    b = (y2 - y1) / (x2 - x1)
+    a = y1 - b * x1
+    return float(np.sum(a * np.log(x2 / x1) + b * (x2 - x1)) / np.log(hi / lo))
+
+
+def gain_curve(
+    cost: np.ndarray,
+    quality: np.ndarray,
+    weak: tuple[float, float],
+    strong: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The strategy's own curve as (share of the cost gap s, PGR), by increasing s, starting
+    at the weak model (0, 0); None when the strong model is not both dearer and better."""
+    (cw, qw), (cs, qs) = weak, strong
+    _, c, q = _finite(cost, quality)
+    if len(c) == 0 or not (np.isfinite([cw, qw, cs, qs]).all() and cs > cw and qs > qw):
+        return None
+    s = (np.append(cw, c) - cw) / (cs - cw)
+    pgr = (np.append(qw, q) - qw) / (qs - qw)
+    order = np.argsort(s, kind="stable")
+    return s[order], pgr[order]
+
+
 def apgr(
     cost: np.ndarray,
     quality: np.ndarray,
     weak: tuple[float, float],
     strong: tuple[float, float],
 ) -> float:
-    """RouteLLM's average performance gap recovered between ``weak`` and ``strong``
-    (each a ``(cost, accuracy)`` pair). NaN when the strong model is not both dearer and
-    better than the weak one, or the strategy has no finite point."""
-    (cw, qw), (cs, qs) = weak, strong
-    _, c, q = _finite(cost, quality)
-    if len(c) == 0 or not (np.isfinite([cw, qw, cs, qs]).all() and cs > cw and qs > qw):
+    """RouteLLM's average performance gap recovered on ``[weak, strong]`` (each a
+    ``(cost, accuracy)`` pair), along the strategy's own curve (:func:`gain_curve`). NaN when
+    the strong model is not both dearer and better, or the strategy has no finite point."""
+    curve = gain_curve(cost, quality, weak, strong)
+    if curve is None:
         return float("nan")
-    hc, hq = nondecreasing_hull(np.append(c, cw), np.append(q, qw))
-    mean_quality = _area(hc, hq, cw, cs) / (cs - cw)
-    return float((mean_quality - qw) / (qs - qw))
+    s, pgr = curve
+    xs = np.unique(np.concatenate(([0.0, 1.0], s[(s > 0) & (s < 1)])))
+    ys = np.interp(xs, s, pgr)  # flat past the dearest point; joins points in cost order
+    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2.0))
+
+
+def cpt(
+    cost: np.ndarray,
+    quality: np.ndarray,
+    weak: tuple[float, float],
+    strong: tuple[float, float],
+    target: float,
+) -> float:
+    """RouteLLM's call-performance threshold CPT(target): the smallest share of the weak→strong
+    cost gap at which the strategy's own curve reaches PGR ≥ ``target`` (interpolated between
+    its configurations); NaN if it never does or the gap is undefined. May be below 0 when a
+    configuration cheaper than the weak model already reaches it."""
+    curve = gain_curve(cost, quality, weak, strong)
+    if curve is None:
+        return float("nan")
+    s, pgr = curve
+    hit = np.flatnonzero(pgr >= target - 1e-12)
+    if len(hit) == 0:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0 or pgr[i] == pgr[i - 1]:
+        return float(s[i])
+    frac = (target - pgr[i - 1]) / (pgr[i] - pgr[i - 1])
+    return float(s[i - 1] + frac * (s[i] - s[i - 1]))
+
+
+def oracle_front(
+    oracle_cost: np.ndarray, solved: np.ndarray, fallback_cost: np.ndarray, caps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle as a front: under each cost cap, every query gets its cheapest correct arm if
+    that costs at most the cap, else the cheapest arm (and is wrong).
+
+    ``oracle_cost``/``solved``: per query, the cheapest correct arm's cost and whether one
+    exists (the oracle run's decisions); ``fallback_cost``: per query, the cheapest arm's cost.
+    Returns (mean cost per query, accuracy) at each cap.
+    """
+    oc = np.asarray(oracle_cost, dtype=float)[None, :]
+    ok = np.asarray(solved, dtype=bool)[None, :] & (oc <= np.asarray(caps, float)[:, None])
+    cost = np.where(ok, oc, np.asarray(fallback_cost, dtype=float)[None, :])
+    return cost.mean(axis=1), ok.mean(axis=1)
 
 
 def cost_to_match(cost: np.ndarray, quality: np.ndarray, target: float) -> float:

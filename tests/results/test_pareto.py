@@ -9,10 +9,13 @@ import pytest
 
 from uisbench.results.pareto import (
     aiq,
+    aiq_log,
     apgr,
     cost_to_match,
+    cpt,
     hull_value,
     nondecreasing_hull,
+    oracle_front,
     pareto_front,
 )
 
@@ -111,6 +114,45 @@ def test_apgr() -> None:
     assert apgr([2.0], [0.8], weak, strong) == pytest.approx(0.75)
     # Undefined when the strong model is not dearer and better.
     assert np.isnan(apgr([2.0], [0.8], weak, (0.5, 0.9)))
+
+
+def test_apgr_follows_the_strategys_own_curve_not_its_hull() -> None:
+    weak, strong = (1.0, 0.4), (3.0, 0.8)
+    # (2, .5) lies under the chord weak→(3, .8); the hull would skip it (APGR .5), the own
+    # curve dips: PGR 0 → .25 at s=.5 → 1 at s=1, area .0625 + .3125 = .375.
+    assert apgr([2.0, 3.0], [0.5, 0.8], weak, strong) == pytest.approx(0.375)
+
+
+def test_cpt() -> None:
+    weak, strong = (1.0, 0.4), (3.0, 0.8)
+    # Own curve (s, PGR): (0, 0) → (.5, .25) → (1, 1): PGR .5 at s = .5 + .5·(.25/.75).
+    assert cpt([2.0, 3.0], [0.5, 0.8], weak, strong, 0.5) == pytest.approx(0.5 + 0.5 / 3)
+    assert cpt([2.0, 3.0], [0.5, 0.8], weak, strong, 0.2) == pytest.approx(0.4)
+    assert np.isnan(cpt([2.0], [0.5], weak, strong, 0.8))
+
+
+def test_aiq_over_log_cost() -> None:
+    # Hull (1, .2) → (100, .8): R = .2 + .6·(c − 1)/99; ∫ R d ln c over [1, 100] / ln 100.
+    a, b = 0.2 - 0.6 / 99, 0.6 / 99
+    want = (a * np.log(100) + b * 99) / np.log(100)
+    assert aiq_log([1, 100], [0.2, 0.8]) == pytest.approx(want)
+    # A flat hull is its own value; below its cheapest point it earns 0.
+    assert aiq_log([10], [0.5], c_min=1, c_max=100) == pytest.approx(0.5 * 0.5)
+    # Brute force: trapezoid on a fine log grid.
+    rng = np.random.default_rng(3)
+    c, q = rng.lognormal(0, 2, 30), rng.uniform(0, 1, 30)
+    hc, hq = nondecreasing_hull(c, q)
+    grid = np.geomspace(c.min(), c.max(), 200_001)
+    ys = hull_value(hc, hq, grid)
+    brute = np.sum(np.diff(np.log(grid)) * (ys[1:] + ys[:-1]) / 2) / np.log(c.max() / c.min())
+    assert aiq_log(c, q) == pytest.approx(brute, abs=1e-6)
+
+
+def test_oracle_front_under_cost_caps() -> None:
+    # Three queries: solved at cost 1 and 5, one unsolved; the cheapest arm costs 1 each.
+    cost, acc = oracle_front([1.0, 5.0, 1.0], [True, True, False], [1.0, 1.0, 1.0], [0.5, 1, 5])
+    assert acc.tolist() == pytest.approx([0, 1 / 3, 2 / 3])
+    assert cost.tolist() == pytest.approx([1.0, 1.0, 7 / 3])
 
 
 def test_cost_to_match() -> None:
