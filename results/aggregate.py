@@ -15,14 +15,15 @@ from uisbench.store import schema as s
 BOOTSTRAP = 1000
 MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram
 COST_COLUMNS = ("flops", "dollars", "input_tokens", "output_tokens", "latency_s", "param_calls")
-CONFIG_KEYS = ["bank", "task", "config_label"]  # one leaderboard row per configuration
+#: One leaderboard row per configuration under one prefix-cache setting (its FLOPs depend on it).
+CONFIG_KEYS = ["bank", "task", "prefix_cache", "config_label"]
 #: Columns of the decisions table that :func:`load_decisions` reads.
 DECISION_COLUMNS = tuple(
     """run_id query_id position correct samples_used
     flops dollars input_tokens output_tokens latency_s param_calls reward""".split()
 )
 #: Columns of :func:`load_decisions`: the run's identity, then the decision, then the run's tags.
-OUTPUT_ORDER = """task bank synthetic run_id strategy config_label seed
+OUTPUT_ORDER = """task bank synthetic prefix_cache run_id strategy config_label seed
 query_id position correct samples_used flops dollars input_tokens output_tokens latency_s
 param_calls reward family upper_bound""".split()
 
@@ -41,6 +42,7 @@ def load_runs(
             r.c.strategy,
             r.c.config_label,
             r.c.seed,
+            r.c.prefix_cache,
             r.c.summary,
         )
         .join(t, r.c.task_id == t.c.id)
@@ -194,6 +196,7 @@ def summarize_db(
     task: str | None = None,
     include_synthetic: bool = False,
     runs: pd.DataFrame | None = None,
+    packed: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """``summarize(load_decisions(...))`` without materialising the decisions as a DataFrame.
 
@@ -202,7 +205,8 @@ def summarize_db(
     read as integers and reduced with numpy to a histogram of per-query accuracy per
     configuration, on which the bootstrap runs (:func:`bootstrap_ci_counts`: same seed, same
     interval as :func:`summarize`). This keeps a million-decision leaderboard to seconds.
-    ``runs`` may pass :func:`load_runs` merged with :func:`run_stats` when the caller has them.
+    ``runs`` may pass :func:`load_runs` merged with :func:`run_stats` when the caller has them,
+    ``packed`` the runs' :func:`read_packed_outcomes`.
     """
     if runs is None:
         runs = _runs_with_stats(engine, task, include_synthetic)
@@ -211,7 +215,8 @@ def summarize_db(
     per_run = _number_configs(runs[runs["n_decisions"] > 0])
     if per_run.empty:
         return pd.DataFrame()
-    packed = _read_packed_outcomes(engine, runs["run_id"].tolist())
+    if packed is None:
+        packed = read_packed_outcomes(engine, runs["run_id"].tolist())
     hist_key, hist_n = _accuracy_histograms(packed, per_run)
     rows = []
     for i, g in per_run.groupby("config", sort=True):
@@ -236,7 +241,7 @@ def _number_configs(runs: pd.DataFrame) -> pd.DataFrame:
     return per_run.assign(config=[config_index[k] for k in keys])
 
 
-def _read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
+def read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
     """One integer per decision, (run_id·2³² + query_id)·2 + correct, read through the DBAPI
     cursor: the hot path of a million-decision build (Row objects cost ~4× more)."""
     d = s.decisions
@@ -254,6 +259,27 @@ def _read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
                 cur.close()
             packed.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
     return np.concatenate(packed)
+
+
+def per_query_accuracy(packed: np.ndarray, runs: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy of each configuration on each query, averaged over its seeds: rows indexed by
+    :data:`CONFIG_KEYS`, one column per query id, NaN where a configuration has no decision."""
+    per_run = _number_configs(runs)
+    if per_run.empty or len(packed) == 0:
+        return pd.DataFrame()
+    run_id, query, ok = packed >> 33, (packed >> 1) & (2**32 - 1), packed & 1
+    cfg = pd.Series(per_run["config"].values, index=per_run["run_id"].values).reindex(run_id)
+    keep = cfg.notna().to_numpy()
+    cfg = cfg.to_numpy()[keep].astype(np.int64)
+    queries, col = np.unique(query[keep], return_inverse=True)
+    n_cfg = int(per_run["config"].max()) + 1
+    flat = cfg * len(queries) + col
+    total = np.bincount(flat, minlength=n_cfg * len(queries)).reshape(n_cfg, -1)
+    right = np.bincount(flat, weights=ok[keep], minlength=n_cfg * len(queries))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = right.reshape(n_cfg, -1) / total
+    keys = per_run.drop_duplicates("config").sort_values("config")[CONFIG_KEYS]
+    return pd.DataFrame(acc, index=pd.MultiIndex.from_frame(keys), columns=queries)
 
 
 def _accuracy_histograms(

@@ -80,45 +80,55 @@ def budget_table(
     groups: dict[str, list[str]],
     singles: list[str],
 ) -> pd.DataFrame:
-    """Per (budget = a single model's cost, group): the group's hull accuracy there, the paired
-    difference to that single model with its interval, and whether the group is claimably best
-    at that budget (its paired interval against the runner-up excludes zero).
+    """Per (budget = a single model's cost, group): the group's hull accuracy there (NaN where
+    the budget is below the group's cheapest configuration: it cannot spend that little), the
+    paired difference to that single model with its interval, and the rank claim.
 
+    At each budget the candidates are the groups and the single model itself; the most accurate
+    is claimed best only if its paired interval against the runner-up excludes zero.
     ``cost``: mean cost per query by configuration label; ``groups``: label lists per family.
     """
     budgets = cost[singles].to_numpy(float)
     s_idx = res.index(singles)
-    rows = []
     at_obs, at_boot = {}, {}
     for name, labels in groups.items():
         idx = res.index(labels)
         c = cost[labels].to_numpy(float)
-        at_obs[name] = hull_at(c, res.observed[idx], budgets)
-        at_boot[name] = np.stack([hull_at(c, b[idx], budgets) for b in res.boot])
+        reach = np.where(budgets >= c.min(), 1.0, np.nan)
+        at_obs[name] = hull_at(c, res.observed[idx], budgets) * reach
+        at_boot[name] = np.stack([hull_at(c, b[idx], budgets) for b in res.boot]) * reach
+    rows = []
     for j, single in enumerate(singles):
+        base = res.boot[:, s_idx[j]]
         for name in groups:
-            diff = at_boot[name][:, j] - res.boot[:, s_idx[j]]
-            lo, hi = interval(diff)
-            rows.append({
-                "budget_of": single, "budget": budgets[j], "group": name,
-                "accuracy": at_obs[name][j], "single_accuracy": res.observed[s_idx[j]],
-                "gain": at_obs[name][j] - res.observed[s_idx[j]], "gain_low": lo, "gain_high": hi,
-            })  # fmt: skip
+            lo, hi = interval(at_boot[name][:, j] - base)
+            acc, ref = at_obs[name][j], res.observed[s_idx[j]]
+            rows.append(
+                dict(
+                    budget_of=single,
+                    budget=budgets[j],
+                    group=name,
+                    accuracy=acc,
+                    single_accuracy=ref,
+                    gain=acc - ref,
+                    gain_low=lo,
+                    gain_high=hi,
+                )
+            )
     table = pd.DataFrame(rows)
     table["best"] = False
     table["claim"] = ""
     for j, single in enumerate(singles):
-        sel = table.index[table["budget_of"] == single]
-        if len(sel) < 1:
+        cands = {n: (at_obs[n][j], at_boot[n][:, j]) for n in groups if np.isfinite(at_obs[n][j])}
+        cands[single] = (res.observed[s_idx[j]], res.boot[:, s_idx[j]])
+        order = sorted(cands, key=lambda n: -cands[n][0])
+        if order[0] == single or len(order) < 2:
             continue
-        order = table.loc[sel].sort_values("accuracy", ascending=False)
-        top = order.index[0]
-        table.loc[top, "best"] = True
-        if len(order) == 1:
-            continue
-        first, second = order["group"].iloc[0], order["group"].iloc[1]
-        lo, hi = interval(at_boot[first][:, j] - at_boot[second][:, j])
-        table.loc[top, "claim"] = (
+        first, second = order[0], order[1]
+        lo, hi = interval(cands[first][1] - cands[second][1])
+        row = table.index[(table["budget_of"] == single) & (table["group"] == first)]
+        table.loc[row, "best"] = lo > 0
+        table.loc[row, "claim"] = (
             f"best at this budget (vs {second}: +{lo:.3f} to +{hi:.3f})"
             if lo > 0
             else f"not distinguishable from {second} (paired 95% interval {lo:+.3f} to {hi:+.3f})"
@@ -142,8 +152,8 @@ def curve_intervals(
     def metrics(acc: np.ndarray) -> list[float]:
         wk, st = (cw, acc[w]), (cs, acc[s])
         q = acc[idx]
-        return [apgr(c, q, wk, st), cpt(c, q, wk, st, 0.5), cpt(c, q, wk, st, 0.8),
-                cost_to_match(c, q, acc[s])]  # fmt: skip
+        match = cost_to_match(c, q, acc[s])
+        return [apgr(c, q, wk, st), cpt(c, q, wk, st, 0.5), cpt(c, q, wk, st, 0.8), match]
 
     names = ("apgr", "cpt50", "cpt80", "match")
     observed = metrics(res.observed)
@@ -153,3 +163,33 @@ def curve_intervals(
         lo, hi = interval(boot[:, i])
         out[name], out[f"{name}_low"], out[f"{name}_high"] = observed[i], lo, hi
     return out
+
+
+def board_verdicts(
+    configs: pd.DataFrame, per_query: pd.DataFrame, unit: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The budget table (families vs each single model in ``unit``) and, per strategy, RouteLLM's
+    APGR and CPT(50 %/80 %) and the cost to match the best single model with intervals.
+
+    ``configs``: a board's configurations (rows of the summary, with ``front`` and ``family``);
+    ``per_query``: their per-query accuracy, indexed by configuration label.
+    """
+    ok = configs[np.isfinite(configs[unit].to_numpy(float)) & ~configs["upper_bound"]]
+    ok = ok[ok["config_label"].isin(per_query.index)]
+    single = ok[ok["strategy"] == "single"].sort_values(unit)
+    if single.empty or per_query.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    res = resample(per_query.loc[ok["config_label"]])
+    cost = ok.set_index("config_label")[unit].astype(float)
+    fronted = ok[~ok["front"].isin(["", "single models"])]
+    groups = {f: list(g["config_label"]) for f, g in fronted.groupby("family", sort=True)}
+    budget = budget_table(res, cost, groups, list(single["config_label"])) if groups else None
+    weak = single.loc[single["accuracy"].idxmin(), "config_label"]
+    strong = single.loc[single["accuracy"].idxmax(), "config_label"]
+    rows = []
+    if cost[strong] > cost[weak]:
+        for name, g in ok.groupby("strategy", sort=True):
+            row = {"strategy": name}
+            row.update(curve_intervals(res, cost, list(g["config_label"]), weak, strong))
+            rows.append(row)
+    return (budget if budget is not None else pd.DataFrame()), pd.DataFrame(rows)

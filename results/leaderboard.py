@@ -20,8 +20,17 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from uisbench.costs import PARAM_CALLS_NOTE
-from uisbench.results.aggregate import load_runs, run_stats, summarize, summarize_db
-from uisbench.results.pareto import aiq, apgr, cost_to_match, pareto_front
+from uisbench.results.aggregate import (
+    load_runs,
+    per_query_accuracy,
+    read_packed_outcomes,
+    run_stats,
+    summarize,
+    summarize_db,
+)
+from uisbench.results.budget import board_verdicts
+from uisbench.results.oracle import ORACLE_NOTE, oracle_fronts
+from uisbench.results.pareto import aiq, aiq_log, apgr, cost_to_match, pareto_front
 from uisbench.store import schema as s
 
 #: Cost units a board is computed in, in order of preference for ranking, with their labels.
@@ -49,6 +58,12 @@ class TaskBoard:
     best_single: dict[str, Any] | None = None
     weakest_single: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    prefix_cache: str = ""  # the runs' prefix-cache setting, shown beside every FLOPs figure
+    #: Per (single model's cost as budget, family): hull accuracy, paired gain and rank claim.
+    budget: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Per strategy: APGR, CPT(50 %), CPT(80 %), cost to match, each with a 95 % interval.
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    oracle_front: pd.DataFrame = field(default_factory=pd.DataFrame)  # points in ``unit``
 
 
 def kind_of(row: pd.Series) -> str:
@@ -102,6 +117,7 @@ def _group_metrics(
         known = bool(np.isfinite(cost).all())
         lo, hi = ranges.get(u, (np.nan, np.nan))
         row[f"aiq_{u}"] = aiq(cost, acc, lo, hi) if known and np.isfinite(lo) else np.nan
+        row[f"aiq_log_{u}"] = aiq_log(cost, acc, lo, hi) if known and np.isfinite(lo) else np.nan
         row[f"min_{u}"] = float(np.nanmin(cost)) if np.isfinite(cost).any() else np.nan
         s_ok = single[np.isfinite(single[u].to_numpy(float))]
         apgr_v = match = ratio = np.nan
@@ -256,8 +272,15 @@ def _pick(frame: pd.DataFrame, best: bool) -> dict[str, Any] | None:
     return {k: r[k] for k in ("config_label", "accuracy", "ci_low", "ci_high", *UNITS)}
 
 
-def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) -> TaskBoard:
-    """Rank one task's configurations (rows of :func:`summarize`) by AIQ."""
+def build_board(
+    task: str,
+    bank: str,
+    synthetic: bool,
+    configs: pd.DataFrame,
+    per_query: pd.DataFrame | None = None,
+) -> TaskBoard:
+    """Rank one task's configurations (rows of :func:`summarize`) by AIQ; with their per-query
+    accuracy (indexed by label), add the budget-matched verdicts of :mod:`.budget`."""
     configs = _with_plot_columns(configs)
     unit = _primary_unit(configs)
     ranges = _cost_ranges(configs)
@@ -266,6 +289,11 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
     families = _family_table(configs, ranges, single, unit)
     fronts, on_front = _pareto_fronts(configs, unit)
     configs["on_front"] = on_front
+    budget, curves = (
+        board_verdicts(configs, per_query, unit)
+        if per_query is not None
+        else (pd.DataFrame(), pd.DataFrame())
+    )
     return TaskBoard(
         task=task,
         bank=bank,
@@ -278,17 +306,27 @@ def build_board(task: str, bank: str, synthetic: bool, configs: pd.DataFrame) ->
         best_single=_pick(single, True),
         weakest_single=_pick(single, False),
         notes=_board_notes(configs, single, unit),
+        prefix_cache=str(configs["prefix_cache"].iloc[0]) if "prefix_cache" in configs else "",
+        budget=budget,
+        curves=curves,
     )
 
 
-def boards_from_summary(summary: pd.DataFrame, synthetic: dict[str, bool]) -> list[TaskBoard]:
-    """One board per (task, bank) from rows of ``summarize``/``summarize_db``."""
+def boards_from_summary(
+    summary: pd.DataFrame, synthetic: dict[str, bool], per_query: pd.DataFrame | None = None
+) -> list[TaskBoard]:
+    """One board per (task, bank, prefix-cache setting) from rows of ``summarize``/
+    ``summarize_db``; ``per_query`` (:func:`per_query_accuracy`) adds the budget verdicts."""
     if summary.empty:
         return []
-    return [
-        build_board(task, bank, bool(synthetic.get(bank, False)), g)
-        for (bank, task), g in summary.groupby(["bank", "task"], sort=True)
-    ]
+    keys = [k for k in ("bank", "task", "prefix_cache") if k in summary]
+    boards = []
+    for key, g in summary.groupby(keys, sort=True):
+        pq = None
+        if per_query is not None and len(per_query):
+            pq = per_query.xs(key, level=keys).reindex(g["config_label"].tolist())
+        boards.append(build_board(key[1], key[0], bool(synthetic.get(key[0], False)), g, pq))
+    return boards
 
 
 def build_boards(decisions: pd.DataFrame) -> list[TaskBoard]:
@@ -310,9 +348,35 @@ def leaderboard(
     if runs.empty:
         return runs, []
     runs = runs.merge(run_stats(engine, runs["run_id"].tolist()), on="run_id", how="left")
-    summary = summarize_db(engine, include_synthetic=include_synthetic, runs=runs)
+    packed = read_packed_outcomes(engine, runs["run_id"].tolist())
+    summary = summarize_db(engine, include_synthetic=include_synthetic, runs=runs, packed=packed)
+    per_query = per_query_accuracy(packed, runs[runs["n_decisions"] > 0])
     synthetic = runs.groupby("bank")["synthetic"].any().to_dict()
-    return runs, boards_from_summary(summary, synthetic)
+    boards = boards_from_summary(summary, synthetic, per_query)
+    for board in boards:
+        _add_oracle_front(engine, board, runs)
+    return runs, boards
+
+
+def _add_oracle_front(engine: Engine, board: TaskBoard, runs: pd.DataFrame) -> None:
+    """Draw the board's oracle as a front and give the oracle row that front's AIQs."""
+    mine = runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)]
+    if "prefix_cache" in mine and board.prefix_cache:
+        mine = mine[mine["prefix_cache"] == board.prefix_cache]
+    front = oracle_fronts(engine, mine, board.unit)
+    if front.empty:
+        return
+    board.oracle_front = front
+    drawn = front.assign(front="oracle (upper bound)", unit=board.unit)
+    board.fronts = pd.concat([board.fronts, drawn], ignore_index=True)
+    lo_hi = _cost_ranges(board.configs).get(board.unit)
+    table = board.strategies
+    if lo_hi is not None and "oracle" in set(table["strategy"]):
+        c, a = front["cost"].to_numpy(float), front["accuracy"].to_numpy(float)
+        row = table["strategy"] == "oracle"
+        table.loc[row, f"aiq_{board.unit}"] = aiq(c, a, *lo_hi)
+        table.loc[row, f"aiq_log_{board.unit}"] = aiq_log(c, a, *lo_hi)
+    board.notes.append(ORACLE_NOTE)
 
 
 def regret_curves(engine: Engine, run_ids: list[int]) -> pd.DataFrame:

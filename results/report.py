@@ -60,10 +60,10 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
             "no complete runs" + (f" for task {task!r}" if task else "") + " in the database"
         )
     summary = summarize(df)
-    for (bank, task_name), g in summary.groupby(["bank", "task"], sort=True):
+    for (bank, task_name, cache), g in summary.groupby(["bank", "task", "prefix_cache"]):
         synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())
         title = (
-            f"{task_name} — bank {bank}"
+            f"{task_name} — bank {bank} — prefix cache {cache}"
             + (" [SYNTHETIC: speed test only]" if synthetic else "")
             + (SMOKE_LABEL if task_note(task_name).smoke else "")
         )
@@ -77,7 +77,9 @@ def _report_table(title: str, summary: pd.DataFrame) -> Table:
     bank gets a column of parameter-weighted calls."""
     calls = outcomes_only(summary)
     table = Table(title=escape(title), title_justify="left")
-    columns = REPORT_COLUMNS[:-1] + ([CALLS_COLUMN] if calls else []) + REPORT_COLUMNS[-1:]
+    flops = (f"FLOPs/q ({summary['prefix_cache'].iloc[0]})", "right")
+    columns = [c if c[0] != "FLOPs/q" else flops for c in REPORT_COLUMNS[:-1]]
+    columns += ([CALLS_COLUMN] if calls else []) + REPORT_COLUMNS[-1:]
     for col, just in columns:
         table.add_column(col, justify=just)
     for _, r in summary.sort_values(["family", "dollars", "flops", "param_calls"]).iterrows():

@@ -41,7 +41,7 @@ import pandas as pd
 from markupsafe import escape
 from sqlalchemy import Engine, select
 
-from uisbench.costs import DOLLARS_NOTE, FLOPS_NOTE
+from uisbench.costs import DEFAULT_PREFIX_CACHE, DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
@@ -118,6 +118,22 @@ def sort_key(x: Any) -> str:
     if isinstance(x, (int, float, np.integer, np.floating)):
         return repr(float(x))
     return str(x)
+
+
+def board_slug(board: TaskBoard) -> str:
+    """A board's page name: task@bank, with the prefix-cache setting where it is not the
+    default (boards of one task and bank under two settings must not share a page)."""
+    cache = board.prefix_cache
+    suffix = "@" + cache if cache and cache != DEFAULT_PREFIX_CACHE else ""
+    return slug(board.task + "@" + board.bank + suffix)
+
+
+def _board_runs(board: TaskBoard, runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a board summarises: its task and bank, under its prefix-cache setting."""
+    mine = runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)]
+    if board.prefix_cache and "prefix_cache" in mine:
+        mine = mine[mine["prefix_cache"] == board.prefix_cache]
+    return mine
 
 
 def slug(text: str) -> str:
@@ -341,7 +357,7 @@ class _Site:
                 "bank": b.bank,
                 "synthetic": b.synthetic,
                 "smoke": self.notes[b.task].smoke,
-                "href": f"tasks/{slug(b.task + '@' + b.bank)}.html",
+                "href": f"tasks/{board_slug(b)}.html",
             }
             for b in boards
         ]
@@ -378,12 +394,12 @@ class _Site:
     ) -> dict[str, Any]:
         """Every page of one (task, bank): its runs, configurations, drilled queries and itself;
         returns the task's entry on the index page."""
-        tslug = slug(board.task + "@" + board.bank)
+        tslug = board_slug(board)
         page = _TaskPages(
             board=board,
             slug=tslug,
             href=f"tasks/{tslug}.html",
-            runs=runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)],
+            runs=_board_runs(board, runs),
             configs=_configs_table(board, tslug),
             ctx={"board": board, "synthetic": board.synthetic, "note": self.notes[board.task]},
         )
@@ -394,6 +410,8 @@ class _Site:
         self._config_pages(page, curves)
         qlist = self._query_pages(page, drill)
         strategies = board.strategies.copy()
+        if len(board.curves):
+            strategies = strategies.merge(board.curves, on="strategy", how="left")
         strategies["anchor"] = "strategy-" + strategies["strategy"].map(slug)
         n_test = int(board.configs["n_queries"].max())
         self.render(
@@ -409,6 +427,7 @@ class _Site:
             runs=page.runs.to_dict(orient="records"),
             families_present=sorted(page.configs["family"].unique()),
             task_href=page.href,
+            budget=board.budget.to_dict(orient="records"),
             **page.ctx,
         )
         primary = next((c for c in charts if c["unit"] == board.unit), None)
@@ -440,7 +459,14 @@ class _Site:
                 links["fronts_csv"] = _write_data(self.out / "data", name, fr)["csv"]
             hidden = int((pts["cost"] <= 0).sum())
             charts.append(
-                {"unit": u, "spec": spec, "links": links, "hidden": hidden, "id": f"pareto-{u}"}
+                {
+                    "unit": u,
+                    "spec": spec,
+                    "links": links,
+                    "hidden": hidden,
+                    "id": f"pareto-{u}",
+                    "prefix_cache": page.board.prefix_cache,
+                }
             )
         return charts
 
