@@ -29,6 +29,23 @@ def powers_of_two(limit: int) -> list[int]:
     return out
 
 
+#: Points a default sweep gives each strategy at least: enough for its hull not to be an
+#: artifact of sweep density (AIQ and the budget-matched verdicts read the hull).
+SWEEP_POINTS = 8
+
+
+def log_grid(lo: float, hi: float, n: int = SWEEP_POINTS + 1) -> list[float]:
+    """``n`` log-spaced values from ``lo`` to ``hi``, rounded to 2 significant digits."""
+    return [float(f"{v:.2g}") for v in np.geomspace(lo, hi, n)]
+
+
+def sample_counts(max_k: int, n: int = SWEEP_POINTS) -> list[int]:
+    """Up to ``n`` log-spaced sample counts from 2 to ``max_k`` (both ends kept)."""
+    if max_k < 2:
+        return []
+    return sorted({int(round(v)) for v in np.geomspace(2, max_k, n)})
+
+
 def spread(values: list[Any], n: int) -> list[Any]:
     """At most ``n`` items of ``values``, evenly spread and keeping both ends."""
     if len(values) <= n:

@@ -33,10 +33,14 @@ from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import cost_unit, draw_by_choice, expected_cost, mean_correct
+from uisbench.strategies.costing import (
+    cost_unit,
+    draw_by_choice,
+    expected_cost,
+    log_grid,
+    mean_correct,
+)
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
-
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)  # 0: quality only … 10: the cheapest model
 
 
 def _check_features(kind: str) -> None:
@@ -125,7 +129,9 @@ class _QualityRouter(Router):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"lam": lam} for lam in LAMBDAS]
+        # λ weighs cost normalised by the dearest model's: 0 buys quality only; log-spaced up to
+        # where every query goes to the cheapest model.
+        return [{"lam": lam} for lam in (0.0, *log_grid(0.003, 30.0, 11))]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
@@ -223,7 +229,8 @@ class ThresholdRouter(Router):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"share": s} for s in (0.2, 0.4, 0.6, 0.8)] if len(models) > 1 else []
+        shares = [round(s, 2) for s in np.linspace(0.1, 0.9, 9)]  # cost is linear in the share
+        return [{"share": s} for s in shares] if len(models) > 1 else []
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         from sklearn.model_selection import KFold
@@ -293,7 +300,8 @@ class Cascade(Strategy):
         if len(models) < 2:
             return []
         chains = [0] if len(models) == 2 else [0, len(models) - 2]
-        return [{"escalate": e, "skip": s} for s in chains for e in (0.1, 0.3, 0.5)]
+        thresholds = [round(e, 2) for e in np.linspace(0.1, 0.9, 9)]
+        return [{"escalate": e, "skip": s} for s in chains for e in thresholds]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         unit = cost_unit(ctx.model_meta, self.params.unit, train)

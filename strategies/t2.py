@@ -40,7 +40,7 @@ from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two
+from uisbench.strategies.costing import cost_unit, expected_cost, log_grid, powers_of_two
 from uisbench.strategies.estimators import pass_at_k, simulate_k
 from uisbench.strategies.features import single_thread
 
@@ -234,7 +234,10 @@ class T2Optimal(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"budget": b} for b in (0.01, 0.03, 0.1, 0.3, 1.0)]
+        # Budget × the dearest model's one-sample cost: from far below the cheapest model's
+        # sample to the dearest model with every sample the bank holds, log-spaced.
+        top = max(max_k.values(), default=1)
+        return [{"budget": b} for b in log_grid(0.002, max(1.0, float(top)), 10)]
 
     def _points(self, bank: BankArrays, models: list[str]) -> list[tuple[str, int, float]]:
         """−log metric per (model, k), k = powers of two and the most held; memoised."""

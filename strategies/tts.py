@@ -35,7 +35,7 @@ from uisbench.strategies.aggregators import (
     vote_counts,
 )
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import powers_of_two, spread
+from uisbench.strategies.costing import SWEEP_POINTS, powers_of_two, sample_counts
 from uisbench.strategies.reference import require_model
 
 __all__ = ["AdaptiveConsistency", "BestOfK", "MajorityVote", "PassAtK", "powers_of_two"]
@@ -52,8 +52,9 @@ class _ModelK:
 
 
 def _few_k(models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-    """Up to three k > 1 per model (powers of two, both ends kept): a modest default front."""
-    return [{"model": m, "k": k} for m in models for k in spread(powers_of_two(max_k[m])[1:], 3)]
+    """k > 1 per model, log-spaced, at least :data:`SWEEP_POINTS` in all where the pool allows."""
+    per_model = max(2, -(-SWEEP_POINTS // max(1, len(models))))
+    return [{"model": m, "k": k} for m in models for k in sample_counts(max_k[m], per_model)]
 
 
 def _check_k(ctx: RunContext, model: str, k: int, name: str) -> None:
@@ -82,7 +83,7 @@ class MajorityVote(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"model": m, "k": k} for m in models for k in powers_of_two(max_k[m]) if k > 1]
+        return [{"model": m, "k": k} for m in models for k in sample_counts(max_k[m])]
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
@@ -168,12 +169,9 @@ class AdaptiveConsistency(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [
-            {"model": m, "k": max_k[m], "confidence": c}
-            for m in models
-            if max_k[m] >= 4
-            for c in (0.8, 0.95)
-        ]
+        levels = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)  # cost grows as 1 − c shrinks
+        pool = [m for m in models if max_k[m] >= 4]
+        return [{"model": m, "k": max_k[m], "confidence": c} for m in pool for c in levels]
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)

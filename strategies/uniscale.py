@@ -49,7 +49,13 @@ from uisbench.sampling import seeded_rng
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import cost_unit, expected_cost, powers_of_two, request_cost
+from uisbench.strategies.costing import (
+    cost_unit,
+    expected_cost,
+    log_grid,
+    powers_of_two,
+    request_cost,
+)
 from uisbench.strategies.estimators import simulate_k
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
 
@@ -149,7 +155,8 @@ class UniScale(Strategy):
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"cost_weight": w} for w in (0.0, 0.1, 0.3, 1.0)]
+        # w3 = 0 buys accuracy only; log-spaced up to where the cheapest arm wins everywhere.
+        return [{"cost_weight": w} for w in (0.0, *log_grid(0.01, 3.0, 9))]
 
     # ------------------------------------------------------------------ arms and fitting
     def _arms(self, train: BankArrays, ctx: RunContext) -> list[Arm]:
