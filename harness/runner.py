@@ -1,9 +1,10 @@
 """Running a strategy over a task: one decision row per test query, resumable.
 
 A run is identified by a hash of everything that defines it (task, bank, models, strategy and
-its full configuration, seed, split seed, mode, prefix-cache assumption). Strategies are deterministic given the seed, so
-resuming a killed run replays the strategy from the start and writes only the decisions not yet
-committed; decision rows are unique per (run, query), so nothing is lost or written twice.
+its full configuration, seed, split seed, mode, prefix-cache assumption). Strategies are
+deterministic given the seed, so resuming a killed run replays the strategy from the start and
+writes only the decisions not yet committed; decision rows are unique per (run, query), so
+nothing is lost or written twice.
 """
 
 from __future__ import annotations
