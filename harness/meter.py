@@ -9,9 +9,10 @@ and pays only the uncached tail; the rules of every unit are in :mod:`uisbench.c
 a strategy causes by itself (embedding a query, a reward model) is charged with
 :meth:`Meter.charge`.
 
-Correctness is not in a :class:`Draw`: a strategy learns whether an answer was right only
-through :meth:`Meter.feedback` (after it has committed to the answer, as an online learner
-would) or :meth:`Meter.oracle` (which marks the run as an oracle upper bound).
+Correctness is not in a :class:`Draw`, and ``meter.bank`` is a blind view of the bank
+(:mod:`uisbench.blind`: reading its ``correct`` raises): a strategy learns whether an answer was
+right only through :meth:`Meter.feedback` (after it has committed to the answer, as an online
+learner would) or :meth:`Meter.oracle` (which marks the run as an oracle upper bound).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from uisbench.blind import blind
 from uisbench.costs import CHARGES, PrefixCache, sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.sampling import sample_order, seeded_rng
@@ -79,7 +81,8 @@ class Meter:
         stream: str = "",
         prefix_cache: PrefixCache | str | None = None,
     ) -> None:
-        self.bank = bank
+        self.bank = blind(bank)  # what strategies see
+        self.__truth = bank  # correctness, for grading committed answers only
         if not isinstance(prefix_cache, PrefixCache):
             prefix_cache = PrefixCache.parse(prefix_cache)
         self.prefix_cache = prefix_cache
@@ -229,7 +232,7 @@ class Meter:
             sel = valid & (mi == i)
             if not sel.any():
                 continue
-            arr = self.bank.models[model]
+            arr = self.__truth.models[model]
             order = self.draw_order(model)
             rank = np.argmax(order[q[sel]] == slot[sel, None], axis=1)
             if (rank >= self._cursor[model][q[sel]]).any():
@@ -259,7 +262,7 @@ class Meter:
         pos = self._cursor[model][q][:, None] + np.arange(n)[None, :]
         ok = pos < arr.n_avail[q][:, None]
         slot = np.take_along_axis(order[q], np.minimum(pos, order.shape[1] - 1), axis=1)
-        return arr.correct[q[:, None], slot] & ok
+        return self.__truth.models[model].correct[q[:, None], slot] & ok
 
     def answer_text(self, codes: np.ndarray) -> list[str | None]:
         labels = self.bank.answer_labels

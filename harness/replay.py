@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from uisbench.costs import PrefixCache
+from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
@@ -53,6 +54,20 @@ def decide(strategy: Strategy, ctx: RunContext) -> Iterator[Decisions]:
     yield from strategy.run(ctx)
 
 
+def evaluation(strategy: Strategy, ctx: RunContext, truth: BankArrays) -> dict[int, dict]:
+    """The strategy's evaluation-only figures (:meth:`Strategy.evaluate`) by query position,
+    computed once its decisions are all committed; empty when it has none."""
+    figures = strategy.evaluate(truth, ctx)
+    if figures is None:
+        return {}
+    if len(figures) != len(ctx.stream):
+        raise UisbenchError(
+            f"strategy {strategy.label()}: evaluate() gave {len(figures)} figures for "
+            f"{len(ctx.stream)} queries"
+        )
+    return {int(p): f for p, f in zip(ctx.stream.tolist(), figures)}
+
+
 @dataclass
 class Replay:
     """One configuration and seed replayed in memory; costs are means per test query."""
@@ -81,6 +96,7 @@ def replay(
     ctx = start(strat, arrays, train, test_pos, seed)
     chunks = list(decide(strat, ctx))
     q = np.concatenate([np.asarray(c.q) for c in chunks])
+    figures = evaluation(strat, ctx, arrays)
     _, correct = ctx.meter.resolve(np.concatenate([np.asarray(c.handle) for c in chunks]))
     rewards = [c.reward for c in chunks]
     ledger = ctx.meter.ledger
@@ -94,7 +110,10 @@ def replay(
         samples=float(ledger.samples[q].mean()),
         correct=correct,
         reward=None if any(r is None for r in rewards) else np.concatenate(rewards),
-        extra=[e for c in chunks for e in (c.extra or [{}] * len(c.q))],
+        extra=[
+            {**(e or {}), **figures.get(int(p), {})}
+            for e, p in zip([e for c in chunks for e in (c.extra or [{}] * len(c.q))], q)
+        ],
     )
 
 

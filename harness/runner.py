@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
-from uisbench.replay import decide, start
+from uisbench.replay import decide, evaluation, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
@@ -177,6 +177,7 @@ class Runner:
         ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
         try:
             self._write_decisions(run_id, strat, ctx, done, progress)
+            self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))
         except UisbenchError:
             self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
             raise
@@ -210,6 +211,24 @@ class Runner:
                 f"strategy {strat.label()} decided {len(seen)} of {n_test} queries; "
                 f"{n_test - len(seen)} have no decision"
             )
+
+    def _write_evaluation(self, run_id: int, figures: dict[int, dict]) -> None:
+        """Merge evaluation-only figures (computed after every decision was committed) into
+        the decisions' ``extra``."""
+        if not figures:
+            return
+        d = s.decisions
+        qid = {int(self.arrays.query_ids[p]): f for p, f in figures.items()}
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(d.c.id, d.c.query_id, d.c.extra).where(d.c.run_id == run_id)
+            ).all()
+            params = [
+                {"row": i, "extra": {**(extra or {}), **qid.get(int(q), {})}}
+                for i, q, extra in rows
+            ]
+            stmt = d.update().where(d.c.id == bindparam("row")).values(extra=bindparam("extra"))
+            conn.execute(stmt, params)
 
     # ---------------------------------------------------------------- helpers
     def _open_run(

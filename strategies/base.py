@@ -88,6 +88,17 @@ class Strategy(ABC):
         """Learn from the training split; the default strategy needs nothing."""
         return None
 
+    def evaluate(self, truth: BankArrays, ctx: RunContext) -> list[dict[str, Any]] | None:
+        """Evaluation-only figures, one dict per query of ``ctx.stream`` (merged into each
+        decision's ``extra``), or None.
+
+        The runner calls this after every decision is committed, with the full bank ``truth``
+        (test correctness included), which ``ctx.meter.bank`` hides from :meth:`run`: regret
+        against the best fixed arm or the oracle, a fitted law's test error. Nothing computed
+        here can change a decision.
+        """
+        return None
+
     @abstractmethod
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         """Decide every query of ``ctx.stream``, drawing samples only through ``ctx.meter``."""

@@ -186,7 +186,9 @@ class UniScale(Strategy):
         p = self.params
         self.unit = cost_unit(ctx.model_meta, p.unit, train)
         self.arms = self._arms(train, ctx)
-        bank_for_cost = train if train.n_queries else ctx.meter.bank.subset(ctx.stream)
+        if train.n_queries == 0:  # costs are learnt on train only, never on the test stream
+            raise UisbenchError("uniscale needs a training split to learn its arms' costs")
+        bank_for_cost = train
         self.arm_cost = np.array(
             [expected_cost(bank_for_cost, a.model, a.k, self.unit) for a in self.arms]
         )
@@ -219,28 +221,32 @@ class UniScale(Strategy):
         feats = query_features(meter, ctx.stream, self.params.features).astype(float)
         with single_thread():
             x_all = self._context(feats)
-        regret = self._hindsight(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
-        regret_fixed = regret_oracle = 0.0
+        self.rewards = np.zeros(len(ctx.stream))  # kept for the regret log of :meth:`evaluate`
         for lo in range(0, len(ctx.stream), CHUNK):
             qs = ctx.stream[lo : lo + CHUNK]
             with single_thread():
                 handles, rewards, chosen = self._chunk(
                     meter, ledger, qs, x_all[lo : lo + CHUNK], A_inv, b
                 )
-            extra = [
-                {"arm": self.arms[int(a)].label, "unit": self.unit, **regret(lo + j)}
-                for j, a in enumerate(chosen.tolist())
-            ]
-            regret_fixed += sum(e["best_fixed_reward"] for e in extra) - float(rewards.sum())
-            regret_oracle += sum(e["oracle_reward"] for e in extra) - float(rewards.sum())
+            self.rewards[lo : lo + len(qs)] = rewards
+            extra = [{"arm": self.arms[int(a)].label, "unit": self.unit} for a in chosen.tolist()]
             yield Decisions(qs, handles, reward=rewards, extra=extra)
+
+    def evaluate(self, truth: BankArrays, ctx: RunContext) -> list[dict[str, Any]]:
+        """Per decision, the expected reward of the best fixed arm in hindsight and of the
+        per-query oracle arm (regret curves), from the full bank after the run."""
+        at = self._hindsight(truth, ctx)
+        figures = [at(i) for i in range(len(ctx.stream))]
+        got = float(self.rewards.sum())
         log.info(
             "uniscale %s: cumulative regret over %d queries %.2f vs the best fixed arm, "
             "%.2f vs the oracle arm",
-            *(self.label(), len(ctx.stream), regret_fixed, regret_oracle),
+            *(self.label(), len(ctx.stream)),
+            *(sum(f[key] for f in figures) - got for key in ("best_fixed_reward", "oracle_reward")),
         )
+        return figures
 
     def _chunk(
         self,
@@ -299,12 +305,11 @@ class UniScale(Strategy):
                 score[sel] = np.nan_to_num(take(draw.score, col).astype(float))
         return h, score
 
-    def _hindsight(self, ctx: RunContext):
+    def _hindsight(self, truth: BankArrays, ctx: RunContext):
         """Expected rewards of every arm on the test stream, for regret curves only."""
-        bank = ctx.meter.bank
         q = ctx.stream
         R = np.full((len(q), len(self.arms)), np.nan)
-        sub = bank.subset(q)
+        sub = truth.subset(q)
         for i, arm in enumerate(self.arms):
             draws = 1 if arm.k == 1 else EVAL_DRAWS
             c, s, cost = simulate_arm(sub, arm, self.unit, ctx.seed, draws)

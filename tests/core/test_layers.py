@@ -29,6 +29,7 @@ LAYERS = {
     "uisbench.tasks": "tasks",
     "uisbench.costs": "core",
     "uisbench.sampling": "core",
+    "uisbench.blind": "core",
     "uisbench.meter": "core",
     "uisbench.runner": "core",
     "uisbench.replay": "core",

@@ -1,0 +1,116 @@
+"""Strategies cannot see test correctness: a plugin that reads it fails with a clear error,
+while evaluation-only figures computed after the decisions still reach the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from uisbench.blind import HIDDEN_MESSAGE
+from uisbench.errors import UisbenchError
+from uisbench.runner import Runner
+from uisbench.store import schema as s
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+from uisbench.strategies import Decisions, RunContext, Strategy
+
+
+def toy_bank(path: Path) -> Path:
+    lines = []
+    for q in range(40):
+        for k in range(4):
+            ok = (q + k) % 3 == 0
+            lines.append(json.dumps({
+                "task": "toy", "query_id": f"q{q:03d}", "split": None, "prompt": f"p{q}",
+                "reference": "r", "model": "m", "sample": k, "answer": "r" if ok else "w",
+                "correct": ok, "input_tokens": 10, "output_tokens": 2, "cost_usd": None,
+                "latency_s": 0.1, "logprob": None,
+            }))  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    path.with_name("toy.models.json").write_text(json.dumps({"m": {"params_b": 1.0}}))
+    return path
+
+
+class Peeking(Strategy):
+    """Picks the first sample, having looked at the test split's correctness."""
+
+    name = "peeking"
+    family = "reference"
+    description = "test plugin: reads test correctness from the meter's bank"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        truth = ctx.meter.bank.models["m"].correct[ctx.stream]
+        np.asarray(truth)  # any use of the values
+        draw = ctx.meter.draw("m", ctx.stream, 1)
+        yield Decisions(ctx.stream, draw.handle[:, 0])
+
+
+class Evaluated(Strategy):
+    """Decides blind, then reports an evaluation-only figure from the full bank."""
+
+    name = "evaluated"
+    family = "reference"
+    description = "test plugin: an evaluation figure computed after its decisions"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        yield Decisions(ctx.stream, ctx.meter.draw("m", ctx.stream, 1).handle[:, 0])
+
+    def evaluate(self, truth, ctx):
+        share = truth.models["m"].correct[ctx.stream].mean(axis=1)
+        return [{"share_correct": float(v)} for v in share]
+
+
+@pytest.fixture
+def runner(tmp_path):
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, toy_bank(tmp_path / "toy.jsonl"), tmp_path / "toy.models.json")
+    return Runner(engine, "toy", "toy")
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda c: np.asarray(c),
+        lambda c: c.sum(),
+        lambda c: c[0, 0] & True,
+        lambda c: c.shape,
+        lambda c: bool(c[0, 0]),
+    ],
+)
+def test_every_way_of_reading_hidden_correctness_raises(runner, read):
+    from uisbench.meter import Meter
+
+    meter = Meter(runner.arrays, seed=0)
+    with pytest.raises(UisbenchError, match="correctness is hidden from strategies"):
+        read(meter.bank.models["m"].correct)
+    # The training split keeps it, and the meter still grades committed answers.
+    assert runner.train.models["m"].correct.sum() > 0
+    h = meter.draw("m", runner.test_pos[:3], 1).handle[:, 0]
+    assert meter.feedback(h).dtype == bool
+
+
+def test_a_peeking_plugin_fails_with_a_clear_error_and_leaves_no_run(runner):
+    with pytest.raises(UisbenchError) as err:
+        runner.run(Peeking(), seed=0)
+    assert str(err.value) == HIDDEN_MESSAGE
+    with runner.engine.connect() as conn:
+        assert conn.execute(s.runs.select()).first() is None
+
+
+def test_evaluation_figures_are_written_after_the_decisions(runner):
+    res = runner.run(Evaluated(), seed=0)
+    with runner.engine.connect() as conn:
+        rows = (
+            conn.execute(s.decisions.select().where(s.decisions.c.run_id == res.run_id))
+            .mappings()
+            .all()
+        )
+    correct = runner.arrays.models["m"].correct
+    qpos = {int(q): i for i, q in enumerate(runner.arrays.query_ids)}
+    for r in rows:
+        want = correct[qpos[r["query_id"]]].mean()
+        assert r["extra"]["share_correct"] == pytest.approx(want)
