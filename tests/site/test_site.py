@@ -270,3 +270,36 @@ def test_site_on_postgres(postgres_db: str, tmp_path: Path) -> None:
     out = build_site(engine, tmp_path / "out")
     assert "stub-online" in (out / "index.html").read_text("utf-8")
     assert list((out / "data").glob("*stub-online*.regret.csv"))
+
+
+def test_budget_verdicts_oracle_front_and_prefix_cache_on_the_board(
+    built: tuple[Engine, Path],
+) -> None:
+    from uisbench.results.aggregate import per_query_accuracy, read_packed_outcomes
+
+    engine, out = built
+    runs, boards = leaderboard(engine)
+    board = next(b for b in boards if not b.synthetic)
+    assert board.prefix_cache == "block:16"
+    # Per-query accuracy (over seeds) equals a brute-force groupby of the decisions.
+    runs = runs[runs["n_decisions"] > 0]
+    pq = per_query_accuracy(read_packed_outcomes(engine, runs["run_id"].tolist()), runs)
+    dec = load_decisions(engine)
+    brute = dec.groupby(["config_label", "query_id"])["correct"].mean()
+    for (label, qid), v in brute.items():
+        row = pq.xs(label, level="config_label").iloc[0]
+        assert row[qid] == pytest.approx(v)
+    # Budget rows: gain = the family hull's accuracy at the model's cost − the model's accuracy.
+    b = board.budget.dropna(subset=["accuracy"])
+    assert len(b) and np.allclose(b["gain"], b["accuracy"] - b["single_accuracy"])
+    assert (b["gain_low"] <= b["gain"] + 1e-12).all() and (
+        b["gain"] <= b["gain_high"] + 1e-12
+    ).all()
+    # The oracle front's accuracy rises with its cost cap (a cheaper correct arm can also lower
+    # a query's cost below its cheapest model's, so cost need not rise).
+    front = board.oracle_front
+    assert np.all(np.diff(front["accuracy"]) >= 0)
+    oracle_acc = board.configs.set_index("config_label").loc["oracle:k=4", "accuracy"]
+    assert front["accuracy"].iloc[-1] == pytest.approx(oracle_acc)
+    page = next((out / "tasks").glob("toy*.html")).read_text()
+    assert "At each single model" in page and "prefix cache <b>block:16</b>" in page
