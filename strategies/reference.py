@@ -77,6 +77,12 @@ class Oracle(Strategy):
     class Params:
         k: int = 1
 
+    @classmethod
+    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
+        """Every sample the bank holds: the bound over every (model, samples) arm; the site
+        draws it as a front under cost caps (``uisbench.results.oracle``)."""
+        return [{"k": max(max_k.values(), default=1)}]
+
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         q = ctx.stream
         meter = ctx.meter
