@@ -127,3 +127,17 @@ def test_outcomes_only_bank_falls_back_to_parameter_weighted_calls():
     m = Meter(b, seed=0)
     m.draw("a", np.array([0]), 3)
     assert m.ledger.param_calls[0] == 3e9 and np.isnan(m.ledger.flops[0])
+
+
+def test_the_runs_prefix_cache_setting_comes_from_the_request_then_the_pool(tmp_path):
+    from uisbench.job import RunRequest, prefix_cache
+    from uisbench.live.pools import pool_prefix_cache
+
+    assert pool_prefix_cache("cpu-tiny") == "block:16"
+    assert prefix_cache(RunRequest()) == "block:16"
+    assert prefix_cache(RunRequest(prefix_cache="FULL")) == "full"
+    pool = tmp_path / "p.yaml"
+    pool.write_text("name: p\nprefix_cache: none\nmodels: []\n")
+    assert prefix_cache(RunRequest(live=True, pool=str(pool))) == "none"
+    with pytest.raises(UisbenchError, match="bad prefix cache setting"):
+        prefix_cache(RunRequest(prefix_cache="block:x"))
