@@ -20,13 +20,26 @@ def outcomes_bank(path: Path, n_queries: int = 40) -> Path:
     lines = []
     for q in range(n_queries):
         for mi, (model, _) in enumerate(MODELS):
-            lines.append(json.dumps({
-                "task": "toy", "query_id": f"q{q:03d}", "split": "train" if q < 20 else "test",
-                "prompt": f"question {q}", "reference": None, "model": model, "sample": 0,
-                "answer": None, "correct": (q * 3 + mi * 4) % 7 < 3 + 2 * mi,
-                "input_tokens": None, "output_tokens": None, "cost_usd": None,
-                "latency_s": None, "logprob": None,
-            }))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "task": "toy",
+                        "query_id": f"q{q:03d}",
+                        "split": "train" if q < 20 else "test",
+                        "prompt": f"question {q}",
+                        "reference": None,
+                        "model": model,
+                        "sample": 0,
+                        "answer": None,
+                        "correct": (q * 3 + mi * 4) % 7 < 3 + 2 * mi,
+                        "input_tokens": None,
+                        "output_tokens": None,
+                        "cost_usd": None,
+                        "latency_s": None,
+                        "logprob": None,
+                    }
+                )
+            )
     path.write_text("\n".join(lines) + "\n")
     path.with_name("outcomes.models.json").write_text(
         json.dumps({m: {"family": "toy", "params_b": p, "train_tokens_t": 1.0} for m, p in MODELS})
@@ -64,8 +77,17 @@ def test_outcomes_only_bank_runs_the_default_sweep_in_parameter_calls(tmp_path, 
 def test_a_strategy_that_needs_answers_asked_for_by_name_is_refused(tmp_path, capsys):
     bank = outcomes_bank(tmp_path / "outcomes.jsonl")
     with pytest.raises(SystemExit) as exc:
-        main(["run", "--bank", str(bank), "--db", str(tmp_path / "r.db"),
-              "--strategy", "majority:model=big,k=1"])  # fmt: skip
+        main(
+            [
+                "run",
+                "--bank",
+                str(bank),
+                "--db",
+                str(tmp_path / "r.db"),
+                "--strategy",
+                "majority:model=big,k=1",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2
     assert len(err) == 1 and "majority needs the samples' answers" in err[0]

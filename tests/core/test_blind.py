@@ -24,12 +24,26 @@ def toy_bank(path: Path) -> Path:
     for q in range(40):
         for k in range(4):
             ok = (q + k) % 3 == 0
-            lines.append(json.dumps({
-                "task": "toy", "query_id": f"q{q:03d}", "split": None, "prompt": f"p{q}",
-                "reference": "r", "model": "m", "sample": k, "answer": "r" if ok else "w",
-                "correct": ok, "input_tokens": 10, "output_tokens": 2, "cost_usd": None,
-                "latency_s": 0.1, "logprob": None,
-            }))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "task": "toy",
+                        "query_id": f"q{q:03d}",
+                        "split": None,
+                        "prompt": f"p{q}",
+                        "reference": "r",
+                        "model": "m",
+                        "sample": k,
+                        "answer": "r" if ok else "w",
+                        "correct": ok,
+                        "input_tokens": 10,
+                        "output_tokens": 2,
+                        "cost_usd": None,
+                        "latency_s": 0.1,
+                        "logprob": None,
+                    }
+                )
+            )
     path.write_text("\n".join(lines) + "\n")
     path.with_name("toy.models.json").write_text(json.dumps({"m": {"params_b": 1.0}}))
     return path

@@ -54,7 +54,7 @@ def bank(tokens: bool = True) -> BankArrays:
                 "price_cached_in_per_mtok": 0.5,
             },
             "b": {"params_active": 2e9},
-        },  # fmt: skip
+        },
         answer_labels=np.array(["x"], dtype=object),
     )
 
@@ -85,8 +85,14 @@ def expected(setting: str) -> dict[str, float]:
         + 1e-4 * (40 + 24)  # no cached price listed: the cached prefix at the implied price
     )
     latency = 1.0 + 1.0 * (1 - c / 50) + 2.0 + 2.0 * (1 - c / 64)
-    return {"input_tokens": tokens_in, "output_tokens": tokens_out, "flops": flops,
-            "dollars": dollars, "latency_s": latency, "param_calls": 3 * 1e9 + 2 * 2e9}  # fmt: skip
+    return {
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "flops": flops,
+        "dollars": dollars,
+        "latency_s": latency,
+        "param_calls": 3 * 1e9 + 2 * 2e9,
+    }
 
 
 @pytest.mark.parametrize("setting", list(HAND))
@@ -141,3 +147,31 @@ def test_the_runs_prefix_cache_setting_comes_from_the_request_then_the_pool(tmp_
     assert prefix_cache(RunRequest(live=True, pool=str(pool))) == "none"
     with pytest.raises(UisbenchError, match="bad prefix cache setting"):
         prefix_cache(RunRequest(prefix_cache="block:x"))
+
+
+def test_the_prefix_cache_setting_is_part_of_a_runs_identity(tmp_path):
+    import json
+
+    from uisbench.runner import Runner, run_key
+    from uisbench.store.bank import import_file
+    from uisbench.store.engine import open_engine
+    from uisbench.strategies.base import make_strategy
+
+    fields = dict(split=None, prompt="p", reference=None, model="a", answer="x", correct=True)
+    fields.update(input_tokens=40, output_tokens=10, cost_usd=None, latency_s=1.0, logprob=None)
+    rows = [
+        {"task": "t", "query_id": f"q{q}", "sample": k, **fields}
+        for q in range(10)
+        for k in range(4)
+    ]
+    bank = tmp_path / "t.jsonl"
+    bank.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "t.models.json").write_text(json.dumps({"a": {"params_b": 1.0}}))
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, bank, tmp_path / "t.models.json")
+    strat = make_strategy("majority:model=a,k=2")
+    keys = {
+        run_key(Runner(engine, "t", "t", prefix_cache=p).definition(strat, 0))
+        for p in ("none", "block:16", "full", None)
+    }
+    assert len(keys) == 3  # None is block:16
