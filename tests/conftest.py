@@ -136,3 +136,21 @@ def postgres_db(postgres_url: str) -> Iterator[str]:
     yield url.set(database=name).render_as_string(hide_password=False)
     with contextlib.suppress(Exception), psycopg.connect(dbname="postgres", **args) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def fake_backend(monkeypatch: pytest.MonkeyPatch) -> type:
+    """``FakeBackend`` registered as backend ``fake`` for one test, through the real registry.
+
+    The registry's entry-point list gets one more entry (nothing is installed or written into
+    ``pyproject.toml``), so lookups, the name check and loading all run as for a real plugin.
+    """
+    from importlib.metadata import EntryPoint
+
+    from tests.fakes import FakeBackend
+    from uisbench.live.backends import BACKENDS
+
+    ep = EntryPoint("fake", f"{FakeBackend.__module__}:FakeBackend", BACKENDS.group)
+    monkeypatch.setattr(BACKENDS, "_eps", {**BACKENDS._entry_points(), "fake": ep})
+    monkeypatch.setattr(BACKENDS, "_loaded", dict(BACKENDS._loaded))
+    return FakeBackend

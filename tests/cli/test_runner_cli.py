@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.cli import main
 from uisbench.runner import Runner
 from uisbench.store import schema as s
@@ -18,33 +19,20 @@ from uisbench.store.engine import open_engine
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks"
 
 
-def toy_bank(path: Path, n_queries: int = 60) -> Path:
-    """A small bank written by the test (3 models, 8 samples each)."""
-    lines = []
-    for q in range(n_queries):
-        for mi, model in enumerate(("m-small", "m-mid", "m-big")):
-            for k in range(8):
-                correct = (q * 7 + k * 3 + mi * 5) % 10 < 3 + 2 * mi
-                lines.append(json.dumps({
-                    "task": "toy", "query_id": f"q{q:03d}", "split": None, "prompt": f"p{q}",
-                    "reference": "r", "model": model, "sample": k,
-                    "answer": "r" if correct else f"w{(q + k) % 3}", "correct": correct,
-                    "input_tokens": 20, "output_tokens": 5 + k % 3, "cost_usd": None,
-                    "latency_s": 0.1, "logprob": -0.1 * k,
-                }))  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
-    (path.parent / "toy.models.json").write_text(json.dumps({
-        m: {"family": "toy", "params_b": p, "train_tokens_t": 1.0, "price_in_per_mtok": p,
-            "price_out_per_mtok": 2 * p}
-        for m, p in (("m-small", 0.1), ("m-mid", 1.0), ("m-big", 10.0))
-    }))  # fmt: skip
-    return path
+#: 3 models x 8 samples on 60 queries; no split, so the runner draws one.
+TOY = FakeBank(
+    models=tuple(
+        FakeModel(m, acc, samples=8, params_b=p, price_in_per_mtok=p, price_out_per_mtok=2 * p)
+        for m, acc, p in (("m-small", 0.3, 0.1), ("m-mid", 0.5, 1.0), ("m-big", 0.7, 10.0))
+    ),
+    queries=60,
+)
 
 
 @pytest.fixture
 def engine(tmp_path):
     e = open_engine(str(tmp_path / "r.db"))
-    import_file(e, toy_bank(tmp_path / "toy.jsonl"), tmp_path / "toy.models.json")
+    import_file(e, TOY.write(tmp_path), tmp_path / "toy.models.json")
     return e
 
 

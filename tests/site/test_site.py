@@ -1,15 +1,9 @@
-"""The static site from a small bank the test writes itself: pages, data, escaping, CLI.
-
-The toy bank carries HTML-breaking strings in prompts, references and answers; every page must
-escape them. A stub online strategy records rewards so that regret curves are exercised.
-"""
+"""The static site from a small fake bank (``toysite.py``): pages, data, escaping, CLI."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from uisbench import Runner, import_file, open_engine
+from tests.site.toysite import STRATEGIES, XSS_SCRIPT, make_toy_db
 from uisbench.cli import main
 from uisbench.results.aggregate import (
     bootstrap_ci,
@@ -28,90 +22,6 @@ from uisbench.results.aggregate import (
 )
 from uisbench.results.leaderboard import leaderboard
 from uisbench.site.build import DRILL_QUERIES, build_site
-from uisbench.strategies.base import Decisions, RunContext, Strategy
-
-XSS_SCRIPT = "<script>window.__xss=1</script>"
-XSS_ATTR = "\"'><img src=x onerror=window.__xss=2>"
-MODELS = {  # name: (params in billions, skill)
-    "toy-small": (1.0, 0.35),
-    "toy-mid": (8.0, 0.6),
-    "toy-large": (70.0, 0.85),
-}
-STRATEGIES = [
-    "single:model=toy-small",
-    "single:model=toy-mid",
-    "single:model=toy-large",
-    "majority:model=toy-small,k=4",
-    "majority:model=toy-mid,k=4",
-    "random",
-    "oracle:k=4",
-]
-
-
-class StubOnline(Strategy):
-    """Sends every query to one model and records reward = correct, best fixed reward = 1."""
-
-    name = "stub-online"
-    family = "uniscale"
-    description = "test stub of an online strategy"
-
-    @dataclass
-    class Params:
-        model: str = "toy-mid"
-
-    def run(self, ctx: RunContext) -> Iterator[Decisions]:
-        for chunk in np.array_split(ctx.stream, 3):
-            draw = ctx.meter.draw(self.params.model, chunk, 1)
-            ok = ctx.meter.resolve(draw.handle[:, 0])[1].astype(float)
-            extra = [{"best_fixed_reward": 1.0, "oracle_reward": 1.0} for _ in chunk]
-            yield Decisions(chunk, draw.handle[:, 0], reward=ok, extra=extra)
-
-
-def write_toy_bank(folder: Path, task: str = "toy-task", n_queries: int = 70) -> Path:
-    """A 3-model bank with 4 samples per query; some prompts and answers are XSS probes."""
-    rng = np.random.default_rng(7)
-    rows = []
-    for qi in range(n_queries):
-        ref = str(qi % 10)
-        prompt = f"What is {qi} mod 10?"
-        if qi % 5 == 0:
-            prompt += " " + XSS_SCRIPT + " " + XSS_ATTR
-        for model, (_, skill) in MODELS.items():
-            for k in range(4):
-                correct = bool(rng.random() < skill)
-                answer = ref if correct else (XSS_SCRIPT if k % 2 else XSS_ATTR)
-                rows.append({
-                    "task": task, "query_id": f"q{qi:03d}{XSS_ATTR if qi == 1 else ''}",
-                    "split": "train" if qi < 20 else "test", "prompt": prompt,
-                    "reference": ref if qi != 2 else XSS_SCRIPT, "model": model, "sample": k,
-                    "answer": answer, "correct": correct, "input_tokens": 30,
-                    "output_tokens": int(20 + 10 * rng.random()), "cost_usd": None,
-                    "latency_s": 0.5, "logprob": float(-rng.random()),
-                })  # fmt: skip
-    path = folder / f"{task}.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    meta = {m: {"family": "toy", "params_b": p, "train_tokens_t": 1.0,
-                "price_in_per_mtok": p / 10, "price_out_per_mtok": p / 5}
-            for m, (p, _) in MODELS.items()}  # fmt: skip
-    (folder / f"{task}.models.json").write_text(json.dumps(meta), encoding="utf-8")
-    return path
-
-
-def make_toy_db(folder: Path, synthetic_too: bool = False, url: str | None = None) -> Engine:
-    """Import the toy bank, run every test strategy (and the stub with two seeds)."""
-    engine = open_engine(url or str(folder / "toy.db"))
-    bank = write_toy_bank(folder)
-    import_file(engine, bank, bank.with_name("toy-task.models.json"))
-    runner = Runner(engine, "toy-task", "toy-task")
-    for spec in STRATEGIES:
-        runner.run(spec, 0, command="pytest")
-    for seed in (0, 1):
-        runner.run(StubOnline(), seed, command="pytest")
-    if synthetic_too:
-        syn = write_toy_bank(folder, task="toy-synthetic", n_queries=30)
-        import_file(engine, syn, syn.with_name("toy-synthetic.models.json"), synthetic=True)
-        Runner(engine, "toy-synthetic", "toy-synthetic").run("single:model=toy-mid", 0)
-    return engine
 
 
 @pytest.fixture(scope="module")

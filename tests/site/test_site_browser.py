@@ -9,9 +9,7 @@ or selenium cannot be found.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -39,17 +37,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-
-def _toy_helpers():
-    """The toy bank and database builder shared with test_site.py (loaded once by path)."""
-    name = "_uisbench_site_toy"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_site.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+from tests.site import toysite as toy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +45,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from uisbench.site.build import build_site
 
     folder = tmp_path_factory.mktemp("browser")
-    engine = _toy_helpers().make_toy_db(folder)
+    engine = toy.make_toy_db(folder)
     return build_site(engine, folder / "out")
 
 
@@ -105,7 +93,6 @@ def _screenshot(driver, name: str) -> None:
 
 
 def test_index_lists_tasks_and_strategies_and_renders_chart(site: Path, browser) -> None:
-    toy = _toy_helpers()
     _open(browser, site / "index.html")
     WebDriverWait(browser, 30).until(
         lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= 1
@@ -161,7 +148,6 @@ def test_task_page_and_drill_down_link(site: Path, browser) -> None:
 
 def test_injected_markup_never_executes(site: Path, browser) -> None:
     """Pages that display the probes: the escaped text is visible, nothing ran."""
-    toy = _toy_helpers()
     pages = [p for p in sorted((site / "queries").rglob("*.html"))
              if "&lt;script&gt;" in p.read_text("utf-8")][:4]  # fmt: skip
     pages += sorted((site / "runs").glob("*.html"))[:2]

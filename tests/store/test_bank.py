@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeBank, FakeModel, write_jsonl
 from uisbench.errors import UisbenchError
 from uisbench.store.arrays import load_arrays
 from uisbench.store.bank import export_rows, import_file, info
@@ -20,28 +20,20 @@ needs_shared = pytest.mark.skipif(
 )
 
 
-def tiny_rows() -> list[dict]:
-    rows = []
-    for q in range(4):
-        for model, acc in (("small", 0.25), ("big", 0.75)):
-            for k in range(3):
-                correct = (q + k) % 4 < acc * 4
-                rows.append({
-                    "task": "toy", "query_id": f"q{q}", "split": None, "prompt": f"What is {q}?",
-                    "reference": str(q), "model": model, "sample": k,
-                    "answer": str(q) if correct else str(q + 1 + k), "correct": correct,
-                    "input_tokens": 10 + q, "output_tokens": 3 + k, "cost_usd": 1e-6 * (k + 1),
-                    "latency_s": 0.1 * (k + 1), "logprob": -0.5 * k,
-                })  # fmt: skip
-    return rows
+#: 4 queries x 2 models x 3 samples, every field filled (costs, latencies, log-probs).
+TOY = FakeBank(
+    models=(
+        FakeModel("small", 0.25, samples=3, cost_usd=1e-6),
+        FakeModel("big", 0.75, samples=3, cost_usd=2e-6),
+    ),
+    queries=4,
+)
 
 
-def write_bank(path: Path, rows: list[dict]) -> Path:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r) + "\n")
-    return path
+def accuracy(rows: list[dict], model: str) -> float:
+    """Brute force: the share of a model's rows that are correct."""
+    mine = [r["correct"] for r in rows if r["model"] == model]
+    return sum(mine) / len(mine)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def engine(tmp_path):
 
 
 def test_import_twice_adds_nothing_and_round_trips(tmp_path, engine):
-    src = write_bank(tmp_path / "toy.jsonl.gz", tiny_rows())
+    src = write_jsonl(tmp_path / "toy.jsonl.gz", TOY.rows())
     first = import_file(engine, src)
     assert (first.rows, first.inserted) == (24, 24)
     second = import_file(engine, src)
@@ -58,22 +50,24 @@ def test_import_twice_adds_nothing_and_round_trips(tmp_path, engine):
     with engine.connect() as conn:
         exported = [json.loads(row_to_json(r)) for r in export_rows(conn, "toy")]
     key = lambda r: (r["model"], r["query_id"], r["sample"])  # noqa: E731
-    assert sorted(exported, key=key) == sorted(tiny_rows(), key=key)
+    assert sorted(exported, key=key) == sorted(TOY.rows(), key=key)
 
 
 def test_info_and_dense_arrays(tmp_path, engine):
-    import_file(engine, write_bank(tmp_path / "toy.jsonl", tiny_rows()))
+    import_file(engine, write_jsonl(tmp_path / "toy.jsonl", TOY.rows()))
     with engine.connect() as conn:
         df = info(conn).set_index("model")
         arrays = load_arrays(conn, "toy", "toy")
-    assert df.loc["small", "accuracy"] == pytest.approx(3 / 12)
-    assert df.loc["big", "accuracy"] == pytest.approx(9 / 12)
+    rows = TOY.rows()
+    assert df.loc["small", "accuracy"] == pytest.approx(accuracy(rows, "small"))
+    assert df.loc["big", "accuracy"] == pytest.approx(accuracy(rows, "big"))
     big = arrays.models["big"]
     assert big.answer.shape == (4, 3) and (big.n_avail == 3).all()
-    assert big.correct.mean() == pytest.approx(0.75)
+    assert big.correct.mean() == pytest.approx(accuracy(rows, "big"))
     # Answer codes are shared across models: equal text means equal code.
     labels = arrays.answer_labels
-    assert labels[big.answer[0, 0]] == "0"
+    first = next(r for r in rows if (r["model"], r["query_id"], r["sample"]) == ("big", "q000", 0))
+    assert first["correct"] and labels[big.answer[0, 0]] == first["answer"] == "0"
 
 
 @pytest.mark.parametrize(
@@ -87,9 +81,9 @@ def test_info_and_dense_arrays(tmp_path, engine):
     ],
 )
 def test_malformed_line_is_refused_and_nothing_written(tmp_path, engine, mutate, message):
-    rows = tiny_rows()
+    rows = TOY.rows()
     mutate(rows[7])
-    path = write_bank(tmp_path / "bad.jsonl", rows)
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(UisbenchError, match=rf"line 8: .*{message}"):
         import_file(engine, path)
     with engine.connect() as conn:
@@ -97,7 +91,7 @@ def test_malformed_line_is_refused_and_nothing_written(tmp_path, engine, mutate,
 
 
 def test_truncated_gzip_is_refused(tmp_path, engine):
-    path = write_bank(tmp_path / "t.jsonl.gz", tiny_rows())
+    path = write_jsonl(tmp_path / "t.jsonl.gz", TOY.rows())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UisbenchError, match="t.jsonl.gz"):

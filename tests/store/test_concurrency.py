@@ -1,13 +1,12 @@
 """Real processes on one SQLite file: two writers at once, and SIGKILL at random moments.
 
-Both tests drive the CLI in subprocesses (``python -m uisbench.cli run``) on a small SYNTHETIC
-bank from bench/synthetic.py, so they exercise WAL + ``BEGIN IMMEDIATE`` locking and the
+Both tests drive the CLI in subprocesses (``python -m uisbench.cli run``) on a fake bank
+imported as SYNTHETIC, so they exercise WAL + ``BEGIN IMMEDIATE`` locking and the
 runner's resume exactly as a user would hit them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel, models_path
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
@@ -34,25 +34,23 @@ RESUME_ARGS = [
 ]  # fmt: skip
 
 
-def _synthetic():
-    spec = importlib.util.spec_from_file_location("uisbench_bench_synthetic", ROOT / "bench" /
-                                                  "synthetic.py")  # fmt: skip
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while it executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A database holding a 3,000-query SYNTHETIC bank (2 models x 8 samples), imported once."""
     folder = tmp_path_factory.mktemp("concurrency")
-    st = _synthetic().generate(
-        folder / f"{BANK}.jsonl.gz", queries=3000, models=2, samples=8, seed=7
+    fake = FakeBank(
+        models=(
+            FakeModel("syn-0.5b", 0.4, samples=8, params_b=0.5),
+            FakeModel("syn-1.5b", 0.6, samples=8, params_b=1.5),
+        ),
+        queries=3000,
+        task="syn",
+        seed=7,
     )
+    bank = fake.write(folder, name=BANK, gz=True)
     db = folder / "template.db"
     engine = open_engine(str(db))
-    import_file(engine, st.path, st.models_path, synthetic=True)
+    import_file(engine, bank, models_path(bank), synthetic=True)
     engine.dispose()  # last connection closes: WAL checkpointed into the main file
     return db
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, update
 
+from tests.fakes import FakeBank, FakeModel, models_path
 from uisbench.errors import UisbenchError
 from uisbench.runner import Runner
 from uisbench.store import schema as s
@@ -25,51 +26,41 @@ STRATEGIES = ("majority:model=llama-2-13b,k=4", "single:model=gpt-4")
 
 
 def tiny_bank(folder: Path) -> tuple[Path, Path]:
-    """A small bank with date-mot's model names, for clones without ../shared."""
-    rows = []
-    for q in range(40):
-        for model, n, skill in (
-            ("llama-2-13b", 6, 0.4),
-            ("gpt-3.5-turbo", 6, 0.6),
-            ("gpt-4", 3, 0.9),
-        ):
-            for k in range(n):
-                correct = ((q * 7 + k * 3) % 10) / 10 < skill
-                rows.append({
-                    "task": "toy-dates", "query_id": f"q{q:03d}", "split": None,
-                    "prompt": f"What day is {q} days after 2020-01-01? \"quoted\" ünïcode",
-                    "reference": f"d{q}", "model": model, "sample": k,
-                    "answer": f"d{q}" if correct else (None if k == 5 else f"d{q + k % 2 + 1}"),
-                    "correct": correct, "input_tokens": 30 + q, "output_tokens": 5 + k,
-                    "cost_usd": 1e-6 * (k + 1), "latency_s": 0.1 * (k + 1),
-                    "logprob": None if k == 4 else -0.25 * k,
-                })  # fmt: skip
-    path = folder / "toy-dates.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    models = folder / "toy-dates.models.json"
-    models.write_text(
-        json.dumps(
-            {
-                "llama-2-13b": {"family": "llama", "params_b": 13, "train_tokens_t": 2.0},
-                "gpt-3.5-turbo": {
-                    "family": "gpt",
-                    "params_b": None,
-                    "train_tokens_t": None,
-                    "price_in_per_mtok": 0.5,
-                    "price_out_per_mtok": 1.5,
-                },
-                "gpt-4": {
-                    "family": "gpt",
-                    "params_b": None,
-                    "train_tokens_t": None,
-                    "price_in_per_mtok": 30.0,
-                    "price_out_per_mtok": 60.0,
-                },
-            }
-        ),  # fmt: skip
-        encoding="utf-8",
+    """A small bank with date-mot's model names, for clones without ../shared: sample counts
+    differ by model, some samples lack an answer or a log-prob, prompts carry quotes and
+    non-ASCII text, one model has only a size and the others only prices."""
+    gpt = {"family": "gpt", "params_b": None, "train_tokens_t": None, "cost_usd": 1e-6}
+    bank = FakeBank(
+        models=(
+            FakeModel(
+                "llama-2-13b",
+                0.4,
+                samples=6,
+                params_b=13,
+                train_tokens_t=2.0,
+                family="llama",
+                cost_usd=2e-6,
+            ),
+            FakeModel(
+                "gpt-3.5-turbo",
+                0.6,
+                samples=6,
+                price_in_per_mtok=0.5,
+                price_out_per_mtok=1.5,
+                **gpt,
+            ),
+            FakeModel(
+                "gpt-4", 0.9, samples=3, price_in_per_mtok=30.0, price_out_per_mtok=60.0, **gpt
+            ),
+        ),
+        queries=40,
+        task="toy-dates",
+        missing=0.15,
+        prompt=lambda q: f'What day is {q} days after 2020-01-01? "quoted" ünïcode',
+        reference=lambda q: f"d{q}",
     )
-    return path, models
+    path = bank.write(folder)
+    return path, models_path(path)
 
 
 @pytest.fixture(scope="module")
