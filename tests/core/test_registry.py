@@ -1,0 +1,109 @@
+"""The one plugin Registry: entry points only, did-you-mean, name and type checks.
+
+The entry-point list is replaced by a fake one (``importlib.metadata.entry_points`` patched), so
+each test knows exactly what is installed; the built-ins are checked against ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
+    import tomli as tomllib
+
+from uisbench.errors import UisbenchError
+from uisbench.live.backends import BACKENDS
+from uisbench.registry import Registry
+from uisbench.strategies.base import STRATEGIES, Strategy
+from uisbench.strategies.tts import MajorityVote
+from uisbench.tasks import TASKS
+
+GROUP = "uisbench.test-plugins"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> list[EntryPoint]:
+    """The entry points a fresh Registry of group ``GROUP`` will see (append to it)."""
+    eps: list[EntryPoint] = []
+    real = metadata.entry_points
+
+    def entry_points(**kw):
+        return list(eps) if kw.get("group") == GROUP else real(**kw)
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    return eps
+
+
+def ep(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name, value, GROUP)
+
+
+def test_plugins_come_from_entry_points_only(installed):
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == [] and "majority" not in reg
+    installed.append(ep("majority", "uisbench.strategies.tts:MajorityVote"))
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == ["majority"] and "majority" in reg
+    assert reg.get("majority") is MajorityVote
+    assert reg.all() == {"majority": MajorityVote}
+
+
+def test_unknown_name_gets_did_you_mean(installed):
+    installed += [
+        ep("majority", "uisbench.strategies.tts:MajorityVote"),
+        ep("oracle", "uisbench.strategies.reference:Oracle"),
+    ]
+    reg = Registry(GROUP, "strategy", Strategy)
+    with pytest.raises(UisbenchError) as exc:
+        reg.get("majorty")
+    assert str(exc.value) == (
+        "unknown strategy 'majorty'; did you mean majority? (available: majority, oracle)"
+    )
+    with pytest.raises(UisbenchError) as exc:
+        reg.get("zzz")
+    assert str(exc.value) == "unknown strategy 'zzz' (available: majority, oracle)"
+
+
+def test_declared_name_must_be_the_entry_point_name(installed):
+    installed.append(ep("vote", "uisbench.strategies.tts:MajorityVote"))
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert MajorityVote.name == "majority"
+    with pytest.raises(
+        UisbenchError, match="declares the name 'majority' but is registered as 'vote'"
+    ):
+        reg.get("vote")
+
+
+def test_a_plugin_of_the_wrong_kind_is_refused(installed):
+    installed.append(ep("arrays", "uisbench.store.arrays:BankArrays"))
+    reg = Registry(GROUP, "strategy", Strategy)
+    with pytest.raises(
+        UisbenchError, match=r"'arrays' \(uisbench.store.arrays:BankArrays\) is not a Strategy"
+    ):
+        reg.get("arrays")
+    installed.append(ep("tts", "uisbench.strategies.tts"))  # a module, not a class
+    with pytest.raises(UisbenchError, match="is not a Strategy"):
+        Registry(GROUP, "strategy", Strategy).get("tts")
+
+
+@pytest.mark.parametrize(
+    ("registry", "group"),
+    [
+        (STRATEGIES, "uisbench.strategies"),
+        (TASKS, "uisbench.tasks"),
+        (BACKENDS, "uisbench.backends"),
+    ],
+)
+def test_builtins_are_the_entry_points_in_pyproject(registry, group):
+    declared = tomllib.loads(PYPROJECT.read_text("utf-8"))["project"]["entry-points"][group]
+    assert registry.group == group
+    assert set(declared) <= set(registry.names())
+    for name, target in declared.items():
+        assert Registry(group, registry.kind).get(name) is not None, target
