@@ -99,8 +99,18 @@ def postgres_url() -> Iterator[str]:
     port = _free_port()
     started = False
     try:
-        r = pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-               "--no-sync", "--no-instructions")  # fmt: skip
+        r = pg(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         if r.returncode != 0:
             pytest.fail(f"initdb failed: {r.stderr.strip()[-500:]}")
         opts = f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"

@@ -40,8 +40,9 @@ def test_run_without_arguments_runs_every_strategy_and_builds_the_site(
     assert "SMOKE TASK" in out and "leaderboard written to" in err
     engine = open_engine(db, create=False)
     with engine.connect() as conn:
-        ran = set(conn.execute(select(s.runs.c.strategy).where(s.runs.c.status == "complete"))
-                  .scalars())  # fmt: skip
+        ran = set(
+            conn.execute(select(s.runs.c.strategy).where(s.runs.c.status == "complete")).scalars()
+        )
         per_run = conn.execute(
             select(func.count()).select_from(s.decisions).group_by(s.decisions.c.run_id)
         ).scalars()

@@ -138,9 +138,21 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
 def test_cli_run_report_and_list(tmp_path, engine, capsys):
     db = str(tmp_path / "r.db")
     code, out, _ = run_cli(
-        capsys, "run", "--bank", "toy", "--strategy", "single:model=m-big",
-        "--strategy", "oracle", "--seed", "0", "--seed", "1", "--db", db,
-    )  # fmt: skip
+        capsys,
+        "run",
+        "--bank",
+        "toy",
+        "--strategy",
+        "single:model=m-big",
+        "--strategy",
+        "oracle",
+        "--seed",
+        "0",
+        "--seed",
+        "1",
+        "--db",
+        db,
+    )
     assert code == 0 and "single:model=m-big" in out and "upper bound" in out
     code, out, _ = run_cli(capsys, "list", "strategies")
     assert code == 0 and "majority" in out and "oracle" in out
@@ -150,7 +162,13 @@ def test_cli_run_report_and_list(tmp_path, engine, capsys):
 def test_run_on_real_bank_file(tmp_path, capsys):
     db = str(tmp_path / "m.db")
     code, out, _ = run_cli(
-        capsys, "run", "--bank", str(SHARED / "mmlu-llama-ladder.jsonl"),
-        "--strategy", "single:model=llama3.1-405b", "--db", db,
-    )  # fmt: skip
+        capsys,
+        "run",
+        "--bank",
+        str(SHARED / "mmlu-llama-ladder.jsonl"),
+        "--strategy",
+        "single:model=llama3.1-405b",
+        "--db",
+        db,
+    )
     assert code == 0 and "0.8" in out  # 405B scores ~0.85 on the test split

@@ -27,10 +27,25 @@ from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
 
 RECORD = [
-    "bank", "record", "--task", "arith-smoke", "--pool", "cpu-tiny", "--k", "2",
-    "--models", "smollm2-135m-instruct", "--backend", "vllm", "--split", "test",
-    "--task-arg", "levels=add1", "--task-arg", "n_per_level=3",
-]  # fmt: skip
+    "bank",
+    "record",
+    "--task",
+    "arith-smoke",
+    "--pool",
+    "cpu-tiny",
+    "--k",
+    "2",
+    "--models",
+    "smollm2-135m-instruct",
+    "--backend",
+    "vllm",
+    "--split",
+    "test",
+    "--task-arg",
+    "levels=add1",
+    "--task-arg",
+    "n_per_level=3",
+]
 
 
 def uisbench(*args: str) -> str:

@@ -42,9 +42,13 @@ def count(engine) -> int:
 def test_record_is_idempotent_and_tops_up(tmp_path, backend):
     engine = open_engine(str(tmp_path / "rec.db"))
     kw = dict(
-        models=["smollm2-135m-instruct"], splits=("train", "test"), device="cpu",
-        task_overrides=ARGS, config_overrides={"max_tokens": 4}, backend=backend,
-    )  # fmt: skip
+        models=["smollm2-135m-instruct"],
+        splits=("train", "test"),
+        device="cpu",
+        task_overrides=ARGS,
+        config_overrides={"max_tokens": 4},
+        backend=backend,
+    )
     first = record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
     assert (first.queries, first.generated, first.already) == (3, 6, 0)
     again = record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
@@ -65,9 +69,15 @@ def test_record_is_idempotent_and_tops_up(tmp_path, backend):
 def test_record_humaneval_scores_in_the_sandbox(tmp_path):
     engine = open_engine(str(tmp_path / "he.db"))
     stats = record(
-        engine, "humaneval", "cpu-tiny", 1, limit=1, models=["smollm2-135m-instruct"],
-        device="cpu", config_overrides={"max_tokens": 24},
-    )  # fmt: skip
+        engine,
+        "humaneval",
+        "cpu-tiny",
+        1,
+        limit=1,
+        models=["smollm2-135m-instruct"],
+        device="cpu",
+        config_overrides={"max_tokens": 24},
+    )
     assert stats.generated == 1
     with engine.connect() as conn:
         correct = conn.execute(select(s.samples.c.correct)).scalar_one()
@@ -78,10 +88,12 @@ def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
     """k=4 after k=2 must not regenerate samples 0-1 under the same seed as samples 2-3."""
     engine = open_engine(str(tmp_path / "top.db"))
     kw = dict(
-        models=["smollm2-135m-instruct"], device="cpu", backend=backend,
+        models=["smollm2-135m-instruct"],
+        device="cpu",
+        backend=backend,
         task_overrides={"levels": ["add2"], "n_per_level": 4},
         config_overrides={"max_tokens": 8, "temperature": 1.0},
-    )  # fmt: skip
+    )
     record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
     record(engine, "arith-smoke", "cpu-tiny", 4, **kw)
     with engine.connect() as conn:

@@ -169,15 +169,34 @@ def test_hull_is_not_cubic() -> None:
     assert 0 < value <= 1
 
 
-def _summary_row(label: str, strategy: str, acc: float, flops: float, dollars: float,
-                 upper: bool = False, family: str = "tts") -> dict:  # fmt: skip
+def _summary_row(
+    label: str,
+    strategy: str,
+    acc: float,
+    flops: float,
+    dollars: float,
+    upper: bool = False,
+    family: str = "tts",
+) -> dict:
     return {
-        "bank": "b", "task": "t", "config_label": label, "strategy": strategy,
+        "bank": "b",
+        "task": "t",
+        "config_label": label,
+        "strategy": strategy,
         "family": "reference" if strategy in ("single", "oracle") else family,
-        "upper_bound": upper, "accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05,
-        "n_queries": 100, "n_seeds": 1, "samples_per_query": 1.0, "flops": flops,
-        "dollars": dollars, "input_tokens": 10.0, "output_tokens": 5.0, "latency_s": 0.1,
-    }  # fmt: skip
+        "upper_bound": upper,
+        "accuracy": acc,
+        "ci_low": acc - 0.05,
+        "ci_high": acc + 0.05,
+        "n_queries": 100,
+        "n_seeds": 1,
+        "samples_per_query": 1.0,
+        "flops": flops,
+        "dollars": dollars,
+        "input_tokens": 10.0,
+        "output_tokens": 5.0,
+        "latency_s": 0.1,
+    }
 
 
 def test_board_ranks_by_aiq_and_falls_back_to_dollars_when_flops_are_unknown() -> None:

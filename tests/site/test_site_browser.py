@@ -18,10 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = next(
-    (p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-     if p and Path(p).exists()),
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and Path(p).exists()
+    ),
     None,
-)  # fmt: skip
+)
 CHROMEDRIVER = shutil.which("chromedriver") or (
     "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
 )
@@ -55,10 +58,17 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1200",
-    ):  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1200",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -148,8 +158,11 @@ def test_task_page_and_drill_down_link(site: Path, browser) -> None:
 
 def test_injected_markup_never_executes(site: Path, browser) -> None:
     """Pages that display the probes: the escaped text is visible, nothing ran."""
-    pages = [p for p in sorted((site / "queries").rglob("*.html"))
-             if "&lt;script&gt;" in p.read_text("utf-8")][:4]  # fmt: skip
+    pages = [
+        p
+        for p in sorted((site / "queries").rglob("*.html"))
+        if "&lt;script&gt;" in p.read_text("utf-8")
+    ][:4]
     pages += sorted((site / "runs").glob("*.html"))[:2]
     pages += [next((site / "configs").rglob("*stub-online*.html"))]
     assert len(pages) >= 5

@@ -17,10 +17,21 @@ from uisbench.store import bankfile
 from uisbench.store.bankfile import ALL_FIELDS, read_blocks, read_rows
 
 BASE = {
-    "task": "t", "query_id": "q", "split": None, "prompt": 'say "hi" ü', "reference": "r",
-    "model": "m", "sample": 0, "answer": "a", "correct": True, "input_tokens": 3,
-    "output_tokens": 4, "cost_usd": 0.1, "latency_s": 0.2, "logprob": -1.0,
-}  # fmt: skip
+    "task": "t",
+    "query_id": "q",
+    "split": None,
+    "prompt": 'say "hi" ü',
+    "reference": "r",
+    "model": "m",
+    "sample": 0,
+    "answer": "a",
+    "correct": True,
+    "input_tokens": 3,
+    "output_tokens": 4,
+    "cost_usd": 0.1,
+    "latency_s": 0.2,
+    "logprob": -1.0,
+}
 
 CASES = {
     "float tokens": {"input_tokens": 3.0},
@@ -47,7 +58,7 @@ CASES = {
         "cost_usd": None,
         "latency_s": None,
         "logprob": None,
-    },  # fmt: skip
+    },
     "extensions": {"text": "full text", "score": 0.5},
     "unknown field": {"other": 1},
     "train split": {"split": "train"},

@@ -29,9 +29,14 @@ MODELS = "syn-0.5b,syn-1.5b"
 # Several seeds of a few strategies: many runs, each committing its decisions, so a kill can
 # land before, inside or between any of them.
 RESUME_ARGS = [
-    "--strategy", "majority:model=syn-1.5b,k=8", "--strategy", "random",
-    "--strategy", "single:model=syn-0.5b", *[x for s in range(6) for x in ("--seed", str(s))],
-]  # fmt: skip
+    "--strategy",
+    "majority:model=syn-1.5b,k=8",
+    "--strategy",
+    "random",
+    "--strategy",
+    "single:model=syn-0.5b",
+    *[x for s in range(6) for x in ("--seed", str(s))],
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,20 @@ def clone(template: Path, dest: Path) -> Path:
 
 
 def cli_run(db: Path, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uisbench.cli", "run", "--db", str(db), "--bank", BANK,
-           "--models", MODELS, "--no-report", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "uisbench.cli",
+        "run",
+        "--db",
+        str(db),
+        "--bank",
+        BANK,
+        "--models",
+        MODELS,
+        "--no-report",
+        *args,
+    ]
     return subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -112,8 +129,17 @@ def count_decisions(db: Path) -> int:
 def test_two_writers_at_once(template, tmp_path):
     db = clone(template, tmp_path / "two.db")
     a = cli_run(db, "--strategy", "majority:model=syn-1.5b,k=4", "--seed", "0", "--seed", "1")
-    b = cli_run(db, "--strategy", "random", "--strategy", "single:model=syn-1.5b",
-                "--seed", "0", "--seed", "1")  # fmt: skip
+    b = cli_run(
+        db,
+        "--strategy",
+        "random",
+        "--strategy",
+        "single:model=syn-1.5b",
+        "--seed",
+        "0",
+        "--seed",
+        "1",
+    )
     finish(a)
     finish(b)
     runs = decisions_by_run(db)

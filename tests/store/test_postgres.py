@@ -106,7 +106,7 @@ def round_trip(url: str, bank: Path, models: Path | None) -> dict:
                         s.decisions.c.flops,
                         s.decisions.c.dollars,
                         s.decisions.c.latency_s,
-                    )  # fmt: skip
+                    )
                     .join(s.queries, s.decisions.c.query_id == s.queries.c.id)
                     .where(s.decisions.c.run_id == res.run_id)
                     .order_by(s.queries.c.query_key)
