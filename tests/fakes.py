@@ -190,7 +190,7 @@ class FakeBank:
         path = folder / f"{name}.jsonl{'.gz' if gz else ''}"
         write_jsonl(path, self.rows())
         models = json.dumps(self.models_json(), ensure_ascii=False)
-        models_path(path).write_text(models, encoding="utf-8")
+        (folder / f"{name}.models.json").write_text(models, encoding="utf-8")
         return path
 
     # ----- in memory ------------------------------------------------------------------------
@@ -233,16 +233,13 @@ class FakeBank:
         )
 
 
-def models_path(bank: Path) -> Path:
-    """``NAME.models.json`` beside ``NAME.jsonl[.gz]``."""
-    return bank.with_name(bank.name.split(".jsonl")[0] + ".models.json")
-
-
-def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Rows as one JSON object a line, gzip-compressed when the name ends in ``.gz``."""
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]], compact: bool = False) -> Path:
+    """Rows as one JSON object a line, gzip-compressed when the name ends in ``.gz``; spaced
+    as ``json.dumps`` (and ``bank export``) writes them, or ``compact``."""
+    seps = (",", ":") if compact else (", ", ": ")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
+        fh.writelines(json.dumps(r, separators=seps) + "\n" for r in rows)
     return path
 
 

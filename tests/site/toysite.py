@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
-from tests.fakes import FakeBank, FakeModel, models_path
+from tests.fakes import FakeBank, FakeModel
 from uisbench import Runner, import_file, open_engine
+from uisbench.store.bankfile import models_file_beside
 from uisbench.strategies.base import Decisions, RunContext, Strategy
 
 XSS_SCRIPT = "<script>window.__xss=1</script>"
@@ -87,7 +88,7 @@ def make_toy_db(folder: Path, synthetic_too: bool = False, url: str | None = Non
     """Import the toy bank, run every test strategy (and the stub with two seeds)."""
     engine = open_engine(url or str(folder / "toy.db"))
     bank = toy_bank().write(folder)
-    import_file(engine, bank, models_path(bank))
+    import_file(engine, bank, models_file_beside(bank))
     runner = Runner(engine, "toy-task", "toy-task")
     for spec in STRATEGIES:
         runner.run(spec, 0, command="pytest")
@@ -95,6 +96,6 @@ def make_toy_db(folder: Path, synthetic_too: bool = False, url: str | None = Non
         runner.run(StubOnline(), seed, command="pytest")
     if synthetic_too:
         syn = toy_bank(task="toy-synthetic", n_queries=30).write(folder)
-        import_file(engine, syn, models_path(syn), synthetic=True)
+        import_file(engine, syn, models_file_beside(syn), synthetic=True)
         Runner(engine, "toy-synthetic", "toy-synthetic").run("single:model=toy-mid", 0)
     return engine

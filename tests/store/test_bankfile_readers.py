@@ -6,12 +6,11 @@ unusual; these tests pin that the two readers agree, value for value and error f
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import write_jsonl
 from uisbench.errors import UisbenchError
 from uisbench.store import bankfile
 from uisbench.store.bankfile import ALL_FIELDS, read_blocks, read_rows
@@ -65,18 +64,6 @@ CASES = {
 }
 
 
-def write(path: Path, rows: list[dict], gz: bool = False, compact: bool = True) -> Path:
-    """Compact JSON, or spaced as ``json.dumps`` (and ``bank export``) writes it."""
-    seps = (",", ":") if compact else (", ", ": ")
-    text = "".join(json.dumps(r, separators=seps) + "\n" for r in rows)
-    if gz:
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
 def outcome(reader, path: Path):
     try:
         if reader is read_rows:
@@ -97,7 +84,7 @@ def test_columnar_reader_agrees_with_line_checks(tmp_path, case, compact):
         del rows[3][change]
     else:
         rows[3].update(change)
-    path = write(tmp_path / "b.jsonl", rows, compact=compact)
+    path = write_jsonl(tmp_path / "b.jsonl", rows, compact=compact)
     assert outcome(read_blocks, path) == outcome(read_rows, path)
 
 
@@ -111,7 +98,7 @@ def test_valid_blocks_take_the_arrow_path(tmp_path, monkeypatch, compact):
     monkeypatch.setattr(bankfile, "_python_block", no_fallback)
     rows = [dict(BASE, query_id=f"q{i}", sample=i % 3) for i in range(6)]
     rows[2].update(CASES["null everything optional"])
-    path = write(tmp_path / "b.jsonl", rows, compact=compact)
+    path = write_jsonl(tmp_path / "b.jsonl", rows, compact=compact)
     assert len(outcome(read_blocks, path)) == 6
 
 
@@ -119,18 +106,18 @@ def test_blocks_split_lines_correctly(tmp_path, monkeypatch):
     """Small blocks: lines cut at block edges, and error line numbers count across blocks."""
     monkeypatch.setattr(bankfile, "BLOCK_BYTES", 700)
     rows = [dict(BASE, query_id=f"q{i}", sample=i, logprob=-0.1 * i) for i in range(40)]
-    path = write(tmp_path / "b.jsonl.gz", rows, gz=True)
+    path = write_jsonl(tmp_path / "b.jsonl.gz", rows, compact=True)
     good = outcome(read_blocks, path)
     assert good == outcome(read_rows, path) and len(good) == 40
     rows[33]["correct"] = "yes"
-    path = write(tmp_path / "c.jsonl.gz", rows, gz=True)
+    path = write_jsonl(tmp_path / "c.jsonl.gz", rows, compact=True)
     err = outcome(read_blocks, path)
     assert err == outcome(read_rows, path) and "line 34" in err
 
 
 def test_truncated_gzip_is_an_error(tmp_path):
     rows = [dict(BASE, query_id=f"q{i}") for i in range(2000)]
-    path = write(tmp_path / "b.jsonl.gz", rows, gz=True)
+    path = write_jsonl(tmp_path / "b.jsonl.gz", rows, compact=True)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UisbenchError, match="unreadable"):

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fakes import FakeBank, FakeModel, models_path
+from tests.fakes import FakeBank, FakeModel
 from uisbench.store.bank import import_file
+from uisbench.store.bankfile import models_file_beside
 from uisbench.store.engine import open_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def template(tmp_path_factory) -> Path:
     bank = fake.write(folder, name=BANK, gz=True)
     db = folder / "template.db"
     engine = open_engine(str(db))
-    import_file(engine, bank, models_path(bank), synthetic=True)
+    import_file(engine, bank, models_file_beside(bank), synthetic=True)
     engine.dispose()  # last connection closes: WAL checkpointed into the main file
     return db
 

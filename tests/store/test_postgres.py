@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, update
 
-from tests.fakes import FakeBank, FakeModel, models_path
+from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.runner import Runner
 from uisbench.store import schema as s
 from uisbench.store.bank import export_rows, import_file, info
-from uisbench.store.bankfile import row_to_json
+from uisbench.store.bankfile import models_file_beside, row_to_json
 from uisbench.store.engine import open_engine
 
 SHARED_BANK = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks" / "date-mot.jsonl"
@@ -60,7 +60,7 @@ def tiny_bank(folder: Path) -> tuple[Path, Path]:
         reference=lambda q: f"d{q}",
     )
     path = bank.write(folder)
-    return path, models_path(path)
+    return path, models_file_beside(path)
 
 
 @pytest.fixture(scope="module")
