@@ -200,7 +200,7 @@ class FakeBank:
         cells = self._cells()
         answers = np.concatenate([cells[m.name].answer.ravel() for m in self.models])
         codes, labels = pd.factorize(pd.Series(answers, dtype=object), use_na_sentinel=True)
-        models, start, first_id = {}, 0, 0
+        models, start = {}, 0
         for m in self.models:
             c = cells[m.name]
             shape, n = c.correct.shape, c.correct.size
@@ -215,10 +215,9 @@ class FakeBank:
                 latency_s=0.01 * tokens,
                 logprob=c.logprob,
                 score=np.full(shape, np.nan),
-                sample_id=first_id + np.arange(n).reshape(shape),
+                sample_id=start + np.arange(n).reshape(shape),
             )
             start += n
-            first_id += n
         return BankArrays(
             bank=self.task,
             bank_id=1,
