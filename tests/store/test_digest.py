@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+from tests.fakes import write_jsonl
 from uisbench.store.bank import import_file
 from uisbench.store.digest import bank_digest
 from uisbench.store.engine import open_engine
@@ -14,11 +15,10 @@ from uisbench.store.engine import open_engine
 SHIPPED = Path(__file__).resolve().parents[2] / "harness" / "data" / "banks"
 
 
-def digest_of(tmp_path: Path, name: str, lines: list[str], gz: bool) -> str:
+def digest_of(tmp_path: Path, name: str, rows: list[dict], gz: bool) -> str:
     path = tmp_path / name / ("bank.jsonl.gz" if gz else "bank.jsonl")
     path.parent.mkdir()
-    text = "\n".join(lines) + "\n"
-    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    write_jsonl(path, rows, compact=not gz)  # the layout of the lines must not matter either
     engine = open_engine(str(tmp_path / name / "db.sqlite"))
     import_file(engine, path)
     with engine.connect() as conn:
@@ -27,13 +27,12 @@ def digest_of(tmp_path: Path, name: str, lines: list[str], gz: bool) -> str:
 
 def test_digest_depends_on_content_only(tmp_path: Path) -> None:
     with gzip.open(SHIPPED / "arith-smoke-cpu-tiny.jsonl.gz", "rt") as f:
-        lines = [next(f).strip() for _ in range(64)]
-    plain = digest_of(tmp_path, "plain", lines, gz=False)
+        rows = [json.loads(next(f)) for _ in range(64)]
+    plain = digest_of(tmp_path, "plain", rows, gz=False)
     assert plain.startswith("sha256:") and len(plain) == 7 + 64
-    assert digest_of(tmp_path, "reversed-gz", lines[::-1], gz=True) == plain
-    row = json.loads(lines[5])
-    row["answer"] = "not " + str(row["answer"])
-    changed = lines[:5] + [json.dumps(row)] + lines[6:]
+    assert digest_of(tmp_path, "reversed-gz", rows[::-1], gz=True) == plain
+    row = dict(rows[5], answer="not " + str(rows[5]["answer"]))
+    changed = rows[:5] + [row] + rows[6:]
     assert digest_of(tmp_path, "changed", changed, gz=False) != plain
 
 
