@@ -5,46 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
-from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import majority_column, take
 
 
 def make_bank(Q: int = 5, S: int = 6, seed: int = 0) -> BankArrays:
-    rng = np.random.default_rng(seed)
-    labels = np.array([str(i) for i in range(4)], dtype=object)
-
-    def arrays(offset: int) -> ModelArrays:
-        answer = rng.integers(0, 4, size=(Q, S)).astype(np.int32)
-        return ModelArrays(
-            n_avail=np.full(Q, S, dtype=np.int32),
-            answer=answer,
-            correct=answer == 0,
-            input_tokens=np.full((Q, S), 100.0),
-            output_tokens=np.arange(Q * S, dtype=float).reshape(Q, S) + offset,
-            cost_usd=np.full((Q, S), 0.5),
-            latency_s=np.arange(Q * S, dtype=float).reshape(Q, S),
-            logprob=np.zeros((Q, S)),
-            score=np.full((Q, S), np.nan),
-            sample_id=np.arange(Q * S).reshape(Q, S),
-        )
-
-    meta = {
-        "a": {"params_active": 1e9, "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        "b": {"params_active": None, "params_total": None},
-    }
-    return BankArrays(
-        bank="t",
-        bank_id=1,
-        synthetic=True,
-        query_ids=np.arange(Q),
-        query_keys=[f"q{i}" for i in range(Q)],
-        splits=np.array([None] * Q, dtype=object),
-        models={"a": arrays(1), "b": arrays(2)},
-        model_meta=meta,
-        answer_labels=labels,
-    )
+    """Model a: 1B parameters and prices; b: neither, only a recorded cost per sample."""
+    return FakeBank(
+        models=(
+            FakeModel("a", 0.25, S, 1.0, price_in_per_mtok=1.0, price_out_per_mtok=2.0),
+            FakeModel("b", 0.25, S, None, None, cost_usd=0.5),
+        ),
+        queries=Q,
+        seed=seed,
+        input_tokens=100,
+    ).arrays()
 
 
 def test_draws_are_without_replacement_and_seeded():

@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.replay import replay
@@ -28,63 +29,29 @@ TRAIN = np.arange(150)
 TEST = np.arange(150, Q)
 
 
+TOPIC = np.arange(Q) % 2 == 1  # beta queries: the cheap model is bad on them
+FILLER = [" ".join(np.random.default_rng(q).choice(["x", "y", "z", "w"], 5)) for q in range(Q)]
+
+
 def make_bank(seed: int = 0, unanimous: bool = False) -> BankArrays:
-    rng = np.random.default_rng(seed)
-    topic = rng.random(Q) < 0.5
     words = ["alpha apple orange", "beta engine turbine"]
-    prompts = [
-        f"{words[int(t)]} {' '.join(rng.choice(['x', 'y', 'z', 'w'], 5))} question {i}"
-        for i, t in enumerate(topic)
-    ]
-    acc = {"small": np.where(topic, 0.2, 0.95), "big": np.full(Q, 0.8)}
-    models = {}
-    for name, p in acc.items():
-        correct = rng.random((Q, S)) < p[:, None]
-        if unanimous:
-            correct[:] = True
-        answer = np.where(correct, 0, rng.integers(1, 4, (Q, S))).astype(np.int64)
-        logprob = np.where(correct, -0.2, -1.5) + 0.3 * rng.standard_normal((Q, S))
-        out_tok = np.full((Q, S), 20.0)
-        models[name] = ModelArrays(
-            n_avail=np.full(Q, S),
-            answer=answer,
-            correct=correct,
-            input_tokens=np.full((Q, S), 50.0),
-            output_tokens=out_tok,
-            cost_usd=np.full((Q, S), np.nan),
-            latency_s=np.full((Q, S), 0.1),
-            logprob=logprob,
-            score=np.full((Q, S), np.nan),
-            sample_id=np.arange(Q * S).reshape(Q, S),
-        )
-    meta = {
-        "small": {
-            "params_active": 1e9,
-            "params_total": 1e9,
-            "train_tokens": 1e12,
-            "price_in_per_mtok": 0.1,
-            "price_out_per_mtok": 0.1,
-        },
-        "big": {
-            "params_active": 1e10,
-            "params_total": 1e10,
-            "train_tokens": 2e12,
-            "price_in_per_mtok": 1.0,
-            "price_out_per_mtok": 1.0,
-        },
-    }
-    return BankArrays(
-        bank="unit",
-        bank_id=1,
-        synthetic=True,
-        query_ids=np.arange(Q, dtype=np.int64),
-        query_keys=[f"q{i}" for i in range(Q)],
-        splits=np.array(["train"] * len(TRAIN) + ["test"] * len(TEST), dtype=object),
-        models=models,
-        model_meta=meta,
-        answer_labels=np.array(["A", "B", "C", "D"], dtype=object),
-        prompts=prompts,
+    acc = {"small": np.where(TOPIC, 0.2, 0.95), "big": np.full(Q, 0.8)}
+    # params in billions, training tokens in trillions, $ per M tokens (in and out alike)
+    sizes = {"small": (1.0, 1.0, 0.1), "big": (10.0, 2.0, 1.0)}
+    models = tuple(
+        FakeModel(m, 1.0 if unanimous else acc[m], S, n, t, usd, usd)
+        for m, (n, t, usd) in sizes.items()
     )
+    return FakeBank(
+        models=models,
+        queries=Q,
+        task="unit",
+        seed=seed,
+        train=len(TRAIN),
+        input_tokens=50,
+        output_tokens=(20, 21),
+        prompt=lambda q: f"{words[int(TOPIC[q])]} {FILLER[q]} question {q}",
+    ).arrays()
 
 
 @pytest.fixture(scope="module")
