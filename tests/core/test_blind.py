@@ -3,13 +3,12 @@ while evaluation-only figures computed after the decisions still reach the datab
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.blind import HIDDEN_MESSAGE
 from uisbench.errors import UisbenchError
 from uisbench.runner import Runner
@@ -18,35 +17,8 @@ from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies import Decisions, RunContext, Strategy
 
-
-def toy_bank(path: Path) -> Path:
-    lines = []
-    for q in range(40):
-        for k in range(4):
-            ok = (q + k) % 3 == 0
-            lines.append(
-                json.dumps(
-                    {
-                        "task": "toy",
-                        "query_id": f"q{q:03d}",
-                        "split": None,
-                        "prompt": f"p{q}",
-                        "reference": "r",
-                        "model": "m",
-                        "sample": k,
-                        "answer": "r" if ok else "w",
-                        "correct": ok,
-                        "input_tokens": 10,
-                        "output_tokens": 2,
-                        "cost_usd": None,
-                        "latency_s": 0.1,
-                        "logprob": None,
-                    }
-                )
-            )
-    path.write_text("\n".join(lines) + "\n")
-    path.with_name("toy.models.json").write_text(json.dumps({"m": {"params_b": 1.0}}))
-    return path
+#: One model, 4 samples on 40 queries, a third of them right; the runner draws the split.
+BANK = FakeBank(models=(FakeModel("m", 1 / 3, samples=4),), queries=40)
 
 
 class Peeking(Strategy):
@@ -81,7 +53,7 @@ class Evaluated(Strategy):
 @pytest.fixture
 def runner(tmp_path):
     engine = open_engine(str(tmp_path / "r.db"))
-    import_file(engine, toy_bank(tmp_path / "toy.jsonl"), tmp_path / "toy.models.json")
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
     return Runner(engine, "toy", "toy")
 
 
