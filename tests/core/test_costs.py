@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.fakes import write_jsonl
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
@@ -164,8 +165,7 @@ def test_the_prefix_cache_setting_is_part_of_a_runs_identity(tmp_path):
         for q in range(10)
         for k in range(4)
     ]
-    bank = tmp_path / "t.jsonl"
-    bank.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    bank = write_jsonl(tmp_path / "t.jsonl", rows)
     (tmp_path / "t.models.json").write_text(json.dumps({"a": {"params_b": 1.0}}))
     engine = open_engine(str(tmp_path / "r.db"))
     import_file(engine, bank, tmp_path / "t.models.json")
