@@ -64,7 +64,9 @@ class PrefixCache:
     """Which part of a repeated request's prompt a serving engine finds in its cache.
 
     ``none``: nothing (every request prefills its prompt); ``full``: the whole prompt;
-    ``block:N``: whole blocks of N tokens, ``⌊prompt/N⌋·N`` (vLLM caches full KV blocks only).
+    ``block:N``: whole blocks of N tokens, ``⌊(prompt − 1)/N⌋·N``: vLLM caches full KV blocks
+    only, and when every block of a prompt is cached it still recomputes the last token to get
+    its logits (v1 KV cache manager: the hit length is capped at prompt length − 1).
     """
 
     mode: str = "block"
@@ -92,7 +94,7 @@ class PrefixCache:
             return np.where(np.isnan(prompt), np.nan, 0.0)
         if self.mode == "full":
             return prompt
-        return np.floor(prompt / self.block) * self.block
+        return np.floor(np.maximum(prompt - 1, 0) / self.block) * self.block
 
 
 def request_costs(

@@ -64,7 +64,7 @@ def bank(tokens: bool = True) -> BankArrays:
 # Requests: a×2, a×1 (repeat), b×1 (escalation: full prompt), b×1 (repeat).
 HAND = {
     "none": 0,
-    "block:16": 32,  # ⌊40/16⌋·16
+    "block:16": 32,  # ⌊(40 − 1)/16⌋·16
     "full": 40,
 }
 
@@ -111,7 +111,9 @@ def test_every_unit_follows_the_request_and_cache_rules(setting):
 def test_prefix_cache_settings():
     assert PrefixCache.parse(None) == PrefixCache("block", 16)
     assert str(PrefixCache.parse("block:8")) == "block:8"
-    assert PrefixCache.parse("block:8").cached(np.array([7.0, 8.0, 23.0])).tolist() == [0, 8, 16]
+    # ⌊(p − 1)/8⌋·8: a prompt of exactly one block still recomputes its last token
+    cached = PrefixCache.parse("block:8").cached(np.array([7.0, 8.0, 9.0, 23.0, 24.0]))
+    assert cached.tolist() == [0, 0, 8, 16, 16]
     assert PrefixCache.parse("full").cached(np.array([23.0])).tolist() == [23.0]
     for bad in ("block:0", "block", "half", "block:-2"):
         with pytest.raises(UisbenchError, match="prefix cache"):
