@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from uisbench.errors import UisbenchError
 from uisbench.store import schema as s
 from uisbench.store.bank import (
+    MODEL_META,
     SAMPLE_COLUMNS,
     ensure_bank,
     ensure_models,
@@ -29,7 +30,7 @@ from uisbench.store.bank import (
 from uisbench.store.dialect import bulk_insert_ignore
 
 if TYPE_CHECKING:
-    from uisbench.live.backends import Backend, GenerationConfig
+    from uisbench.live.backends import Backend, Generation, GenerationConfig
     from uisbench.live.pools import ModelSpec
 
 #: Seed shift per sample already held; larger than any batch offset a backend adds to the seed.
@@ -72,18 +73,74 @@ def record(
     batch_size: int = 8,
     device: str | None = None,
     backend: str | None = None,
+    endpoints: list[str] | None = None,
     task_overrides: dict[str, Any] | None = None,
     config_overrides: dict[str, Any] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RecordStats:
-    """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank."""
-    from uisbench.live.backends import BACKENDS, GenerationConfig, get_backend
-    from uisbench.live.pools import load_pool
+    """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank.
+
+    ``endpoints`` (server URLs) replace the pool's for every model: they say where a served
+    model answers, not what it samples, so they are not part of the bank's key.
+    """
     from uisbench.tasks import load_task
 
     if k < 1:
         raise UisbenchError("k must be at least 1")
     task = load_task(task_name, **(task_overrides or {}))
+    pool, swapped = _select_pool(pool_name, models, backend, endpoints)
+    config = _generation_config(task, config_overrides)
+    key = {
+        "task": task_name,
+        "pool": pool_name,
+        "generation": config.key(),
+        "task_overrides": {k_: str(v) for k_, v in (task_overrides or {}).items()},
+    }
+    if swapped:  # another backend samples differently: its samples form another bank
+        key["backend"] = backend
+    name = bank_name(task_name, pool_name, key)
+    docs = _documents(task, task_name, splits, limit)
+
+    with engine.begin() as conn:
+        bank_id = ensure_bank(conn, name, "live", key)
+        task_id = ensure_task(conn, task_name, task.description)
+        model_ids = ensure_models(conn, {m.name: _model_meta(m) for m in pool})
+        qrows = [_query_row(task, split, d) for split, d in docs]
+        query_ids = ensure_queries(conn, task_id, qrows)
+    qids = [query_ids[q["query_key"]] for q in qrows]
+
+    total = len(docs) * k * len(pool)
+    generated = already = 0
+    start = time.perf_counter()
+    for spec in pool:
+        held = _held(engine, bank_id, model_ids[spec.name])
+        todo = [(doc, qid, held.get(qid, 0)) for (_, doc), qid in zip(docs, qids)]
+        already += sum(min(have, k) for *_, have in todo)
+        todo = [t for t in todo if t[2] < k]
+        if progress:
+            progress(generated + already, total, spec.name)
+        if not todo:
+            continue
+        filled = _fill_with_backend(
+            engine, task, spec, device, todo, k, config, batch_size, bank_id, model_ids[spec.name]
+        )
+        for n_rows in filled:
+            generated += n_rows
+            if progress:
+                progress(generated + already, total, spec.name)
+
+    return RecordStats(name, len(docs), generated, already, time.perf_counter() - start)
+
+
+def _select_pool(
+    pool_name: str, models: list[str] | None, backend: str | None, endpoints: list[str] | None
+) -> tuple[list[ModelSpec], bool]:
+    """The pool's models to record (``models`` subset, ``backend`` and ``endpoints`` swapped in),
+    and whether the backend differs from the pool's own. An unknown backend fails here, before
+    any row is written."""
+    from uisbench.live.backends import BACKENDS
+    from uisbench.live.pools import load_pool
+
     pool = load_pool(pool_name)
     if models:
         unknown = sorted(set(models) - {m.name for m in pool})
@@ -91,22 +148,31 @@ def record(
             raise UisbenchError(f"unknown model(s) {', '.join(unknown)} in pool {pool_name!r}")
         pool = [m for m in pool if m.name in models]
     for b in {backend} if backend else {m.backend for m in pool}:
-        BACKENDS.get(b)  # an unknown backend fails here, before any row is written
+        BACKENDS.get(b)
     swapped = bool(backend) and any(m.backend != backend for m in pool)
     if backend:
         pool = [replace(m, backend=backend) for m in pool]
+    if endpoints:
+        pool = [replace(m, endpoints=tuple(endpoints)) for m in pool]
+    return pool, swapped
+
+
+def _generation_config(task: Any, overrides: dict[str, Any] | None) -> GenerationConfig:
+    """The task's generation defaults with ``overrides``; keys the backends do not know dropped."""
+    from uisbench.live.backends import GenerationConfig
+
     defaults = dict(task.generation_defaults)
-    defaults.update(config_overrides or {})
+    defaults.update(overrides or {})
     if "stop" in defaults:
         defaults["stop"] = tuple(defaults["stop"] or ())
-    config = GenerationConfig(**{k_: v for k_, v in defaults.items() if k_ in
-                                 GenerationConfig.__dataclass_fields__})  # fmt: skip
-    key = {"task": task_name, "pool": pool_name, "generation": config.key(),
-           "task_overrides": {k_: str(v) for k_, v in (task_overrides or {}).items()}}  # fmt: skip
-    if swapped:  # another backend samples differently: its samples form another bank
-        key["backend"] = backend
-    name = bank_name(task_name, pool_name, key)
+    fields = GenerationConfig.__dataclass_fields__
+    return GenerationConfig(**{k: v for k, v in defaults.items() if k in fields})
 
+
+def _documents(
+    task: Any, task_name: str, splits: tuple[str, ...], limit: int | None
+) -> list[tuple[str, dict]]:
+    """(split, document) pairs: the first ``limit`` documents of each split."""
     docs: list[tuple[str, dict]] = []
     for split in splits:
         part = task.docs(split)
@@ -115,46 +181,41 @@ def record(
         docs.extend((split, d) for d in part)
     if not docs:
         raise UisbenchError(f"task {task_name!r} has no documents in split(s) {', '.join(splits)}")
+    return docs
 
-    with engine.begin() as conn:
-        bank_id = ensure_bank(conn, name, "live", key)
-        task_id = ensure_task(conn, task_name, task.description)
-        model_ids = ensure_models(conn, {m.name: _model_meta(m) for m in pool})
-        qrows = [
-            {"query_key": task.query_id(d), "split": split, "prompt": task.prompt(d),
-             "reference": task.reference(d)}
-            for split, d in docs
-        ]  # fmt: skip
-        query_ids = ensure_queries(conn, task_id, qrows)
 
-    total = len(docs) * k * len(pool)
-    generated = already = 0
-    start = time.perf_counter()
-    for spec in pool:
-        held = _held(engine, bank_id, model_ids[spec.name])
-        todo = []
-        for (_, doc), q in zip(docs, qrows):
-            qid = query_ids[q["query_key"]]
-            have = held.get(qid, 0)
-            already += min(have, k)
-            if have < k:
-                todo.append((doc, q, qid, have))
-        if progress:
-            progress(generated + already, total, spec.name)
-        if not todo:
-            continue
-        generator = get_backend(spec, device=device)
-        try:
-            for n_rows in _fill(engine, task, spec, generator, todo, k, config, batch_size,
-                                bank_id, model_ids[spec.name]):  # fmt: skip
-                generated += n_rows
-                if progress:
-                    progress(generated + already, total, spec.name)
-        finally:
-            if close := getattr(generator, "close", None):
-                close()  # e.g. vLLM's engine processes
+def _query_row(task: Any, split: str, doc: dict) -> dict[str, Any]:
+    return {
+        "query_key": task.query_id(doc),
+        "split": split,
+        "prompt": task.prompt(doc),
+        "reference": task.reference(doc),
+    }
 
-    return RecordStats(name, len(docs), generated, already, time.perf_counter() - start)
+
+def _fill_with_backend(
+    engine: Engine,
+    task: Any,
+    spec: ModelSpec,
+    device: str | None,
+    todo: list[tuple[dict, int, int]],
+    k: int,
+    config: GenerationConfig,
+    batch_size: int,
+    bank_id: int,
+    model_id: int,
+) -> Iterator[int]:
+    """:func:`_fill` with a backend opened for ``spec`` and closed afterwards."""
+    from uisbench.live.backends import get_backend
+
+    generator = get_backend(spec, device=device)
+    try:
+        yield from _fill(
+            engine, task, spec, generator, todo, k, config, batch_size, bank_id, model_id
+        )
+    finally:
+        if close := getattr(generator, "close", None):
+            close()  # e.g. vLLM's engine processes, an HTTP client's connections
 
 
 def _fill(
@@ -162,7 +223,7 @@ def _fill(
     task: Any,
     spec: ModelSpec,
     generator: Backend,
-    todo: list[tuple[dict, dict, int, int]],
+    todo: list[tuple[dict, int, int]],
     k: int,
     config: GenerationConfig,
     batch_size: int,
@@ -173,25 +234,51 @@ def _fill(
 
     Queries are grouped by how many samples they lack, so one generate call serves a batch.
     """
-    todo = sorted(todo, key=lambda t: t[3])
+    todo = sorted(todo, key=lambda t: t[2])
     i = 0
     while i < len(todo):
-        have = todo[i][3]
-        batch = [t for t in todo[i : i + batch_size] if t[3] == have]
+        have = todo[i][2]
+        batch = [t for t in todo[i : i + batch_size] if t[2] == have]
         i += len(batch)
         prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
         outs = generator.generate(prompts, k - have, top_up_config(config, have))
         rows = []
-        for (doc, _q, qid, _), gens in zip(batch, outs):
+        for (doc, qid, _), gens in zip(batch, outs):
             scored = task.score(doc, [g.text for g in gens])
             for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
-                rows.append((
-                    bank_id, qid, model_id, have + j, g.text, answer, bool(correct), None,
-                    g.input_tokens, g.output_tokens, _dollars(spec, g), g.latency_s, g.logprob,
-                ))  # fmt: skip
+                rows.append(_sample_row(bank_id, qid, model_id, have + j, g, answer, correct, spec))
         with engine.begin() as conn:
             bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
         yield len(rows)
+
+
+def _sample_row(
+    bank_id: int,
+    qid: int,
+    model_id: int,
+    index: int,
+    g: Generation,
+    answer: Any,
+    correct: Any,
+    spec: ModelSpec,
+) -> tuple:
+    """One row of ``samples`` in :data:`SAMPLE_COLUMNS` order (``score`` stays NULL)."""
+    dollars = _dollars(spec, g)
+    return (
+        bank_id,
+        qid,
+        model_id,
+        index,
+        g.text,
+        answer,
+        bool(correct),
+        None,
+        g.input_tokens,
+        g.output_tokens,
+        dollars,
+        g.latency_s,
+        g.logprob,
+    )
 
 
 def _held(engine: Engine, bank_id: int, model_id: int) -> dict[int, int]:
@@ -214,16 +301,22 @@ def _prompt_for(task: Any, spec: Any, doc: dict) -> Any:
 
 
 def _dollars(spec: Any, g: Any) -> float | None:
+    """The sample's price: prompt tokens the server read from its prefix cache at the cached
+    price (``price_cached_in_per_mtok``, the input price when the pool gives none)."""
     if spec.price_in_per_mtok is None or spec.price_out_per_mtok is None:
         return None
+    cached = min(getattr(g, "cached_tokens", 0) or 0, g.input_tokens)
+    p_cached = spec.price_cached_in_per_mtok
+    if p_cached is None:
+        p_cached = spec.price_in_per_mtok
+    fresh = g.input_tokens - cached
     return (
-        spec.price_in_per_mtok * g.input_tokens + spec.price_out_per_mtok * g.output_tokens
+        spec.price_in_per_mtok * fresh
+        + float(p_cached) * cached
+        + spec.price_out_per_mtok * g.output_tokens
     ) / 1e6
 
 
 def _model_meta(spec: Any) -> dict[str, Any]:
     d = asdict(spec) if hasattr(spec, "__dataclass_fields__") else dict(vars(spec))
-    return {k: d.get(k) for k in (
-        "family", "backend", "identifier", "params_total", "params_active", "train_tokens",
-        "price_in_per_mtok", "price_out_per_mtok", "price_cached_in_per_mtok",
-        "context_length")}  # fmt: skip
+    return {k: d.get(k) for k in MODEL_META}

@@ -50,6 +50,8 @@ class Generation:
     output_tokens: int
     logprob: float | None
     latency_s: float
+    #: Prompt tokens a server read from its prefix cache (``usage.prompt_tokens_details``).
+    cached_tokens: int = 0
 
 
 @runtime_checkable

@@ -169,30 +169,60 @@ class TransformersBackend(TokenizingBackend):
     def _generate_chunk(
         self, ids: list[list[int]], n: int, config: GenerationConfig, offset: int
     ) -> list[list[Generation]]:
+        from transformers import set_seed
+
+        enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding=True)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        prompt_len = enc["input_ids"].shape[1]
+        recorder = _ChosenLogprobs()
+        kwargs = self._generate_kwargs(n, config, prompt_len, recorder)
+        set_seed(config.seed + offset)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            result = self.model.generate(**enc, **kwargs)
+        latency = time.perf_counter() - start
+        token_logprobs = recorder.finish(result)
+        if config.temperature <= 0 and n > 1:  # greedy decoding: the n samples are the same
+            result = result.repeat_interleave(n, dim=0)
+            token_logprobs = token_logprobs.repeat_interleave(n, dim=0)
+        generated = result[:, prompt_len:].cpu()
+        input_counts = enc["attention_mask"].sum(dim=1).tolist()
+        return [
+            [
+                self._generation(
+                    generated[i * n + j],
+                    token_logprobs[i * n + j],
+                    config,
+                    latency,
+                    int(input_counts[i]),
+                )
+                for j in range(n)
+            ]
+            for i in range(len(ids))
+        ]
+
+    def _generate_kwargs(
+        self, n: int, config: GenerationConfig, prompt_len: int, recorder: _ChosenLogprobs
+    ) -> dict[str, Any]:
+        """``model.generate`` arguments: sampling warpers of our own, then the log-prob recorder
+        (so its log-probs are those of the distribution each token was sampled from), then the
+        stop-string criterion."""
         from transformers import (
             LogitsProcessorList,
             StoppingCriteriaList,
             TemperatureLogitsWarper,
             TopPLogitsWarper,
-            set_seed,
         )
 
-        enc = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt", padding=True)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        prompt_len = enc["input_ids"].shape[1]
-
         sampling = config.temperature > 0
-        recorder = _ChosenLogprobs()
         processors: list[Any] = []
         kwargs: dict[str, Any] = dict(
             max_new_tokens=config.max_tokens,
-            num_return_sequences=n if sampling else 1,  # greedy: one sequence, copied below
+            num_return_sequences=n if sampling else 1,  # greedy: one sequence, copied after
             do_sample=sampling,
             pad_token_id=self.tokenizer.pad_token_id,
         )
         if sampling:
-            # the warpers are ours, not generate's, so that the recorder runs after them: its
-            # log-probs are those of the distribution each token was sampled from
             kwargs.update(temperature=1.0, top_p=1.0, top_k=0)
             if config.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(config.temperature))
@@ -202,36 +232,27 @@ class TransformersBackend(TokenizingBackend):
         if config.stop:
             stopper = _StopOnStrings(self.tokenizer, config.stop, prompt_len)
             kwargs.update(stopping_criteria=StoppingCriteriaList([stopper]))
-        set_seed(config.seed + offset)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            result = self.model.generate(**enc, **kwargs)
-        latency = time.perf_counter() - start
-        token_logprobs = recorder.finish(result)
-        if not sampling and n > 1:  # greedy decoding: the n samples are the same sequence
-            result = result.repeat_interleave(n, dim=0)
-            token_logprobs = token_logprobs.repeat_interleave(n, dim=0)
-        generated = result[:, prompt_len:].cpu()
-        input_counts = enc["attention_mask"].sum(dim=1).tolist()
-        groups: list[list[Generation]] = []
-        for i in range(len(ids)):
-            group = []
-            for j in range(n):
-                row = i * n + j
-                text, count = self._cut(generated[row].tolist(), config.stop)
-                lp = token_logprobs[row, :count]
-                lp = lp[torch.isfinite(lp)]
-                group.append(
-                    Generation(
-                        text=text,
-                        input_tokens=int(input_counts[i]),
-                        output_tokens=count,
-                        logprob=float(lp.sum()) if count else 0.0,
-                        latency_s=latency,
-                    )
-                )
-            groups.append(group)
-        return groups
+        return kwargs
+
+    def _generation(
+        self,
+        tokens: torch.Tensor,
+        token_logprobs: torch.Tensor,
+        config: GenerationConfig,
+        latency: float,
+        input_tokens: int,
+    ) -> Generation:
+        """One sample: text cut at the stop string, its token count and summed log-prob."""
+        text, count = self._cut(tokens.tolist(), config.stop)
+        lp = token_logprobs[:count]
+        lp = lp[torch.isfinite(lp)]
+        return Generation(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=count,
+            logprob=float(lp.sum()) if count else 0.0,
+            latency_s=latency,
+        )
 
     def _cut(self, tokens: list[int], stop: tuple[str, ...]) -> tuple[str, int]:
         """(text cut before the first stop string, generated tokens counted)."""

@@ -47,6 +47,8 @@ class ModelSpec:
     chat_template: bool = False
     family: str | None = None
     gguf: GgufSource | None = None
+    #: Base URLs of servers that serve this model (``openai`` backend), e.g. ``http://h:8000/v1``.
+    endpoints: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -83,6 +85,8 @@ def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
     for entry in data.get("models", []):
         entry = dict(entry)
         gguf = entry.pop("gguf", None)
+        if isinstance(entry.get("endpoints"), (list, tuple)):
+            entry["endpoints"] = tuple(str(e) for e in entry["endpoints"])
         extra = {k: entry.pop(k) for k in list(entry) if k not in known_fields}
         for key in (
             "train_tokens",
