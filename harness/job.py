@@ -50,6 +50,7 @@ class RunRequest:
     pool: str | None = None
     k: int | None = None
     backend: str | None = None
+    endpoints: list[str] | None = None
     limit: int | None = None
     prefix_cache: str | None = None  # none | full | block:N; None: the pool's, else block:16
 
@@ -143,6 +144,7 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
         splits=("train", "test"),
         models=req.models,
         backend=req.backend,
+        endpoints=req.endpoints,
         task_overrides=DEFAULT_LIVE["task_overrides"] if task == DEFAULT_LIVE["task"] else None,
     )
     print(

@@ -127,6 +127,14 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per call.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: automatic).")
 @click.option("--backend", default=None, help="Backend for every model (default: the pool's).")
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="URL",
+    help="OpenAI-compatible server for --backend openai, e.g. http://host:8000/v1 (repeatable: "
+    "replicas share the load).",
+)
 @click.option("--max-tokens", type=int, default=None, help="Override the task's generation length.")
 @click.option("--temperature", type=float, default=None, help="Override the task's temperature.")
 @click.option(
@@ -147,6 +155,7 @@ def bank_record(
     batch_size: int,
     device: str | None,
     backend: str | None,
+    endpoints: tuple[str, ...],
     max_tokens: int | None,
     temperature: float | None,
     task_args: tuple[str, ...],
@@ -171,6 +180,7 @@ def bank_record(
             batch_size=batch_size,
             device=device,
             backend=backend,
+            endpoints=list(endpoints) or None,
             config_overrides={key: v for key, v in overrides.items() if v is not None},
             progress=tick,
             task_overrides=parse_task_args(task_args),

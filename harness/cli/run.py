@@ -40,6 +40,13 @@ from uisbench.cli.options import db_option
 @click.option("--pool", default=None, help="With --live: pool name or file (default cpu-tiny).")
 @click.option("--k", type=int, default=None, help="With --live: samples per query and model.")
 @click.option("--backend", default=None, help="With --live: backend for every model.")
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="URL",
+    help="With --live --backend openai: server base URL (repeatable).",
+)
 @click.option("--limit", type=int, default=None, help="With --live: first N queries per split.")
 @click.option(
     "--prefix-cache",
@@ -62,6 +69,7 @@ def run(
     pool: str | None,
     k: int | None,
     backend: str | None,
+    endpoints: tuple[str, ...],
     limit: int | None,
     prefix_cache: str | None,
     db: str | None,
@@ -84,6 +92,7 @@ def run(
             pool=pool,
             k=k,
             backend=backend,
+            endpoints=list(endpoints) or None,
             limit=limit,
             prefix_cache=prefix_cache,
         )
