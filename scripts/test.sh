@@ -22,3 +22,7 @@ bash scripts/setup.sh --full
 mkdir -p test-artifacts
 .venv/bin/uisbench gate --baseline results/baselines/arith-smoke.json \
   --markdown test-artifacts/gate.md --junit test-artifacts/gate.xml
+# Real vLLM on CPU (issue 14): its own environment, then the `serve` tests. A failed build fails
+# the run here; a missing environment fails the tests (they never skip).
+bash scripts/serve_env.sh
+.venv/bin/python -m pytest -q -m serve tests/live/test_serve.py
