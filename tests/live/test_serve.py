@@ -78,6 +78,7 @@ class Server:
             "--max-model-len",
             "1024",
             "--enable-prompt-tokens-details",
+            "--enforce-eager",  # torch.compile's warm-up takes many minutes on a small CPU
         ]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -186,6 +187,20 @@ def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, t
     print(f"vllm serve ready in {first_ready:.0f} s; log {server.log}")
 
 
+def eager_pool(tmp_path: Path) -> Path:
+    """cpu-tiny's SmolLM2 entry with ``vllm: {enforce_eager: true}`` (no torch.compile)."""
+    import yaml
+
+    from uisbench.live.pools import _pool_dir
+
+    data = yaml.safe_load((_pool_dir() / "cpu-tiny.yaml").read_text())
+    data["models"] = [m for m in data["models"] if m["name"] == "smollm2-135m-instruct"]
+    data["models"][0]["vllm"] = {"enforce_eager": True, "max_model_len": 1024}
+    path = tmp_path / "cpu-tiny-eager.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def test_offline_vllm_backend_records_end_to_end(checkpoint: str, tmp_path: Path):
     db = tmp_path / "offline.db"
     cmd = [
@@ -195,9 +210,7 @@ def test_offline_vllm_backend_records_end_to_end(checkpoint: str, tmp_path: Path
         "--task",
         "arith-smoke",
         "--pool",
-        "cpu-tiny",
-        "--models",
-        "smollm2-135m-instruct",
+        str(eager_pool(tmp_path)),
         "--backend",
         "vllm",
         "--k",
