@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from uisbench.live.backends import Backend, Generation, GenerationConfig
     from uisbench.live.pools import ModelSpec
 
+#: Backends that generate in this process: a server endpoint means nothing to them.
+LOCAL_BACKENDS = frozenset({"transformers", "vllm"})
 #: Seed shift per sample already held; larger than any batch offset a backend adds to the seed.
 TOP_UP_SEED_STRIDE = 1_000_003
 
@@ -153,6 +155,12 @@ def _select_pool(
     if backend:
         pool = [replace(m, backend=backend) for m in pool]
     if endpoints:
+        local = sorted({m.backend for m in pool} & LOCAL_BACKENDS)
+        if local:
+            raise UisbenchError(
+                f"--endpoint is for server backends (--backend openai); the pool's models use "
+                f"{', '.join(local)}, which generate in this process"
+            )
         pool = [replace(m, endpoints=tuple(endpoints)) for m in pool]
     return pool, swapped
 

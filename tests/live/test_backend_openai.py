@@ -216,6 +216,12 @@ def samples(engine) -> list[tuple]:
         return [tuple(r) for r in conn.execute(select(*cols))]
 
 
+def test_endpoint_with_a_local_backend_is_refused(tmp_path):
+    engine = open_engine(str(tmp_path / "e.db"))
+    with pytest.raises(UisbenchError, match="--endpoint is for server backends"):
+        record(engine, "arith-smoke", "cpu-tiny", 1, endpoints=["http://127.0.0.1:1/v1"])
+
+
 def test_pool_endpoints_and_cached_tokens_priced(fake_openai, tmp_path):
     server = fake_openai()
     path = pool_file(tmp_path, server.url)
