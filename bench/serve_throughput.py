@@ -1,13 +1,15 @@
 """Serving throughput: samples/s through uisbench vs vLLM driven directly (run in .venv-vllm).
 
-1. ``serve``: the ``openai`` backend (``backend.generate``, and ``record`` into a SQLite bank,
-   which adds scoring and commits) against ``vllm serve``, vs the official ``openai`` client
-   sending the same requests (same bodies, ``n`` per request) with the same concurrency.
+1. ``serve``: the ``openai`` backend's ``generate`` against ``vllm serve``, vs the official
+   ``openai`` client sending the same requests (same bodies, ``n`` per request) with the same
+   concurrency.
 2. ``offline``: the ``vllm`` backend's ``generate`` vs ``LLM.generate`` on the same ``LLM``
    object, identical token prompts and sampling parameters.
 
-Both sides run ``--repeats`` times alternately and the best wall time is kept (CPU noise).
-No stop strings and ``ignore_eos``-free sampling at a fixed seed: both sides do the same work.
+vLLM runs eager (``--enforce-eager``: torch.compile's warm-up takes many minutes on a small
+CPU) and the same engine serves both sides of each comparison. Both sides run ``--repeats``
+times alternately and the best wall time is kept (CPU noise). No stop strings, fixed seeds:
+both sides send the same requests.
 
     bash scripts/serve_env.sh
     VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python bench/serve_throughput.py --prompts 32 --n 4 \
@@ -43,7 +45,7 @@ def start_server(model_dir: str, port: int, log: Path) -> subprocess.Popen:
 
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir]
     cmd += ["--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--max-model-len", "1024"]
+    cmd += ["--max-model-len", "1024", "--enforce-eager"]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     for _ in range(450):
         if proc.poll() is not None:
@@ -136,7 +138,13 @@ def bench_offline(args, model_dir: str, prompts: list[str]) -> dict:
     from uisbench.live.backends.vllm import VllmBackend
     from uisbench.live.pools import ModelSpec
 
-    llm = LLM(model=model_dir, seed=0, logprobs_mode="processed_logprobs", max_model_len=1024)
+    llm = LLM(
+        model=model_dir,
+        seed=0,
+        logprobs_mode="processed_logprobs",
+        max_model_len=1024,
+        enforce_eager=True,
+    )
     spec = ModelSpec(
         name="smollm2", backend="vllm", identifier=model_dir, params_total=1, params_active=1
     )
