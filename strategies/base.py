@@ -65,7 +65,7 @@ class Strategy(ABC):
     """Base class of every strategy plugin; a subclass writes :meth:`run` and nothing else."""
 
     name: ClassVar[str]
-    family: ClassVar[str]  # "reference" | "routing" | "tts" | "uniscale" | "t2"
+    family: ClassVar[str]  # "reference" | "routing" | "tts" | "uniscale" | "t2" | "decomposed"
     description: ClassVar[str]
     upper_bound: ClassVar[bool] = False  # oracle-style strategies, drawn as bounds
     #: Reads the samples' extracted answers (votes, agreement): cannot run on a bank that

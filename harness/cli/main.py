@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from uisbench.cli.bank import bank
 from uisbench.cli.compare import compare, gate, results
+from uisbench.cli.decompose import decompose
 from uisbench.cli.listing import list_
 from uisbench.cli.run import report, run
 from uisbench.cli.site import site
@@ -27,7 +28,7 @@ def cli() -> None:
     """uisbench: benchmark inference-cost strategies on accuracy vs metered cost."""
 
 
-for command in (bank, list_, run, report, site, results, compare, gate):
+for command in (bank, decompose, list_, run, report, site, results, compare, gate):
     cli.add_command(command)
 
 

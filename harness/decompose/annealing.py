@@ -26,6 +26,7 @@ from torch import nn
 
 from uisbench.decompose.criterion import Null, bh_thresholds
 from uisbench.decompose.graph import MapComponents, components
+from uisbench.errors import UisbenchError
 
 #: Loose to strict; the default sweep of ``uisbench decompose``.
 DEFAULT_LEVELS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12)
@@ -67,6 +68,7 @@ class Annealing:
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # (out, in) per map
     null: str = ""
     tolerance: Tolerance = field(default_factory=Tolerance)
+    rule_choice: int | None = None  # what the rule chose (differs from chosen when forced)
 
     @property
     def level(self) -> Level | None:
@@ -105,10 +107,17 @@ def anneal(
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     tolerance: Tolerance | None = None,
     progress: Callable[[str], None] | None = None,
+    force: float | None = None,
 ) -> Annealing:
-    """Run the sweep on ``model`` (left unchanged) and choose the level (see module docstring)."""
+    """Run the sweep on ``model`` (left unchanged) and choose the level (see module docstring).
+
+    ``force``: use this level whatever the rule says (to measure what removal costs when no
+    level passes); the report keeps the rule's own choice beside it.
+    """
     tolerance = tolerance or Tolerance()
     levels = tuple(sorted(levels, reverse=True))
+    if force is not None and force not in levels:
+        raise UisbenchError(f"forced level {force:g} is not one of the swept levels")
     maps = linear_maps(model)
     thresholds, scales = {}, {}
     for name, lin in maps.items():
@@ -133,8 +142,10 @@ def anneal(
         if progress:
             progress(f"q={q:g}: kept {sum(level.kept.values())} weights, KL {change.mean_kl:.3g}")
     ok = [i for i, lv in enumerate(out) if lv.within and lv.stable]
+    rule = ok[-1] if ok else None
+    chosen = rule if force is None else levels.index(force)
     sizes = {n: tuple(lin.weight.shape) for n, lin in maps.items()}
-    return Annealing(out, ok[-1] if ok else None, sizes, null.kind, tolerance)
+    return Annealing(out, chosen, sizes, null.kind, tolerance, rule)
 
 
 class masked:

@@ -61,9 +61,10 @@ def decompose(
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     tolerance: Tolerance | None = None,
     progress: Any = None,
+    force: float | None = None,
 ) -> Decomposition:
     """Anneal, then zero the removed weights of ``model`` in place (the masked dense model)."""
-    result = anneal(model, null, batch, levels, tolerance, progress)
+    result = anneal(model, null, batch, levels, tolerance, progress, force)
     masks = chosen_masks(model, null, result)
     maps = linear_maps(model)
     for name, mask in masks.items():

@@ -80,6 +80,8 @@ def build_report(result: Annealing, **extra: Any) -> dict[str, Any]:
         "rule": "strictest level within tolerance whose partition equals the looser level's",
         "sweep": sweep,
         "chosen_q": None if result.level is None else result.level.q,
+        "rule_q": None if result.rule_choice is None else result.levels[result.rule_choice].q,
+        "forced": result.chosen != result.rule_choice,
         **extra,
     }
     if result.level is not None:

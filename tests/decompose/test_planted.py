@@ -169,3 +169,63 @@ def test_unmasked_training_removes_nothing() -> None:
     assert not any(lv.within for lv in dec.result.levels)
     for name, lin in linear_maps(model).items():
         assert torch.equal(lin.weight, before[name])
+
+
+def word_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A 64-entry word-level tokenizer covering arith-smoke prompts (numbers 0..41)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<unk>", "<pad>", "<s>", "</s>", "Q", "A", ":", "+", "-", "*", "=", "?"]
+    vocab = {w: i for i, w in enumerate(words + [str(n) for n in range(VOCAB - len(words))])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="</s>"
+    )
+
+
+def test_cli_saves_a_decomposition_the_backend_runs_as_blocks(planted, tmp_path) -> None:
+    """``uisbench decompose`` on a pool entry → report, masked checkpoint, variant pool file;
+    the ``decomposed`` backend loads it as blocks and samples from it."""
+    import json
+
+    import yaml
+
+    from uisbench.cli.main import main
+    from uisbench.live.backends import GenerationConfig, get_backend
+    from uisbench.live.pools import load_pool
+
+    model, init, masks, _ = planted
+    tok = word_tokenizer()
+    model.save_pretrained(tmp_path / "trained")
+    tok.save_pretrained(tmp_path / "trained")
+    start = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, lin in linear_maps(start).items():
+            lin.weight.copy_(init[name])
+    start.save_pretrained(tmp_path / "init")
+    total = sum(p.numel() for p in model.parameters())
+    entry = {"name": "tiny", "backend": "transformers", "identifier": str(tmp_path / "trained")}
+    entry.update(params_total=total, params_active=total)
+    (tmp_path / "pool.yaml").write_text(yaml.safe_dump({"name": "t", "models": [entry]}))
+    out = tmp_path / "out"
+    pool, init_dir = str(tmp_path / "pool.yaml"), str(tmp_path / "init")
+    args = ["--prompts", "4", "--levels", "0.1,1e-6", "--kl-tol", "0.01"]
+    main(["decompose", "tiny", "--pool", pool, "--init", init_dir, "--out", str(out), *args])
+    report = json.loads((out / "decomposition.json").read_text())
+    assert report["chosen_q"] == 1e-6 and report["null"] == "saved-init"
+    assert all(m["blocks"] == N_BLOCKS for m in report["maps"].values())
+    dense_maps = sum(m.size for m in masks.values())
+    variant = load_pool(out / "pool.yaml")[0]
+    assert variant.name == "tiny@decomposed" and variant.backend == "decomposed"
+    assert variant.params_active == total - dense_maps + sum(int(m.sum()) for m in masks.values())
+    backend = get_backend(variant, device="cpu")
+    assert sum(isinstance(m, BlockLinear) for m in backend.model.modules()) == len(masks)
+    masked = transformers.AutoModelForCausalLM.from_pretrained(out)
+    batch = held_out()
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            backend.model(**batch).logits, masked(**batch).logits, atol=1e-5, rtol=1e-5
+        )
+    gens = backend.generate(["Q: 3 + 5 = ?\nA:"], 2, GenerationConfig(max_tokens=3))
+    assert len(gens[0]) == 2 and all(g.output_tokens >= 1 for g in gens[0])
