@@ -26,6 +26,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from uisbench.decompose.variant import POOL_FILE, calibration_batch, decompose_p
 from uisbench.job import DEFAULT_LIVE, shipped_banks
 from uisbench.live.backends.transformers import TransformersBackend
 from uisbench.live.pools import load_pool
+from uisbench.store.bankfile import row_to_json
 from uisbench.strategies.decomposed import variant_name
 from uisbench.tasks import load_task
 
@@ -130,14 +132,13 @@ def record_variant(out: Path, k: int, limit: int | None) -> Path:
     return db
 
 
-def variant_rows(db: Path) -> pd.DataFrame:
+def variant_rows(db: Path) -> list:
     from uisbench.store.bank import export_rows
     from uisbench.store.engine import open_engine
 
     with open_engine(str(db)).connect() as conn:
         bank = conn.exec_driver_sql("select name from banks").scalar()
-        rows = list(export_rows(conn, bank))
-    return pd.DataFrame([r._asdict() for r in rows])
+        return list(export_rows(conn, bank))
 
 
 def main() -> None:
@@ -187,10 +188,11 @@ class _Slice:
         return getattr(self.task, name)
 
 
-def accuracy(var: pd.DataFrame, out: Path) -> dict:
+def accuracy(rows: list, out: Path) -> dict:
     """Per-sample accuracy of the variant and of the shipped SmolLM2 on the same test queries;
     writes the combined bank and runs single/decomposed on it through the meter."""
     shipped_file = next(p for p in shipped_banks() if p.name.startswith("arith-smoke-cpu-tiny"))
+    var = pd.DataFrame([asdict(r) for r in rows]).rename(columns={"query_id": "query_key"})
     shipped = pd.read_json(shipped_file, lines=True, compression="gzip")
     dense = shipped[(shipped.model == MODEL) & shipped.query_id.isin(var.query_key)]
     acc = {
@@ -207,11 +209,11 @@ def accuracy(var: pd.DataFrame, out: Path) -> dict:
     idx = rng.integers(len(d_q), size=(2000, len(d_q)))
     boot = v_q.to_numpy()[idx].mean(1) - d_q.to_numpy()[idx].mean(1)
     acc["delta_ci95"] = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
-    acc["leaderboard"] = leaderboard(shipped_file, var, out)
+    acc["leaderboard"] = leaderboard(shipped_file, rows, out)
     return acc
 
 
-def leaderboard(shipped_file: Path, var: pd.DataFrame, out: Path) -> str:
+def leaderboard(shipped_file: Path, rows: list, out: Path) -> str:
     """Shipped bank + variant rows as one bank file; single and decomposed through the meter."""
     bank = out / "arith-smoke-cpu-tiny-decomposed.jsonl.gz"
     models = json.loads(
@@ -227,11 +229,10 @@ def leaderboard(shipped_file: Path, var: pd.DataFrame, out: Path) -> str:
     bank.with_name(bank.name.replace(".jsonl.gz", ".models.json")).write_text(
         json.dumps(models, indent=1)
     )
-    rows = var.rename(columns={"query_key": "query_id", "sample_index": "sample"})
     with gzip.open(bank, "wt") as f:
         with gzip.open(shipped_file, "rt") as src:
             f.write(src.read())
-        f.write(rows.to_json(orient="records", lines=True))
+        f.writelines(row_to_json(r) + "\n" for r in rows)
     cmd = [
         sys.executable,
         "-m",

@@ -66,9 +66,8 @@ def components(mask: np.ndarray) -> MapComponents:
         shape=(n_out + n_in, n_out + n_in),
     )
     _, label = connected_components(graph, directed=False)
-    degree = np.zeros(n_out + n_in, dtype=np.int64)
-    np.add.at(degree, rows, 1)
-    np.add.at(degree, n_out + cols, 1)
+    degree = np.bincount(rows, minlength=n_out + n_in)
+    degree[n_out:] += np.bincount(cols, minlength=n_in)
     label = np.where(degree > 0, label, -1)
     # renumber blocks in order of their smallest node (outputs first): a canonical labelling
     used = label[label >= 0]

@@ -100,4 +100,6 @@ def decompose_pool_model(
     dec = decompose(model, null, batch, levels, tolerance, progress, force)
     entry = write_variant_pool(spec, dec, out, variant)
     calibration = {"task": task.name, "split": split, "prompts": int(batch["input_ids"].shape[0])}
-    return save(model, tokenizer, dec, out, model=spec.name, variant=entry, calibration=calibration)
+    return save(
+        model, tokenizer, dec, out, model_name=spec.name, variant=entry, calibration=calibration
+    )
