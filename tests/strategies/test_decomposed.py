@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from uisbench.errors import UisbenchError
+from uisbench.replay import replay
 from uisbench.store.arrays import BankArrays, ModelArrays
 from uisbench.strategies.base import STRATEGIES
 from uisbench.strategies.decomposed import variant_name
-from uisbench.strategies.offline import replay
 
 Q, S = 20, 2
 TRAIN, TEST = np.arange(5), np.arange(5, Q)
