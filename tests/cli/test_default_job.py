@@ -47,7 +47,8 @@ def test_run_without_arguments_runs_every_strategy_and_builds_the_site(
             select(func.count()).select_from(s.decisions).group_by(s.decisions.c.run_id)
         ).scalars()
         assert set(per_run) == {120}  # one decision per test query in every run
-    assert ran == set(STRATEGIES.all())
+    # decomposed runs only on a bank holding a MODEL@decomposed variant; the shipped one has none
+    assert ran == set(STRATEGIES.all()) - {"decomposed"}
     index = (tmp_path / "_site" / "index.html").read_text()
     assert "arith-smoke" in index and "smoke task" in index
 
