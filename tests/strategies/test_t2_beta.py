@@ -65,8 +65,8 @@ def test_law_recovered_at_held_out_k_and_model() -> None:
     keep = {m: v for m, v in losses.items() if m != "m3"}
     sel = counts.model != counts.models.index("m3")
     remap = {counts.models.index(m): j for j, m in enumerate(keep)}
-    sub = Counts(np.array([remap[i] for i in counts.model[sel]]), counts.n[sel],
-                 counts.c[sel], list(keep))  # fmt: skip
+    idx = np.array([remap[i] for i in counts.model[sel]])
+    sub = Counts(idx, counts.n[sel], counts.c[sel], list(keep))
     fit = fit_beta_law(sub, keep)
     assert not fit.warnings
     from scipy.special import expit
