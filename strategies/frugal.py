@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from uisbench.errors import UisbenchError
+from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
-from uisbench.strategies.aggregators import take
+from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import RunContext
 from uisbench.strategies.costing import cost_unit, request_cost
-from uisbench.strategies.routing import Cascade, agreement
+from uisbench.strategies.routing import Cascade
 
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the chain
 
@@ -65,9 +66,7 @@ def simulate_stage(train: BankArrays, model: str, signal: str, k: int, unit: str
         conf = np.nan_to_num(arr.logprob[:, 0].astype(float), nan=-np.inf)
         return Stage(conf, arr.correct[:, 0].astype(bool), cost)
     rng = np.random.default_rng([FIT_SEED, k])
-    r = rng.random(arr.answer.shape)
-    r[np.arange(arr.answer.shape[1])[None, :] >= arr.n_avail[:, None]] = np.inf
-    slot = np.argsort(r, axis=1)[:, :k]
+    slot = k_subsets(rng, arr.n_avail, arr.answer.shape[1], k)
     col, conf = agreement(np.take_along_axis(arr.answer, slot, axis=1))
     pick = np.maximum(take(slot, col), 0)
     correct = (col >= 0) & arr.correct[np.arange(len(col)), pick]

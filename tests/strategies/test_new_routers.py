@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from uisbench.replay import replay
 from uisbench.store.arrays import BankArrays, ModelArrays
 from uisbench.strategies.frugal import Stage, evaluate
 from uisbench.strategies.mf_router import MFParams, _grads
-from uisbench.strategies.offline import replay
 
 Q = 900
 TOPICS = ("alpha apple orange", "beta engine turbine", "gamma river valley")
