@@ -35,7 +35,7 @@ from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import RunContext
-from uisbench.strategies.costing import cost_unit, request_cost
+from uisbench.strategies.costing import cost_unit, log_grid, request_cost
 from uisbench.strategies.routing import Cascade
 
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the chain
@@ -138,13 +138,14 @@ class FrugalCascade(Cascade):
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
         if len(models) < 2:
             return []
-        return [{"budget": float(f"{b:.2g}")} for b in np.geomspace(0.002, 1.0, 10)]
+        # × the dearest model's one-sample cost: log-spaced from below the cheapest model's
+        return [{"budget": b} for b in log_grid(0.002, 1.0, 10)]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         p = self.params
         if train.n_queries == 0:
             raise UisbenchError("frugal-cascade needs a training split to fit the cascade on")
-        unit = cost_unit(ctx.model_meta, p.unit)
+        unit = cost_unit(ctx.model_meta, p.unit, train)
         self._choose_signal(train, ctx)
         plans = self._plans(train, ctx.models, unit)
         dearest = max(float(np.nanmean(request_cost(train, m, 1, unit))) for m in ctx.models)

@@ -22,7 +22,7 @@ from uisbench.strategies.base import STRATEGIES, RunContext
 from uisbench.strategies.estimators import simulate_k
 from uisbench.strategies.features import MINILM_PARAMS, embed_flops, query_features
 from uisbench.strategies.t2 import fit_t2, k_law, law, metric_at_k
-from uisbench.strategies.uniscale import sherman_morrison
+from uisbench.strategies.uniscale_tuning import sherman_morrison
 
 Q, S = 400, 8
 TRAIN = np.arange(150)
