@@ -88,8 +88,16 @@ class BetaFit:
     params: dict[str, float]
     warnings: list[str] = field(default_factory=list)
 
-    def metric(self, model: str, k: int, metric: str = "pass") -> float:
-        a, b = self.ab[model]
+    def at_loss(self, loss: float) -> tuple[float, float]:
+        """(a, b) the loss-based law gives a model of Chinchilla loss ``loss`` (one not fitted)."""
+        p = self.params
+        lc = loss - p["loss_mean"]
+        a, b = _ab(expit(p["u0"] - p["u1"] * lc), p["v0"] + p["v1"] * lc)
+        return float(a), float(b)
+
+    def metric(self, model: str, k: int, metric: str = "pass", loss: float | None = None) -> float:
+        """pass@k or maj@k of ``model``; a model not fitted needs its Chinchilla ``loss``."""
+        a, b = self.ab[model] if model in self.ab else self.at_loss(loss)
         if metric == "pass":
             return float(beta_pass_at_k(a, b, k))
         return beta_majority_at_k(a, b, k)
