@@ -46,6 +46,19 @@ def sample_counts(max_k: int, n: int = SWEEP_POINTS) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(2, max_k, n)})
 
 
+def front_log_area(cost: np.ndarray, acc: np.ndarray, lo: float, hi: float) -> float:
+    """Mean over ln c ∈ [ln lo, ln hi] of the best accuracy reachable at cost ≤ c.
+
+    How a strategy compares candidate settings on the training split (UniScale's cost
+    normalisation, the threshold router's pair): the area under the front's staircase, on a
+    log-cost axis because costs of a pool span decades; 0 below the front's cheapest point.
+    """
+    grid = np.geomspace(lo, hi, 200)
+    cost, acc = np.asarray(cost, float), np.asarray(acc, float)
+    reach = cost[None, :] <= grid[:, None]
+    return float(np.where(reach, acc[None, :], 0.0).max(axis=1, initial=0.0).mean())
+
+
 def spread(values: list[Any], n: int) -> list[Any]:
     """At most ``n`` items of ``values``, evenly spread and keeping both ends."""
     if len(values) <= n:

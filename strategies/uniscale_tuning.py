@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from uisbench.strategies.costing import front_log_area
+
 NORMS = ("linear", "log", "rank")
 ALPHAS = (0.05, 0.2, 0.5, 1.0)
 DIMS = (4, 8, 16)
@@ -138,21 +140,12 @@ def replay_on_train(
     )
 
 
-def staircase_log_area(cost: np.ndarray, acc: np.ndarray, lo: float, hi: float) -> float:
-    """Mean over ln c ∈ [ln lo, ln hi] of the best accuracy reachable at cost ≤ c."""
-    grid = np.geomspace(lo, hi, 200)
-    best = np.array([max([a for c, a in zip(cost, acc) if c <= g], default=0.0) for g in grid])
-    return float(best.mean())
-
-
 def choose_norm(runs: dict[str, list[tuple[float, float]]]) -> tuple[str, dict[str, float]]:
     """The normalisation whose (cost, accuracy) sweep has the largest staircase area."""
     costs = [c for pts in runs.values() for c, _ in pts if c > 0]
     lo, hi = min(costs), max(costs)
     area = {
-        norm: staircase_log_area(
-            np.array([c for c, _ in pts]), np.array([a for _, a in pts]), lo, hi
-        )
+        norm: front_log_area(np.array([c for c, _ in pts]), np.array([a for _, a in pts]), lo, hi)
         for norm, pts in runs.items()
     }
     return max(area, key=lambda n: (area[n], -NORMS.index(n))), area

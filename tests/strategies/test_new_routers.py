@@ -94,7 +94,7 @@ def test_mf_gradients_match_finite_differences() -> None:
 
 def test_mf_router_routes_each_topic_to_its_model(bank: BankArrays) -> None:
     singles = {m: replay(bank, bank.subset(TRAIN), TEST, f"single:model={m}") for m in ACC}
-    mf = replay(bank, bank.subset(TRAIN), TEST, "mf-router:lam=0,features=hash")
+    mf = replay(bank, bank.subset(TRAIN), TEST, "mf-router:wtp=inf,features=hash")
     # Topic-wise best is 0.9 everywhere; the best single model (big) averages 0.7.
     assert mf.accuracy > max(s.accuracy for s in singles.values()) + 0.1
     # each topic (a third of the queries) goes to its own model

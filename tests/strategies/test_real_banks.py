@@ -45,8 +45,8 @@ def mean_run(runner, spec: str) -> tuple[float, float]:
     return r.accuracy, r.dollars
 
 
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)
-ROUTING_MMLU = [f"lr-router:lam={x},features=hash" for x in LAMBDAS] + [
+WTPS = ("inf", 50, 20, 10, 3.3, 1, 0.1)  # willingness to pay: quality only … cheapest model
+ROUTING_MMLU = [f"lr-router:wtp={x},features=hash" for x in WTPS] + [
     f"cascade:escalate={x},skip=3" for x in (0.1, 0.3, 0.5)
 ]
 
@@ -100,7 +100,7 @@ def test_date_uniscale_front_not_dominated(runners) -> None:
         [mean_run(r, f"uniscale:cost_weight={w},features=hash") for w in (0.0, 0.1, 0.3, 1.0)]
     )
     routing = np.array(
-        [mean_run(r, f"lr-router:lam={x},features=hash") for x in (0.0, 0.05, 0.3, 1.0, 3.0)]
+        [mean_run(r, f"lr-router:wtp={x},features=hash") for x in ("inf", 20, 3.3, 1, 0.33)]
         + [mean_run(r, f"cascade:escalate={x},skip=1") for x in (0.1, 0.3, 0.5)]
     )
     tts = np.array(

@@ -95,7 +95,7 @@ def test_sweeps_respect_max_k() -> None:
 def test_router_reads_the_prompt(bank: BankArrays, router: str) -> None:
     small = run(bank, "single:model=small")
     big = run(bank, "single:model=big")
-    r = run(bank, f"{router}:lam=0.05,features=hash")
+    r = run(bank, f"{router}:wtp=20,features=hash")
     # topic alpha → small (0.95), beta → big (0.8): better than big, at a lower cost.
     assert r.accuracy > big.accuracy + 0.01
     assert r.dollars < 0.8 * big.dollars
@@ -103,9 +103,9 @@ def test_router_reads_the_prompt(bank: BankArrays, router: str) -> None:
 
 
 def test_router_lambda_moves_along_the_cost_axis(bank: BankArrays) -> None:
-    cheap = run(bank, "lr-router:lam=100,features=hash")
+    cheap = run(bank, "lr-router:wtp=0.01,features=hash")
     assert {e["model"] for e in cheap.extra} == {"small"}
-    dear = run(bank, "lr-router:lam=0,features=hash")
+    dear = run(bank, "lr-router:wtp=inf,features=hash")
     assert dear.dollars > cheap.dollars
 
 
