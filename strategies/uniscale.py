@@ -67,14 +67,14 @@ from uisbench.strategies.uniscale_tuning import (
     linucb_choose,
     linucb_update,
     normalised_cost,
+    one_se_choice,
     replay_on_train,
-    split_halves,
     warm_start,
 )
 
 log = logging.getLogger(__name__)
 # w3 = 0 buys accuracy only; log-spaced up to where the cheapest arm wins everywhere.
-COST_WEIGHTS = (0.0, *log_grid(0.01, 3.0, 9))
+COST_WEIGHTS = (0.0, *log_grid(0.01, 3.0, 15))
 TUNE_ALPHA, TUNE_DIM = 0.5, 8  # the settings under which the normalisation is chosen
 CURVE_POINTS = 20  # points of the learning curve stored in the run summary
 CHUNK = 256
@@ -267,12 +267,8 @@ class UniScale(Strategy):
         )
 
     def _play_on_train(self, out: Outcomes, w3: float, norm: str, alpha: float, dim: int):
-        n = len(out.correct)
-        fit, held = split_halves(n)
-
-        def context(d: int) -> tuple[np.ndarray, np.ndarray]:
-            x = self._context(self._train_x, d)
-            return x[fit], x[held]
+        def context(d: int) -> np.ndarray:
+            return self._context(self._train_x, d)
 
         weights = (self.params.w_correct, self.params.w_score, w3)
         with single_thread():
@@ -292,13 +288,13 @@ class UniScale(Strategy):
         p = self.params
         alphas = ALPHAS if p.alpha is None else (p.alpha,)
         dims = DIMS if p.dim is None else (p.dim,)
-        score = {
-            (a, d): self._play_on_train(out, p.cost_weight, self.norm, a, d)[0]
+        per_query = {
+            (a, d): self._play_on_train(out, p.cost_weight, self.norm, a, d)[3]
             for a in alphas
             for d in dims
         }
-        best = max(score, key=lambda ad: (score[ad], -ad[0], -ad[1]))
-        return best[0], best[1], score[best]
+        alpha, dim = one_se_choice(per_query)
+        return alpha, dim, float(np.nanmean(per_query[alpha, dim]))
 
     # ------------------------------------------------------------------ online loop
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
