@@ -263,7 +263,7 @@ def candidate_ks(n: int, metric: str) -> list[int]:
         return []
     if metric == "pass":
         return sorted(set(powers_of_two(n)) | {n})
-    odd = {1} | {k + 1 for k in powers_of_two(n) if k + 1 <= n}
+    odd = {1} | {k + 1 for k in powers_of_two(n) if 2 <= k < n}
     return sorted(odd | {n if n % 2 else n - 1})
 
 

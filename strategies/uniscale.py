@@ -297,11 +297,18 @@ class UniScale(Strategy):
         return alpha, dim, float(np.nanmean(per_query[alpha, dim]))
 
     # ------------------------------------------------------------------ online loop
+    def _stream_context(self, ctx: RunContext) -> np.ndarray:
+        """Context rows of the test stream. With dim = 0 the bandit reads no query features,
+        so none are computed and their embedding is not paid for."""
+        if self._train_x is None or self.dim == 0:
+            return np.ones((len(ctx.stream), 1))
+        feats = query_features(ctx.meter, ctx.stream, self.params.features).astype(float)
+        with single_thread():
+            return self._context(feats)
+
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         meter = ctx.meter
-        feats = query_features(meter, ctx.stream, self.params.features).astype(float)
-        with single_thread():
-            x_all = self._context(feats)
+        x_all = self._stream_context(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
         self.rewards = np.zeros(len(ctx.stream))  # kept for the regret log of :meth:`evaluate`
