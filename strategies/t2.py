@@ -63,7 +63,13 @@ from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import cost_unit, expected_cost, log_grid, powers_of_two
+from uisbench.strategies.costing import (
+    cost_unit,
+    expected_cost,
+    log_grid,
+    powers_of_two,
+    vote_counts_k,
+)
 from uisbench.strategies.estimators import pass_at_k, simulate_k
 from uisbench.strategies.features import single_thread
 from uisbench.strategies.t2_beta import Counts, chinchilla_loss, fit_beta_law
@@ -256,15 +262,11 @@ def _fit_per_model(
 
 
 def candidate_ks(n: int, metric: str) -> list[int]:
-    """Sample counts T2 considers: powers of two for pass@k; odd counts for maj@k (1, 3, 5, 9,
-    17, …, and the largest odd count held), since with ties broken by the first sample
-    maj@2 = maj@1 and an even k only adds cost."""
-    if n < 1:
-        return []
+    """Sample counts T2 considers: powers of two (and the most held) for pass@k; odd counts
+    for maj@k (:func:`~uisbench.strategies.costing.vote_counts_k`)."""
     if metric == "pass":
-        return sorted(set(powers_of_two(n)) | {n})
-    odd = {1} | {k + 1 for k in powers_of_two(n) if 2 <= k < n}
-    return sorted(odd | {n if n % 2 else n - 1})
+        return sorted(set(powers_of_two(n)) | {n}) if n >= 1 else []
+    return vote_counts_k(n)
 
 
 def sizes_and_tokens(meta: dict[str, dict[str, Any]], models: list[str]):
