@@ -48,18 +48,12 @@ def default_specs(models: list[str], max_k: dict[str, int]) -> dict[str, list[st
 
 def replay_config(runner, spec: str, seeds: list[int]) -> tuple[pd.Series, float, str, bool]:
     """Per-query accuracy (mean over seeds, indexed by query position), mean cost, unit."""
-    from uisbench.replay import arrival_order, replay
+    from uisbench.replay import replay_seeds
     from uisbench.strategies.costing import all_sizes_known
 
     unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
-    acc, cost, bound = [], [], False
-    for seed in seeds:
-        r = replay(runner.arrays, runner.train, runner.test_pos, spec, seed)
-        order = arrival_order(runner.test_pos, seed)
-        acc.append(pd.Series(r.correct.astype(float), index=order).sort_index())
-        cost.append(getattr(r, unit))
-        bound |= r.upper_bound
-    return pd.concat(acc, axis=1).mean(axis=1), float(np.mean(cost)), unit, bound
+    r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, seeds)
+    return pd.Series(r.correct, index=r.q), getattr(r, unit), unit, r.upper_bound
 
 
 def bank_table(runner, seeds: list[int]) -> tuple[pd.DataFrame, str, dict]:
@@ -101,7 +95,7 @@ def bank_table(runner, seeds: list[int]) -> tuple[pd.DataFrame, str, dict]:
 
 
 def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) -> str:
-    singles = list(dict.fromkeys(budget["budget_of"]))
+    singles = list(budget.drop_duplicates("budget_of").sort_values("budget")["budget_of"])
     short = {s: s.split("model=")[-1] for s in singles}
     head = ["family", "configs", "AIQ", "AIQ log"] + [f"Δ at {short[s]}" for s in singles]
     lines = [
