@@ -11,7 +11,8 @@ memory, and compares each family's non-decreasing hull with the hull of the sing
   ``—`` where the family cannot spend that little).
 
 The cost is FLOPs where every model's size is known, else dollars (as the strategies choose).
-It prints one Markdown table per bank, for bench/RESULTS.md::
+It prints one Markdown table per bank, then each T2 approach's extrapolation errors (the law
+refitted without the largest k, and without the largest model), for bench/RESULTS.md::
 
     .venv/bin/python bench/strategy_quality.py [--data DIR] [--seeds 3]
 """
@@ -122,6 +123,28 @@ def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) 
     return "\n".join(lines)
 
 
+def t2_extrapolation(runner, bank: str) -> list[str]:
+    """Markdown rows: each T2 approach's fit warnings and extrapolation errors on ``bank``."""
+    from uisbench.replay import replay
+    from uisbench.strategies.base import make_strategy
+
+    rows = []
+    for approach in (1, 2):
+        s = make_strategy(f"t2:approach={approach}")
+        replay(runner.arrays, runner.train, runner.test_pos, s, 0)
+        x = s.run_summary()["extrapolation"]
+        k = x.get("without_largest_k")
+        m = x.get("without_largest_model")
+        rows.append(
+            f"| {bank} | {approach} | "
+            + (f"k = {k['k']}: {k['rel_error']:.1%}" if k else "n/a (one k)")
+            + " | "
+            + (f"{m['model']}: {m['rel_error']:.1%}" if m else "n/a (N or D unknown)")
+            + f" | {'; '.join(s.run_summary()['warnings']) or 'none'} |"
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -136,15 +159,25 @@ def main() -> None:
     from uisbench.store.engine import open_engine
 
     engine = open_engine(f"sqlite:///{tempfile.mkdtemp()}/quality.db")
+    t2_rows = []
     for models in banks:
         bank = models.name.removesuffix(".models.json")
         jsonl = models.with_name(f"{bank}.jsonl")
         task = json.loads(jsonl.open().readline())["task"]
         import_file(engine, jsonl, models)
         t0 = time.perf_counter()
-        summary, unit, out = bank_table(Runner(engine, task, bank), list(range(args.seeds)))
+        runner = Runner(engine, task, bank)
+        summary, unit, out = bank_table(runner, list(range(args.seeds)))
         print(markdown(bank, summary, out["budget"], unit))
         print(f"\n({time.perf_counter() - t0:.0f} s, {args.seeds} seeds)\n")
+        t2_rows += t2_extrapolation(runner, bank)
+    print(
+        "**T2 extrapolation** (relative error of the metric where the refit law predicts what "
+        "it never saw; default budget, seed 0)\n"
+    )
+    print("| bank | approach | without the largest k | without the largest model | warnings |")
+    print("|---|---|---|---|---|")
+    print("\n".join(t2_rows))
 
 
 if __name__ == "__main__":
