@@ -10,53 +10,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.replay import replay
-from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.store.arrays import BankArrays
 from uisbench.strategies.frugal import Stage, evaluate
 from uisbench.strategies.mf_router import MFParams, _grads
 
 Q = 900
 TOPICS = ("alpha apple orange", "beta engine turbine", "gamma river valley")
 ACC = {"small": (0.9, 0.1, 0.3), "mid": (0.2, 0.9, 0.3), "big": (0.6, 0.6, 0.9)}
-SIZE = {"small": 1e9, "mid": 4e9, "big": 2e10}
+SIZE_B = {"small": 1.0, "mid": 4.0, "big": 20.0}
 
 
 def make_bank(seed: int = 0) -> BankArrays:
-    rng = np.random.default_rng(seed)
-    topic = rng.integers(0, 3, Q)
-    prompts = [
-        f"{TOPICS[t]} {' '.join(rng.choice(list('xyzw'), 4))} q{i}" for i, t in enumerate(topic)
+    topic = np.arange(Q) % 3
+    models = [
+        FakeModel(m, np.asarray(acc)[topic], samples=1, params_b=SIZE_B[m])
+        for m, acc in ACC.items()
     ]
-    models = {}
-    for name, acc in ACC.items():
-        correct = rng.random((Q, 1)) < np.asarray(acc)[topic][:, None]
-        models[name] = ModelArrays(
-            n_avail=np.ones(Q, dtype=np.int64),
-            answer=np.where(correct, 0, 1 + rng.integers(0, 3, (Q, 1))).astype(np.int64),
-            correct=correct,
-            input_tokens=np.full((Q, 1), 40.0),
-            output_tokens=np.full((Q, 1), 10.0),
-            cost_usd=np.full((Q, 1), np.nan),
-            latency_s=np.full((Q, 1), 0.1),
-            logprob=np.where(correct, -0.1, -2.0) + 0.5 * rng.standard_normal((Q, 1)),
-            score=np.full((Q, 1), np.nan),
-            sample_id=np.arange(Q)[:, None] + len(models) * Q,
-        )
-    meta = {
-        m: {"params_active": s, "params_total": s, "train_tokens": 1e12} for m, s in SIZE.items()
-    }
-    return BankArrays(
-        bank="routers",
-        bank_id=1,
-        synthetic=True,
-        query_ids=np.arange(Q, dtype=np.int64),
-        query_keys=[f"q{i}" for i in range(Q)],
-        splits=np.array(["train"] * 450 + ["test"] * 450, dtype=object),
+    return FakeBank(
         models=models,
-        model_meta=meta,
-        answer_labels=np.array(["A", "B", "C", "D"], dtype=object),
-        prompts=prompts,
-    )
+        queries=Q,
+        seed=seed,
+        train=450,
+        input_tokens=40,
+        output_tokens=(10, 11),
+        prompt=lambda q: f"{TOPICS[q % 3]} question {q}",
+    ).arrays()
 
 
 TRAIN, TEST = np.arange(450), np.arange(450, Q)

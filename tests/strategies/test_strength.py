@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.fakes import FakeBank, FakeModel
 from uisbench.replay import arrival_order, replay
-from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import make_strategy
 from uisbench.strategies.t2 import candidate_ks, fit_t2, law
 from uisbench.strategies.uniscale_tuning import normalised_cost, one_se_choice
@@ -19,38 +20,21 @@ SIZE = {"small": 1e9, "big": 1e10}
 
 
 def tiny_bank(q: int = 40, s: int = 1, seed: int = 0, unanimous: bool = False) -> BankArrays:
-    """Two models, constant token counts (so every request's FLOPs are known by hand)."""
-    rng = np.random.default_rng(seed)
-    models = {}
-    for i, (name, p) in enumerate({"small": 0.4, "big": 0.8}.items()):
-        correct = np.ones((q, s), bool) if unanimous else rng.random((q, s)) < p
-        models[name] = ModelArrays(
-            n_avail=np.full(q, s),
-            answer=np.where(correct, 0, 1 + rng.integers(0, 3, (q, s))).astype(np.int64),
-            correct=correct,
-            input_tokens=np.full((q, s), PROMPT),
-            output_tokens=np.full((q, s), OUT),
-            cost_usd=np.full((q, s), np.nan),
-            latency_s=np.full((q, s), 0.1),
-            logprob=np.full((q, s), np.nan),
-            score=np.full((q, s), np.nan),
-            sample_id=np.arange(q * s).reshape(q, s) + i * q * s,
-        )
-    meta = {
-        m: {"params_active": n, "params_total": n, "train_tokens": 1e12} for m, n in SIZE.items()
-    }
-    return BankArrays(
-        bank="tiny",
-        bank_id=1,
-        synthetic=True,
-        query_ids=np.arange(q, dtype=np.int64),
-        query_keys=[f"q{i}" for i in range(q)],
-        splits=np.array(["train"] * (q // 2) + ["test"] * (q - q // 2), dtype=object),
+    """Two models, constant token counts (so every request's FLOPs are known by hand); the first
+    half of the queries is the training split."""
+    acc = {"small": 0.4, "big": 0.8}
+    models = [
+        FakeModel(m, 1.0 if unanimous else acc[m], samples=s, params_b=SIZE[m] / 1e9) for m in acc
+    ]
+    return FakeBank(
         models=models,
-        model_meta=meta,
-        answer_labels=np.array(["A", "B", "C", "D"], dtype=object),
-        prompts=[f"question {i} about topic {i % 3}" for i in range(q)],
-    )
+        queries=q,
+        seed=seed,
+        train=q // 2,
+        input_tokens=int(PROMPT),
+        output_tokens=(int(OUT), int(OUT) + 1),
+        prompt=lambda i: f"question {i} about topic {i % 3}",
+    ).arrays()
 
 
 def test_uniscale_rewards_and_regret_references_by_hand() -> None:
