@@ -40,7 +40,7 @@ def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
 
     reg = STRATEGIES.all()
     skip = len(models) - 2
-    routing = [f"lr-router:lam={x}" for x in (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)] + [
+    routing = [f"lr-router:wtp={x}" for x in ("inf", 50, 20, 10, 3.3, 1, 0.1)] + [
         f"cascade:escalate={x},skip={skip}" for x in (0.1, 0.3, 0.5)
     ]
     tts = [

@@ -79,9 +79,10 @@ class Replay:
     flops: float  # NaN when some model's size is unknown
     dollars: float
     samples: float
-    correct: np.ndarray  # per test query, in stream order
+    correct: np.ndarray  # per test query, in stream order (replay_seeds: by position)
     reward: np.ndarray | None = None
     extra: list[dict[str, Any]] = field(default_factory=list)
+    q: np.ndarray | None = None  # the query position of each entry of ``correct``
 
 
 def replay(
@@ -114,14 +115,20 @@ def replay(
             {**(e or {}), **figures.get(int(p), {})}
             for e, p in zip([e for c in chunks for e in (c.extra or [{}] * len(c.q))], q)
         ],
+        q=q,
     )
 
 
 def replay_seeds(
     arrays: BankArrays, train: BankArrays, test_pos: np.ndarray, spec: str, seeds: list[int]
 ) -> Replay:
-    """Mean over seeds of one configuration (accuracy and costs averaged)."""
+    """Mean over seeds of one configuration (accuracy and costs averaged).
+
+    Each seed's stream arrives in its own order, so per-query correctness is averaged by query
+    position (``correct[i]`` belongs to ``q[i]``, positions ascending), never by arrival index.
+    """
     runs = [replay(arrays, train, test_pos, spec, s) for s in seeds]
+    by_pos = [r.correct[np.argsort(r.q)] for r in runs]
     first = runs[0]
     return Replay(
         label=first.label,
@@ -131,7 +138,8 @@ def replay_seeds(
         flops=float(np.mean([r.flops for r in runs])),
         dollars=float(np.mean([r.dollars for r in runs])),
         samples=float(np.mean([r.samples for r in runs])),
-        correct=np.mean([r.correct for r in runs], axis=0),
+        correct=np.mean(by_pos, axis=0),
         reward=first.reward,
         extra=first.extra,
+        q=np.sort(first.q),
     )

@@ -343,6 +343,8 @@ class Runner:
             "family": strat.family,
             "synthetic_bank": self.arrays.synthetic,
         }
+        if strat.run_summary():
+            summary["strategy"] = strat.run_summary()
         with self.engine.begin() as conn:
             conn.execute(
                 s.runs.update()

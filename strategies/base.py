@@ -99,6 +99,11 @@ class Strategy(ABC):
         """
         return None
 
+    def run_summary(self) -> dict[str, Any]:
+        """What the last run learned or chose, for the run's summary (and its site page):
+        e.g. UniScale's pull counts and learning curve, T2's fit and extrapolation errors."""
+        return {}
+
     @abstractmethod
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         """Decide every query of ``ctx.stream``, drawing samples only through ``ctx.meter``."""

@@ -46,6 +46,29 @@ def sample_counts(max_k: int, n: int = SWEEP_POINTS) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(2, max_k, n)})
 
 
+def vote_counts_k(limit: int) -> list[int]:
+    """Sample counts worth a majority vote: 1 and odd counts 3, 5, 9, 17, … up to ``limit``,
+    plus the largest odd count held. With ties going to the first sample, maj@2 = maj@1
+    (and any even k can tie), so an even k buys cost without votes."""
+    if limit < 1:
+        return []
+    odd = {1} | {k + 1 for k in powers_of_two(limit) if 2 <= k < limit}
+    return sorted(odd | {limit if limit % 2 else limit - 1})
+
+
+def front_log_area(cost: np.ndarray, acc: np.ndarray, lo: float, hi: float) -> float:
+    """Mean over ln c ∈ [ln lo, ln hi] of the best accuracy reachable at cost ≤ c.
+
+    How a strategy compares candidate settings on the training split (UniScale's cost
+    normalisation, the threshold router's pair): the area under the front's staircase, on a
+    log-cost axis because costs of a pool span decades; 0 below the front's cheapest point.
+    """
+    grid = np.geomspace(lo, hi, 200)
+    cost, acc = np.asarray(cost, float), np.asarray(acc, float)
+    reach = cost[None, :] <= grid[:, None]
+    return float(np.where(reach, acc[None, :], 0.0).max(axis=1, initial=0.0).mean())
+
+
 def spread(values: list[Any], n: int) -> list[Any]:
     """At most ``n`` items of ``values``, evenly spread and keeping both ends."""
     if len(values) <= n:

@@ -3,11 +3,16 @@
 * ``knn-router`` and ``lr-router`` follow RouterBench (Hu et al., 2024, §4): predict each model's
   quality on the query from its features — the mean correctness of the k nearest training
   queries (cosine similarity), or a per-model logistic regression — and pick
-  ``argmax_m  q̂_m(x) − λ·ĉ_m`` (RouterBench eq. 1, willingness to pay λ), where ĉ_m is the
-  model's mean training-split cost divided by the dearest model's. Sweeping λ traces the front.
+  ``argmax_m  q̂_m(x) − ĉ_m / wtp``, where ĉ_m is the model's mean training-split cost divided
+  by the dearest model's and ``wtp`` is RouterBench's willingness to pay λ (§4): a larger
+  willingness to pay buys dearer, better answers (``wtp=inf`` weighs quality only). Sweeping it
+  traces the front. (Up to issue 15 the option was ``lam`` = 1/wtp, the other way round.)
 * ``threshold-router`` is RouteLLM (Ong et al., 2024, §3): a strong/weak pair, a predicted win
   rate P(strong beats weak | x) from a classifier, and a threshold calibrated on the training
   split (out-of-fold predictions) so that a target share of queries goes to the strong model.
+  RouteLLM routes between the dearest and the cheapest model (``pair=extremes``); on a ladder of
+  more models that pair lies far below the single-model hull, so the default pair
+  (``pair=auto``) is the one whose two-model front, replayed on the training split, is best.
 * ``cascade`` is a FrugalGPT-style cascade (Chen et al., 2023, §3.2): call models cheapest first
   and stop at the first answer whose confidence clears that model's threshold. Confidence is the
   answer's log-probability where the bank has one, else the agreement of k samples (the share
@@ -21,6 +26,7 @@ per query from its features (RouteLLM's ``Router`` shape); its ``run`` draws and
 
 from __future__ import annotations
 
+import hashlib
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,8 +43,10 @@ from uisbench.strategies.costing import (
     cost_unit,
     draw_by_choice,
     expected_cost,
+    front_log_area,
     log_grid,
     mean_correct,
+    request_cost,
 )
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
 
@@ -114,24 +122,24 @@ class Router(Strategy):
 
 
 class _QualityRouter(Router):
-    """Shared λ-routing: predicted quality minus λ times normalised cost (RouterBench eq. 1)."""
+    """Shared RouterBench routing: predicted quality minus normalised cost / willingness to pay."""
 
     @dataclass
     class Params:
-        lam: float = 0.05
+        wtp: float = 20.0  # willingness to pay (RouterBench's λ): larger buys dearer answers
         features: str = "auto"
         unit: str = "auto"
 
         def validate(self) -> None:
-            if self.lam < 0:
-                raise UisbenchError("lam (willingness to pay) must be >= 0")
+            if not self.wtp > 0:
+                raise UisbenchError("wtp (willingness to pay) must be > 0 (inf: quality only)")
             _check_features(self.features)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        # λ weighs cost normalised by the dearest model's: 0 buys quality only; log-spaced up to
-        # where every query goes to the cheapest model.
-        return [{"lam": lam} for lam in (0.0, *log_grid(0.003, 30.0, 11))]
+        # Cost is normalised by the dearest model's: log-spaced from where every query goes to
+        # the cheapest model up to quality only (inf).
+        return [{"wtp": w} for w in (*log_grid(0.033, 330.0, 11), float("inf"))]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
@@ -153,7 +161,7 @@ class _QualityRouter(Router):
 
     def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
         quality = self.predict(x)
-        index = np.argmax(quality - self.params.lam * self.norm_cost[None, :], axis=1)
+        index = np.argmax(quality - self.norm_cost[None, :] / self.params.wtp, axis=1)
         extra = [{"model": ctx.models[c], "unit": self.unit} for c in index.tolist()]
         return Routes(ctx.models, index, extra)
 
@@ -162,7 +170,7 @@ class KnnRouter(_QualityRouter):
     """RouterBench's kNN router: quality = mean correctness of the k nearest training queries."""
 
     name = "knn-router"
-    description = "Routing: kNN quality predictor on query embeddings, argmax quality − λ·cost."
+    description = "Routing: kNN quality predictor on query embeddings, argmax quality − cost/wtp."
 
     @dataclass
     class Params(_QualityRouter.Params):
@@ -187,7 +195,7 @@ class LogisticRouter(_QualityRouter):
     """Per-model logistic regression of P(correct | x) (RouterBench's learned predictor)."""
 
     name = "lr-router"
-    description = "Routing: per-model logistic correctness predictor, argmax quality − λ·cost."
+    description = "Routing: per-model logistic correctness predictor, argmax quality − cost/wtp."
 
     @dataclass
     class Params(_QualityRouter.Params):
@@ -200,6 +208,46 @@ class LogisticRouter(_QualityRouter):
         return np.column_stack([predict_logistic(m, x) for m in self.models_])
 
 
+_PAIRS: dict[tuple, tuple[str, str]] = {}
+PAIR_SHARES = np.linspace(0.0, 1.0, 11)
+
+
+def win_target(train: BankArrays, weak: str, strong: str) -> np.ndarray:
+    """RouteLLM's golden label per training query: P(strong correct and weak wrong)."""
+    p_s = np.nan_to_num(mean_correct(train, strong))
+    p_w = np.nan_to_num(mean_correct(train, weak))
+    return p_s * (1.0 - p_w)
+
+
+def oof_win_rate(x: np.ndarray, target: np.ndarray, seed: int) -> tuple[list, np.ndarray]:
+    """5-fold logistic win-rate models and their out-of-fold predictions on the training split."""
+    from sklearn.model_selection import KFold
+
+    oof = np.empty(len(target))
+    clfs = []
+    for tr, te in KFold(n_splits=min(5, len(target)), shuffle=True, random_state=seed).split(x):
+        clfs.append(fit_logistic(x[tr], target[tr]))
+        oof[te] = predict_logistic(clfs[-1], x[te])
+    return clfs, oof
+
+
+def pair_front(
+    train: BankArrays, x: np.ndarray, weak: str, strong: str, unit: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean cost, accuracy) of the threshold router on the training split at each share of
+    ``PAIR_SHARES``, from out-of-fold win rates (the queries' own labels never score them)."""
+    _, oof = oof_win_rate(x, win_target(train, weak, strong), 0)
+    acc = {m: np.nan_to_num(mean_correct(train, m)) for m in (weak, strong)}
+    cost = {m: np.nan_to_num(request_cost(train, m, 1, unit)) for m in (weak, strong)}
+    costs, accs = [], []
+    for share in PAIR_SHARES:
+        to_s = oof > np.quantile(oof, 1.0 - share) if share < 1 else np.ones(len(oof), bool)
+        to_s &= share > 0
+        costs.append(float(np.where(to_s, cost[strong], cost[weak]).mean()))
+        accs.append(float(np.where(to_s, acc[strong], acc[weak]).mean()))
+    return np.array(costs), np.array(accs)
+
+
 class ThresholdRouter(Router):
     """RouteLLM: strong/weak pair, threshold on the predicted strong win rate.
 
@@ -208,7 +256,13 @@ class ThresholdRouter(Router):
     ``1 − share`` quantile of out-of-fold (5-fold) training predictions, and test queries are
     scored by the mean of the five fold models (so both come from models that did not see the
     query), so about ``share`` of queries go to the strong model (RouteLLM §5, thresholds
-    calibrated to a strong-call percentage). Default pair: the dearest and the cheapest model.
+    calibrated to a strong-call percentage).
+
+    The pair: ``strong``/``weak`` when given; ``pair=extremes`` is RouteLLM's dearest and
+    cheapest model; ``pair=auto`` (default) replays every pair (weak cheaper than strong) on the
+    training split — out-of-fold win rates, shares 0, 0.1, …, 1 — and keeps the pair whose
+    front has the largest area under its accuracy-vs-log-cost staircase over the pool's cost
+    range (:func:`uisbench.strategies.costing.front_log_area`).
     """
 
     name = "threshold-router"
@@ -219,12 +273,15 @@ class ThresholdRouter(Router):
         share: float = 0.5
         strong: str = ""
         weak: str = ""
+        pair: str = "auto"  # auto: best two-model front on train; extremes: RouteLLM's
         features: str = "auto"
         unit: str = "auto"
 
         def validate(self) -> None:
             if not 0.0 <= self.share <= 1.0:
                 raise UisbenchError("share (of strong-model calls) must be in [0, 1]")
+            if self.pair not in ("auto", "extremes"):
+                raise UisbenchError("pair must be auto or extremes")
             _check_features(self.features)
 
     @classmethod
@@ -233,30 +290,47 @@ class ThresholdRouter(Router):
         return [{"share": s} for s in shares] if len(models) > 1 else []
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
-        from sklearn.model_selection import KFold
-
         if train.n_queries < 2:
             raise UisbenchError("threshold-router needs a training split (2+ queries)")
-        unit = cost_unit(ctx.model_meta, self.params.unit, train)
-        cost = model_costs(train, ctx.models, unit)
-        order = np.argsort(cost)
-        self.strong = self.params.strong or ctx.models[order[-1]]
-        self.weak = self.params.weak or ctx.models[order[0]]
-        for m in (self.strong, self.weak):
-            if m not in ctx.models:
+        for m in (self.params.strong, self.params.weak):
+            if m and m not in ctx.models:
                 raise UisbenchError(f"unknown model {m!r} (pool: {', '.join(ctx.models)})")
+        unit = cost_unit(ctx.model_meta, self.params.unit, train)
         x = train_features(train.prompts, self.params.features)
-        p_s = np.nan_to_num(mean_correct(train, self.strong))
-        p_w = np.nan_to_num(mean_correct(train, self.weak))
-        target = p_s * (1.0 - p_w)
-        oof = np.empty(len(target))
-        folds = KFold(n_splits=min(5, len(target)), shuffle=True, random_state=ctx.seed)
-        self.clfs = []
+        self.weak, self.strong = self._pair(train, ctx.models, x, unit)
         with single_thread():
-            for tr, te in folds.split(x):
-                self.clfs.append(fit_logistic(x[tr], target[tr]))
-                oof[te] = predict_logistic(self.clfs[-1], x[te])
+            self.clfs, oof = oof_win_rate(x, win_target(train, self.weak, self.strong), ctx.seed)
         self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
+
+    def _pair(self, train: BankArrays, models: list[str], x: np.ndarray, unit: str):
+        """(weak, strong): as given, RouteLLM's extremes, or the best pair on the training split."""
+        p = self.params
+        cost = dict(zip(models, model_costs(train, models, unit)))
+        by_cost = sorted(models, key=cost.get)
+        if p.pair == "extremes" or (p.strong and p.weak) or len(models) < 3:
+            return p.weak or by_cost[0], p.strong or by_cost[-1]
+        key = (
+            train.bank,
+            hashlib.sha1(train.query_ids.tobytes()).hexdigest(),
+            tuple(models),
+            unit,
+            p.features,
+            p.weak,
+            p.strong,
+        )
+        if key not in _PAIRS:
+            cands = [
+                (w, s)
+                for i, w in enumerate(by_cost)
+                for s in by_cost[i + 1 :]
+                if (not p.weak or w == p.weak) and (not p.strong or s == p.strong)
+            ]
+            with single_thread():
+                fronts = {c: pair_front(train, x, *c, unit) for c in cands}
+            lo, hi = cost[by_cost[0]], cost[by_cost[-1]]
+            area = {c: front_log_area(*fronts[c], lo, hi) for c in cands}
+            _PAIRS[key] = max(cands, key=lambda c: (area[c], -cost[c[1]]))
+        return _PAIRS[key]
 
     def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
         win = np.mean([predict_logistic(c, x) for c in self.clfs], axis=0)

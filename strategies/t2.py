@@ -16,13 +16,36 @@ When some model's N or D is unknown (e.g. hosted models), the joint law cannot b
 strategy then falls back to a per-model fit of the k term, L_m(k) = E_m + G_m/k^γ_m, and says
 so in every decision (``extra.fit``) and in the log.
 
+``approach=2`` uses the paper's Approach 2 instead (:mod:`uisbench.strategies.t2_beta`): a
+per-question Beta law whose mean and concentration are functions of the Chinchilla loss,
+pass@k = 1 − B(a, b + k)/B(a, b), fitted by maximum likelihood on every training question's
+correct count.
+
 For a per-query budget C (``budget`` × the mean cost of one sample of the dearest model on the
 training split), it runs the (model, k) with the best predicted metric among those whose
-expected per-query inference cost (2·N per token, prompt once; dollars when N is unknown) fits
-in C. Training compute 6·N·D is sunk for a fixed pool and does not enter the choice. The fit's
-relative error on the test split — |predicted − observed| / observed of the metric, averaged
-over (model, k) points, observed from the bank for evaluation only — is logged and stored in
-every decision's ``extra``.
+expected per-query cost fits in C: inference (2·N per token, prompt once; dollars when N is
+unknown) plus, with ``served`` = S > 0, the training compute 6·N·D amortised over S served
+queries — the joint (N, D, k) choice of the paper over the models the pool holds (S = 0, the
+default, treats training as sunk, as it is for a pool of existing models). With
+``metric=maj`` only odd k are considered (1, 3, 5, 9, 17, …): ties go to the first sample, so
+maj@2 = maj@1 at twice the cost, and the law, monotone in k, would favour it.
+
+What the fit can and cannot say is reported, not hidden (``run_summary`` → the run's summary,
+and the log):
+
+* ``warnings``: no more (model, k) points than law parameters, or a single k (then the k term
+  is undetermined and the law cannot trade samples for size), or one sample per question
+  (Approach 2's concentration undetermined);
+* ``extrapolation``: the law refitted on the training split without the largest k (and, when
+  it spans models, without the largest model) and its mean relative error on what was left
+  out;
+* ``best_on_train``: the plain baseline — the (model, k) with the best observed training
+  metric within the same budget — and whether the law's choice differs from it, so the law's
+  added value is visible.
+
+The fit's relative error on the test split — |predicted − observed| / observed of the metric,
+averaged over (model, k) points, observed from the bank for evaluation only — is logged and
+stored in every decision's ``extra``.
 """
 
 from __future__ import annotations
@@ -30,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,9 +63,16 @@ from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy
-from uisbench.strategies.costing import cost_unit, expected_cost, log_grid, powers_of_two
+from uisbench.strategies.costing import (
+    cost_unit,
+    expected_cost,
+    log_grid,
+    powers_of_two,
+    vote_counts_k,
+)
 from uisbench.strategies.estimators import pass_at_k, simulate_k
 from uisbench.strategies.features import single_thread
+from uisbench.strategies.t2_beta import Counts, chinchilla_loss, fit_beta_law
 
 log = logging.getLogger(__name__)
 FLOOR = 1e-4  # smallest −log metric fitted (a metric of 1.0 would give log 0)
@@ -124,6 +154,23 @@ class LawFit:
     kind: str  # "T2 approach 1" or the fallback's description
     predict: Any  # (model, k) -> predicted −log metric
     train_loss: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def identifiability(points: list[tuple[str, int, float]], n_params: int) -> list[str]:
+    """Say when a fit cannot determine its law: no more points than parameters, or one k."""
+    out = []
+    if len(points) <= n_params:
+        out.append(
+            f"{len(points)} (model, k) points for {n_params} law parameters: the fit "
+            "interpolates and its constants are not determined"
+        )
+    if len({k for _, k, _ in points}) == 1:
+        out.append(
+            "a single k in the bank: the k term (G, γ) is not determined, so the law cannot "
+            "trade samples for model size"
+        )
+    return out
 
 
 _POINTS: dict[tuple, list[tuple[str, int, float]]] = {}
@@ -139,9 +186,9 @@ def fit_t2(
     """Fit the joint law when every model has N and D, else the per-model k-term fallback."""
     rng = np.random.default_rng([seed, 0x72])
     models = sorted({m for m, _, _ in points})
-    size = {m: meta[m].get("params_active") or meta[m].get("params_total") for m in models}
-    tokens = {m: meta[m].get("train_tokens") for m in models}
-    if all(size.values()) and all(tokens.values()):
+    size = {m: meta[m].get("params_active") or meta[m].get("params_total") for m in meta}
+    tokens = {m: meta[m].get("train_tokens") for m in meta}
+    if all(size[m] for m in models) and all(tokens[m] for m in models):
         return _fit_joint(points, size, tokens, restarts, rng)
     unknown = [m for m in models if not (size[m] and tokens[m])]
     return _fit_per_model(points, models, unknown, restarts, rng)
@@ -176,7 +223,8 @@ def _fit_joint(
     def predict(model: str, kk: int) -> float:
         return float(law(theta, size[model] / 1e9, tokens[model] / 1e12, float(kk)))
 
-    return LawFit("T2 approach 1: L = E + A/N^α + B/D^β + G/k^γ", predict, loss)
+    kind = "T2 approach 1: L = E + A/N^α + B/D^β + G/k^γ"
+    return LawFit(kind, predict, loss, identifiability(points, 7))
 
 
 def _fit_per_model(
@@ -206,7 +254,47 @@ def _fit_per_model(
         total += loss * len(sel)
     msg = f"per-model fit of the k term E_m + G_m/k^γ_m (N or D unknown for {', '.join(unknown)})"
     log.warning("t2: %s", msg)
-    return LawFit(msg, lambda model, kk: float(k_law(fits[model], float(kk))), total / len(y))
+    warn = [
+        f"{m}: {w}" for m in models for w in identifiability([p for p in points if p[0] == m], 3)
+    ]
+    predict = lambda model, kk: float(k_law(fits[model], float(kk)))  # noqa: E731
+    return LawFit(msg, predict, total / len(y), sorted(set(warn)))
+
+
+def candidate_ks(n: int, metric: str) -> list[int]:
+    """Sample counts T2 considers: powers of two (and the most held) for pass@k; odd counts
+    for maj@k (:func:`~uisbench.strategies.costing.vote_counts_k`)."""
+    if metric == "pass":
+        return sorted(set(powers_of_two(n)) | {n}) if n >= 1 else []
+    return vote_counts_k(n)
+
+
+def sizes_and_tokens(meta: dict[str, dict[str, Any]], models: list[str]):
+    size = {m: meta[m].get("params_active") or meta[m].get("params_total") for m in models}
+    tokens = {m: meta[m].get("train_tokens") for m in models}
+    return size, tokens
+
+
+def fit_approach2(train: BankArrays, models: list[str], meta: dict, metric: str) -> LawFit:
+    """T2 approach 2 (:mod:`.t2_beta`) on the training split's per-question correct counts."""
+    per = {}
+    for m in models:
+        arr = train.models[m]
+        held = np.arange(arr.correct.shape[1])[None, :] < arr.n_avail[:, None]
+        per[m] = (arr.n_avail, (arr.correct & held).sum(axis=1))
+    size, tokens = sizes_and_tokens(meta, models)
+    known = all(size.values()) and all(tokens.values())
+    loss = {m: float(chinchilla_loss(size[m], tokens[m])) for m in models} if known else None
+    with single_thread():
+        beta = fit_beta_law(Counts.from_arrays(per), loss)
+
+    all_size, all_tokens = sizes_and_tokens(meta, list(meta))
+
+    def predict(model: str, k: int) -> float:
+        held_out = None if model in models else chinchilla_loss(all_size[model], all_tokens[model])
+        return -float(np.log(max(beta.metric(model, k, metric, held_out), 1e-12)))
+
+    return LawFit(beta.kind, predict, beta.neg_log_lik, list(beta.warnings))
 
 
 class T2Optimal(Strategy):
@@ -221,6 +309,8 @@ class T2Optimal(Strategy):
     class Params:
         budget: float = 0.3  # per-query budget, × the dearest model's one-sample cost (train)
         metric: str = "maj"  # "maj" (deployable) or "pass" (oracle verifier: upper bound)
+        approach: int = 1  # T2's Approach 1 (law on −log metric) or 2 (per-question Beta)
+        served: float = 0.0  # queries 6·N·D is amortised over; 0: training compute is sunk
         restarts: int = 32
         unit: str = "auto"
 
@@ -231,6 +321,10 @@ class T2Optimal(Strategy):
                 raise UisbenchError("t2: metric must be maj or pass")
             if self.restarts < 1:
                 raise UisbenchError("t2: restarts must be >= 1")
+            if self.approach not in (1, 2):
+                raise UisbenchError("t2: approach must be 1 or 2")
+            if self.served < 0:
+                raise UisbenchError("t2: served (queries training is amortised over) must be >= 0")
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -239,27 +333,45 @@ class T2Optimal(Strategy):
         top = max(max_k.values(), default=1)
         return [{"budget": b} for b in log_grid(0.002, max(1.0, float(top)), 10)]
 
-    def _points(self, bank: BankArrays, models: list[str]) -> list[tuple[str, int, float]]:
-        """−log metric per (model, k), k = powers of two and the most held; memoised."""
+    def _points(
+        self, bank: BankArrays, models: list[str], seed: int = FIT_SEED
+    ) -> list[tuple[str, int, float]]:
+        """−log metric per (model, k) of :func:`candidate_ks`; memoised."""
         key = (
             bank.bank,
             hashlib.sha1(bank.query_ids.tobytes()).hexdigest(),
             tuple(models),
             self.params.metric,
+            seed,
         )
         if key not in _POINTS:
-            _POINTS[key] = self._compute_points(bank, models)
+            _POINTS[key] = self._compute_points(bank, models, seed)
         return _POINTS[key]
 
-    def _compute_points(self, bank: BankArrays, models: list[str]) -> list[tuple[str, int, float]]:
+    def _compute_points(
+        self, bank: BankArrays, models: list[str], seed: int
+    ) -> list[tuple[str, int, float]]:
         pts = []
         for m in models:
             n = int(bank.models[m].n_avail.max()) if bank.n_queries else 0
-            for k in sorted(set(powers_of_two(n)) | ({n} if n else set())):
-                v = metric_at_k(bank, m, k, self.params.metric, FIT_SEED)
+            for k in candidate_ks(n, self.params.metric):
+                v = metric_at_k(bank, m, k, self.params.metric, seed)
                 if np.isfinite(v):
                     pts.append((m, k, -np.log(max(v, 1e-12))))
         return pts
+
+    def _fit_law(self, train: BankArrays, models: list[str], meta: dict, points) -> LawFit:
+        """Approach 1 on ``points`` or Approach 2 on ``train``'s counts; memoised."""
+        p = self.params
+        key = (p.approach, tuple(points), tuple(models), p.restarts, repr(sorted(meta.items())))
+        if key not in _FITS:
+            if p.approach == 2:
+                _FITS[key] = fit_approach2(train, models, meta, p.metric)
+            else:
+                _FITS[key] = fit_t2(points, meta, p.restarts, FIT_SEED)
+            for w in _FITS[key].warnings:  # once per fitted law, not once per run
+                log.warning("t2 %s: %s", _FITS[key].kind, w)
+        return _FITS[key]
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
@@ -268,34 +380,57 @@ class T2Optimal(Strategy):
         points = self._points(train, ctx.models)
         if not points:
             raise UisbenchError("t2: the training split gives no (model, k) point to fit")
-        key = (tuple(points), self.params.restarts, repr(sorted(ctx.model_meta.items())))
-        if key not in _FITS:
-            _FITS[key] = fit_t2(points, ctx.model_meta, self.params.restarts, FIT_SEED)
-        self.law = _FITS[key]
+        self.law = self._fit_law(train, ctx.models, ctx.model_meta, points)
         self.train_rel_error = _rel_error(points, self.law)
+        self.extrapolation = extrapolation_check(self, train, ctx.models, ctx.model_meta, points)
+        self.observed = {(m, k): float(np.exp(-v)) for m, k, v in points}
+        train_share = self._training_share(ctx)
         self.candidates = [
-            (m, k, expected_cost(train, m, k, self.unit))
+            (m, k, expected_cost(train, m, k, self.unit) + train_share[m])
             for m in ctx.models
-            for k in powers_of_two(ctx.max_samples(m))
+            for k in candidate_ks(ctx.max_samples(m), self.params.metric)
         ]
         ref = max(expected_cost(train, m, 1, self.unit) for m in ctx.models)
         self.budget_abs = self.params.budget * ref
 
-    def choose(self) -> tuple[str, int, float, bool]:
+    def _training_share(self, ctx: RunContext) -> dict[str, float]:
+        """6·N·D / served per query for each model (0 when training is sunk)."""
+        served = self.params.served
+        if not served:
+            return {m: 0.0 for m in ctx.models}
+        size, tokens = sizes_and_tokens(ctx.model_meta, ctx.models)
+        if self.unit != "flops" or not (all(size.values()) and all(tokens.values())):
+            raise UisbenchError(
+                "t2: served > 0 amortises training FLOPs 6·N·D, which needs every model's N and "
+                "D and the FLOPs unit; this pool lacks them (use served=0)"
+            )
+        return {m: 6.0 * size[m] * tokens[m] / served for m in ctx.models}
+
+    def choose(self, score=None) -> tuple[str, int, float, bool]:
         """(model, k, expected cost, over budget): the best predicted metric that fits the budget.
 
-        When nothing fits, the cheapest candidate runs and the decision says it is over budget.
+        ``score(model, k)`` (lower is better) defaults to the law's −log metric. When nothing
+        fits, the cheapest candidate runs and the decision says it is over budget.
         """
+        score = score or self.law.predict
         feasible = [c for c in self.candidates if c[2] <= self.budget_abs]
         pool = feasible or [min(self.candidates, key=lambda c: c[2])]
-        model, k, cost = min(pool, key=lambda c: (self.law.predict(c[0], c[1]), c[2]))
+        model, k, cost = min(pool, key=lambda c: (score(c[0], c[1]), c[2]))
         return model, k, cost, not feasible
+
+    def best_on_train(self) -> tuple[str, int]:
+        """The plain baseline: the (model, k) with the best observed training metric in budget."""
+        model, k, _, _ = self.choose(lambda m, kk: -self.observed.get((m, kk), -np.inf))
+        return model, k
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model, k, cost, over = self.choose()
+        base = self.best_on_train()
         log.info(
-            "t2 %s: chose %s k=%d (%s %.3g per query, budget %.3g); fit relative error train %.3f",
-            *(self.law.kind, model, k, self.unit, cost, self.budget_abs, self.train_rel_error),
+            "t2 %s: chose %s k=%d (%s %.3g per query, budget %.3g; best on train: %s k=%d); "
+            "fit relative error train %.3f",
+            *(self.law.kind, model, k, self.unit, cost, self.budget_abs, *base),
+            self.train_rel_error,
         )
         draw = ctx.meter.draw(model, ctx.stream, k)
         if self.params.metric == "pass":
@@ -310,7 +445,15 @@ class T2Optimal(Strategy):
             "budget": self.budget_abs,
             "over_budget": over,
             "predicted": float(np.exp(-self.law.predict(model, k))),
+            "best_on_train": f"{base[0]}×{base[1]}",
+            "law_differs": (model, k) != base,
             "fit_rel_error_train": self.train_rel_error,
+        }
+        self._summary = {
+            **{key: info[key] for key in ("model", "k", "fit", "best_on_train", "law_differs")},
+            "warnings": self.law.warnings,
+            "fit_rel_error_train": self.train_rel_error,
+            "extrapolation": self.extrapolation,
         }
         yield Decisions(ctx.stream, take(draw.handle, col), extra=[info] * len(ctx.stream))
 
@@ -320,6 +463,44 @@ class T2Optimal(Strategy):
         rel = _rel_error(test_points, self.law)
         log.info("t2 %s: fit relative error on the test queries %.3f", self.law.kind, rel)
         return [{"fit_rel_error_test": rel}] * len(ctx.stream)
+
+    def run_summary(self) -> dict[str, Any]:
+        """The choice, the plain best-on-train choice, fit warnings and extrapolation errors."""
+        return getattr(self, "_summary", {})
+
+
+def extrapolation_check(
+    strat: T2Optimal, train: BankArrays, models: list[str], meta: dict, points: list
+) -> dict[str, Any]:
+    """Refit without the largest k (and without the largest model, where the law spans
+    models) on the training split, predict what was left out, report the mean relative error
+    of the metric. ``None`` where nothing can be left out (a single k, a per-model law)."""
+    out: dict[str, Any] = {}
+    top_k = max(k for _, k, _ in points)
+    rest = [p for p in points if p[1] != top_k]
+    if top_k > min(k for _, k, _ in points):
+        sub = _without_k(train, top_k) if strat.params.approach == 2 else train
+        fit = strat._fit_law(sub, models, meta, rest)
+        out["without_largest_k"] = {
+            "k": top_k,
+            "rel_error": _rel_error([p for p in points if p[1] == top_k], fit),
+        }
+    size, tokens = sizes_and_tokens(meta, models)
+    if len(models) > 2 and all(size.values()) and all(tokens.values()):
+        big = max(models, key=lambda m: size[m])
+        keep = [m for m in models if m != big]
+        fit = strat._fit_law(train, keep, meta, [p for p in points if p[0] != big])
+        held = [p for p in points if p[0] == big]
+        out["without_largest_model"] = {"model": big, "rel_error": _rel_error(held, fit)}
+    return out
+
+
+def _without_k(train: BankArrays, k: int) -> BankArrays:
+    """The training split with at most k − 1 samples per question (Approach 2's counts)."""
+    models = {
+        m: replace(arr, n_avail=np.minimum(arr.n_avail, k - 1)) for m, arr in train.models.items()
+    }
+    return replace(train, models=models)
 
 
 def _rel_error(points: list[tuple[str, int, float]], fit: LawFit) -> float:

@@ -1,11 +1,13 @@
 """UniScale (Unified Inference Scaling; arXiv 2605.30898, ICML 2026): one bandit over routing and
 test-time scaling.
 
-Each arm is a joint configuration *(model, k samples, aggregation)* — majority vote, or best-of-k
-by log-probability where the bank keeps log-probs. Arms are chosen by LinUCB (Li et al., 2010,
-Algorithm 1, disjoint arms) on the query's features x (the sentence embedding of
-:mod:`uisbench.strategies.features`, projected on the training split's top ``dim`` principal
-components, plus a constant):
+Each arm is a joint configuration *(model, k samples, aggregation)* — majority vote over an odd
+k (1, 3, 5, 9, 17, …: with ties going to the first sample an even k buys cost without votes),
+or best-of-k by log-probability (k = 2, 4, 8, …) where the bank keeps log-probs. Arms are
+chosen by LinUCB (Li et al., 2010, Algorithm 1, disjoint arms) on the query's features x (the
+sentence embedding of :mod:`uisbench.strategies.features`, projected on the training split's
+top ``dim`` principal components, plus a constant; ``dim`` = 0 is one UCB per arm and embeds
+nothing):
 
     a_t = argmax_a  θ̂_aᵀx_t + α·sqrt(x_tᵀ A_a⁻¹ x_t),   θ̂_a = A_a⁻¹ b_a
 
@@ -13,24 +15,36 @@ and after the reward r_t is revealed, A_a⁻¹ is updated by Sherman–Morrison,
 A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x), in O(d²), with b_a ← b_a + r_t·x_t. The reward is
 UniScale's weighted sum
 
-    r = w₁·correct + w₂·score + w₃·(1 − cost / c_max)
+    r = w₁·correct + w₂·score + w₃·(1 − normalised cost)
 
 with ``correct`` from ``meter.feedback`` (revealed only after the answer is committed), ``score``
-the bank's sample score where one exists (0 otherwise), and cost the query's charged cost in
-FLOPs — or in dollars when some model's parameter count is unknown (FLOPs cannot be computed
-then; every decision records the unit). c_max is the dearest arm's mean training-split cost.
-The bandit learns online over the test stream in its seeded order. With ``batch`` = B > 1 it
-chooses B consecutive queries from one snapshot of (A⁻¹, b) and then applies their B
+the bank's sample score where one exists (0 otherwise), and the query's charged cost in FLOPs —
+or in dollars when some model's parameter count is unknown (every decision records the unit).
+The paper normalises linearly, cost / c_max; when a pool's costs span decades that squashes
+every cheap arm into a sliver of the reward, so ``norm`` also offers log-cost and rank
+normalisation (:mod:`.uniscale_tuning`). ``norm``, α and ``dim`` default to ``auto``: chosen by
+replaying this bandit on the training split (never the test split), and stated in the run's
+summary. The bandit learns online over the test stream in its seeded order. With ``batch`` =
+B > 1 it chooses B consecutive queries from one snapshot of (A⁻¹, b) and then applies their B
 Sherman–Morrison updates in order — LinUCB with feedback delayed by < B queries, as a serving
-system that receives feedback asynchronously would run it; ``batch=1`` is Algorithm 1 exactly
-(and about 10× slower in replay, where the per-call overhead of the meter dominates).
-``warm_start`` first fits
-every arm on the training split with full information (all arms' rewards are visible there).
-Sweeping w₃ (``cost_weight``) traces the cost–accuracy front.
+system that receives feedback asynchronously would run it; ``batch=1`` is Algorithm 1 exactly.
+``warm_start`` first fits every arm on the training split with full information (all arms'
+rewards are visible there). Sweeping w₃ (``cost_weight``, 16 log-spaced values) traces the
+cost–accuracy front.
 
-Regret curves: each decision's ``extra`` holds the arm, and, for evaluation only (computed from
-the bank's recorded outcomes, never used to choose), the expected reward of the best fixed arm
-in hindsight and of the per-query oracle arm, so cumulative regret against both can be plotted.
+Run summary (:meth:`UniScale.run_summary`, stored under the run's ``summary.strategy`` and shown
+on its site page): ``settings`` (norm, α, dim and how they were chosen), ``pulls`` (decisions per
+arm) and ``learning_curve`` (``queries``, and the running ``mean_reward`` and ``accuracy`` after
+that many queries). Regret references — the expected reward of the best fixed arm in hindsight
+and of the per-query oracle arm — are evaluation-only figures computed after the decisions
+(:meth:`UniScale.evaluate`) and merged into each decision's ``extra``.
+
+What the paper reports and how this compares: UniScale is claimed to beat routing-only and
+TTS-only baselines by treating (model, budget) as one arm set. On the two shared banks
+(bench/RESULTS.md, "Strategy quality (issue 15)") its front matches the single-model hull at
+the dear end but not everywhere: a reward linear in normalised cost can only settle on the
+vertices of the accuracy-vs-normalised-cost hull of the arms, and in between the contextual
+choices of a few hundred training queries' features mix arms worse than the hull does.
 """
 
 from __future__ import annotations
@@ -55,11 +69,29 @@ from uisbench.strategies.costing import (
     log_grid,
     powers_of_two,
     request_cost,
+    vote_counts_k,
 )
 from uisbench.strategies.estimators import simulate_k
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
+from uisbench.strategies.uniscale_tuning import (
+    ALPHAS,
+    DIMS,
+    NORMS,
+    Outcomes,
+    choose_norm,
+    linucb_choose,
+    linucb_update,
+    normalised_cost,
+    one_se_choice,
+    replay_on_train,
+    warm_start,
+)
 
 log = logging.getLogger(__name__)
+# w3 = 0 buys accuracy only; log-spaced up to where the cheapest arm wins everywhere.
+COST_WEIGHTS = (0.0, *log_grid(0.01, 3.0, 15))
+TUNE_ALPHA, TUNE_DIM = 0.5, 8  # the settings under which the normalisation is chosen
+CURVE_POINTS = 20  # points of the learning curve stored in the run summary
 CHUNK = 256
 EVAL_DRAWS = 8  # seeded draws per (query, arm) when estimating expected rewards for regret
 
@@ -104,12 +136,6 @@ def _simulate(
     return correct.sum(axis=0) / draws * nan, score.sum(axis=0) / draws * nan, cost * nan
 
 
-def sherman_morrison(A_inv: np.ndarray, x: np.ndarray) -> None:
-    """In place: (A + x xᵀ)⁻¹ from A⁻¹ in O(d²) (Sherman & Morrison, 1950)."""
-    v = A_inv @ x
-    A_inv -= np.outer(v, v) / (1.0 + float(x @ v))
-
-
 def principal_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean, top ``dim`` principal directions) of the rows of ``x``, memoised per input."""
     key = (hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest(), dim)
@@ -122,6 +148,8 @@ def principal_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarra
 
 
 _PCA: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+_NORMS: dict[tuple, tuple[str, dict[str, float]]] = {}
+_ALPHA_DIM: dict[tuple, tuple[float, int, float]] = {}
 
 
 class UniScale(Strategy):
@@ -137,8 +165,9 @@ class UniScale(Strategy):
         cost_weight: float = 0.3  # w3
         w_correct: float = 1.0  # w1
         w_score: float = 0.0  # w2 (the bank's sample score, where it has one)
-        alpha: float = 0.5  # exploration width
-        dim: int = 16  # principal components of the query features
+        alpha: float | None = None  # exploration width; None: chosen on the training split
+        dim: int | None = None  # principal components of the features; None: chosen likewise
+        norm: str = "auto"  # cost normalisation: linear, log, rank; auto: chosen likewise
         max_k: int = 16
         warm_start: bool = True
         batch: int = 16  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
@@ -148,38 +177,42 @@ class UniScale(Strategy):
         def validate(self) -> None:
             if self.cost_weight < 0 or self.w_correct < 0 or self.w_score < 0:
                 raise UisbenchError("uniscale reward weights must be >= 0")
-            if self.alpha < 0 or self.dim < 0 or self.max_k < 1 or self.batch < 1:
+            if (self.alpha or 0) < 0 or (self.dim or 0) < 0 or self.max_k < 1 or self.batch < 1:
                 raise UisbenchError("uniscale needs alpha >= 0, dim >= 0, max_k >= 1, batch >= 1")
             if self.features not in KINDS:
                 raise UisbenchError(f"unknown features={self.features!r}")
+            if self.norm not in ("auto", *NORMS):
+                raise UisbenchError(f"unknown norm={self.norm!r} (auto, {', '.join(NORMS)})")
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        # w3 = 0 buys accuracy only; log-spaced up to where the cheapest arm wins everywhere.
-        return [{"cost_weight": w} for w in (0.0, *log_grid(0.01, 3.0, 9))]
+        return [{"cost_weight": w} for w in COST_WEIGHTS]
 
     # ------------------------------------------------------------------ arms and fitting
     def _arms(self, train: BankArrays, ctx: RunContext) -> list[Arm]:
         arms = []
         for m in ctx.models:
             has_lp = bool(np.isfinite(train.models[m].logprob).any()) if train.n_queries else False
-            for k in powers_of_two(min(ctx.max_samples(m), self.params.max_k)):
-                arms.append(Arm(m, k, "majority"))
-                if k > 1 and has_lp:
-                    arms.append(Arm(m, k, "logprob"))
+            limit = min(ctx.max_samples(m), self.params.max_k)
+            arms += [Arm(m, k, "majority") for k in vote_counts_k(limit)]  # odd k: no ties
+            if has_lp:
+                arms += [Arm(m, k, "logprob") for k in powers_of_two(limit) if k > 1]
         if not arms:
             raise UisbenchError("uniscale: no arm can run (the bank holds no samples)")
         return arms
 
     def reward(self, correct: np.ndarray, score: np.ndarray, cost: np.ndarray) -> np.ndarray:
         p = self.params
-        ncost = np.clip(cost / self.c_max, 0.0, 1.0)
+        ncost = normalised_cost(cost, self.arm_cost, self.norm)
         return p.w_correct * correct + p.w_score * score + p.cost_weight * (1.0 - ncost)
 
-    def _context(self, feats: np.ndarray) -> np.ndarray:
-        if self.components.shape[0] == 0:
+    def _context(self, feats: np.ndarray, dim: int | None = None) -> np.ndarray:
+        """Features projected on the top ``dim`` principal components, plus a constant."""
+        dim = self.dim if dim is None else dim
+        if self._train_x is None or dim == 0:
             return np.ones((len(feats), 1))
-        z = (feats - self.mu) @ self.components.T
+        mu, comps = principal_components(self._train_x, dim)
+        z = (feats - mu) @ comps.T
         return np.hstack([z, np.ones((len(z), 1))])
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
@@ -192,45 +225,118 @@ class UniScale(Strategy):
         self.arm_cost = np.array(
             [expected_cost(bank_for_cost, a.model, a.k, self.unit) for a in self.arms]
         )
-        self.c_max = float(self.arm_cost.max()) or 1.0
-        xt = None
-        if train.n_queries >= 2 and p.dim > 0:
-            xt = train_features(train.prompts, p.features).astype(float)
-            self.mu, self.components = principal_components(xt, p.dim)
-        else:
-            self.mu, self.components = np.zeros(1), np.zeros((0, 1))
-        d = self.components.shape[0] + 1
-        n_arms = len(self.arms)
-        A = np.repeat(np.eye(d)[None], n_arms, axis=0)
-        b = np.zeros((n_arms, d))
-        if p.warm_start and xt is not None:
-            x = self._context(xt)
-            for i, arm in enumerate(self.arms):
-                c, s, cost = simulate_arm(train, arm, self.unit, ctx.seed, 1)
-                ok = np.isfinite(c)
-                r = self.reward(c[ok], s[ok], cost[ok])
-                A[i] += x[ok].T @ x[ok]
-                b[i] += x[ok].T @ r
+        self._train_x = None
+        if train.n_queries >= 2:
+            self._train_x = train_features(train.prompts, p.features).astype(float)
+        self._choose_settings(train)
+        x = self._context(self._train_x) if self._train_x is not None else None
+        d = 1 if x is None else x.shape[1]
+        A_inv = np.repeat(np.eye(d)[None], len(self.arms), axis=0)
+        b = np.zeros((len(self.arms), d))
+        if p.warm_start and x is not None:
+            out = self._outcomes(train, ctx.seed)
+            with single_thread():
+                A_inv, b = warm_start(x, self.reward(out.correct, out.score, out.cost))
+        self.A_inv, self.b = A_inv, b
+
+    # ------------------------------------------------------------------ settings on train
+    def _outcomes(self, train: BankArrays, seed: int) -> Outcomes:
+        sims = [simulate_arm(train, arm, self.unit, seed, 1) for arm in self.arms]
+        c, s, cost = (np.column_stack(x) for x in zip(*sims))
+        return Outcomes(c, s, cost, self.arm_cost)
+
+    def _choose_settings(self, train: BankArrays) -> None:
+        """Normalisation, α and dim: the given ones, or chosen by replay on the training split
+        (:mod:`.uniscale_tuning`); memoised so a sweep over cost weights and seeds tunes once."""
+        p = self.params
+        self.norm, self.alpha, self.dim = p.norm, p.alpha, p.dim
+        self.tuning: dict[str, Any] = {}
+        can_tune = self._train_x is not None and train.n_queries >= 8
+        if not can_tune:
+            self.norm = "linear" if p.norm == "auto" else p.norm
+            self.alpha = TUNE_ALPHA if p.alpha is None else p.alpha
+            self.dim = 0 if self._train_x is None else (p.dim if p.dim is not None else TUNE_DIM)
+            return
+        out = self._outcomes(train, 0)
+        key = (
+            train.bank,
+            hashlib.sha1(train.query_ids.tobytes()).hexdigest(),
+            tuple(a.label for a in self.arms),
+            self.unit,
+            p.features,
+            p.w_correct,
+            p.w_score,
+            p.batch,
+        )
+        if p.norm == "auto":
+            if key not in _NORMS:
+                _NORMS[key] = self._tune_norm(out)
+            self.norm, self.tuning["norm_area"] = _NORMS[key]
+        if p.alpha is None or p.dim is None:
+            k2 = (*key, self.norm, p.cost_weight, p.alpha, p.dim)
+            if k2 not in _ALPHA_DIM:
+                _ALPHA_DIM[k2] = self._tune_alpha_dim(out)
+            self.alpha, self.dim, self.tuning["train_reward"] = _ALPHA_DIM[k2]
+        self.tuning["how"] = (
+            "replay on the training split: warm start on one half, LinUCB online on the other"
+        )
+
+    def _play_on_train(self, out: Outcomes, w3: float, norm: str, alpha: float, dim: int):
+        def context(d: int) -> np.ndarray:
+            return self._context(self._train_x, d)
+
+        weights = (self.params.w_correct, self.params.w_score, w3)
         with single_thread():
-            self.A_inv = np.linalg.inv(A)
-        self.b = b
+            return replay_on_train(out, context, weights, norm, alpha, dim, self.params.batch)
+
+    def _tune_norm(self, out: Outcomes) -> tuple[str, dict[str, float]]:
+        runs = {
+            norm: [
+                self._play_on_train(out, w, norm, TUNE_ALPHA, TUNE_DIM)[2:0:-1]
+                for w in COST_WEIGHTS
+            ]
+            for norm in NORMS
+        }
+        return choose_norm(runs)
+
+    def _tune_alpha_dim(self, out: Outcomes) -> tuple[float, int, float]:
+        p = self.params
+        alphas = ALPHAS if p.alpha is None else (p.alpha,)
+        dims = DIMS if p.dim is None else (p.dim,)
+        per_query = {
+            (a, d): self._play_on_train(out, p.cost_weight, self.norm, a, d)[3]
+            for a in alphas
+            for d in dims
+        }
+        alpha, dim = one_se_choice(per_query)
+        return alpha, dim, float(np.nanmean(per_query[alpha, dim]))
 
     # ------------------------------------------------------------------ online loop
+    def _stream_context(self, ctx: RunContext) -> np.ndarray:
+        """Context rows of the test stream. With dim = 0 the bandit reads no query features,
+        so none are computed and their embedding is not paid for."""
+        if self._train_x is None or self.dim == 0:
+            return np.ones((len(ctx.stream), 1))
+        feats = query_features(ctx.meter, ctx.stream, self.params.features).astype(float)
+        with single_thread():
+            return self._context(feats)
+
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         meter = ctx.meter
-        feats = query_features(meter, ctx.stream, self.params.features).astype(float)
-        with single_thread():
-            x_all = self._context(feats)
+        x_all = self._stream_context(ctx)
         ledger = getattr(meter.ledger, self.unit)
         A_inv, b = self.A_inv.copy(), self.b.copy()
         self.rewards = np.zeros(len(ctx.stream))  # kept for the regret log of :meth:`evaluate`
+        history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for lo in range(0, len(ctx.stream), CHUNK):
             qs = ctx.stream[lo : lo + CHUNK]
             with single_thread():
-                handles, rewards, chosen = self._chunk(
+                handles, rewards, chosen, correct = self._chunk(
                     meter, ledger, qs, x_all[lo : lo + CHUNK], A_inv, b
                 )
             self.rewards[lo : lo + len(qs)] = rewards
+            history.append((chosen, rewards, correct))
+            self._summary = self._learning_summary(history)
             extra = [{"arm": self.arms[int(a)].label, "unit": self.unit} for a in chosen.tolist()]
             yield Decisions(qs, handles, reward=rewards, extra=extra)
 
@@ -257,7 +363,7 @@ class UniScale(Strategy):
         A_inv: np.ndarray,
         b: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(handles, rewards, chosen arms) for one chunk of the stream, B queries per snapshot.
+        """(handles, rewards, chosen arms, correct) for one chunk, B queries per snapshot.
 
         ``xs``: the chunk's context rows; ``A_inv`` and ``b`` are updated in place.
         """
@@ -266,8 +372,8 @@ class UniScale(Strategy):
             self._block(meter, ledger, qs[lo : lo + B], xs[lo : lo + B], A_inv, b)
             for lo in range(0, len(qs), B)
         ]
-        handles, rewards, chosen = (np.concatenate(part) for part in zip(*blocks))
-        return handles, rewards, chosen
+        handles, rewards, chosen, correct = (np.concatenate(part) for part in zip(*blocks))
+        return handles, rewards, chosen, correct
 
     def _block(
         self,
@@ -277,19 +383,35 @@ class UniScale(Strategy):
         x: np.ndarray,
         A_inv: np.ndarray,
         b: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Choose arms for queries ``q`` from one (A⁻¹, b) snapshot, play them, learn."""
-        theta = np.einsum("aij,aj->ai", A_inv, b)  # (arms, d)
-        width = np.einsum("bi,aij,bj->ba", x, A_inv, x)  # xᵀA⁻¹x per (query, arm)
-        a = np.argmax(x @ theta.T + self.params.alpha * np.sqrt(np.maximum(width, 0.0)), axis=1)
+        a = linucb_choose(A_inv, b, x, self.alpha)
         before = ledger[q].copy()
         h, score = self._play(meter, q, a)
         correct = meter.feedback(h).astype(float)  # revealed after committing
         r = self.reward(correct, score, ledger[q] - before)
-        for j in range(len(q)):  # Sherman–Morrison, one O(d²) update per query
-            sherman_morrison(A_inv[a[j]], x[j])
-            b[a[j]] += r[j] * x[j]
-        return h, r, a
+        linucb_update(A_inv, b, a, x, r)  # Sherman–Morrison, one O(d²) update per query
+        return h, r, a, correct
+
+    def _learning_summary(self, history: list) -> dict[str, Any]:
+        """Per-arm pull counts and the learning curve so far (stored in the run's summary)."""
+        chosen, rewards, correct = (np.concatenate(x) for x in zip(*history))
+        n = len(chosen)
+        at = np.unique(np.linspace(1, n, min(CURVE_POINTS, n)).round().astype(int))
+        pulls = np.bincount(chosen, minlength=len(self.arms))
+        return {
+            "settings": {"norm": self.norm, "alpha": self.alpha, "dim": self.dim, **self.tuning},
+            "pulls": {a.label: int(c) for a, c in zip(self.arms, pulls) if c},
+            "learning_curve": {
+                "queries": at.tolist(),
+                "mean_reward": (np.cumsum(rewards)[at - 1] / at).round(5).tolist(),
+                "accuracy": (np.cumsum(correct)[at - 1] / at).round(5).tolist(),
+            },
+        }
+
+    def run_summary(self) -> dict[str, Any]:
+        """Settings, pull counts and learning curve of the last run (see the module docstring)."""
+        return getattr(self, "_summary", {})
 
     def _play(self, meter: Meter, q: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Draw each query's arm and aggregate: (chosen handles, their scores)."""

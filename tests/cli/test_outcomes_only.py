@@ -57,7 +57,15 @@ def test_outcomes_only_bank_runs_the_default_sweep_in_parameter_calls(tmp_path, 
     assert exc.value.code in (0, None), out.err
     skipped = [line for line in out.err.splitlines() if line.startswith("skipped: ")]
     names = sorted(line.split()[1] for line in skipped)
-    assert names == ["adaptive", "best-of-k", "cascade", "majority", "t2", "uniscale"]
+    assert names == [
+        "adaptive",
+        "best-of-k",
+        "cascade",
+        "frugal-cascade",
+        "majority",
+        "t2",
+        "uniscale",
+    ]
     assert all("recorded outcomes only" in line for line in skipped)
     assert "parameter-weighted calls" in " ".join(out.out.split())
     with open_engine(db).connect() as conn:

@@ -45,8 +45,8 @@ def mean_run(runner, spec: str) -> tuple[float, float]:
     return r.accuracy, r.dollars
 
 
-LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.3, 1.0, 10.0)
-ROUTING_MMLU = [f"lr-router:lam={x},features=hash" for x in LAMBDAS] + [
+WTPS = ("inf", 50, 20, 10, 3.3, 1, 0.1)  # willingness to pay: quality only … cheapest model
+ROUTING_MMLU = [f"lr-router:wtp={x},features=hash" for x in WTPS] + [
     f"cascade:escalate={x},skip=3" for x in (0.1, 0.3, 0.5)
 ]
 
@@ -84,33 +84,74 @@ def test_date_majority_vote_beats_k1(runners) -> None:
     assert k16 > k1 + 0.03, (k1, k16)
 
 
-def _dominated(points: np.ndarray, other: np.ndarray) -> bool:
-    """Every (accuracy, cost) point beaten weakly in both and strictly in one by ``other``."""
-    for acc, cost in points:
-        beaten = (other[:, 1] <= cost) & (other[:, 0] >= acc)
-        beaten &= (other[:, 1] < cost) | (other[:, 0] > acc)
-        if not beaten.any():
-            return False
-    return True
+def budget_gains(runner, specs: list[str]) -> dict[str, tuple[float, float, float]]:
+    """The configurations' hull minus each single model, at that model's mean cost: (gain,
+    95% paired-bootstrap interval) per single model (NaN where the hull cannot spend that
+    little), from per-query accuracy averaged over ``SEEDS``."""
+    import pandas as pd
+
+    from uisbench.replay import replay_seeds
+    from uisbench.results.budget import budget_table, resample
+    from uisbench.strategies.costing import all_sizes_known
+
+    unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
+    singles = [f"single:model={m}" for m in runner.models]
+    runs = {
+        s: replay_seeds(runner.arrays, runner.train, runner.test_pos, s, SEEDS)
+        for s in singles + specs
+    }
+    table = pd.DataFrame({s: pd.Series(x.correct, index=x.q) for s, x in runs.items()}).T
+    cost = pd.Series({s: getattr(x, unit) for s, x in runs.items()})
+    t = budget_table(resample(table), cost, {"family": specs}, singles)
+    return {
+        row.budget_of.split("=")[1]: (row.gain, row.gain_low, row.gain_high)
+        for row in t.itertuples()
+    }
 
 
-def test_date_uniscale_front_not_dominated(runners) -> None:
-    r = runners["date-mot"]
-    uni = np.array(
-        [mean_run(r, f"uniscale:cost_weight={w},features=hash") for w in (0.0, 0.1, 0.3, 1.0)]
-    )
-    routing = np.array(
-        [mean_run(r, f"lr-router:lam={x},features=hash") for x in (0.0, 0.05, 0.3, 1.0, 3.0)]
-        + [mean_run(r, f"cascade:escalate={x},skip=1") for x in (0.1, 0.3, 0.5)]
-    )
-    tts = np.array(
-        [mean_run(r, f"majority:model=llama-2-13b,k={k}") for k in (2, 4, 8, 16)]
-        + [mean_run(r, f"majority:model=gpt-3.5-turbo,k={k}") for k in (2, 4, 8, 16)]
-        + [mean_run(r, "majority:model=gpt-4,k=2")]
-        + [mean_run(r, f"adaptive:model={m},k=16") for m in ("llama-2-13b", "gpt-3.5-turbo")]
-    )
-    assert not _dominated(uni, routing)
-    assert not _dominated(uni, tts)
+def uniscale_specs() -> list[str]:
+    from uisbench.strategies.uniscale import COST_WEIGHTS
+
+    return [f"uniscale:cost_weight={w},features=hash" for w in COST_WEIGHTS]
+
+
+@pytest.fixture(scope="module")
+def uniscale_gains(runners) -> dict[str, dict[str, tuple[float, float, float]]]:
+    return {bank: budget_gains(r, uniscale_specs()) for bank, r in runners.items()}
+
+
+# Measured with hashed-word features and SEEDS (bench/RESULTS.md has the MiniLM figures).
+SHORT_OF_HULL = {
+    ("date-mot", "gpt-3.5-turbo"): "measured −0.092 [−0.144, −0.029]: no cost weight settles on "
+    "GPT-3.5 alone; between Llama-2-13B and GPT-4 the bandit mixes arms by weak features",
+    ("mmlu-llama-ladder", "llama3.1-8b"): "measured −0.044 [−0.070, −0.020]: under log or rank "
+    "cost normalisation 8B lies below the 3B–70B chord, so no linear reward makes it the best "
+    "arm (the linear-cost hull the budget comparison uses has it as a vertex)",
+}
+CASES = [
+    ("date-mot", "gpt-4"),
+    ("date-mot", "gpt-3.5-turbo"),
+    ("mmlu-llama-ladder", "llama3.1-405b"),
+    ("mmlu-llama-ladder", "llama3.1-70b"),
+    ("mmlu-llama-ladder", "llama3.1-8b"),
+]
+
+
+@pytest.mark.parametrize(
+    "bank,model",
+    [
+        pytest.param(*c, marks=pytest.mark.xfail(strict=True, reason=SHORT_OF_HULL[c]))
+        if c in SHORT_OF_HULL
+        else c
+        for c in CASES
+    ],
+)
+def test_uniscale_hull_reaches_each_single_model(uniscale_gains, bank: str, model: str) -> None:
+    """UniScale's hull at a single model's cost is not significantly below that model (the
+    paired interval of the gain reaches 0). The single models are part of the comparison:
+    the old test left them out and passed when any one UniScale point survived."""
+    gain, low, high = uniscale_gains[bank][model]
+    assert np.isfinite(gain) and high >= 0, (gain, low, high)
 
 
 def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
@@ -144,3 +185,19 @@ def test_uniscale_through_the_runner_writes_rewards_and_regret(runners) -> None:
     assert all(x.reward is not None for x in rows)
     assert {"arm", "best_fixed_reward", "oracle_reward"} <= set(rows[0].extra)
     assert rows[0].extra["unit"] == "dollars"  # GPT sizes are unknown: cost in dollars
+
+
+def test_t2_choice_differs_from_best_on_train_and_extrapolation_is_reported(runners) -> None:
+    from uisbench.replay import replay
+    from uisbench.strategies.base import make_strategy
+
+    r = runners["date-mot"]
+    differs, extrapolation = [], None
+    for params in make_strategy("t2").sweep(r.models, r.max_k()):
+        s = make_strategy(f"t2:budget={params['budget']}")
+        replay(r.arrays, r.train, r.test_pos, s, 0)
+        differs.append(s.run_summary()["law_differs"])
+        extrapolation = s.run_summary()["extrapolation"]
+    assert any(differs)  # the law adds something the plain best-on-train choice does not
+    err = extrapolation["without_largest_k"]["rel_error"]
+    assert 0 <= err < 0.2, err
