@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from uisbench.cli.options import db_option, parse_task_args
+from uisbench.cli.options import db_option, parse_task_args, unsafe_exec_option
 from uisbench.errors import UisbenchError
 
 
@@ -144,6 +144,7 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
     metavar="KEY=VALUE",
     help="Task option, e.g. levels=add1,mul1 or n_per_level=40 (repeatable).",
 )
+@unsafe_exec_option
 @db_option
 def bank_record(
     task_name: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from uisbench.cli.options import db_option
+from uisbench.cli.options import db_option, unsafe_exec_option
 
 
 @click.command()
@@ -55,6 +55,7 @@ from uisbench.cli.options import db_option
     help="What a repeated request to the same model finds cached of its prompt "
     "(default: the live pool's setting, else block:16, vLLM's block size).",
 )
+@unsafe_exec_option
 @db_option
 def run(
     task: str | None,
