@@ -26,9 +26,21 @@ def bank() -> None:
 )
 @click.option("--name", default=None, help="Bank name (default: the file name without suffix).")
 @click.option("--synthetic", is_flag=True, help="Label the bank synthetic (speed tests only).")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["refuse", "replace"]),
+    default="refuse",
+    show_default=True,
+    help="A held sample with another answer, or a query id with another prompt or split.",
+)
 @db_option
 def bank_import(
-    file: Path, models_file: Path | None, name: str | None, synthetic: bool, db: str | None
+    file: Path,
+    models_file: Path | None,
+    name: str | None,
+    synthetic: bool,
+    on_conflict: str,
+    db: str | None,
 ) -> None:
     """Import a flat outcome bank (JSONL or JSONL.gz); samples already present are skipped."""
     from uisbench.store.bank import import_file
@@ -44,11 +56,19 @@ def bank_import(
         name=name,
         synthetic=synthetic,
         describe=task_description,
+        on_conflict=on_conflict,
     )
+    if stats.unknown_models:
+        click.echo(
+            f"warning: the models file describes models the bank lacks: "
+            f"{', '.join(stats.unknown_models)}",
+            err=True,
+        )
+    replaced = f"; {stats.replaced} conflicting rows replaced" if stats.replaced else ""
     click.echo(
         f"bank {stats.bank}: {stats.rows} rows read, {stats.inserted} new samples "
         f"({stats.rows - stats.inserted} already present); tasks: {', '.join(stats.tasks)}; "
-        f"models: {', '.join(stats.models)}"
+        f"models: {', '.join(stats.models)}{replaced}"
     )
 
 
