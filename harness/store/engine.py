@@ -97,10 +97,11 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
 def _ensure_schema(engine: Engine, *, create: bool) -> None:
     existing = set(inspect(engine).get_table_names())
     if schema.meta.name not in existing:
-        ours = {t.name for t in schema.metadata.sorted_tables}
-        if existing & ours or (existing and not create):
+        if existing:  # someone else's database (or a damaged one): never write into it
+            shown = ", ".join(sorted(existing)[:5]) + (", ..." if len(existing) > 5 else "")
             raise UisbenchError(
-                "database has tables but no uisbench schema version; refusing to use it"
+                f"database is not a uisbench database (it holds tables {shown}); "
+                "refusing to use it: give an empty or new database"
             )
         if not create:
             raise UisbenchError(
