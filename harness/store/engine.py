@@ -47,7 +47,6 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
@@ -55,6 +54,16 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_wal(engine: Engine) -> None:
+    """WAL (persistent in the file), set only once the file is known to be ours: a foreign
+    database must be left byte for byte as it was."""
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA journal_mode = WAL")
+    finally:
+        raw.close()
 
 
 def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
@@ -84,6 +93,8 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
         _tune_sqlite(engine)
     try:
         _ensure_schema(engine, create=create)
+        if is_sqlite:
+            _use_wal(engine)
     except OperationalError as exc:
         engine.dispose()
         msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
