@@ -27,11 +27,9 @@ from uisbench.store.engine import open_engine
 
 
 def row(q: int = 0, model: str = "m", sample: int = 0, **change) -> dict:
-    base = {
-        "task": "t", "query_id": f"q{q}", "split": "test", "prompt": f"p{q}", "reference": "1",
-        "model": model, "sample": sample, "answer": "1", "correct": True, "input_tokens": 3,
-        "output_tokens": 4, "cost_usd": 0.5, "latency_s": 0.25, "logprob": -1.0,
-    }  # fmt: skip
+    base = dict(task="t", query_id=f"q{q}", split="test", prompt=f"p{q}", reference="1")
+    base |= dict(model=model, sample=sample, answer="1", correct=True, input_tokens=3)
+    base |= dict(output_tokens=4, cost_usd=0.5, latency_s=0.25, logprob=-1.0)
     return {**base, **change}
 
 
