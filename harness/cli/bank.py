@@ -93,6 +93,8 @@ def bank_export(
     from uisbench.store.bankfile import models_to_json, open_text, row_to_json
     from uisbench.store.engine import open_engine
 
+    if out.is_dir():
+        raise UisbenchError(f"--out {out} is a directory; give a file name (.jsonl or .jsonl.gz)")
     engine = open_engine(db, create=False)
     n = 0
     tmp = out.with_suffix(".part" + out.suffix)  # keeps .gz last: compressed like the target
@@ -107,7 +109,10 @@ def bank_export(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    tmp.replace(out)  # atomic: a reader never sees a half-written export
+    try:
+        tmp.replace(out)  # atomic: a reader never sees a half-written export
+    finally:
+        tmp.unlink(missing_ok=True)
     if models_out:
         models_out.parent.mkdir(parents=True, exist_ok=True)
         models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
@@ -120,11 +125,13 @@ def bank_export(
 def bank_info(bank_name: str | None, db: str | None) -> None:
     """Models × queries × samples per bank and task, with accuracy and mean cost per model."""
     from uisbench.results.report import print_bank_info
-    from uisbench.store.bank import info
+    from uisbench.store.bank import get_bank_id, info
     from uisbench.store.engine import open_engine
 
     engine = open_engine(db, create=False)
     with engine.connect() as conn:
+        if bank_name:
+            get_bank_id(conn, bank_name)  # an unknown bank is named as such, with the known ones
         df = info(conn, bank_name)
     if df.empty:
         raise UisbenchError("the database holds no samples")

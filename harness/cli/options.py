@@ -8,6 +8,9 @@ import click
 
 from uisbench.errors import UisbenchError
 
+#: Seeds are numpy SeedSequence entropy and database integers: 0..2^32-1.
+SEED = click.IntRange(0, 2**32 - 1)
+
 db_option = click.option(
     "--db",
     envvar="UISBENCH_DB",

@@ -230,6 +230,7 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
                 explicit_schema=schema, unexpected_field_behavior="error"
             ),
         )
+        table.validate(full=True)  # invalid UTF-8 (a 0xff byte, an encoded lone surrogate)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows != n_lines:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
@@ -21,6 +22,8 @@ from uisbench.store.dialect import insert_ignore
 
 ENV_VAR = "UISBENCH_DB"
 BUSY_TIMEOUT_S = 300
+#: SQLite files this process created: a command that fails must not leave them behind empty.
+_CREATED: set[Path] = set()
 
 
 def default_db_path() -> Path:
@@ -85,6 +88,7 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
                     f"no database at {path} (run `uisbench bank import` or `uisbench run` first)"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
+            _CREATED.add(path)
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # missing driver, bad URL parts
@@ -133,3 +137,30 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
             f"database schema version {found} is not the version this uisbench writes "
             f"({schema.SCHEMA_VERSION}); use a new database file or the matching uisbench release"
         )
+
+
+def created_databases() -> set[Path]:
+    """The SQLite files this process created (a command clears it when it starts)."""
+    return _CREATED
+
+
+def discard_new_empty_databases() -> None:
+    """Remove SQLite files this process created that hold no samples and no runs.
+
+    Called when a command fails: ``run --db NEW`` with a bad option must not leave an empty
+    database behind (a later command would take it for a real one).
+    """
+    import sqlite3
+
+    for path in list(_CREATED):
+        _CREATED.discard(path)
+        try:
+            with closing(sqlite3.connect(path)) as conn:
+                held = conn.execute(
+                    "SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM runs)"
+                ).fetchone()[0]
+        except sqlite3.Error:
+            held = 0  # no uisbench tables: an empty shell
+        if held == 0:
+            for extra in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{extra}").unlink(missing_ok=True)
