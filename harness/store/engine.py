@@ -1,8 +1,10 @@
 """Opening the database: URL resolution, SQLite tuning, schema creation and version check.
 
-SQLite is opened in WAL mode with ``BEGIN IMMEDIATE`` transactions and a long busy timeout, so
-that several processes can write the same file at once: each transaction takes the write lock up
-front instead of failing when it upgrades from a read lock.
+SQLite is opened in WAL mode with a long busy timeout. Engines that write use ``BEGIN
+IMMEDIATE`` transactions, so that several processes can write the same file at once: each
+transaction takes the write lock up front instead of failing when it upgrades from a read lock.
+Read-only engines (``create=False``: report, info, export, site, compare) use deferred
+transactions and ``query_only``: a WAL reader reads its snapshot and never waits for a writer.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def resolve_url(db: str | None = None) -> str:
     return value
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, *, write: bool) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
@@ -52,11 +54,15 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
+        if not write:
+            cur.execute("PRAGMA query_only = ON")
         cur.close()
+
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def _use_wal(engine: Engine) -> None:
@@ -94,10 +100,10 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
     except Exception as exc:  # missing driver, bad URL parts
         raise UisbenchError(f"cannot open database {url.render_as_string()}: {exc}") from None
     if is_sqlite:
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, write=create)
     try:
         _ensure_schema(engine, create=create)
-        if is_sqlite:
+        if is_sqlite and create:
             _use_wal(engine)
     except OperationalError as exc:
         engine.dispose()
