@@ -32,7 +32,7 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import (
     cost_unit,
     draw_by_choice,
@@ -118,7 +118,7 @@ class _QualityRouter(Router):
 
     @dataclass
     class Params:
-        lam: float = 0.05
+        lam: float = bounded(0.05, ge=0)
         features: str = "auto"
         unit: str = "auto"
 
@@ -166,7 +166,7 @@ class KnnRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        neighbors: int = 10
+        neighbors: int = bounded(10, ge=1)
 
         def validate(self) -> None:
             super().validate()
@@ -191,7 +191,7 @@ class LogisticRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        c: float = 1.0
+        c: float = bounded(1.0, gt=0)  # inverse L2 strength of the logistic fit
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self.models_ = [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
@@ -216,7 +216,7 @@ class ThresholdRouter(Router):
 
     @dataclass
     class Params:
-        share: float = 0.5
+        share: float = bounded(0.5, ge=0, le=1)
         strong: str = ""
         weak: str = ""
         features: str = "auto"
@@ -278,11 +278,11 @@ class Cascade(Strategy):
 
     @dataclass
     class Params:
-        escalate: float = 0.3
+        escalate: float = bounded(0.3, ge=0, le=1)
         signal: str = "auto"
-        k: int = 3
+        k: int = bounded(3, ge=1)
         models: tuple = ()
-        skip: int = 0
+        skip: int = bounded(0, ge=0)
         unit: str = "auto"
 
         def validate(self) -> None:

@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import cost_unit, expected_cost, log_grid, powers_of_two
 from uisbench.strategies.estimators import pass_at_k, simulate_k
 from uisbench.strategies.features import single_thread
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 FLOOR = 1e-4  # smallest −log metric fitted (a metric of 1.0 would give log 0)
 MAJ_DRAWS = 16
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the law
+MAX_RESTARTS = 256  # multi-start cap: each start is one L-BFGS-B fit (100,000 ran for minutes)
 
 
 def metric_at_k(bank: BankArrays, model: str, k: int, metric: str, seed: int) -> float:
@@ -219,9 +220,11 @@ class T2Optimal(Strategy):
 
     @dataclass
     class Params:
-        budget: float = 0.3  # per-query budget, × the dearest model's one-sample cost (train)
+        budget: float = bounded(
+            0.3, gt=0
+        )  # per-query budget, × the dearest model's one-sample cost (train)
         metric: str = "maj"  # "maj" (deployable) or "pass" (oracle verifier: upper bound)
-        restarts: int = 32
+        restarts: int = bounded(32, ge=1, le=MAX_RESTARTS)  # L-BFGS-B starts (time grows with it)
         unit: str = "auto"
 
         def validate(self) -> None:

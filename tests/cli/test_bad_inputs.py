@@ -104,6 +104,24 @@ CASES = {
     "seed -1": (["run", "--bank", "b", "--seed", "-1"], None, "'--seed'"),
     "huge seed": (["run", "--bank", "b", "--seed", str(10**23)], None, "'--seed'"),
     "huge split seed": (["run", "--bank", "b", "--split-seed", str(10**23)], None, "split-seed"),
+    # strategy parameters (generic bounds in strategies/base.py)
+    **{
+        f"strategy {spec}": (["run", "--bank", "b", "--strategy", spec], None, message)
+        for spec, message in [
+            ("majority:model=m,k=99999999999999999999", "k=99999999999999999999 must be"),
+            ("majority:model=m,k=3", "holds 2 samples"),
+            ("lr-router:c=0", "c=0.0 must be > 0"),
+            ("lr-router:c=-1", "c=-1.0 must be > 0"),
+            ("oracle:k=0", "k=0 must be >= 1"),
+            ("oracle:k=-5", "k=-5 must be >= 1"),
+            ("cascade:k=0", "k=0 must be >= 1"),
+            ("lr-router:lam=nan", "lam=nan must be a finite number"),
+            ("t2:budget=nan", "budget=nan must be a finite number"),
+            ("uniscale:cost_weight=nan", "cost_weight=nan must be a finite number"),
+            ("uniscale:cost_weight=inf", "cost_weight=inf must be a finite number"),
+            ("t2:restarts=100000000", "restarts=100000000 must be <= 256"),
+        ]
+    },
     "export to a folder": (["bank", "export", "--bank", "b", "--out", "@dir"], None, "directory"),
     "info of an unknown bank": (["bank", "info", "--bank", "zzz"], None, "unknown bank 'zzz'"),
 }
@@ -172,3 +190,11 @@ def test_live_commands_on_the_base_install_name_the_extra(work, capsys, monkeypa
     code, err = cli(capsys, *args, "--db", str(db))
     assert code == 2 and err.count("\n") == 1 and "uisbench[live]" in err, err
     assert dump(db) == before
+
+
+def test_adaptive_default_k_adapts_to_the_bank(work, capsys):
+    """The bank holds 2 samples per query; adaptive's default k is what the bank holds."""
+    _, db = work
+    args = ("run", "--bank", "b", "--strategy", "adaptive:model=m", "--no-report", "--db", str(db))
+    code, err = cli(capsys, *args)
+    assert code == 0, err
