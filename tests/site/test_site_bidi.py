@@ -13,7 +13,8 @@ EVIL_MODEL = "good\u202eevil"  # displays as "goodlive" with the override in for
 BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]|\\\\u(202[a-eA-E]|206[6-9])")
 
 
-def test_bidi_controls_are_stripped_from_every_page(tmp_path: Path) -> None:
+def make_bidi_site(tmp_path: Path) -> Path:
+    """A site whose model name, prompts and answers carry bidi controls."""
     rows = [
         dict(task="t", query_id=f"q{q}", split="test", prompt=f"p{q} \u2066x\u2069", model=m)
         | dict(reference="1", sample=k, answer="1\u202d", correct=(q + k) % 2 == 0)
@@ -29,7 +30,11 @@ def test_bidi_controls_are_stripped_from_every_page(tmp_path: Path) -> None:
     runner = Runner(engine, "t", "b")
     for spec in (f"single:model={EVIL_MODEL}", "single:model=plain", "oracle"):
         runner.run(spec, 0, command="pytest")
-    out = build_site(engine, tmp_path / "site")
+    return build_site(engine, tmp_path / "site")
+
+
+def test_bidi_controls_are_stripped_from_every_page(tmp_path: Path) -> None:
+    out = make_bidi_site(tmp_path)
     pages = list(out.rglob("*.html"))
     assert pages
     for page in pages:
