@@ -190,10 +190,8 @@ def test_clicking_a_point_opens_its_configuration(site: Path, browser) -> None:
 
 def test_bidi_labels_display_in_logical_order(tmp_path: Path, browser) -> None:
     """A model named ``good<U+202E>evil`` shows as ``goodevil`` in the page and in the chart."""
-    path = Path(__file__).with_name("test_site_bidi.py")
-    spec = importlib.util.spec_from_file_location("_uisbench_site_bidi", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from tests.site import test_site_bidi as mod
+
     out = mod.make_bidi_site(tmp_path)
     _open(browser, out / "index.html")
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg text"))
