@@ -152,6 +152,7 @@ class Runner:
             "split_seed": self.split_seed,
             "mode": "replay",
             "prefix_cache": str(self.prefix_cache),
+            "bank_digest": self.arrays.digest,  # a bank grown under the same name: new runs
         }
 
     def run(
@@ -267,6 +268,7 @@ class Runner:
             "split_seed": self.split_seed,
             "n_queries": len(self.test_pos),
             "prefix_cache": str(self.prefix_cache),
+            "bank_digest": self.arrays.digest,
             "uisbench_version": uisbench_version(),
             "git_commit": git_commit(),
             "command": command or command_line(),

@@ -44,6 +44,7 @@ def load_runs(
             r.c.seed,
             r.c.prefix_cache,
             r.c.summary,
+            r.c.bank_digest,
         )
         .join(t, r.c.task_id == t.c.id)
         .join(b, r.c.bank_id == b.c.id)
@@ -61,7 +62,19 @@ def load_runs(
     runs["family"] = summ.map(lambda x: x.get("family", ""))
     runs["upper_bound"] = summ.map(lambda x: bool(x.get("upper_bound", False)))
     runs["synthetic"] = runs["synthetic"].astype(bool)
+    runs["bank"] = bank_labels(runs)
     return runs
+
+
+def bank_labels(runs: pd.DataFrame) -> pd.Series:
+    """Bank name per run; ``name@digest`` where runs of one bank replayed different contents.
+
+    A bank re-imported with more queries keeps its name but gets new runs; its old runs stay
+    on the board under the content they used, never mixed with the new ones.
+    """
+    digest = runs["bank_digest"].fillna("").astype(str)
+    versions = digest.groupby(runs["bank"]).transform("nunique")
+    return runs["bank"].where(versions <= 1, runs["bank"] + "@" + digest.str[:8])
 
 
 def load_decisions(

@@ -56,9 +56,12 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
 
     df = load_decisions(engine, task, include_synthetic)
     if df.empty:
-        raise UisbenchError(
-            "no complete runs" + (f" for task {task!r}" if task else "") + " in the database"
-        )
+        where = (f" for task {task!r}" if task else "") + " in the database"
+        if not include_synthetic and not load_decisions(engine, task, True).empty:
+            raise UisbenchError(
+                f"only runs on synthetic banks{where}; pass --include-synthetic to show them"
+            )
+        raise UisbenchError("no complete runs" + where)
     summary = summarize(df)
     for (bank, task_name, cache), g in summary.groupby(["bank", "task", "prefix_cache"]):
         synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test command: system packages for the real-server tests (PostgreSQL, headless Chromium)
+# and the code sandbox (bubblewrap, libseccomp)
 # where this machine can install them, the full environment, then ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || need+=(libseccomp2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" \

@@ -45,6 +45,7 @@ from uisbench.costs import DEFAULT_PREFIX_CACHE, DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
+from uisbench.site.bidi import dumps_without_bidi, strip_bidi
 from uisbench.site.charts import pareto_spec, plot_group, regret_spec
 from uisbench.store import schema as s
 from uisbench.store.digest import bank_digest
@@ -155,7 +156,9 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=strip_bidi,
     )
+    env.policies["json.dumps_function"] = dumps_without_bidi
     env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key, time=fmt_time)
     env.globals.update(
         UNITS=UNITS,

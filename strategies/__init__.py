@@ -28,6 +28,7 @@ from uisbench.strategies.base import (
     Decisions,
     RunContext,
     Strategy,
+    bounded,
     make_strategy,
 )
 from uisbench.strategies.costing import (
@@ -43,6 +44,7 @@ from uisbench.strategies.features import query_features, train_features
 from uisbench.strategies.routing import Router, Routes
 
 __all__ = [
+    "bounded",
     "AGGREGATORS",
     "STRATEGIES",
     "Decisions",

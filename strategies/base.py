@@ -10,6 +10,7 @@ run resumes). Plugins register under the ``uisbench.strategies`` entry-point gro
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -145,6 +146,45 @@ def _convert(value: Any, typ: Any, key: str, strategy: str) -> Any:
     return value
 
 
+#: Integers a parameter may hold (numpy and database integers; ``k=10**20`` is a typo).
+MAX_INT_PARAM = 2**31 - 1
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    allow_inf: bool = False,
+) -> Any:
+    """A Params field whose value :func:`parse_params` keeps within ``ge ≤ v``, ``gt < v``,
+    ``v ≤ le`` (one line naming the bound otherwise); ``allow_inf`` admits +inf (e.g. a
+    willingness to pay that weighs quality only). NaN is never admitted."""
+    return field(default=default, metadata={"bounds": (ge, gt, le), "allow_inf": allow_inf})
+
+
+def _check_value(f: dataclasses.Field, value: Any, strategy: str) -> None:
+    """Every number finite and in range; declared bounds (:func:`bounded`) hold."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bad = None
+    if isinstance(value, float) and not math.isfinite(value):
+        if not (value == math.inf and f.metadata.get("allow_inf")):
+            bad = "a finite number"
+    elif isinstance(value, int) and abs(value) > MAX_INT_PARAM:
+        bad = f"at most {MAX_INT_PARAM} in size"
+    ge, gt, le = f.metadata.get("bounds", (None, None, None))
+    if bad is None and ge is not None and value < ge:
+        bad = f">= {ge}"
+    if bad is None and gt is not None and value <= gt:
+        bad = f"> {gt}"
+    if bad is None and le is not None and value > le:
+        bad = f"<= {le}"
+    if bad:
+        raise UisbenchError(f"strategy {strategy}: option {f.name}={value!r} must be {bad}")
+
+
 def parse_params(params_cls: type, given: dict[str, Any], strategy: str) -> Any:
     """Build the Params dataclass from ``key=value`` strings; unknown keys are an error."""
     hints = typing.get_type_hints(params_cls)
@@ -160,6 +200,8 @@ def parse_params(params_cls: type, given: dict[str, Any], strategy: str) -> Any:
         obj = params_cls(**values)
     except (TypeError, ValueError) as exc:
         raise UisbenchError(f"strategy {strategy}: {exc}") from None
+    for f in dataclasses.fields(obj):
+        _check_value(f, getattr(obj, f.name), strategy)
     check = getattr(obj, "validate", None)
     if check:
         check()

@@ -10,7 +10,7 @@ import numpy as np
 
 from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import cost_unit, draw_by_choice
 
 
@@ -75,7 +75,7 @@ class Oracle(Strategy):
 
     @dataclass
     class Params:
-        k: int = 1
+        k: int = bounded(1, ge=1)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import (
     cost_unit,
     draw_by_choice,
@@ -126,7 +126,8 @@ class _QualityRouter(Router):
 
     @dataclass
     class Params:
-        wtp: float = 20.0  # willingness to pay (RouterBench's λ): larger buys dearer answers
+        # willingness to pay (RouterBench's λ): larger buys dearer answers; inf: quality only
+        wtp: float = bounded(20.0, gt=0, allow_inf=True)
         features: str = "auto"
         unit: str = "auto"
 
@@ -174,7 +175,7 @@ class KnnRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        neighbors: int = 10
+        neighbors: int = bounded(10, ge=1)
 
         def validate(self) -> None:
             super().validate()
@@ -199,7 +200,7 @@ class LogisticRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        c: float = 1.0
+        c: float = bounded(1.0, gt=0)  # inverse L2 strength of the logistic fit
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self.models_ = [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
@@ -270,7 +271,7 @@ class ThresholdRouter(Router):
 
     @dataclass
     class Params:
-        share: float = 0.5
+        share: float = bounded(0.5, ge=0, le=1)
         strong: str = ""
         weak: str = ""
         pair: str = "auto"  # auto: best two-model front on train; extremes: RouteLLM's
@@ -352,11 +353,11 @@ class Cascade(Strategy):
 
     @dataclass
     class Params:
-        escalate: float = 0.3
+        escalate: float = bounded(0.3, ge=0, le=1)
         signal: str = "auto"
-        k: int = 3
+        k: int = bounded(3, ge=1)
         models: tuple = ()
-        skip: int = 0
+        skip: int = bounded(0, ge=0)
         unit: str = "auto"
 
         def validate(self) -> None:

@@ -62,7 +62,7 @@ from scipy.optimize import minimize
 from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import (
     cost_unit,
     expected_cost,
@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 FLOOR = 1e-4  # smallest −log metric fitted (a metric of 1.0 would give log 0)
 MAJ_DRAWS = 16
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the law
+MAX_RESTARTS = 256  # multi-start cap: each start is one L-BFGS-B fit (100,000 ran for minutes)
 
 
 def metric_at_k(bank: BankArrays, model: str, k: int, metric: str, seed: int) -> float:
@@ -307,11 +308,13 @@ class T2Optimal(Strategy):
 
     @dataclass
     class Params:
-        budget: float = 0.3  # per-query budget, × the dearest model's one-sample cost (train)
+        budget: float = bounded(
+            0.3, gt=0
+        )  # per-query budget, × the dearest model's one-sample cost (train)
         metric: str = "maj"  # "maj" (deployable) or "pass" (oracle verifier: upper bound)
-        approach: int = 1  # T2's Approach 1 (law on −log metric) or 2 (per-question Beta)
-        served: float = 0.0  # queries 6·N·D is amortised over; 0: training compute is sunk
-        restarts: int = 32
+        approach: int = bounded(1, ge=1, le=2)  # Approach 1 (law on −log metric) or 2 (Beta)
+        served: float = bounded(0.0, ge=0)  # queries 6·N·D is amortised over; 0: sunk
+        restarts: int = bounded(32, ge=1, le=MAX_RESTARTS)  # L-BFGS-B starts (time grows with it)
         unit: str = "auto"
 
         def validate(self) -> None:

@@ -34,7 +34,7 @@ from uisbench.strategies.aggregators import (
     take,
     vote_counts,
 )
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import SWEEP_POINTS, powers_of_two, sample_counts
 from uisbench.strategies.reference import require_model
 
@@ -44,7 +44,7 @@ __all__ = ["AdaptiveConsistency", "BestOfK", "MajorityVote", "PassAtK", "powers_
 @dataclass
 class _ModelK:
     model: str = ""
-    k: int = 1
+    k: int = bounded(1, ge=1)
 
     def validate(self) -> None:
         if self.k < 1:
@@ -158,12 +158,10 @@ class AdaptiveConsistency(Strategy):
     @dataclass
     class Params:
         model: str = ""
-        k: int = 16  # most samples per query
-        confidence: float = 0.95
+        k: int | None = bounded(None, ge=1)  # most samples per query; None: all the bank holds
+        confidence: float = bounded(0.95, ge=0.5, le=0.999999)
 
         def validate(self) -> None:
-            if self.k < 1:
-                raise UisbenchError("k must be at least 1")
             if not 0.5 <= self.confidence < 1.0:
                 raise UisbenchError("confidence must be in [0.5, 1)")
 
@@ -175,7 +173,7 @@ class AdaptiveConsistency(Strategy):
 
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         model = require_model(ctx, self.params.model, self.name)
-        k = self.params.k
+        k = self.params.k or ctx.max_samples(model)  # the default adapts to the bank
         _check_k(ctx, model, k, self.name)
         q = ctx.stream
         answer = np.full((len(q), k), -1, dtype=np.int64)

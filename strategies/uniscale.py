@@ -62,7 +62,7 @@ from uisbench.meter import Meter
 from uisbench.sampling import seeded_rng
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import (
     cost_unit,
     expected_cost,
@@ -165,12 +165,14 @@ class UniScale(Strategy):
         cost_weight: float = 0.3  # w3
         w_correct: float = 1.0  # w1
         w_score: float = 0.0  # w2 (the bank's sample score, where it has one)
-        alpha: float | None = None  # exploration width; None: chosen on the training split
-        dim: int | None = None  # principal components of the features; None: chosen likewise
+        alpha: float | None = bounded(None, ge=0)  # exploration width; None: chosen on train
+        dim: int | None = bounded(None, ge=0, le=4096)  # principal components; None: likewise
         norm: str = "auto"  # cost normalisation: linear, log, rank; auto: chosen likewise
-        max_k: int = 16
+        max_k: int = bounded(16, ge=1)
         warm_start: bool = True
-        batch: int = 16  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
+        batch: int = bounded(
+            16, ge=1
+        )  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
         features: str = "auto"
         unit: str = "auto"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from uisbench.cli.options import db_option, parse_task_args
+from uisbench.cli.options import db_option, parse_task_args, unsafe_exec_option
 from uisbench.errors import UisbenchError
 
 
@@ -26,9 +26,21 @@ def bank() -> None:
 )
 @click.option("--name", default=None, help="Bank name (default: the file name without suffix).")
 @click.option("--synthetic", is_flag=True, help="Label the bank synthetic (speed tests only).")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["refuse", "replace"]),
+    default="refuse",
+    show_default=True,
+    help="A held sample with another answer, or a query id with another prompt or split.",
+)
 @db_option
 def bank_import(
-    file: Path, models_file: Path | None, name: str | None, synthetic: bool, db: str | None
+    file: Path,
+    models_file: Path | None,
+    name: str | None,
+    synthetic: bool,
+    on_conflict: str,
+    db: str | None,
 ) -> None:
     """Import a flat outcome bank (JSONL or JSONL.gz); samples already present are skipped."""
     from uisbench.store.bank import import_file
@@ -44,11 +56,19 @@ def bank_import(
         name=name,
         synthetic=synthetic,
         describe=task_description,
+        on_conflict=on_conflict,
     )
+    if stats.unknown_models:
+        click.echo(
+            f"warning: the models file describes models the bank lacks: "
+            f"{', '.join(stats.unknown_models)}",
+            err=True,
+        )
+    replaced = f"; {stats.replaced} conflicting rows replaced" if stats.replaced else ""
     click.echo(
         f"bank {stats.bank}: {stats.rows} rows read, {stats.inserted} new samples "
         f"({stats.rows - stats.inserted} already present); tasks: {', '.join(stats.tasks)}; "
-        f"models: {', '.join(stats.models)}"
+        f"models: {', '.join(stats.models)}{replaced}"
     )
 
 
@@ -73,6 +93,8 @@ def bank_export(
     from uisbench.store.bankfile import models_to_json, open_text, row_to_json
     from uisbench.store.engine import open_engine
 
+    if out.is_dir():
+        raise UisbenchError(f"--out {out} is a directory; give a file name (.jsonl or .jsonl.gz)")
     engine = open_engine(db, create=False)
     n = 0
     tmp = out.with_suffix(".part" + out.suffix)  # keeps .gz last: compressed like the target
@@ -87,7 +109,10 @@ def bank_export(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    tmp.replace(out)  # atomic: a reader never sees a half-written export
+    try:
+        tmp.replace(out)  # atomic: a reader never sees a half-written export
+    finally:
+        tmp.unlink(missing_ok=True)
     if models_out:
         models_out.parent.mkdir(parents=True, exist_ok=True)
         models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
@@ -100,11 +125,13 @@ def bank_export(
 def bank_info(bank_name: str | None, db: str | None) -> None:
     """Models × queries × samples per bank and task, with accuracy and mean cost per model."""
     from uisbench.results.report import print_bank_info
-    from uisbench.store.bank import info
+    from uisbench.store.bank import get_bank_id, info
     from uisbench.store.engine import open_engine
 
     engine = open_engine(db, create=False)
     with engine.connect() as conn:
+        if bank_name:
+            get_bank_id(conn, bank_name)  # an unknown bank is named as such, with the known ones
         df = info(conn, bank_name)
     if df.empty:
         raise UisbenchError("the database holds no samples")
@@ -144,6 +171,7 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
     metavar="KEY=VALUE",
     help="Task option, e.g. levels=add1,mul1 or n_per_level=40 (repeatable).",
 )
+@unsafe_exec_option
 @db_option
 def bank_record(
     task_name: str,

@@ -34,30 +34,39 @@ for command in (bank, decompose, list_, run, report, site, results, compare, gat
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every expected failure into one line on stderr and exit 2."""
+    from uisbench.store import engine
+
+    engine.created_databases().clear()  # only files this command creates may be discarded
     try:
         code = cli.main(args=argv, prog_name="uisbench", standalone_mode=False)
         if isinstance(code, int) and code:  # a command's own exit status (the gate's 1)
             sys.exit(code)
-    except click.exceptions.Abort:
-        click.echo("uisbench: aborted", err=True)
-        sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.UsageError as exc:
+    except Exception as exc:
+        engine.discard_new_empty_databases()
+        code, line = _one_line(exc)
+        if code is None:
+            raise  # a bug: keep its traceback
+        click.echo(line, err=True)
+        sys.exit(code)
+
+
+def _one_line(exc: BaseException) -> tuple[int | None, str]:
+    """Exit code and message of an expected failure; (None, "") for anything else."""
+    if isinstance(exc, click.exceptions.Abort):
+        return 130, "uisbench: aborted"
+    if isinstance(exc, click.UsageError):
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        click.echo(f"uisbench: error: {exc.format_message()}{hint}", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.ClickException as exc:
-        click.echo(f"uisbench: error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USAGE)
-    except UisbenchError as exc:
-        click.echo(f"uisbench: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except SQLAlchemyError as exc:
+        return EXIT_USAGE, f"uisbench: error: {exc.format_message()}{hint}"
+    if isinstance(exc, click.ClickException):
+        return EXIT_USAGE, f"uisbench: error: {exc.format_message()}"
+    if isinstance(exc, UisbenchError):
+        return EXIT_USAGE, f"uisbench: error: {exc}"
+    if isinstance(exc, SQLAlchemyError):
         msg = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        click.echo(f"uisbench: error: database: {msg}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:  # a file we were told to read or write: not a bug, one line
+        return EXIT_USAGE, f"uisbench: error: database: {msg}"
+    if isinstance(exc, OSError):  # a file we were told to read or write: not a bug, one line
         where = f": {exc.filename}" if exc.filename else ""
-        click.echo(f"uisbench: error: {exc.strerror or exc}{where}", err=True)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE, f"uisbench: error: {exc.strerror or exc}{where}"
+    return None, ""

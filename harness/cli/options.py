@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from uisbench.errors import UisbenchError
+
+#: Seeds are numpy SeedSequence entropy and database integers: 0..2^32-1.
+SEED = click.IntRange(0, 2**32 - 1)
 
 db_option = click.option(
     "--db",
     envvar="UISBENCH_DB",
     default=None,
     help="SQLAlchemy URL or SQLite path (default: results/uisbench.db; env UISBENCH_DB).",
+)
+
+
+def _allow_unsafe_exec(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        from uisbench.tasks.sandbox import UNSAFE_ENV
+
+        os.environ[UNSAFE_ENV] = "1"  # read by the sandbox, also in scoring worker processes
+    return value
+
+
+unsafe_exec_option = click.option(
+    "--unsafe-exec",
+    is_flag=True,
+    expose_value=False,
+    callback=_allow_unsafe_exec,
+    help="Score generated code without OS isolation where bubblewrap is unavailable (unsafe).",
 )
 
 

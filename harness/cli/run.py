@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from uisbench.cli.options import db_option
+from uisbench.cli.options import SEED, db_option, unsafe_exec_option
 
 
 @click.command()
@@ -15,7 +15,9 @@ from uisbench.cli.options import db_option
     multiple=True,
     help="NAME[:key=value,...]; repeatable. Default: every strategy's default sweep.",
 )
-@click.option("--seed", "seeds", type=int, multiple=True, help="Seed; repeatable (default 0).")
+@click.option(
+    "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^32-1; repeatable (default 0)."
+)
 @click.option(
     "--bank",
     "bank_ref",
@@ -25,7 +27,7 @@ from uisbench.cli.options import db_option
 @click.option("--models", default=None, help="Comma-separated subset of the bank's models.")
 @click.option(
     "--split-seed",
-    type=int,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of the stored split for tasks whose source has none.",
@@ -55,6 +57,7 @@ from uisbench.cli.options import db_option
     help="What a repeated request to the same model finds cached of its prompt "
     "(default: the live pool's setting, else block:16, vLLM's block size).",
 )
+@unsafe_exec_option
 @db_option
 def run(
     task: str | None,

@@ -9,6 +9,7 @@ committed batch by batch, so a killed recording loses at most the batch in fligh
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +64,28 @@ def top_up_config(config: GenerationConfig, have: int) -> GenerationConfig:
     return replace(config, seed=config.seed + TOP_UP_SEED_STRIDE * have) if have else config
 
 
+#: Modules every live generation needs (tasks are lm-eval's), whatever the backend: a served
+#: endpoint needs no torch, the transformers backend names its own.
+LIVE_MODULES = ("lm_eval",)
+
+
+def require_live_extra() -> None:
+    """One line naming the extra to install, instead of a ModuleNotFoundError deep inside."""
+    missing = [m for m in LIVE_MODULES if not _importable(m)]
+    if missing:
+        raise UisbenchError(
+            f"live generation needs the 'live' extra ({', '.join(missing)} not installed): "
+            "pip install 'uisbench[live]'"
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # e.g. sys.modules[module] is None
+        return False
+
+
 def record(
     engine: Engine,
     task_name: str,
@@ -85,6 +108,7 @@ def record(
     ``endpoints`` (server URLs) replace the pool's for every model: they say where a served
     model answers, not what it samples, so they are not part of the bank's key.
     """
+    require_live_extra()
     from uisbench.tasks import load_task
 
     if k < 1:

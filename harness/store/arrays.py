@@ -6,8 +6,9 @@ the only place that turns sample rows into those matrices.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ class BankArrays:
     model_meta: dict[str, dict[str, Any]]
     answer_labels: np.ndarray  # answer code → text (codes shared across models)
     prompts: list[str] | None = None
+    digest: str = field(default="")  # content of the bank as loaded: see content_digest
 
     @property
     def n_queries(self) -> int:
@@ -95,7 +97,7 @@ def load_arrays(
     qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
     frames = {name: _model_samples(conn, bank_id, m["id"]) for name, m in meta.items()}
     arrays, labels = _densify_models(frames, qids)
-    return BankArrays(
+    arrays_ = BankArrays(
         bank=bank,
         bank_id=bank_id,
         synthetic=bool(bank_row["synthetic"]),
@@ -107,6 +109,31 @@ def load_arrays(
         answer_labels=np.asarray(labels, dtype=object),
         prompts=[r[3] for r in qrows],
     )
+    return replace(arrays_, digest=content_digest(arrays_))
+
+
+#: Fields of a model's samples that make up a bank's content (database ids do not).
+_CONTENT_FIELDS = (
+    "n_avail correct input_tokens output_tokens cost_usd latency_s logprob score".split()
+)
+
+
+def content_digest(bank: BankArrays) -> str:
+    """SHA-256 (16 hex digits) of what a replay can see: queries, their splits and prompts,
+    and every model's samples (counts, answers, correctness, costs). A run's identity includes
+    it, so a bank grown or changed under the same name gets new runs (DESIGN: honesty rules).
+    """
+    h = hashlib.sha256()
+    for text in (*bank.query_keys, *map(str, bank.splits), *(bank.prompts or [])):
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    labels = np.append(bank.answer_labels.astype(object), None)  # code -1 → None
+    for name in sorted(bank.models):
+        m = bank.models[name]
+        h.update(name.encode() + b"\0")
+        for f in _CONTENT_FIELDS:
+            h.update(np.ascontiguousarray(getattr(m, f)).tobytes())
+        h.update("\0".join(map(str, labels[m.answer.ravel()])).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
 
 
 def _chosen_models(

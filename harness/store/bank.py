@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.errors import UisbenchError
@@ -89,6 +90,9 @@ def ensure_queries(
 
 
 # ---------------------------------------------------------------- import / export
+ON_CONFLICT = ("refuse", "replace")
+
+
 @dataclass
 class ImportStats:
     bank: str
@@ -96,6 +100,8 @@ class ImportStats:
     inserted: int
     tasks: list[str]
     models: list[str]
+    replaced: int = 0  # queries and samples overwritten under on_conflict="replace"
+    unknown_models: list[str] = field(default_factory=list)  # in models.json, not in the bank
 
 
 def import_file(
@@ -105,22 +111,31 @@ def import_file(
     name: str | None = None,
     synthetic: bool = False,
     describe: Callable[[str], str | None] | None = None,
+    on_conflict: str = "refuse",
 ) -> ImportStats:
     """Import a flat JSONL(.gz) bank in one transaction: all rows or none.
 
-    Samples already present (same bank, query, model, index) are skipped, so importing the same
-    file twice adds nothing. Provenance (source, licence) is read from ``NAME.bank.json`` beside
-    the file when there is one (:func:`bank_meta_beside`). ``describe`` gives a new task's
-    description (the task layer knows them; storage does not).
+    Samples already present (same bank, query, model, index) with the same answer and
+    correctness are skipped, so importing the same file twice adds nothing. A sample that
+    differs in answer or correctness, or a query id that comes back with another prompt or
+    split, is a conflict: refused (nothing imported), or with ``on_conflict="replace"``
+    overwritten and counted. Provenance (source, licence) is read from ``NAME.bank.json``
+    beside the file when there is one (:func:`bank_meta_beside`). ``describe`` gives a new
+    task's description (the task layer knows them; storage does not).
     """
+    if on_conflict not in ON_CONFLICT:
+        raise UisbenchError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
     meta = read_models_file(models_path) if models_path else {}
     name = name or bank_name_from_path(path)
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
         config = {"file": path.name, **bank_meta_beside(path)}
         bank_id = ensure_bank(conn, name, source, config, synthetic)
-        stats = _import_blocks(conn, bank_id, read_blocks(path), meta, describe)
-    return ImportStats(name, *stats)
+        importer = _Importer(conn, bank_id, meta, describe, on_conflict == "replace")
+        for table in _prefetch(read_blocks(path)):
+            importer.add(table)
+        stats = importer.finish(name)
+    return stats
 
 
 def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
@@ -129,63 +144,218 @@ def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
     return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
 
 
-def _import_blocks(
-    conn: Connection,
-    bank_id: int,
-    blocks: Iterable[Any],
-    meta: dict[str, dict[str, Any]],
-    describe: Callable[[str], str | None] | None = None,
-) -> tuple[int, int, list[str], list[str]]:
-    """Insert blocks (pyarrow Tables of the flat fields).
+class _Importer:
+    """Insert blocks (pyarrow Tables of the flat fields) of one bank, checking conflicts.
 
     Tasks, queries and models are resolved per distinct value (numpy over dictionary codes),
     not per row; only the sample columns become Python values, for the driver's executemany.
     """
-    task_ids: dict[str, int] = {}
-    query_ids: dict[tuple[str, str], int] = {}
-    model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
-    n_rows = inserted = 0
-    for table in _prefetch(blocks):
-        n = table.num_rows
+
+    def __init__(
+        self,
+        conn: Connection,
+        bank_id: int,
+        meta: dict[str, dict[str, Any]],
+        describe: Callable[[str], str | None] | None,
+        replace: bool,
+    ) -> None:
+        self.conn, self.bank_id, self.meta = conn, bank_id, meta
+        self.describe, self.replace = describe, replace
+        self.task_ids: dict[str, int] = {}
+        # (task, query key) -> (query id, split, prompt) as stored
+        self.queries: dict[tuple[str, str], tuple[int, str | None, str]] = {}
+        self.model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
+        self.seen_models: set[str] = set()
+        self.rows = self.inserted = self.replaced = 0
+
+    def add(self, table: Any) -> None:
+        qid, query_conflicts = self._query_ids(table)
+        m_code, models = _codes(table, "model")
+        self.seen_models.update(models)
+        for m in set(models) - self.model_ids.keys():
+            self.model_ids.update(ensure_models(self.conn, {m: self.meta.get(m, {})}))
+        mid = np.array([self.model_ids[m] for m in models], dtype=np.int64)[m_code]
+        sample_conflicts = self._insert_samples(table, qid, mid)
+        if not self.replace:
+            _refuse_first(table, query_conflicts, sample_conflicts)
+        self.rows += table.num_rows
+
+    def finish(self, name: str) -> ImportStats:
+        if self.rows == 0:
+            raise UisbenchError("bank file holds no samples")
+        unknown = sorted(set(self.meta) - self.seen_models)
+        models = sorted(self.seen_models | set(self.meta))
+        return ImportStats(
+            name, self.rows, self.inserted, sorted(self.task_ids), models, self.replaced, unknown
+        )
+
+    # -- queries
+    def _query_ids(self, table: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Query id per row (new queries inserted), and the rows whose prompt or split differ."""
         t_code, tasks = _codes(table, "task")
         q_code, qkeys = _codes(table, "query_id")
         pair = t_code.astype(np.int64) * len(qkeys) + q_code
         uniq, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
         keys = [(tasks[p // len(qkeys)], qkeys[p % len(qkeys)]) for p in uniq.tolist()]
-        new = [i for i, k in enumerate(keys) if k not in query_ids]
+        new = [i for i, k in enumerate(keys) if k not in self.queries]
         if new:
-            at = pa.array(first[new])
-            fields = {f: table.column(f).take(at).to_pylist() for f in ("split", "prompt",
-                      "reference")}  # fmt: skip
-            new_q: dict[str, list[dict[str, Any]]] = {}
-            for j, i in enumerate(new):
-                task, qkey = keys[i]
-                if task not in task_ids:
-                    task_ids[task] = ensure_task(conn, task, describe(task) if describe else None)
-                new_q.setdefault(task, []).append({
-                    "query_key": qkey, "split": fields["split"][j],
-                    "prompt": fields["prompt"][j], "reference": fields["reference"][j],
-                })  # fmt: skip
-            for task, qs in new_q.items():
-                ids = ensure_queries(conn, task_ids[task], qs)
-                query_ids.update({(task, k): v for k, v in ids.items()})
-        qid = np.array([query_ids[k] for k in keys], dtype=np.int64)[inverse.ravel()]
-        m_code, models = _codes(table, "model")
-        for m in set(models) - model_ids.keys():
-            model_ids.update(ensure_models(conn, {m: meta.get(m, {})}))
-        mid = np.array([model_ids[m] for m in models], dtype=np.int64)[m_code]
+            self._ensure_queries(table, [keys[i] for i in new], first[new])
+        inverse = inverse.ravel()
+        conflicts = self._check_queries(table, keys, inverse)
+        return np.array([self.queries[k][0] for k in keys], dtype=np.int64)[inverse], conflicts
+
+    def _ensure_queries(self, table: Any, keys: list[tuple[str, str]], rows: np.ndarray) -> None:
+        at = pa.array(rows)
+        cols = {f: table.column(f).take(at).to_pylist() for f in ("split", "prompt", "reference")}
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for j, (task, qkey) in enumerate(keys):
+            if task not in self.task_ids:
+                desc = self.describe(task) if self.describe else None
+                self.task_ids[task] = ensure_task(self.conn, task, desc)
+            by_task.setdefault(task, []).append(
+                {"query_key": qkey, **{f: c[j] for f, c in cols.items()}}
+            )
+        for task, qs in by_task.items():
+            ensure_queries(self.conn, self.task_ids[task], qs)
+            for key, row in _stored_queries(self.conn, self.task_ids[task], qs).items():
+                self.queries[(task, key)] = row
+
+    def _check_queries(self, table: Any, keys: list, inverse: np.ndarray) -> np.ndarray:
+        """Rows whose prompt or split differ from those stored for their (task, query id)."""
+        stored = [self.queries[k] for k in keys]
+        split = pa.array([q[1] or "" for q in stored]).take(pa.array(inverse))
+        prompt = pa.array([q[2] for q in stored]).take(pa.array(inverse))
+        same = pc.and_(
+            pc.equal(pc.fill_null(table.column("split"), ""), split),
+            pc.equal(table.column("prompt"), prompt),
+        )
+        bad = np.flatnonzero(~same.to_numpy(zero_copy_only=False))
+        if len(bad) and self.replace:
+            self._replace_queries(table, keys, inverse, bad)
+        return bad
+
+    def _replace_queries(
+        self, table: Any, keys: list, inverse: np.ndarray, bad: np.ndarray
+    ) -> None:
+        last: dict[int, int] = {int(inverse[r]): int(r) for r in bad}  # the last row wins
+        for u, r in last.items():
+            split, prompt, ref = (
+                table.column(f)[r].as_py() for f in ("split", "prompt", "reference")
+            )
+            qid = self.queries[keys[u]][0]
+            self.conn.execute(
+                s.queries.update()
+                .where(s.queries.c.id == qid)
+                .values(split=split, prompt=prompt, reference=ref)
+            )
+            self.queries[keys[u]] = (qid, split, prompt)
+            self.replaced += 1
+
+    # -- samples
+    def _insert_samples(self, table: Any, qid: np.ndarray, mid: np.ndarray) -> list[int]:
+        """Insert; return the rows that conflict with a held sample (replaced if allowed)."""
+        n = table.num_rows
         # Columns null in the whole block (often text, score) are left to their default NULL:
         # fewer parameters to bind per row.
         fields = [f for f in ("sample", *SAMPLE_COLUMNS[4:]) if table.column(f).null_count < n]
         columns = [*SAMPLE_COLUMNS[:3], *("sample_index" if f == "sample" else f for f in fields)]
         rest = [table.column(f).to_pylist() for f in fields]
-        tuples = list(zip(itertools.repeat(bank_id, n), qid.tolist(), mid.tolist(), *rest))
+        tuples = list(zip(itertools.repeat(self.bank_id, n), qid.tolist(), mid.tolist(), *rest))
+        conflicts: list[int] = []
         for lo in range(0, n, CHUNK):
-            inserted += bulk_insert_ignore(conn, s.samples, columns, tuples[lo : lo + CHUNK])
-        n_rows += n
-    if n_rows == 0:
-        raise UisbenchError("bank file holds no samples")
-    return n_rows, inserted, sorted(task_ids), sorted(model_ids)
+            chunk = tuples[lo : lo + CHUNK]
+            added = bulk_insert_ignore(self.conn, s.samples, columns, chunk)
+            self.inserted += added
+            if added < len(chunk):  # some were held already: same answer, or a conflict
+                conflicts += self._check_samples(columns, chunk, lo)
+        return conflicts
+
+    def _check_samples(self, columns: list[str], chunk: list[tuple], offset: int) -> list[int]:
+        new = pd.DataFrame(chunk, columns=columns)
+        new["row"] = np.arange(offset, offset + len(chunk))
+        if "answer" not in new:
+            new["answer"] = None
+        held = _stored_samples(self.conn, self.bank_id, new["query_id"].unique().tolist())
+        both = new.merge(held, on=["query_id", "model_id", "sample_index"], suffixes=("", "_db"))
+        differs = (both["correct"].astype(bool) != both["correct_db"].astype(bool)) | (
+            both["answer"].fillna("\0") != both["answer_db"].fillna("\0")
+        )
+        conflicts = both[differs].sort_values("row")
+        if conflicts.empty or not self.replace:
+            return conflicts["row"].tolist()
+        key = ["bank_id", "query_id", "model_id", "sample_index"]
+        conflicts = conflicts.drop_duplicates(key, keep="last")
+        sets = [c for c in columns if c not in key]
+        sql = f"UPDATE samples SET {', '.join(f'{c} = ?' for c in sets)} WHERE " + " AND ".join(
+            f"{c} = ?" for c in key
+        )
+        params = [
+            tuple(_py(v) for v in row) for row in conflicts[sets + key].itertuples(index=False)
+        ]
+        self.conn.exec_driver_sql(_paramstyle(self.conn, sql), params)
+        self.replaced += len(params)
+        return []
+
+
+def _refuse_first(table: Any, query_rows: np.ndarray, sample_rows: list[int]) -> None:
+    """One line naming the first conflicting row, whichever kind (same for any block cut)."""
+    first_q = int(query_rows[0]) if len(query_rows) else None
+    first_s = min(sample_rows) if sample_rows else None
+    if first_q is None and first_s is None:
+        return
+    r = min(x for x in (first_q, first_s) if x is not None)
+    task, qkey, model, k = (
+        table.column(f)[r].as_py() for f in ("task", "query_id", "model", "sample")
+    )
+    hint = "(import with --on-conflict replace to overwrite it)"
+    if r == first_q:
+        raise UisbenchError(
+            f"query {qkey!r} of task {task!r} is already held with another prompt or split {hint}"
+        )
+    raise UisbenchError(
+        f"sample {k} of model {model!r} on query {qkey!r} of task {task!r} is already held "
+        f"with another answer or correctness {hint}"
+    )
+
+
+def _py(v: Any) -> Any:
+    """numpy scalars and NaN-as-missing back to Python values for the driver."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _paramstyle(conn: Connection, sql: str) -> str:
+    return sql.replace("?", "%s") if conn.dialect.name == "postgresql" else sql
+
+
+def _stored_queries(
+    conn: Connection, task_id: int, rows: Sequence[dict[str, Any]]
+) -> dict[str, tuple[int, str | None, str]]:
+    keys = [r["query_key"] for r in rows]
+    q = s.queries.c
+    out = {}
+    for i in range(0, len(keys), 900):
+        part = keys[i : i + 900]
+        sel = select(q.query_key, q.id, q.split, q.prompt).where(
+            q.task_id == task_id, q.query_key.in_(part)
+        )
+        out.update({k: (i_, sp, pr) for k, i_, sp, pr in conn.execute(sel).all()})
+    return out
+
+
+def _stored_samples(conn: Connection, bank_id: int, query_ids: list[int]) -> pd.DataFrame:
+    c = s.samples.c
+    parts = []
+    for i in range(0, len(query_ids), 900):
+        sel = select(c.query_id, c.model_id, c.sample_index, c.answer, c.correct).where(
+            c.bank_id == bank_id, c.query_id.in_(query_ids[i : i + 900])
+        )
+        parts.append(
+            pd.DataFrame(conn.execute(sel).all(), columns=list(sel.selected_columns.keys()))
+        )
+    held = pd.concat(parts, ignore_index=True)
+    return held.rename(columns={"answer": "answer_db", "correct": "correct_db"})
 
 
 def _prefetch(blocks: Iterable[Any]) -> Iterator[Any]:

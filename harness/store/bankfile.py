@@ -10,6 +10,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,33 @@ def _num(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
+#: Value bounds of the numeric fields, the one rule set for both readers (line checks and
+#: columnar checks): (low, high, what the message says). Every number must also be finite.
+#: A negative or infinite cost would make a strategy look cheaper than free on the board;
+#: sample indexes are database integers.
+MAX_SAMPLE = 2**31 - 1
+MAX_TOKENS = 2**53
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "sample": (0, MAX_SAMPLE, "an integer in 0..2^31-1"),
+    "input_tokens": (0, MAX_TOKENS, "a non-negative integer (below 2^53) or null"),
+    "output_tokens": (0, MAX_TOKENS, "a non-negative integer (below 2^53) or null"),
+    "cost_usd": (0.0, math.inf, "a finite non-negative number or null"),
+    "latency_s": (0.0, math.inf, "a finite non-negative number or null"),
+    "logprob": (-math.inf, math.inf, "a finite number or null"),
+    "score": (-math.inf, math.inf, "a finite number or null"),
+}
+
+
+def out_of_bounds(field: str, value: Any) -> bool:
+    """True when a number of ``field`` breaks :data:`BOUNDS` (None is always allowed)."""
+    if value is None:
+        return False
+    lo, hi, _ = BOUNDS[field]
+    if isinstance(value, int):  # huge ints: no float conversion (it could overflow)
+        return not lo <= value <= hi
+    return not (math.isfinite(value) and lo <= value <= hi)
+
+
 _NONE = type(None)
 _FIELD_TYPES = (
     (str,), (str,), (_NONE, str), (str,), (_NONE, str), (str,), (int,), (_NONE, str), (bool,),
@@ -74,6 +102,7 @@ _FIELD_TYPES = (
 _OK_TYPES = frozenset(itertools.product(*_FIELD_TYPES))
 _SPLITS = (None, "train", "test")
 _NOT_NULL = frozenset(("task", "query_id", "prompt", "model", "sample", "correct"))
+_FAST_BOUNDED = tuple(f for f in BOUNDS if f in FIELDS)
 
 
 def _fast_row(obj: Any) -> FlatRow | None:
@@ -90,11 +119,10 @@ def _fast_row(obj: Any) -> FlatRow | None:
         return None
     if tuple(map(type, vals)) not in _OK_TYPES:
         return None
-    task, query_id, split, prompt, _ref, model, sample = vals[:7]
-    if not (task and query_id and prompt and model) or split not in _SPLITS or sample < 0:
+    task, query_id, split, prompt, _ref, model = vals[:6]
+    if not (task and query_id and prompt and model) or split not in _SPLITS:
         return None
-    itok, otok = vals[9], vals[10]
-    if (itok is not None and itok < 0) or (otok is not None and otok < 0):
+    if any(out_of_bounds(f, obj[f]) for f in _FAST_BOUNDED):
         return None
     return FlatRow(*vals)
 
@@ -130,6 +158,9 @@ def parse_line(obj: Any, path: Path, lineno: int) -> FlatRow:
     for f in ("cost_usd", "latency_s", "logprob", "score"):
         if not _num(obj.get(f)):
             raise _bad(path, lineno, f"{f} must be a number or null")
+    for f, (_lo, _hi, what) in BOUNDS.items():
+        if out_of_bounds(f, obj.get(f)):
+            raise _bad(path, lineno, f"{f} must be {what}, not {obj[f]!r}")
     return FlatRow(**{f: obj[f] for f in FIELDS}, text=obj.get("text"), score=obj.get("score"))
 
 
@@ -199,6 +230,7 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
                 explicit_schema=schema, unexpected_field_behavior="error"
             ),
         )
+        table.validate(full=True)  # invalid UTF-8 (a 0xff byte, an encoded lone surrogate)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     if table.num_rows != n_lines:
@@ -214,11 +246,24 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     split = col("split").drop_null()
     if len(split) and not pc.all(pc.is_in(split, pa.array(["train", "test"]))).as_py():
         return None
-    for f in ("sample", "input_tokens", "output_tokens"):
-        lo = pc.min(col(f)).as_py()
-        if lo is not None and lo < 0:
-            return None
-    return table
+    return table if _columns_in_bounds(table) else None
+
+
+def _columns_in_bounds(table: Any) -> bool:
+    """:data:`BOUNDS` checked column-wise (nulls allowed; NaN and infinities are not)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for f, (lo, hi, _) in BOUNDS.items():
+        col = table.column(f)
+        if col.null_count == len(col):
+            continue
+        if pa.types.is_floating(col.type) and not pc.all(pc.is_finite(col)).as_py():
+            return False
+        span = pc.min_max(col).as_py()
+        if span["min"] < lo or span["max"] > hi:
+            return False
+    return True
 
 
 def _python_block(lines: list[bytes], path: Path, first_lineno: int, schema: Any) -> Any:
@@ -265,15 +310,15 @@ def read_blocks(path: Path) -> Iterator[Any]:
                     continue
                 else:
                     data, rest = data[: cut + 1], data[cut + 1 :]
+                n_lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
                 if data.strip():
-                    n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
                     table = _arrow_block(data, n_lines, schema)
                     if table is None:
                         lines = data.split(b"\n")[:n_lines]
                         table = _python_block(lines, path, lineno + 1, schema)
                     if table.num_rows:
                         yield table
-                    lineno += n_lines
+                lineno += n_lines  # blank-only blocks count too (error line numbers)
                 if not chunk:
                     break
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
@@ -290,34 +335,50 @@ def row_to_json(row: FlatRow) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+#: models.json fields: all optional, numbers finite and non-negative (or null).
+MODEL_NUMBERS = ("params_b", "active_params_b", "train_tokens_t", *PRICES)
+
+
 def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
     """``NAME.models.json``: model → metadata in billions/trillions, converted to plain units."""
     if not path.is_file():
         raise UisbenchError(f"no such models file: {path}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        raw = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise UisbenchError(f"{path.name}: not UTF-8 text") from None
+    except (json.JSONDecodeError, ValueError) as exc:
         raise UisbenchError(f"{path.name}: invalid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise UisbenchError(f"{path.name}: expected an object mapping model names to metadata")
-    out: dict[str, dict[str, Any]] = {}
-    for name, m in raw.items():
-        if not isinstance(m, dict):
-            raise UisbenchError(f"{path.name}: metadata of {name!r} is not an object")
-        for f in ("params_b", "train_tokens_t", *PRICES):
-            if not _num(m.get(f)):
-                raise UisbenchError(f"{path.name}: {name}.{f} must be a number or null")
-        params = m.get("params_b")
-        active = m.get("active_params_b", params)
-        tokens = m.get("train_tokens_t")
-        out[name] = {
-            "family": m.get("family"),
-            "params_total": params * 1e9 if params is not None else None,
-            "params_active": active * 1e9 if active is not None else None,
-            "train_tokens": tokens * 1e12 if tokens is not None else None,
-            **{f: m.get(f) for f in PRICES},
-        }
-    return out
+    return {name: _model_meta(path, name, m) for name, m in raw.items()}
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def _model_meta(path: Path, name: str, m: Any) -> dict[str, Any]:
+    if not name or not isinstance(m, dict):
+        raise UisbenchError(f"{path.name}: metadata of {name!r} is not an object")
+    for f in MODEL_NUMBERS:
+        v = m.get(f)
+        if not _num(v) or (v is not None and not (math.isfinite(v) and v >= 0)):
+            raise UisbenchError(
+                f"{path.name}: {name}.{f} must be a finite non-negative number or null, not {v!r}"
+            )
+    if not isinstance(m.get("family"), (str, _NONE)):
+        raise UisbenchError(f"{path.name}: {name}.family must be a string or null")
+    params = m.get("params_b")
+    active = m.get("active_params_b", params)
+    tokens = m.get("train_tokens_t")
+    return {
+        "family": m.get("family"),
+        "params_total": params * 1e9 if params is not None else None,
+        "params_active": active * 1e9 if active is not None else None,
+        "train_tokens": tokens * 1e12 if tokens is not None else None,
+        **{f: m.get(f) for f in PRICES},
+    }
 
 
 def models_to_json(models: dict[str, dict[str, Any]]) -> str:

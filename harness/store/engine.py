@@ -1,14 +1,17 @@
 """Opening the database: URL resolution, SQLite tuning, schema creation and version check.
 
-SQLite is opened in WAL mode with ``BEGIN IMMEDIATE`` transactions and a long busy timeout, so
-that several processes can write the same file at once: each transaction takes the write lock up
-front instead of failing when it upgrades from a read lock.
+SQLite is opened in WAL mode with a long busy timeout. Engines that write use ``BEGIN
+IMMEDIATE`` transactions, so that several processes can write the same file at once: each
+transaction takes the write lock up front instead of failing when it upgrades from a read lock.
+Read-only engines (``create=False``: report, info, export, site, compare) use deferred
+transactions and ``query_only``: a WAL reader reads its snapshot and never waits for a writer.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
@@ -21,6 +24,8 @@ from uisbench.store.dialect import insert_ignore
 
 ENV_VAR = "UISBENCH_DB"
 BUSY_TIMEOUT_S = 300
+#: SQLite files this process created: a command that fails must not leave them behind empty.
+_CREATED: set[Path] = set()
 
 
 def default_db_path() -> Path:
@@ -41,20 +46,33 @@ def resolve_url(db: str | None = None) -> str:
     return value
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, *, write: bool) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
+        if not write:
+            cur.execute("PRAGMA query_only = ON")
         cur.close()
+
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
+
+
+def _use_wal(engine: Engine) -> None:
+    """WAL (persistent in the file), set only once the file is known to be ours: a foreign
+    database must be left byte for byte as it was."""
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA journal_mode = WAL")
+    finally:
+        raw.close()
 
 
 def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
@@ -76,14 +94,17 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
                     f"no database at {path} (run `uisbench bank import` or `uisbench run` first)"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
+            _CREATED.add(path)
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # missing driver, bad URL parts
         raise UisbenchError(f"cannot open database {url.render_as_string()}: {exc}") from None
     if is_sqlite:
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, write=create)
     try:
         _ensure_schema(engine, create=create)
+        if is_sqlite and create:
+            _use_wal(engine)
     except OperationalError as exc:
         engine.dispose()
         msg = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
@@ -97,10 +118,11 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
 def _ensure_schema(engine: Engine, *, create: bool) -> None:
     existing = set(inspect(engine).get_table_names())
     if schema.meta.name not in existing:
-        ours = {t.name for t in schema.metadata.sorted_tables}
-        if existing & ours or (existing and not create):
+        if existing:  # someone else's database (or a damaged one): never write into it
+            shown = ", ".join(sorted(existing)[:5]) + (", ..." if len(existing) > 5 else "")
             raise UisbenchError(
-                "database has tables but no uisbench schema version; refusing to use it"
+                f"database is not a uisbench database (it holds tables {shown}); "
+                "refusing to use it: give an empty or new database"
             )
         if not create:
             raise UisbenchError(
@@ -121,3 +143,30 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
             f"database schema version {found} is not the version this uisbench writes "
             f"({schema.SCHEMA_VERSION}); use a new database file or the matching uisbench release"
         )
+
+
+def created_databases() -> set[Path]:
+    """The SQLite files this process created (a command clears it when it starts)."""
+    return _CREATED
+
+
+def discard_new_empty_databases() -> None:
+    """Remove SQLite files this process created that hold no samples and no runs.
+
+    Called when a command fails: ``run --db NEW`` with a bad option must not leave an empty
+    database behind (a later command would take it for a real one).
+    """
+    import sqlite3
+
+    for path in list(_CREATED):
+        _CREATED.discard(path)
+        try:
+            with closing(sqlite3.connect(path)) as conn:
+                held = conn.execute(
+                    "SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM runs)"
+                ).fetchone()[0]
+        except sqlite3.Error:
+            held = 0  # no uisbench tables: an empty shell
+        if held == 0:
+            for extra in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{extra}").unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -133,6 +133,7 @@ runs = Table(
     # What a repeated request finds in the prompt cache: none | full | block:N (costs.PrefixCache).
     Column("prefix_cache", String(32), nullable=False),
     Column("n_queries", Integer, nullable=False),
+    Column("bank_digest", String(64)),  # content of the bank replayed (part of run_key)
     Column("uisbench_version", String(50), nullable=False),
     Column("git_commit", String(64)),
     Column("command", Text),

@@ -186,3 +186,19 @@ def test_clicking_a_point_opens_its_configuration(site: Path, browser) -> None:
     WebDriverWait(browser, 20).until(lambda d: "/configs/" in d.current_url)
     assert "Settings" in browser.find_element(By.TAG_NAME, "main").text
     _assert_clean(browser, "configuration page")
+
+
+def test_bidi_labels_display_in_logical_order(tmp_path: Path, browser) -> None:
+    """A model named ``good<U+202E>evil`` shows as ``goodevil`` in the page and in the chart."""
+    from tests.site import test_site_bidi as mod
+
+    out = mod.make_bidi_site(tmp_path)
+    _open(browser, out / "index.html")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg text"))
+    shown = browser.execute_script(
+        "return document.body.innerText + [...document.querySelectorAll('svg text')]"
+        ".map(t => t.textContent).join(' ')"
+    )
+    assert "goodevil" in shown
+    assert not mod.BIDI.search(shown), mod.BIDI.search(shown)
+    _assert_clean(browser, "bidi index")

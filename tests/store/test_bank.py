@@ -130,3 +130,17 @@ def test_mmlu_ladder_accuracies(tmp_path, engine):
     accs = sorted(df["accuracy"].round(2))
     assert accs == pytest.approx([0.42, 0.57, 0.63, 0.81, 0.85], abs=0.01)
     assert (df["queries"] == 1816).all()
+
+
+def test_foreign_database_is_refused_and_left_unchanged(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (id integer, owner text)")
+    before = path.read_bytes()
+    with pytest.raises(UisbenchError, match="not a uisbench database .*accounts"):
+        open_engine(str(path))
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["accounts"] and path.read_bytes() == before

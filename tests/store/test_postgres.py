@@ -181,5 +181,5 @@ def test_postgres_refuses_foreign_tables(postgres_db):
         host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
     ) as conn:
         conn.execute("CREATE TABLE samples (x integer)")
-    with pytest.raises(UisbenchError, match="no uisbench schema version"):
+    with pytest.raises(UisbenchError, match="not a uisbench database"):
         open_engine(postgres_db)

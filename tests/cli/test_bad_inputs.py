@@ -1,0 +1,200 @@
+"""Every bad input: exit code 2, exactly one line on stderr, the database and folder unchanged."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from uisbench.cli import main
+
+
+def row(q: int = 0, k: int = 0, **change) -> dict:
+    base = dict(task="t", query_id=f"q{q}", split="test", prompt=f"p{q}", reference="1")
+    base |= dict(model="m", sample=k, answer="1", correct=(q + k) % 2 == 0, input_tokens=3)
+    return base | dict(output_tokens=4, cost_usd=0.5, latency_s=0.25, logprob=-1.0) | change
+
+
+def write(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    return exc.value.code, capsys.readouterr().err
+
+
+def dump(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.iterdump())
+
+
+@pytest.fixture
+def work(tmp_path, capsys, monkeypatch):
+    """A database holding bank ``b`` (20 queries × 2 samples) and one complete run."""
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "u.db"
+    rows = [row(q, k) for q in range(20) for k in range(2)]
+    assert cli(capsys, "bank", "import", write(tmp_path / "b.jsonl", rows), "--db", str(db))[0] == 0
+    args = ("run", "--bank", "b", "--strategy", "single:model=m", "--no-report", "--db", str(db))
+    assert cli(capsys, *args)[0] == 0
+    return tmp_path, db
+
+
+def line(r: dict, **change) -> bytes:
+    return (json.dumps(r | change) + "\n").encode()
+
+
+CASES = {
+    # bank files
+    "sample 2**63": (["bank", "import", "@bank"], [row(sample=2**63)], "sample must be"),
+    "NaN cost": (["bank", "import", "@bank"], [row(cost_usd=math.nan)], "invalid JSON"),
+    "negative cost": (["bank", "import", "@bank"], [row(cost_usd=-1.0)], "cost_usd must be"),
+    "infinite latency": (["bank", "import", "@bank"], [row(latency_s=1e999)], "line 1"),
+    "negative latency": (["bank", "import", "@bank"], [row(latency_s=-1.0)], "latency_s must"),
+    "0xff byte in a prompt": (
+        ["bank", "import", "@raw"],
+        line(row()).replace(b'"p0"', b'"p\xff"'),
+        "line 1",
+    ),
+    "encoded surrogate in a prompt": (
+        ["bank", "import", "@raw"],
+        line(row(), prompt="a\ud800b"),
+        "line 1",
+    ),
+    "conflicting duplicate": (
+        ["bank", "import", "@bank", "--name", "b"],
+        [row(0, 0, answer="9", correct=False)],
+        "another answer",
+    ),
+    "query id with another prompt": (
+        ["bank", "import", "@bank", "--name", "b"],
+        [row(0, 5, prompt="other")],
+        "another prompt or split",
+    ),
+    # models files
+    "non-UTF-8 models.json": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        b'{"m": {"family": "\xff"}}',
+        "not UTF-8",
+    ),
+    "active_params_b x": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        b'{"m": {"active_params_b": "x"}}',
+        "m.active_params_b must be",
+    ),
+    "negative price": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        b'{"m": {"price_in_per_mtok": -2}}',
+        "m.price_in_per_mtok must be",
+    ),
+    # options
+    "seed -1": (["run", "--bank", "b", "--seed", "-1"], None, "'--seed'"),
+    "huge seed": (["run", "--bank", "b", "--seed", str(10**23)], None, "'--seed'"),
+    "huge split seed": (["run", "--bank", "b", "--split-seed", str(10**23)], None, "split-seed"),
+    # strategy parameters (generic bounds in strategies/base.py)
+    **{
+        f"strategy {spec}": (["run", "--bank", "b", "--strategy", spec], None, message)
+        for spec, message in [
+            ("majority:model=m,k=99999999999999999999", "k=99999999999999999999 must be"),
+            ("majority:model=m,k=3", "holds 2 samples"),
+            ("lr-router:c=0", "c=0.0 must be > 0"),
+            ("lr-router:c=-1", "c=-1.0 must be > 0"),
+            ("oracle:k=0", "k=0 must be >= 1"),
+            ("oracle:k=-5", "k=-5 must be >= 1"),
+            ("cascade:k=0", "k=0 must be >= 1"),
+            ("lr-router:wtp=nan", "wtp=nan must be a finite number"),
+            ("t2:budget=nan", "budget=nan must be a finite number"),
+            ("uniscale:cost_weight=nan", "cost_weight=nan must be a finite number"),
+            ("uniscale:cost_weight=inf", "cost_weight=inf must be a finite number"),
+            ("t2:restarts=100000000", "restarts=100000000 must be <= 256"),
+        ]
+    },
+    "export to a folder": (["bank", "export", "--bank", "b", "--out", "@dir"], None, "directory"),
+    "info of an unknown bank": (["bank", "info", "--bank", "zzz"], None, "unknown bank 'zzz'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(work, capsys, case):
+    tmp_path, db = work
+    args, content, message = CASES[case]
+    files = {
+        "@bank": lambda: write(tmp_path / "new.jsonl", content),
+        "@raw": lambda: write_bytes(tmp_path / "new.jsonl", content),
+        "@models": lambda: write_bytes(tmp_path / "new.models.json", content),
+        "@dir": lambda: str((tmp_path / "outdir").mkdir() or tmp_path / "outdir"),
+    }
+    if "@models" in args:
+        write(tmp_path / "new.jsonl", [row(0, 7)])
+    argv = [files[a]() if a in files else a for a in args]
+    before, listing = dump(db), sorted(p.name for p in tmp_path.iterdir())
+    code, err = cli(capsys, *argv, "--db", str(db))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("uisbench: error:"), err
+    assert message in err, err
+    assert dump(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no .part, no new file
+
+
+def test_missing_database_is_not_created_by_a_failing_run(work, capsys):
+    tmp_path, _ = work
+    code, err = cli(capsys, "run", "--bank", "zzz", "--db", str(tmp_path / "missing.db"))
+    assert code == 2 and err.count("\n") == 1 and "unknown bank" in err
+    assert not list(tmp_path.glob("missing.db*"))
+
+
+def test_foreign_database_is_refused_untouched(work, capsys):
+    tmp_path, _ = work
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE accounts (id integer)")
+    before = other.read_bytes()
+    code, err = cli(capsys, "bank", "import", str(tmp_path / "b.jsonl"), "--db", str(other))
+    assert code == 2 and err.count("\n") == 1 and "not a uisbench database" in err
+    assert other.read_bytes() == before and not list(tmp_path.glob("other.db-*"))
+
+
+def test_report_with_only_synthetic_runs_says_so(tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    bank = write(tmp_path / "s.jsonl", [row(q, k) for q in range(10) for k in range(2)])
+    assert cli(capsys, "bank", "import", bank, "--synthetic", "--db", db)[0] == 0
+    run = ("run", "--bank", "s", "--strategy", "single:model=m", "--no-report", "--db", db)
+    assert cli(capsys, *run)[0] == 0
+    code, err = cli(capsys, "report", "--db", db)
+    assert code == 2 and err.count("\n") == 1 and "--include-synthetic" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bank", "record", "--task", "arith-smoke", "--pool", "cpu-tiny", "--k", "1"],
+        ["run", "--live", "--k", "1"],
+    ],
+)
+def test_live_commands_on_the_base_install_name_the_extra(work, capsys, monkeypatch, args):
+    tmp_path, db = work
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # as if the live extra were absent
+    before = dump(db)
+    code, err = cli(capsys, *args, "--db", str(db))
+    assert code == 2 and err.count("\n") == 1 and "uisbench[live]" in err, err
+    assert dump(db) == before
+
+
+def test_adaptive_default_k_adapts_to_the_bank(work, capsys):
+    """The bank holds 2 samples per query; adaptive's default k is what the bank holds."""
+    _, db = work
+    args = ("run", "--bank", "b", "--strategy", "adaptive:model=m", "--no-report", "--db", str(db))
+    code, err = cli(capsys, *args)
+    assert code == 0, err

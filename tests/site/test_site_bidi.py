@@ -1,0 +1,44 @@
+"""Bidi control characters in labels never reach the HTML (they would reorder what is shown)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from uisbench import Runner, import_file, open_engine
+from uisbench.site.build import build_site
+
+EVIL_MODEL = "good\u202eevil"  # displays as "goodlive" with the override in force
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]|\\\\u(202[a-eA-E]|206[6-9])")
+
+
+def make_bidi_site(tmp_path: Path) -> Path:
+    """A site whose model name, prompts and answers carry bidi controls."""
+    rows = [
+        dict(task="t", query_id=f"q{q}", split="test", prompt=f"p{q} \u2066x\u2069", model=m)
+        | dict(reference="1", sample=k, answer="1\u202d", correct=(q + k) % 2 == 0)
+        | dict(input_tokens=3, output_tokens=4, cost_usd=1e-6, latency_s=0.1, logprob=-0.5)
+        for q in range(12)
+        for m in (EVIL_MODEL, "plain")
+        for k in range(2)
+    ]
+    bank = tmp_path / "b.jsonl"
+    bank.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    engine = open_engine(str(tmp_path / "b.db"))
+    import_file(engine, bank)
+    runner = Runner(engine, "t", "b")
+    for spec in (f"single:model={EVIL_MODEL}", "single:model=plain", "oracle"):
+        runner.run(spec, 0, command="pytest")
+    return build_site(engine, tmp_path / "site")
+
+
+def test_bidi_controls_are_stripped_from_every_page(tmp_path: Path) -> None:
+    out = make_bidi_site(tmp_path)
+    pages = list(out.rglob("*.html"))
+    assert pages
+    for page in pages:
+        html = page.read_text("utf-8")
+        assert not BIDI.search(html), (page, BIDI.search(html))
+    index = (out / "index.html").read_text("utf-8")
+    assert "goodevil" in index  # the label is shown, without its control character
