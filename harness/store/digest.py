@@ -5,6 +5,11 @@ that a baseline and a candidate replayed the same data. The digest is computed f
 rows, not a file, so it is the same for a bank imported from ``.jsonl`` or ``.jsonl.gz``, into
 SQLite or PostgreSQL, in any insertion order: rows are sorted by (task, query key, model, sample
 index) and each is written as one canonical JSON array.
+
+This is the *whole bank's* digest (provenance on the site, the gate's same-bank check). A run's
+identity uses :func:`uisbench.store.arrays.content_digest` instead: the digest of the working
+set a replay loads (one task, the chosen models), computed from the arrays already in memory,
+so that adding another task or model to a bank does not invalidate runs that never saw it.
 """
 
 from __future__ import annotations
