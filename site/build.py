@@ -46,7 +46,7 @@ from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.bidi import dumps_without_bidi, strip_bidi
-from uisbench.site.charts import pareto_spec, plot_group, regret_spec
+from uisbench.site.charts import learning_curve_spec, pareto_spec, plot_group, regret_spec
 from uisbench.store import schema as s
 from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
@@ -501,9 +501,13 @@ class _Site:
     ) -> None:
         for _, run in page.runs.iterrows():
             rid = int(run["id"])
+            strategy_summary = dict((run["summary"] or {}).get("strategy") or {})
+            curve = strategy_summary.pop("learning_curve", None)
             self.render(
                 "run.html",
                 run_page(run["run_key"]),
+                strategy_summary=strategy_summary,
+                learning_curve=learning_curve_spec(curve) if isinstance(curve, dict) else None,
                 run=run.to_dict(),
                 pool=[models.get(m, {"name": m}) for m in (run["models"] or [])],
                 accuracy=self.acc_by_run.get(rid),

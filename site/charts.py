@@ -253,3 +253,35 @@ def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
             ],
         },
     }
+
+
+def learning_curve_spec(curve: dict[str, list[float]]) -> dict[str, Any] | None:
+    """An online strategy's running mean reward (and accuracy) vs queries seen (one run)."""
+    queries = curve.get("queries") or []
+    series = {"mean_reward": "mean reward so far", "accuracy": "accuracy so far"}
+    rows = [
+        {"queries_seen": q, "value": v, "series": name}
+        for key, name in series.items()
+        for q, v in zip(queries, curve.get(key) or [])
+        if v is not None
+    ]
+    if not rows:
+        return None
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": 240,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "data": {"values": rows},
+        "mark": {"type": "line", "strokeWidth": 2, "point": True},
+        "encoding": {
+            "x": {"field": "queries_seen", "type": "quantitative", "title": "Queries seen"},
+            "y": {"field": "value", "type": "quantitative", "title": "Running mean"},
+            "color": {"field": "series", "type": "nominal", "legend": {"orient": "bottom"}},
+            "tooltip": [
+                {"field": "queries_seen", "title": "queries seen"},
+                {"field": "value", "format": ".3f"},
+                {"field": "series"},
+            ],
+        },
+    }
