@@ -36,7 +36,7 @@ from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import RunContext
 from uisbench.strategies.costing import cost_unit, log_grid, request_cost
-from uisbench.strategies.routing import Cascade
+from uisbench.strategies.routing import Cascade, check_signal
 
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the chain
 
@@ -129,10 +129,7 @@ class FrugalCascade(Cascade):
                 raise UisbenchError("frugal-cascade: budget must be > 0")
             if self.max_len < 1 or self.grid < 1:
                 raise UisbenchError("frugal-cascade needs max_len >= 1 and grid >= 1")
-            if self.signal not in ("auto", "logprob", "agreement"):
-                raise UisbenchError("signal must be auto, logprob or agreement")
-            if self.k < 2 and self.signal == "agreement":
-                raise UisbenchError("signal=agreement needs k >= 2 samples")
+            check_signal(self.signal, self.k)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

@@ -343,6 +343,14 @@ class ThresholdRouter(Router):
         return Routes(models, to_strong.astype(int), extra)
 
 
+def check_signal(signal: str, k: int) -> None:
+    """A cascade's confidence signal: the first sample's log-prob, or agreement of k samples."""
+    if signal not in ("auto", "logprob", "agreement"):
+        raise UisbenchError("signal must be auto, logprob or agreement")
+    if k < 2 and signal == "agreement":
+        raise UisbenchError("signal=agreement needs k >= 2 samples")
+
+
 class Cascade(Strategy):
     """FrugalGPT-style cascade, cheapest model first, escalating on low confidence."""
 
@@ -365,10 +373,7 @@ class Cascade(Strategy):
                 raise UisbenchError("skip (cheapest models left out of the chain) must be >= 0")
             if not 0.0 <= self.escalate <= 1.0:
                 raise UisbenchError("escalate (share passed on per stage) must be in [0, 1]")
-            if self.signal not in ("auto", "logprob", "agreement"):
-                raise UisbenchError("signal must be auto, logprob or agreement")
-            if self.k < 2 and self.signal == "agreement":
-                raise UisbenchError("signal=agreement needs k >= 2 samples")
+            check_signal(self.signal, self.k)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
