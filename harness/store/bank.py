@@ -31,14 +31,14 @@ from uisbench.store.bankfile import (
 )
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 
-SAMPLE_COLUMNS = (
-    "bank_id", "query_id", "model_id", "sample_index", "text", "answer", "correct", "score",
-    "input_tokens", "output_tokens", "cost_usd", "latency_s", "logprob",
-)  # fmt: skip
-MODEL_META = (
-    "family", "backend", "identifier", "params_total", "params_active", "train_tokens",
-    "price_in_per_mtok", "price_out_per_mtok", "price_cached_in_per_mtok", "context_length",
-)  # fmt: skip
+SAMPLE_COLUMNS = tuple(
+    """bank_id query_id model_id sample_index text answer correct score
+    input_tokens output_tokens cost_usd latency_s logprob""".split()
+)
+MODEL_META = tuple(
+    """family backend identifier params_total params_active train_tokens
+    price_in_per_mtok price_out_per_mtok price_cached_in_per_mtok context_length""".split()
+)
 CHUNK = 50_000
 
 
@@ -401,7 +401,7 @@ def export_rows(conn: Connection, bank: str, task: str | None = None) -> Iterabl
             s.samples.c.logprob,
             s.samples.c.text,
             s.samples.c.score,
-        )  # fmt: skip
+        )
         .join(s.queries, s.samples.c.query_id == s.queries.c.id)
         .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
         .join(s.models, s.samples.c.model_id == s.models.c.id)
@@ -435,7 +435,7 @@ def info(conn: Connection, bank: str | None = None) -> pd.DataFrame:
             func.avg(s.samples.c.input_tokens).label("input_tokens"),
             func.avg(s.samples.c.output_tokens).label("output_tokens"),
             func.avg(s.samples.c.cost_usd).label("cost_usd"),
-        )  # fmt: skip
+        )
         .join(s.banks, s.samples.c.bank_id == s.banks.c.id)
         .join(s.queries, s.samples.c.query_id == s.queries.c.id)
         .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)

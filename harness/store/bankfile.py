@@ -21,10 +21,10 @@ import orjson
 from uisbench.errors import UisbenchError
 
 #: Fields every line must carry (values may be null where the type allows).
-FIELDS = (
-    "task", "query_id", "split", "prompt", "reference", "model", "sample", "answer", "correct",
-    "input_tokens", "output_tokens", "cost_usd", "latency_s", "logprob",
-)  # fmt: skip
+FIELDS = tuple(
+    """task query_id split prompt reference model sample answer correct
+    input_tokens output_tokens cost_usd latency_s logprob""".split()
+)
 #: Extensions written only when present: the full sample text and a verifier/reward score.
 OPTIONAL_FIELDS = ("text", "score")
 #: Prices a models file may give, USD per million tokens (cached: a cached prompt prefix).
@@ -94,10 +94,17 @@ def out_of_bounds(field: str, value: Any) -> bool:
 
 
 _NONE = type(None)
+_TEXT, _TEXT_OR_NULL = (str,), (_NONE, str)
+_COUNT_OR_NULL, _NUMBER_OR_NULL = (_NONE, int), (_NONE, int, float)
+#: Allowed exact types per field of FIELDS, in order.
 _FIELD_TYPES = (
-    (str,), (str,), (_NONE, str), (str,), (_NONE, str), (str,), (int,), (_NONE, str), (bool,),
-    (_NONE, int), (_NONE, int), (_NONE, int, float), (_NONE, int, float), (_NONE, int, float),
-)  # fmt: skip
+    *(_TEXT, _TEXT, _TEXT_OR_NULL, _TEXT, _TEXT_OR_NULL, _TEXT),  # task … model
+    (int,),  # sample
+    _TEXT_OR_NULL,  # answer
+    (bool,),  # correct
+    *(_COUNT_OR_NULL, _COUNT_OR_NULL),  # input_tokens, output_tokens
+    *(_NUMBER_OR_NULL, _NUMBER_OR_NULL, _NUMBER_OR_NULL),  # cost_usd, latency_s, logprob
+)
 #: Every valid tuple of exact value types of FIELDS (a few hundred): one set lookup checks them.
 _OK_TYPES = frozenset(itertools.product(*_FIELD_TYPES))
 _SPLITS = (None, "train", "test")

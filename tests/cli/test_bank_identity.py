@@ -33,7 +33,7 @@ def write_bank(path: Path, n_queries: int) -> Path:
                 "latency_s": 0.1,
                 "logprob": -0.5,
             }
-        )  # fmt: skip
+        )
         for q in range(n_queries)
         for k in range(2)
     ]
