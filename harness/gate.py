@@ -72,9 +72,12 @@ def rerun(
     done: set[tuple] = set()
     for run in baseline.runs:
         models = tuple(run.models)
-        where = (run.task, models, run.split_seed or 0)
+        # the baseline's caching assumption, so that costs compare like with like
+        where = (run.task, models, run.split_seed or 0, run.prefix_cache)
         if where not in runners:
-            runners[where] = Runner(engine, run.task, bank, list(models), run.split_seed or 0)
+            runners[where] = Runner(
+                engine, run.task, bank, list(models), run.split_seed or 0, run.prefix_cache
+            )
         for seed in seeds if seeds else [run.seed]:
             if (where, run.config, seed) in done:
                 continue

@@ -30,7 +30,16 @@ from uisbench.store.digest import bank_digest
 FORMAT = "uisbench-results/1"
 #: Per-query columns of a run: the query's key, then its outcome and cost figures.
 COLUMNS = ["query", "correct", "flops", "dollars", "tokens", "latency_s"]
-RUN_FIELDS = ("task", "config", "strategy", "params", "seed", "models", "split_seed")
+RUN_FIELDS = (
+    "task",
+    "config",
+    "strategy",
+    "params",
+    "seed",
+    "models",
+    "split_seed",
+    "prefix_cache",
+)
 
 
 @dataclass
@@ -45,6 +54,7 @@ class RunOutcomes:
     models: list[str]
     split_seed: int | None
     queries: pd.DataFrame
+    prefix_cache: str | None = None  # the run's caching assumption; None: made before it existed
 
 
 @dataclass
@@ -118,6 +128,7 @@ def load_results(engine: Engine, run_ids: list[int]) -> ResultSet:
             models=list(row["models"] or []),
             split_seed=row["split_seed"],
             queries=by_run[row["id"]][COLUMNS].reset_index(drop=True),
+            prefix_cache=row["prefix_cache"],
         )
         for row in runs
     ]
@@ -219,4 +230,5 @@ def _run_from(raw: dict[str, Any]) -> RunOutcomes:
         models=list(raw["models"]),
         split_seed=raw.get("split_seed"),
         queries=queries,
+        prefix_cache=raw.get("prefix_cache"),
     )
