@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -89,8 +90,14 @@ def bank_export(
     bank_name: str, task: str | None, out: Path, models_out: Path | None, db: str | None
 ) -> None:
     """Export a bank in the flat outcome format (round-trips with ``bank import``)."""
-    from uisbench.store.bank import bank_models_meta, export_rows
-    from uisbench.store.bankfile import models_to_json, open_text, row_to_json
+    from uisbench.store.bank import bank_config, bank_models_meta, export_rows
+    from uisbench.store.bankfile import (
+        PROVENANCE_KEYS,
+        bank_meta_path,
+        models_to_json,
+        open_text,
+        row_to_json,
+    )
     from uisbench.store.engine import open_engine
 
     if out.is_dir():
@@ -101,6 +108,7 @@ def bank_export(
     out.parent.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
         meta = bank_models_meta(conn, bank_name)  # fails on an unknown bank before any write
+        config = bank_config(conn, bank_name)
         try:
             with open_text(tmp, "wt") as fh:
                 for row in export_rows(conn, bank_name, task):
@@ -116,6 +124,10 @@ def bank_export(
     if models_out:
         models_out.parent.mkdir(parents=True, exist_ok=True)
         models_out.write_text(models_to_json(meta) + "\n", encoding="utf-8")
+    provenance = {k: config[k] for k in PROVENANCE_KEYS if isinstance(config.get(k), str)}
+    if provenance:  # source and licence travel with the samples (read back by bank import)
+        text = json.dumps(provenance, indent=1, ensure_ascii=False)
+        bank_meta_path(out).write_text(text + "\n", encoding="utf-8")
     click.echo(f"wrote {n} samples to {out}")
 
 

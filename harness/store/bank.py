@@ -414,6 +414,13 @@ def export_rows(conn: Connection, bank: str, task: str | None = None) -> Iterabl
         yield FlatRow(*r[:8], bool(r[8]), *r[9:])
 
 
+def bank_config(conn: Connection, bank: str) -> dict[str, Any]:
+    """The bank's stored configuration (file name, provenance, a live backend's settings)."""
+    bank_id = get_bank_id(conn, bank)
+    config = conn.execute(select(s.banks.c.config).where(s.banks.c.id == bank_id)).scalar()
+    return dict(config or {})
+
+
 def bank_models_meta(conn: Connection, bank: str) -> dict[str, dict[str, Any]]:
     bank_id = get_bank_id(conn, bank)
     ids = select(s.samples.c.model_id).where(s.samples.c.bank_id == bank_id).distinct()

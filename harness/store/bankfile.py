@@ -414,7 +414,7 @@ def models_file_beside(path: Path) -> Path | None:
 def bank_meta_beside(path: Path) -> dict[str, str]:
     """Optional ``NAME.bank.json`` next to ``NAME.jsonl[.gz]``: where the samples came from and
     under which licence (``{"source": ..., "licence": ...}``), shown on every site page."""
-    meta = path.parent / (path.name.split(".jsonl")[0] + ".bank.json")
+    meta = bank_meta_path(path)
     if not meta.is_file():
         return {}
     try:
@@ -424,6 +424,15 @@ def bank_meta_beside(path: Path) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise UisbenchError(f"{meta.name}: expected an object of strings (source, licence)")
     return raw
+
+
+#: Keys of ``NAME.bank.json`` that ``bank export`` writes back from the bank's stored config.
+PROVENANCE_KEYS = ("source", "licence", "license")
+
+
+def bank_meta_path(path: Path) -> Path:
+    """``NAME.bank.json`` beside ``NAME.jsonl[.gz]``."""
+    return path.parent / (path.name.split(".jsonl")[0] + ".bank.json")
 
 
 def bank_name_from_path(path: Path) -> str:

@@ -144,3 +144,27 @@ def test_foreign_database_is_refused_and_left_unchanged(tmp_path):
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert tables == ["accounts"] and path.read_bytes() == before
+
+
+def test_export_writes_provenance_back(tmp_path: Path) -> None:
+    """``NAME.bank.json`` (source, licence) survives import → export → import."""
+    from uisbench.cli.main import main
+    from uisbench.store.bank import bank_config
+
+    src = FakeBank().write(tmp_path, "prov")
+    meta = {"source": "made by a test", "licence": "CC0-1.0"}
+    (tmp_path / "prov.bank.json").write_text(json.dumps(meta))
+    first, second = tmp_path / "a.db", tmp_path / "b.db"
+    out = tmp_path / "out" / "prov.jsonl.gz"
+    for args in (
+        ["bank", "import", str(src), "--db", str(first)],
+        ["bank", "export", "--bank", "prov", "--out", str(out), "--db", str(first)],
+        ["bank", "import", str(out), "--db", str(second)],
+    ):
+        try:
+            main(args)
+        except SystemExit as exc:  # only failures exit; a success returns
+            pytest.fail(f"{args[:2]} exited {exc.code}")
+    with open_engine(str(second)).connect() as conn:
+        config = bank_config(conn, "prov")
+    assert {k: config[k] for k in meta} == meta
