@@ -34,7 +34,7 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import RunContext
+from uisbench.strategies.base import RunContext, bounded
 from uisbench.strategies.costing import cost_unit, log_grid, request_cost
 from uisbench.strategies.routing import Cascade, check_signal
 
@@ -117,18 +117,14 @@ class FrugalCascade(Cascade):
 
     @dataclass
     class Params:
-        budget: float = 0.3  # × the dearest model's mean one-sample cost (training split)
-        max_len: int = 3
-        grid: int = 8
+        budget: float = bounded(0.3, gt=0)  # × the dearest model's mean one-sample cost (train)
+        max_len: int = bounded(3, ge=1)
+        grid: int = bounded(8, ge=1)
         signal: str = "auto"
-        k: int = 3
+        k: int = bounded(3, ge=1)
         unit: str = "auto"
 
         def validate(self) -> None:
-            if self.budget <= 0:
-                raise UisbenchError("frugal-cascade: budget must be > 0")
-            if self.max_len < 1 or self.grid < 1:
-                raise UisbenchError("frugal-cascade needs max_len >= 1 and grid >= 1")
             check_signal(self.signal, self.k)
 
     @classmethod

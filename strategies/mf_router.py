@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from uisbench.errors import UisbenchError
+from uisbench.strategies.base import bounded
 from uisbench.strategies.routing import _QualityRouter
 
 
@@ -134,15 +134,10 @@ class MFRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        dim: int = 16  # h, the shared embedding width
-        l2: float | None = None  # None: chosen by cross-validation on the training split
-        steps: int = 400
-        lr: float = 0.02
-
-        def validate(self) -> None:
-            super().validate()
-            if self.dim < 1 or self.steps < 1 or self.lr <= 0 or (self.l2 or 0) < 0:
-                raise UisbenchError("mf-router needs dim >= 1, steps >= 1, lr > 0, l2 >= 0")
+        dim: int = bounded(16, ge=1)  # h, the shared embedding width
+        l2: float | None = bounded(None, ge=0)  # None: chosen by cross-validation on train
+        steps: int = bounded(400, ge=1)
+        lr: float = bounded(0.02, gt=0)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         p = self.params

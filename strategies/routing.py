@@ -132,8 +132,6 @@ class _QualityRouter(Router):
         unit: str = "auto"
 
         def validate(self) -> None:
-            if not self.wtp > 0:
-                raise UisbenchError("wtp (willingness to pay) must be > 0 (inf: quality only)")
             _check_features(self.features)
 
     @classmethod
@@ -176,11 +174,6 @@ class KnnRouter(_QualityRouter):
     @dataclass
     class Params(_QualityRouter.Params):
         neighbors: int = bounded(10, ge=1)
-
-        def validate(self) -> None:
-            super().validate()
-            if self.neighbors < 1:
-                raise UisbenchError("neighbors must be at least 1")
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self.train_x, self.train_y = x, y
@@ -279,8 +272,6 @@ class ThresholdRouter(Router):
         unit: str = "auto"
 
         def validate(self) -> None:
-            if not 0.0 <= self.share <= 1.0:
-                raise UisbenchError("share (of strong-model calls) must be in [0, 1]")
             if self.pair not in ("auto", "extremes"):
                 raise UisbenchError("pair must be auto or extremes")
             _check_features(self.features)
@@ -369,10 +360,6 @@ class Cascade(Strategy):
         unit: str = "auto"
 
         def validate(self) -> None:
-            if self.skip < 0:
-                raise UisbenchError("skip (cheapest models left out of the chain) must be >= 0")
-            if not 0.0 <= self.escalate <= 1.0:
-                raise UisbenchError("escalate (share passed on per stage) must be in [0, 1]")
             check_signal(self.signal, self.k)
 
     @classmethod

@@ -46,10 +46,6 @@ class _ModelK:
     model: str = ""
     k: int = bounded(1, ge=1)
 
-    def validate(self) -> None:
-        if self.k < 1:
-            raise UisbenchError("k must be at least 1")
-
 
 def _few_k(models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
     """k > 1 per model, log-spaced, at least :data:`SWEEP_POINTS` in all where the pool allows."""
@@ -160,10 +156,6 @@ class AdaptiveConsistency(Strategy):
         model: str = ""
         k: int | None = bounded(None, ge=1)  # most samples per query; None: all the bank holds
         confidence: float = bounded(0.95, ge=0.5, le=0.999999)
-
-        def validate(self) -> None:
-            if not 0.5 <= self.confidence < 1.0:
-                raise UisbenchError("confidence must be in [0.5, 1)")
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

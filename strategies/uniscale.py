@@ -162,9 +162,9 @@ class UniScale(Strategy):
 
     @dataclass
     class Params:
-        cost_weight: float = 0.3  # w3
-        w_correct: float = 1.0  # w1
-        w_score: float = 0.0  # w2 (the bank's sample score, where it has one)
+        cost_weight: float = bounded(0.3, ge=0)  # w3
+        w_correct: float = bounded(1.0, ge=0)  # w1
+        w_score: float = bounded(0.0, ge=0)  # w2 (the bank's sample score, where it has one)
         alpha: float | None = bounded(None, ge=0)  # exploration width; None: chosen on train
         dim: int | None = bounded(None, ge=0, le=4096)  # principal components; None: likewise
         norm: str = "auto"  # cost normalisation: linear, log, rank; auto: chosen likewise
@@ -177,10 +177,6 @@ class UniScale(Strategy):
         unit: str = "auto"
 
         def validate(self) -> None:
-            if self.cost_weight < 0 or self.w_correct < 0 or self.w_score < 0:
-                raise UisbenchError("uniscale reward weights must be >= 0")
-            if (self.alpha or 0) < 0 or (self.dim or 0) < 0 or self.max_k < 1 or self.batch < 1:
-                raise UisbenchError("uniscale needs alpha >= 0, dim >= 0, max_k >= 1, batch >= 1")
             if self.features not in KINDS:
                 raise UisbenchError(f"unknown features={self.features!r}")
             if self.norm not in ("auto", *NORMS):
