@@ -4,7 +4,7 @@ lm-eval's own ``humaneval`` task cannot be used as is offline: its ``utils`` mod
 Hugging Face ``evaluate`` metric ``code_eval`` at import (a network download) and executes code
 in-process. The spec keeps lm-eval's prompt, stop strings and ``build_predictions`` filter (same
 one-liner, here because importing lm-eval's module would trigger the download) and replaces the
-metric with a ``process_results`` hook that runs program + tests in the sandbox.
+metric with a ``process_results`` hook that runs the program and its tests in two sandboxes.
 """
 
 from __future__ import annotations
@@ -40,13 +40,20 @@ def build_predictions(resps: list[list[str]], docs: list[dict]) -> list[list[str
     return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
 
 
-def program(doc: dict, prediction: str) -> str:
-    return f"{prediction}\n\n{doc['test']}\ncheck({doc['entry_point']})\n"
-
-
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    """lm-eval ``process_results`` hook: pass@1 of one filtered prediction, run in the sandbox."""
-    from uisbench.tasks.sandbox import run_untrusted
+    """lm-eval ``process_results`` hook: pass@1 of one filtered prediction.
 
-    outcome = run_untrusted(program(doc, results[0]), timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB)
+    The prediction (prompt + completion) runs in one sandbox; the problem's tests run in
+    another against it, so nothing the completion does can reach the verdict.
+    """
+    from uisbench.tasks.sandbox import run_checked
+
+    outcome = run_checked(
+        results[0],
+        prompt=doc["prompt"],
+        test=doc["test"],
+        entry_point=doc["entry_point"],
+        timeout_s=TIMEOUT_S,
+        memory_mb=MEMORY_MB,
+    )
     return {"pass@1": float(outcome.passed)}

