@@ -415,6 +415,27 @@ def test_early_exit_of_the_candidate_fails() -> None:
         assert _score(f"    import os, sys\n    {exit_call}\n") == 0.0, exit_call
 
 
+def test_a_candidate_that_never_answers_times_out() -> None:
+    from uisbench.tasks.sandbox import run_checked
+
+    start = time.perf_counter()
+    program = PROMPT + "    while True:\n        pass\n"
+    result = run_checked(
+        program, prompt=PROMPT, test=TEST, entry_point="running_max", timeout_s=1.5
+    )
+    assert not result.passed and result.status == "timeout", result
+    assert time.perf_counter() - start < 8
+
+
+def test_unsafe_exec_keeps_the_verdict_in_its_own_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without bubblewrap (--unsafe-exec) the two processes still share nothing but data."""
+    monkeypatch.setattr(sandbox, "_bwrap_works", lambda: False)
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
+    assert _score(GOOD) == 1.0
+    assert _score(FORGERIES["always-equal"]) == 0.0
+    assert _score(FORGERIES["frame"]) == 0.0
+
+
 def test_only_plain_data_crosses() -> None:
     """A generator or any object is no answer; tuples, floats, str, dict, set keep their type."""
     assert _score("    return (x for x in [1, 3, 3])\n") == 0.0
@@ -539,7 +560,7 @@ def test_threads_are_bounded_as_root_too() -> None:
     )
     result = run_untrusted(code, timeout_s=10, memory_mb=512)
     started = int(result.output.split("THREADS ")[1].split()[0])
-    assert started <= getattr(sandbox, "MAX_THREADS", 16), (os.getuid(), started)
+    assert started <= sandbox.MAX_THREADS, (os.getuid(), started)
 
 
 def test_io_uring_and_execve_are_denied_below_the_guard() -> None:
