@@ -15,20 +15,23 @@ watches), so the boundaries are the kernel's and a process's:
    never sees the tests. Why two sandboxes: a secret the candidate's process holds (a "ran to
    the end" token) can always be read back by code in that process.
 2. **bubblewrap** (``bwrap``): new user, PID, network, IPC, UTS, cgroup and mount namespaces;
-   uid/gid 65534 inside with every capability dropped, a new session, killed when the harness
-   dies. Its file system is an empty read-only root with read-only binds of only what the
-   interpreter needs (``/usr``, ``/lib*``, the Python prefix): no repository, no ``/root``, no
-   ``/etc``. ``/dev`` holds only bwrap's device nodes and is read-only (its tmpfs would be a
-   writable RAM disk of half the host's memory); ``/tmp`` (the working directory, 16 MiB) is the
-   only writable space and its size is taken from the memory limit; ``/proc`` is the PID
-   namespace's own; the environment is empty.
+   uid/gid 65534 with every capability dropped, a new session, killed when the harness dies.
+   Also 65534 on the host: run as root, bwrap alone maps the sandbox's uid to host uid 0 (the
+   owner of every root-owned file it sees, exempt from RLIMIT_NPROC), so there the harness
+   writes the id maps itself and the bootstrap drops to 65534, bounding set included, before it
+   reads the program (:func:`_map_ids`). Its file system is an empty read-only root with read-
+   only binds of only what the interpreter needs (``/usr``, ``/lib*``, the Python prefix): no
+   repository, no ``/root``, no ``/etc``. ``/dev`` holds only bwrap's device nodes and is read-
+   only (its tmpfs would be a writable RAM disk of half the host's memory); ``/tmp`` (the
+   working directory, 16 MiB) is the only writable space and its size is taken from the memory
+   limit; ``/proc`` is the PID namespace's own; the environment is empty.
 3. **seccomp** (when ``pyseccomp`` and libseccomp are installed), loaded by bwrap: no new
-   processes *or threads* (``clone`` is refused, ``clone3`` answers ENOSYS) -- RLIMIT_NPROC does
-   not bind a harness running as root, whose sandbox is host uid 0, so threads are refused
-   outright; no sockets, ptrace, mounts, namespaces, keyrings, BPF, modules; no io_uring (its
-   opcodes would bypass the filter, ``IORING_OP_SOCKET``); no RAM outside the limits (memfd,
-   System V and POSIX IPC, bigger pipe buffers). A second filter, stacked by the bootstrap once
-   bwrap has exec'd the interpreter, refuses ``execve``/``execveat``.
+   processes *or threads* (``clone`` is refused, ``clone3`` answers ENOSYS): the bound does not
+   hang on RLIMIT_NPROC, which binds neither root nor, before Linux 5.14, one sandbox apart from
+   the user's other processes; no sockets, ptrace, mounts, namespaces, keyrings, BPF, modules;
+   no io_uring (its opcodes would bypass the filter, ``IORING_OP_SOCKET``); no RAM outside the
+   limits (memfd, System V and POSIX IPC, bigger pipe buffers). A second filter, stacked by the
+   bootstrap once bwrap has exec'd the interpreter, refuses ``execve``/``execveat``.
 4. **rlimits**, set by the bootstrap *after* it wrote ``solution.py`` (a long correct program is
    not cut): address space, CPU, file size, open files, processes, no core files; a
    **wall-clock timeout** kills every sandbox of the run.
@@ -49,6 +52,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -105,18 +109,27 @@ def _python_binds() -> list[str]:
     for path in paths:
         if os.path.islink(path):  # merged /usr: /lib -> usr/lib
             args += ["--symlink", os.readlink(path), path]
-        else:
-            args += ["--ro-bind-try", path, path]
+            continue
+        # bwrap would make a prefix's parents (e.g. /root) 0700: open them to the sandbox's uid.
+        parents = Path(path).parents
+        for parent in reversed([str(p) for p in parents if str(p) != "/"]):
+            args += ["--perms", "0755", "--dir", parent]
+        args += ["--ro-bind-try", path, path]
     return args
 
 
-def _bwrap_argv(seccomp_fd: int | None) -> list[str]:
+def _bwrap_argv(seccomp_fd: int | None, mapping: tuple[int, int] | None = None) -> list[str]:
+    """bwrap's command line; ``mapping`` = (block fd, info fd) when the harness writes the id
+    maps itself (as root: see :func:`_map_ids`)."""
     exe = shutil.which("bwrap")
     if exe is None:
         return []
-    argv = [exe, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID)]
-    argv += ["--gid", str(SANDBOX_UID), "--hostname", "sandbox", "--die-with-parent"]
-    argv += ["--new-session", "--cap-drop", "ALL", "--clearenv"]
+    argv = [exe, "--unshare-all", "--unshare-user", "--hostname", "sandbox", "--die-with-parent"]
+    if mapping is None:
+        argv += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
+    else:  # the bootstrap drops to SANDBOX_UID and every capability before anything else
+        argv += ["--userns-block-fd", str(mapping[0]), "--info-fd", str(mapping[1])]
+    argv += ["--new-session", "--clearenv"]
     for key, value in _SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
     argv += _python_binds()
@@ -260,7 +273,9 @@ class _Box:
 def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = ()) -> _Box:
     """Start the bootstrap in its own sandbox (or bare where the user allowed it)."""
     boot = [_python(), "-I", "-S", "-c", _boot_source(), role]
-    opened: list[int] = []
+    opened: list[int] = []  # passed to the child, closed here once it started
+    ours: list[int] = []  # the harness's ends of the id-map handshake
+    mapping = None
     workdir = None
     cfg = dict(limits)
     try:
@@ -272,7 +287,14 @@ def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = 
             if exec_bpf is not None:
                 cfg["exec_filter_fd"] = _pipe_with(exec_bpf)
                 opened.append(cfg["exec_filter_fd"])
-            argv = [*_bwrap_argv(seccomp_fd), *boot, json.dumps(cfg)]
+            if os.geteuid() == 0:
+                block_r, block_w = os.pipe()
+                info_r, info_w = os.pipe()
+                ours += [block_w, info_r]
+                opened += [block_r, info_w]
+                mapping = (block_r, info_w)
+                cfg["drop_to_uid"] = SANDBOX_UID
+            argv = [*_bwrap_argv(seccomp_fd, mapping), *boot, json.dumps(cfg)]
             cwd = "/"
         elif unsafe_allowed():
             cfg["nproc"] = EXTRA_PROCESSES + _processes_of_uid(os.getuid())
@@ -294,10 +316,44 @@ def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = 
             pass_fds=(*pass_fds, *opened),
             close_fds=True,
         )
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        raise
     finally:
         for fd in opened:
             os.close(fd)
+    if mapping is not None:
+        _map_ids(proc, block_w=ours[0], info_r=ours[1])
     return _Box(proc, payload, workdir)
+
+
+def _map_ids(proc: subprocess.Popen, block_w: int, info_r: int) -> None:
+    """As root, bwrap would map the sandbox's uid to host uid 0 -- RLIMIT_NPROC would not bind,
+    and the program would own every root-owned file it can see. So the harness writes the maps
+    itself: 0 -> 0 for bwrap's setup (it binds paths only root may traverse, such as a Python
+    under /root), SANDBOX_UID -> SANDBOX_UID for the program, to which the bootstrap drops
+    (with every capability) before it reads the program. On any failure the sandbox is killed.
+    """
+    try:
+        info = b""
+        while True:
+            ready, _, _ = select.select([info_r], [], [], 10.0)
+            chunk = os.read(info_r, 4096) if ready else b""
+            if not chunk:
+                break
+            info += chunk
+        pid = int(json.loads(info)["child-pid"])
+        ids = f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n"
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as fh:
+                fh.write(ids)
+        os.write(block_w, b"1")
+    except (OSError, ValueError, KeyError, TypeError):
+        _kill_group(proc)
+    finally:
+        os.close(block_w)
+        os.close(info_r)
 
 
 def _limits(timeout_s: float, memory_mb: int) -> dict:

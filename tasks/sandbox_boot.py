@@ -119,6 +119,24 @@ def _load_exec_filter(fd: int) -> None:
         raise OSError(ctypes.get_errno(), "sandbox: cannot load the exec filter")
 
 
+def _drop_to(uid: int) -> None:
+    """From uid 0 of the sandbox's user namespace (host uid 0, as the harness runs as root) to
+    ``uid`` (host uid ``uid``), with no capability left, not even in the bounding set."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.chown(os.getcwd(), uid, uid)  # /tmp, made by bwrap as uid 0
+    pr_capbset_drop, last_cap = 24, int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last_cap + 1):
+        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "sandbox: cannot drop a capability")
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # clears the permitted and effective capabilities
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
+        raise OSError("sandbox: cannot drop to the sandbox's uid")
+
+
 def _apply_limits(cfg: dict) -> None:
     import resource
 
@@ -244,6 +262,8 @@ def _checker(cfg: dict, job: dict) -> None:
 
 def main() -> None:
     role, cfg = sys.argv[1], json.loads(sys.argv[2])
+    if cfg.get("drop_to_uid") is not None:
+        _drop_to(cfg["drop_to_uid"])
     if cfg.get("exec_filter_fd") is not None:
         _load_exec_filter(cfg["exec_filter_fd"])
     chunks = []

@@ -590,3 +590,23 @@ def test_a_long_correct_program_is_not_cut() -> None:
     assert result.passed and "END" in result.output, result
     body = "    out = []\n" + ("    " + pad) * 800 + GOOD[len("    out = []\n") :]
     assert _score(body) == 1.0
+
+
+def test_the_sandboxed_program_is_not_host_root() -> None:
+    """As root, bwrap alone maps the sandbox's uid 65534 to host uid 0, the owner of host files."""
+    code = (
+        "import os\n"
+        "uid = os.getuid()\n"
+        "for line in open('/proc/self/uid_map'):\n"
+        "    inside, outside, count = map(int, line.split())\n"
+        "    if inside <= uid < inside + count:\n"
+        "        print('HOST UID', outside + uid - inside)\n"
+        "status = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines())\n"
+        "print('UID', uid, 'CAPS', status['CapEff'], status['CapPrm'], status['CapBnd'])\n"
+    )
+    result = _run(code)
+    assert result.passed, result
+    host_uid = int(result.output.split("HOST UID ")[1].split()[0])
+    assert host_uid != 0, result.output
+    zero = "0000000000000000"
+    assert f"UID {sandbox.SANDBOX_UID} CAPS {zero} {zero} {zero}" in result.output, result.output
