@@ -19,10 +19,10 @@ watches), so the boundaries are the kernel's and a process's:
    Also 65534 on the host: run as root, bwrap alone maps the sandbox's uid to host uid 0 (the
    owner of every root-owned file it sees, exempt from RLIMIT_NPROC), so there the harness
    writes the id maps itself and the bootstrap drops to 65534, bounding set included, before it
-   reads the program (:func:`_map_ids`). Its file system is an empty read-only root with read-
-   only binds of only what the interpreter needs (``/usr``, ``/lib*``, the Python prefix): no
-   repository, no ``/root``, no ``/etc``. ``/dev`` holds only bwrap's device nodes and is read-
-   only (its tmpfs would be a writable RAM disk of half the host's memory); ``/tmp`` (the
+   reads the program (:func:`_map_ids`). Its file system is an empty read-only root with
+   read-only binds of only what the interpreter needs (``/usr``, ``/lib*``, the Python prefix):
+   no repository, no ``/root``, no ``/etc``. ``/dev`` holds only bwrap's device nodes and is
+   read-only (its tmpfs would be a writable RAM disk of half the host's memory); ``/tmp`` (the
    working directory, 16 MiB) is the only writable space and its size is taken from the memory
    limit; ``/proc`` is the PID namespace's own; the environment is empty.
 3. **seccomp** (when ``pyseccomp`` and libseccomp are installed), loaded by bwrap: no new
