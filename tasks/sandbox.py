@@ -44,7 +44,9 @@ watches), so the boundaries are the kernel's and a process's:
 its limits. The bootstrap is :mod:`uisbench.tasks.sandbox_boot`.
 
 Without bubblewrap, untrusted code is refused unless the user opts in with ``--unsafe-exec``
-(environment ``UISBENCH_UNSAFE_EXEC=1``), which runs it with layers 1, 4, 5 and 6 only.
+(environment ``UISBENCH_UNSAFE_EXEC=1``), which runs it with layers 1, 4, 5 and 6 only -- and
+layer 1 then holds only against code that stays in its own process (without namespaces, the
+candidate's process can reach the checker's through ``/proc``).
 """
 
 from __future__ import annotations

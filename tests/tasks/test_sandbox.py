@@ -428,7 +428,9 @@ def test_a_candidate_that_never_answers_times_out() -> None:
 
 
 def test_unsafe_exec_keeps_the_verdict_in_its_own_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without bubblewrap (--unsafe-exec) the two processes still share nothing but data."""
+    """Without bubblewrap (--unsafe-exec) the verdict still lives in another process: forgeries
+    from inside the candidate's process fail (one that reaches into other processes through
+    /proc is what the namespaces of the safe path stop)."""
     monkeypatch.setattr(sandbox, "_bwrap_works", lambda: False)
     monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
     assert _score(GOOD) == 1.0
