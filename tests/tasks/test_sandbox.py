@@ -612,3 +612,29 @@ def test_the_sandboxed_program_is_not_host_root() -> None:
     assert host_uid != 0, result.output
     zero = "0000000000000000"
     assert f"UID {sandbox.SANDBOX_UID} CAPS {zero} {zero} {zero}" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "b'{\"ok\":' + b'[' * 100000 + b'\\n'",  # nested past any recursion limit
+        "b'{\"ok\":\"' + b'x' * (9 << 20) + b'\"}\\n'",  # over the message cap
+        'b\'{"ok":{"eq":[]}}\\n\'',  # a tag that is no builtin type
+        "b'pass\\n'",  # the verdict's text, on the answer pipe
+    ],
+)
+def test_a_candidate_writing_its_own_answers_or_verdict_fails(reply: str) -> None:
+    """Raw bytes on every descriptor it holds: the checker decodes data or fails."""
+    body = (
+        "    import os\n"
+        f"    data = {reply}\n"
+        "    for fd in range(3, 64):\n"
+        "        try:\n"
+        "            os.write(fd, data)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return list(xs)\n"
+    )
+    start = time.perf_counter()
+    assert _score(body) == 0.0
+    assert time.perf_counter() - start < 9
