@@ -197,19 +197,20 @@ def _exec_bpf() -> bytes | None:
 
 @functools.lru_cache(maxsize=1)
 def _bwrap_works() -> bool:
-    """Can bubblewrap start this Python in every namespace here (e.g. user namespaces allowed)?"""
+    """Can bubblewrap start this Python here, the way every run will (user namespaces allowed,
+    seccomp filters loaded, as root the id maps written and the drop to the sandbox's uid)?"""
     if not _bwrap_argv(None):
         return False
     try:
-        probe = subprocess.run(
-            [*_bwrap_argv(None), _python(), "-I", "-S", "-c", "import json, collections"],
-            capture_output=True,
-            timeout=20,
-            env={},
-        )
-    except (OSError, subprocess.SubprocessError):
+        proc = _spawn_bwrap([_python(), "-I", "-S", "-c", _boot_source(), "probe"], {})
+    except OSError:
         return False
-    return probe.returncode == 0
+    try:
+        proc.communicate(b"", timeout=20)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+    return proc.returncode == 0
 
 
 def isolation() -> tuple[str, ...]:
@@ -272,51 +273,32 @@ class _Box:
     killed: bool = False  # by the harness, while still running
 
 
-def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = ()) -> _Box:
-    """Start the bootstrap in its own sandbox (or bare where the user allowed it)."""
-    boot = [_python(), "-I", "-S", "-c", _boot_source(), role]
+def _spawn_bwrap(tail: list[str], cfg: dict, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start ``tail + [json(cfg)]`` under bwrap with both seccomp filters and, as root, the
+    harness's own id maps; stdin, stdout (with stderr) are pipes."""
     opened: list[int] = []  # passed to the child, closed here once it started
     ours: list[int] = []  # the harness's ends of the id-map handshake
     mapping = None
-    workdir = None
-    cfg = dict(limits)
+    cfg = dict(cfg)
     try:
-        if _bwrap_works():
-            bpf, exec_bpf = _seccomp_bpf(), _exec_bpf()
-            seccomp_fd = _pipe_with(bpf) if bpf is not None else None
-            if seccomp_fd is not None:
-                opened.append(seccomp_fd)
-            if exec_bpf is not None:
-                cfg["exec_filter_fd"] = _pipe_with(exec_bpf)
-                opened.append(cfg["exec_filter_fd"])
-            if os.geteuid() == 0:
-                block_r, block_w = os.pipe()
-                info_r, info_w = os.pipe()
-                ours += [block_w, info_r]
-                opened += [block_r, info_w]
-                mapping = (block_r, info_w)
-                cfg["drop_to_uid"] = SANDBOX_UID
-            argv = [*_bwrap_argv(seccomp_fd, mapping), *boot, json.dumps(cfg)]
-            cwd = "/"
-        elif unsafe_allowed():
-            cfg["nproc"] = EXTRA_PROCESSES + _processes_of_uid(os.getuid())
-            workdir = cwd = tempfile.mkdtemp(prefix="uisbench-unsafe-")
-            argv = [*boot, json.dumps(cfg)]
-        else:
-            raise UisbenchError(
-                "no sandbox for untrusted code: install bubblewrap (apt install bubblewrap) "
-                "with user namespaces enabled, or pass --unsafe-exec to run it unisolated"
-            )
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env={},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=(*pass_fds, *opened),
-            close_fds=True,
+        bpf, exec_bpf = _seccomp_bpf(), _exec_bpf()
+        seccomp_fd = _pipe_with(bpf) if bpf is not None else None
+        if seccomp_fd is not None:
+            opened.append(seccomp_fd)
+        if exec_bpf is not None:
+            cfg["exec_filter_fd"] = _pipe_with(exec_bpf)
+            opened.append(cfg["exec_filter_fd"])
+        if os.geteuid() == 0:
+            block_r, block_w = os.pipe()
+            info_r, info_w = os.pipe()
+            ours += [block_w, info_r]
+            opened += [block_r, info_w]
+            mapping = (block_r, info_w)
+            cfg["drop_to_uid"] = SANDBOX_UID
+        proc = _popen(
+            [*_bwrap_argv(seccomp_fd, mapping), *tail, json.dumps(cfg)],
+            "/",
+            pass_fds + tuple(opened),
         )
     except BaseException:
         for fd in ours:
@@ -327,15 +309,49 @@ def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = 
             os.close(fd)
     if mapping is not None:
         _map_ids(proc, block_w=ours[0], info_r=ours[1])
-    return _Box(proc, payload, workdir)
+    return proc
+
+
+def _popen(argv: list[str], cwd: str, pass_fds: tuple[int, ...]) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        pass_fds=pass_fds,
+        close_fds=True,
+    )
+
+
+def _start(role: str, payload: bytes, limits: dict, pass_fds: tuple[int, ...] = ()) -> _Box:
+    """Start the bootstrap in its own sandbox (or bare where the user allowed it)."""
+    boot = [_python(), "-I", "-S", "-c", _boot_source(), role]
+    if _bwrap_works():
+        return _Box(_spawn_bwrap(boot, limits, pass_fds), payload, None)
+    if not unsafe_allowed():
+        raise UisbenchError(
+            "no sandbox for untrusted code: install bubblewrap (apt install bubblewrap) "
+            "with user namespaces enabled, or pass --unsafe-exec to run it unisolated"
+        )
+    cfg = {**limits, "nproc": EXTRA_PROCESSES + _processes_of_uid(os.getuid())}
+    workdir = tempfile.mkdtemp(prefix="uisbench-unsafe-")
+    try:
+        return _Box(_popen([*boot, json.dumps(cfg)], workdir, pass_fds), payload, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def _map_ids(proc: subprocess.Popen, block_w: int, info_r: int) -> None:
     """As root, bwrap would map the sandbox's uid to host uid 0 -- RLIMIT_NPROC would not bind,
     and the program would own every root-owned file it can see. So the harness writes the maps
     itself: 0 -> 0 for bwrap's setup (it binds paths only root may traverse, such as a Python
-    under /root), SANDBOX_UID -> SANDBOX_UID for the program, to which the bootstrap drops
-    (with every capability) before it reads the program. On any failure the sandbox is killed.
+    under /root), SANDBOX_UID -> SANDBOX_UID for the program, to which the bootstrap drops,
+    shedding every capability, before it reads the program. On any failure the sandbox is
+    killed (and :func:`_bwrap_works`, which probes this same path, says no).
     """
     try:
         info = b""
