@@ -182,7 +182,17 @@ def _import(module: str) -> Any:
 class LmEvalTask:
     """A :class:`LiveTask` backed by an ``lm_eval.api.task.ConfigurableTask``."""
 
-    def __init__(self, name: str, description: str, config: dict, uis: dict, limit: int | None):
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        config: dict,
+        uis: dict,
+        limit: int | None,
+        task_class: type | None = None,
+    ):
+        """``task_class``: a ``ConfigurableTask`` subclass to build instead (the lm-eval
+        importer's, whose dataset is the documents lm-eval logged)."""
         from lm_eval.api.task import ConfigurableTask
 
         self.name = name
@@ -191,7 +201,7 @@ class LmEvalTask:
         self._limit = limit
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
         try:
-            self._task = ConfigurableTask(config=config)
+            self._task = (task_class or ConfigurableTask)(config=config)
         except (ConnectionError, OSError) as exc:
             where = config.get("dataset_path")
             raise UisbenchError(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +17,49 @@ from uisbench.errors import UisbenchError
 @click.group()
 def bank() -> None:
     """Import, export and inspect sample banks."""
+
+
+FORMAT_NAMES = (
+    "auto",
+    "flat",
+    "lm-eval",
+    "inspect",
+    "routerbench",
+    "openrouterbench",
+    "correctness-matrix",
+)
+
+
+def format_options(f: Callable) -> Callable:
+    """Options shared by ``bank import`` and ``bank convert`` for the field's formats."""
+    f = click.option(
+        "--trust-pickle",
+        is_flag=True,
+        help="Read a RouterBench .pkl (a pickle runs code when loaded: only files you trust).",
+    )(f)
+    f = click.option("--task", "task_name", default=None, help="Task name (correctness-matrix).")(f)
+    f = click.option(
+        "--model",
+        "model_name",
+        default=None,
+        help="Model name for lm-eval and inspect input (default: from the run's arguments).",
+    )(f)
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMAT_NAMES),
+        default="auto",
+        show_default=True,
+        help="Input format; auto: .jsonl[.gz] is flat, else the one importer that recognises it "
+        "(docs/BANK_FORMAT.md).",
+    )(f)
+    return f
+
+
+def _convert(file: Path, fmt: str, model: str | None, task: str | None, trust: bool) -> Any:
+    from uisbench.importers import convert
+
+    return convert(file, fmt, model=model, task=task, trust_pickle=trust)
 
 
 @bank.command("import")
@@ -34,6 +80,7 @@ def bank() -> None:
     show_default=True,
     help="A held sample with another answer, or a query id with another prompt or split.",
 )
+@format_options
 @db_option
 def bank_import(
     file: Path,
@@ -41,24 +88,44 @@ def bank_import(
     name: str | None,
     synthetic: bool,
     on_conflict: str,
+    fmt: str,
+    model_name: str | None,
+    task_name: str | None,
+    trust_pickle: bool,
     db: str | None,
 ) -> None:
-    """Import a flat outcome bank (JSONL or JSONL.gz); samples already present are skipped."""
+    """Import a bank: the flat format (JSONL or JSONL.gz), or lm-eval, inspect_ai, RouterBench,
+    OpenRouterBench output or a correctness matrix (--format); samples already present are
+    skipped."""
+    from uisbench.importers import cost_unit_hint, is_flat, with_models, write_flat
     from uisbench.store.bank import import_file
-    from uisbench.store.bankfile import models_file_beside
+    from uisbench.store.bankfile import bank_name_from_path, models_file_beside
     from uisbench.store.engine import open_engine
+    from uisbench.store.lookups import models_without_cost_unit
     from uisbench.tasks import task_description
 
-    models_file = models_file or models_file_beside(file)
-    stats = import_file(
-        open_engine(db),
-        file,
-        models_file,
-        name=name,
-        synthetic=synthetic,
-        describe=task_description,
-        on_conflict=on_conflict,
-    )
+    engine = open_engine(db)
+    with tempfile.TemporaryDirectory(prefix="uisbench-import-") as tmp:
+        if fmt != "flat" and not (fmt == "auto" and is_flat(file)):
+            conv = with_models(
+                _convert(file, fmt, model_name, task_name, trust_pickle), models_file
+            )
+            name = name or bank_name_from_path(file)
+            file, models_file = write_flat(conv, Path(tmp) / f"{name}.jsonl.gz")
+            for note in conv.notes:
+                click.echo(f"note: {note}", err=True)
+        models_file = models_file or models_file_beside(file)
+        stats = import_file(
+            engine,
+            file,
+            models_file,
+            name=name,
+            synthetic=synthetic,
+            describe=task_description,
+            on_conflict=on_conflict,
+        )
+    if hint := cost_unit_hint(models_without_cost_unit(engine, stats.bank)):
+        click.echo(hint, err=True)
     if stats.unknown_models:
         click.echo(
             f"warning: the models file describes models the bank lacks: "
@@ -71,6 +138,46 @@ def bank_import(
         f"({stats.rows - stats.inserted} already present); tasks: {', '.join(stats.tasks)}; "
         f"models: {', '.join(stats.models)}{replaced}"
     )
+
+
+@bank.command("convert")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Flat bank to write (.jsonl or .jsonl.gz); NAME.models.json and NAME.bank.json beside.",
+)
+@click.option(
+    "--models",
+    "models_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="models.json whose entries override what the input says.",
+)
+@format_options
+def bank_convert(
+    file: Path,
+    out: Path,
+    models_file: Path | None,
+    fmt: str,
+    model_name: str | None,
+    task_name: str | None,
+    trust_pickle: bool,
+) -> None:
+    """Convert lm-eval, inspect_ai, RouterBench, OpenRouterBench output or a correctness matrix
+    into the flat format, without importing it."""
+    from uisbench.errors import UisbenchError
+    from uisbench.importers import with_models, write_flat
+
+    if not (out.name.endswith(".jsonl") or out.name.endswith(".jsonl.gz")):
+        raise UisbenchError(f"--out {out.name}: a flat bank is written as .jsonl or .jsonl.gz")
+    conv = with_models(_convert(file, fmt, model_name, task_name, trust_pickle), models_file)
+    write_flat(conv, out)
+    for note in conv.notes:
+        click.echo(f"note: {note}", err=True)
+    n_models = len({r.model for r in conv.rows})
+    click.echo(f"wrote {out}: {len(conv.rows)} samples of {n_models} model(s)")
 
 
 @bank.command("export")

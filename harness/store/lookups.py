@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from uisbench.store import schema as s
 from uisbench.store.bank import get_bank_id
@@ -30,3 +30,28 @@ def banks_with_task(engine: Engine, task: str) -> list[str]:
         return list(
             conn.execute(select(s.banks.c.name).where(s.banks.c.id.in_(bank_ids))).scalars()
         )
+
+
+def models_without_cost_unit(engine: Engine, bank: str) -> list[str]:
+    """Models of ``bank`` for which no cost unit is computable: no parameter count (FLOPs,
+    parameter-weighted calls), and neither recorded costs nor prices with token counts."""
+    m, smp = s.models, s.samples
+    with engine.connect() as conn:
+        bank_id = get_bank_id(conn, bank)
+        rows = conn.execute(
+            select(
+                m.c.name,
+                m.c.params_total,
+                m.c.price_in_per_mtok,
+                func.count(smp.c.cost_usd),
+                func.count(smp.c.output_tokens),
+            )
+            .join(smp, smp.c.model_id == m.c.id)
+            .where(smp.c.bank_id == bank_id)
+            .group_by(m.c.id, m.c.name, m.c.params_total, m.c.price_in_per_mtok)
+        ).all()
+    return sorted(
+        name
+        for name, params, price, costs, tokens in rows
+        if params is None and costs == 0 and (price is None or tokens == 0)
+    )

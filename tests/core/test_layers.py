@@ -36,6 +36,7 @@ LAYERS = {
     "uisbench.strategies.base": "core",  # the contract the runner drives
     "uisbench.strategies": "strategies",
     "uisbench.live": "live",
+    "uisbench.importers": "importers",
     "uisbench.results": "results",
     "uisbench.site": "site",
     "uisbench.decompose": "decompose",
@@ -52,6 +53,7 @@ ALLOWED = {
     "core": {"base", "store", "core"},
     "strategies": {"base", "store", "core", "strategies"},
     "live": {"base", "store", "tasks", "live"},
+    "importers": {"base", "store", "tasks", "importers"},
     "decompose": {"base", "store", "tasks", "live", "core", "decompose"},
     "results": {"base", "store", "tasks", "core", "results"},
     "site": {"base", "store", "tasks", "core", "results", "site"},
