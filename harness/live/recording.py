@@ -27,8 +27,8 @@ from uisbench.store.bank import (
     ensure_models,
     ensure_queries,
     ensure_task,
+    write_samples,
 )
-from uisbench.store.dialect import bulk_insert_ignore
 
 if TYPE_CHECKING:
     from uisbench.live.backends import Backend, Generation, GenerationConfig
@@ -280,7 +280,7 @@ def _fill(
             for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
                 rows.append(_sample_row(bank_id, qid, model_id, have + j, g, answer, correct, spec))
         with engine.begin() as conn:
-            bulk_insert_ignore(conn, s.samples, SAMPLE_COLUMNS, rows)
+            write_samples(conn, SAMPLE_COLUMNS, rows)  # keeps the bank's digest
         yield len(rows)
 
 

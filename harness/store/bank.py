@@ -30,6 +30,13 @@ from uisbench.store.bankfile import (
     read_models_file,
 )
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.store.digest import (
+    STORED_COLUMNS,
+    VALUE_FIELDS,
+    DigestDelta,
+    Names,
+    stored_columns,
+)
 
 SAMPLE_COLUMNS = tuple(
     """bank_id query_id model_id sample_index text answer correct score
@@ -115,10 +122,10 @@ def import_file(
 ) -> ImportStats:
     """Import a flat JSONL(.gz) bank in one transaction: all rows or none.
 
-    Samples already present (same bank, query, model, index) with the same answer and
-    correctness are skipped, so importing the same file twice adds nothing. A sample that
-    differs in answer or correctness, or a query id that comes back with another prompt or
-    split, is a conflict: refused (nothing imported), or with ``on_conflict="replace"``
+    Samples already present (same bank, query, model, index) with the same values are
+    skipped, so importing the same file twice adds nothing. A sample that differs in any value
+    (answer, correctness, text, score, tokens, cost, latency, log-prob), or a query id that
+    comes back with another prompt or split, is a conflict: refused (nothing imported), or with ``on_conflict="replace"``
     overwritten and counted. Provenance (source, licence) is read from ``NAME.bank.json``
     beside the file when there is one (:func:`bank_meta_beside`). ``describe`` gives a new
     task's description (the task layer knows them; storage does not).
@@ -167,6 +174,11 @@ class _Importer:
         self.model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
         self.seen_models: set[str] = set()
         self.rows = self.inserted = self.replaced = 0
+        self.names, self.digest = Names(conn), DigestDelta()
+        # A bank without samples yet: chunks are inserted whole, and looked up only when the
+        # file repeats a key. Otherwise every chunk is looked up by its keys first.
+        held = select(s.samples.c.id).where(s.samples.c.bank_id == bank_id).limit(1)
+        self.fresh = conn.execute(held).first() is None
 
     def add(self, table: Any) -> None:
         qid, query_conflicts = self._query_ids(table)
@@ -183,6 +195,8 @@ class _Importer:
     def finish(self, name: str) -> ImportStats:
         if self.rows == 0:
             raise UisbenchError("bank file holds no samples")
+        self.digest.apply(self.conn)
+        self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_keys")
         unknown = sorted(set(self.meta) - self.seen_models)
         models = sorted(self.seen_models | set(self.meta))
         return ImportStats(
@@ -243,11 +257,23 @@ class _Importer:
                 table.column(f)[r].as_py() for f in ("split", "prompt", "reference")
             )
             qid = self.queries[keys[u]][0]
+            # Every held sample of the query (any bank) changes its row hash.
+            sc = s.samples.c
+            cols = [sc.bank_id, *(sc[c] for c in STORED_COLUMNS)]
+            held = self.conn.execute(select(*cols).where(sc.query_id == qid)).all()
+            held_cols = stored_columns(held, ("bank_id", *STORED_COLUMNS))
+            bank_ids = np.asarray(held_cols["bank_id"], dtype=np.int64)
+            before = self.names.rows(held_cols, len(held))
             self.conn.execute(
                 s.queries.update()
                 .where(s.queries.c.id == qid)
                 .values(split=split, prompt=prompt, reference=ref)
             )
+            self.names.forget_queries([qid])
+            after = self.names.rows(held_cols, len(held))
+            for b in np.unique(bank_ids).tolist():
+                self.digest.add(b, before[bank_ids == b], sign=-1)
+                self.digest.add(b, after[bank_ids == b])
             self.queries[keys[u]] = (qid, split, prompt)
             self.replaced += 1
 
@@ -261,40 +287,154 @@ class _Importer:
         columns = [*SAMPLE_COLUMNS[:3], *("sample_index" if f == "sample" else f for f in fields)]
         rest = [table.column(f).to_pylist() for f in fields]
         tuples = list(zip(itertools.repeat(self.bank_id, n), qid.tolist(), mid.tolist(), *rest))
+        cols = _hash_columns(table, fields, rest, qid, mid)
         conflicts: list[int] = []
         for lo in range(0, n, CHUNK):
             chunk = tuples[lo : lo + CHUNK]
-            added = bulk_insert_ignore(self.conn, s.samples, columns, chunk)
-            self.inserted += added
-            if added < len(chunk):  # some were held already: same answer, or a conflict
-                conflicts += self._check_samples(columns, chunk, lo)
+            part = {c: v[lo : lo + CHUNK] for c, v in cols.items()}
+            if self.fresh and self._insert_new(columns, chunk, part):
+                continue
+            conflicts += self._merge(columns, chunk, part, lo)
         return conflicts
 
-    def _check_samples(self, columns: list[str], chunk: list[tuple], offset: int) -> list[int]:
-        new = pd.DataFrame(chunk, columns=columns)
-        new["row"] = np.arange(offset, offset + len(chunk))
-        if "answer" not in new:
-            new["answer"] = None
-        held = _stored_samples(self.conn, self.bank_id, new["query_id"].unique().tolist())
-        both = new.merge(held, on=["query_id", "model_id", "sample_index"], suffixes=("", "_db"))
-        differs = (both["correct"].astype(bool) != both["correct_db"].astype(bool)) | (
-            both["answer"].fillna("\0") != both["answer_db"].fillna("\0")
+    def _insert_new(self, columns: list[str], chunk: list[tuple], part: dict) -> bool:
+        """All rows new (the bank's first import): insert them; False, and nothing written,
+        when some key is held already (a duplicate in the file)."""
+        self.conn.exec_driver_sql("SAVEPOINT uisbench_chunk")
+        added = bulk_insert_ignore(self.conn, s.samples, columns, chunk)
+        if added < len(chunk):
+            self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_chunk")
+            self.conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_chunk")
+            return False
+        self.conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_chunk")
+        self.digest.add(self.bank_id, self.names.rows(part, len(chunk)))
+        self.inserted += added
+        return True
+
+    def _merge(self, columns: list[str], chunk: list[tuple], part: dict, offset: int) -> list[int]:
+        """Rows against the held samples of the same keys (found by index lookups): new keys
+        are inserted, identical rows skipped, any other row is a conflict (any value field:
+        answer, correctness, text, score, tokens, cost, latency, log-prob)."""
+        key = ["model_id", "query_id", "sample_index"]
+        new = pd.DataFrame({k: np.asarray(part[k], dtype=np.int64) for k in key})
+        lanes = self.names.rows(part, len(chunk))
+        held_rows = _held_samples(self.conn, self.bank_id, new.drop_duplicates())
+        held = pd.DataFrame(
+            {k: np.asarray([r[i] for r in held_rows], dtype=np.int64) for i, k in enumerate(key)}
         )
-        conflicts = both[differs].sort_values("row")
-        if conflicts.empty or not self.replace:
-            return conflicts["row"].tolist()
-        key = ["bank_id", "query_id", "model_id", "sample_index"]
-        conflicts = conflicts.drop_duplicates(key, keep="last")
-        sets = [c for c in columns if c not in key]
-        sql = f"UPDATE samples SET {', '.join(f'{c} = ?' for c in sets)} WHERE " + " AND ".join(
-            f"{c} = ?" for c in key
+        held["held"] = np.arange(len(held))
+        held_lanes = self.names.rows(
+            stored_columns(held_rows, (*key, *VALUE_FIELDS)), len(held_rows)
         )
-        params = [
-            tuple(_py(v) for v in row) for row in conflicts[sets + key].itertuples(index=False)
-        ]
+        at = new.merge(held, on=key, how="left")["held"].to_numpy(float)
+        is_held = ~np.isnan(at)
+        first = new.groupby(key, sort=False).ngroup().to_numpy()
+        first_row = np.zeros(first.max() + 1 if len(first) else 0, dtype=np.int64)
+        groups, at_first = np.unique(first, return_index=True)
+        first_row[groups] = at_first  # the first row of each key in the chunk
+        ref = lanes[first_row[first]]
+        ref[is_held] = held_lanes[at[is_held].astype(np.int64)]
+        differs = (lanes != ref).any(axis=1)
+        fresh = ~is_held & (first_row[first] == np.arange(len(first)))
+        if fresh.any():
+            rows = [chunk[i] for i in np.flatnonzero(fresh).tolist()]
+            self.inserted += bulk_insert_ignore(self.conn, s.samples, columns, rows)
+            self.digest.add(self.bank_id, lanes[fresh])
+        bad = np.flatnonzero(differs)
+        if not len(bad) or not self.replace:
+            return (bad + offset).tolist()
+        # Replace: per key, the last differing row wins over what is stored.
+        last: dict[int, int] = {int(first[r]): int(r) for r in bad.tolist()}
+        winners = np.array(sorted(last.values()), dtype=np.int64)
+        self.digest.add(self.bank_id, ref[winners], sign=-1)
+        self.digest.add(self.bank_id, lanes[winners])
+        where = [columns.index(c) if c in columns else None for c in VALUE_FIELDS]
+        sql = f"UPDATE samples SET {', '.join(f'{c} = ?' for c in VALUE_FIELDS)} WHERE " + (
+            "bank_id = ? AND model_id = ? AND query_id = ? AND sample_index = ?"
+        )
+        params = []
+        for r in winners.tolist():
+            row = chunk[r]
+            values = tuple(row[i] if i is not None else None for i in where)
+            params.append((*values, self.bank_id, *(int(new[k].iat[r]) for k in key)))
         self.conn.exec_driver_sql(_paramstyle(self.conn, sql), params)
         self.replaced += len(params)
         return []
+
+
+def _hash_columns(
+    table: Any, fields: list[str], rest: list[list], qid: np.ndarray, mid: np.ndarray
+) -> dict[str, Any]:
+    """The block's columns as the digest's row hash takes them (numbers straight from arrow)."""
+    cols: dict[str, Any] = {"query_id": qid, "model_id": mid}
+    for f, values in zip(fields, rest):
+        name = "sample_index" if f == "sample" else f
+        if name in ("answer", "text"):
+            cols[name] = values
+        else:
+            cols[name] = table.column(f).to_numpy(zero_copy_only=False)
+    return cols
+
+
+def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tuple]:
+    """Stored (model, query, sample index, value fields...) of the given keys of a bank,
+    by one probe of the unique key per key (a temporary table joined on the full key)."""
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS uisbench_keys "
+        "(model_id INTEGER, query_id INTEGER, sample_index INTEGER)"
+    )
+    conn.exec_driver_sql("DELETE FROM uisbench_keys")
+    rows = list(keys.itertuples(index=False, name=None))
+    conn.exec_driver_sql(
+        _paramstyle(conn, "INSERT INTO uisbench_keys VALUES (?, ?, ?)"),
+        [tuple(map(int, r)) for r in rows],
+    )
+    cross = "CROSS JOIN"  # SQLite: the keys drive the loop (each a probe of uq_sample)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE uisbench_keys")
+        cross = "JOIN"
+    values = ", ".join(f"s.{c}" for c in VALUE_FIELDS)
+    sql = (
+        f"SELECT k.model_id, k.query_id, k.sample_index, {values} FROM uisbench_keys k "
+        f"{cross} samples s WHERE s.bank_id = {int(bank_id)} AND s.model_id = k.model_id "
+        "AND s.query_id = k.query_id AND s.sample_index = k.sample_index"
+    )
+    return conn.exec_driver_sql(sql).fetchall()
+
+
+def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple]) -> int:
+    """Insert sample rows (``columns`` from :data:`SAMPLE_COLUMNS`, bank first) that are not
+    held yet, keeping the bank's digest; rows whose key is held are left as stored.
+    Returns the number inserted (recording's writer; imports check conflicts instead)."""
+    if not rows:
+        return 0
+    delta, names = DigestDelta(), Names(conn)
+    cols = stored_columns(rows, columns)
+    conn.exec_driver_sql("SAVEPOINT uisbench_write")
+    added = bulk_insert_ignore(conn, s.samples, columns, rows)
+    if added < len(rows):  # some were held: insert only the new ones
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_write")
+        key = ["model_id", "query_id", "sample_index"]
+        new = pd.DataFrame({k: np.asarray(cols[k], dtype=np.int64) for k in key})
+        new["bank_id"] = np.asarray(cols["bank_id"], dtype=np.int64)
+        keep = ~new.duplicated(["bank_id", *key])
+        for bank_id, group in new[keep].groupby("bank_id"):
+            held = pd.DataFrame(
+                [r[:3] for r in _held_samples(conn, int(bank_id), group[key])], columns=key
+            )
+            held["held"] = True
+            is_held = group.merge(held, on=key, how="left")["held"].eq(True).to_numpy()
+            keep[group.index[is_held]] = False
+        rows = [rows[i] for i in np.flatnonzero(keep.to_numpy()).tolist()]
+        cols = stored_columns(rows, columns)
+        added = bulk_insert_ignore(conn, s.samples, columns, rows)
+    conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_write")
+    bank_ids = np.asarray(cols["bank_id"], dtype=np.int64) if rows else np.zeros(0, np.int64)
+    lanes = names.rows(cols, len(rows))
+    for bank_id in np.unique(bank_ids).tolist():
+        delta.add(bank_id, lanes[bank_ids == bank_id])
+    delta.apply(conn)
+    return added
 
 
 def _refuse_first(table: Any, query_rows: np.ndarray, sample_rows: list[int]) -> None:
@@ -314,15 +454,9 @@ def _refuse_first(table: Any, query_rows: np.ndarray, sample_rows: list[int]) ->
         )
     raise UisbenchError(
         f"sample {k} of model {model!r} on query {qkey!r} of task {task!r} is already held "
-        f"with another answer or correctness {hint}"
+        "with other values (another answer or correctness, or another text, score, token "
+        f"count, cost, latency or log-prob) {hint}"
     )
-
-
-def _py(v: Any) -> Any:
-    """numpy scalars and NaN-as-missing back to Python values for the driver."""
-    if v is None or (isinstance(v, float) and v != v):
-        return None
-    return v.item() if hasattr(v, "item") else v
 
 
 def _paramstyle(conn: Connection, sql: str) -> str:
@@ -342,20 +476,6 @@ def _stored_queries(
         )
         out.update({k: (i_, sp, pr) for k, i_, sp, pr in conn.execute(sel).all()})
     return out
-
-
-def _stored_samples(conn: Connection, bank_id: int, query_ids: list[int]) -> pd.DataFrame:
-    c = s.samples.c
-    parts = []
-    for i in range(0, len(query_ids), 900):
-        sel = select(c.query_id, c.model_id, c.sample_index, c.answer, c.correct).where(
-            c.bank_id == bank_id, c.query_id.in_(query_ids[i : i + 900])
-        )
-        parts.append(
-            pd.DataFrame(conn.execute(sel).all(), columns=list(sel.selected_columns.keys()))
-        )
-    held = pd.concat(parts, ignore_index=True)
-    return held.rename(columns={"answer": "answer_db", "correct": "correct_db"})
 
 
 def _prefetch(blocks: Iterable[Any]) -> Iterator[Any]:

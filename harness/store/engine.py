@@ -138,6 +138,17 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
         found = conn.execute(
             select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
         ).scalar()
+    if found == "3":  # before banks kept their digest: upgraded in place by a writer
+        if not create:
+            raise UisbenchError(
+                "database schema version 3 predates stored bank digests (version 4): open it "
+                "once with a command that writes (`uisbench bank import`, `uisbench run`) to "
+                "upgrade it in place"
+            )
+        from uisbench.store.digest import upgrade_from_3
+
+        upgrade_from_3(engine)
+        return
     if found != str(schema.SCHEMA_VERSION):
         raise UisbenchError(
             f"database schema version {found} is not the version this uisbench writes "

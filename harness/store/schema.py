@@ -22,7 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3
+#: 4: banks keep their content digest's state (content_sum, content_rows), see store/digest.py.
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -90,6 +91,9 @@ banks = Table(
     Column("source", String(50), nullable=False),  # "import" | "live" | "synthetic"
     Column("config", JSON, nullable=False),
     Column("synthetic", Boolean, nullable=False, default=False),
+    # The content digest's state, kept up to date by every sample write (store/digest.py).
+    Column("content_sum", String(64), nullable=False, default="0" * 64),
+    Column("content_rows", Integer, nullable=False, default=0),
 )
 
 samples = Table(

@@ -61,3 +61,112 @@ def test_bad_bank_json_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UisbenchError, match="b.bank.json: expected an object of strings"):
         bank_meta_beside(tmp_path / "b.jsonl")
     assert bank_meta_beside(tmp_path / "other.jsonl.gz") == {}
+
+
+# ---- the stored digest: kept by every write, the same however the content arrived ----------
+def _state(engine, bank: str = "bank") -> tuple[str, str]:
+    """(stored digest, digest of a recomputation from the rows)."""
+    from uisbench.store.bank import get_bank_id
+    from uisbench.store.digest import digest_of, recompute_state
+
+    with engine.connect() as conn:
+        return bank_digest(conn, bank), digest_of(*recompute_state(conn, get_bank_id(conn, bank)))
+
+
+def _rows(n: int = 48) -> list[dict]:
+    with gzip.open(SHIPPED / "arith-smoke-cpu-tiny.jsonl.gz", "rt") as f:
+        return [json.loads(next(f)) for _ in range(n)]
+
+
+def test_stored_digest_is_the_same_for_one_import_or_several(tmp_path: Path) -> None:
+    rows = _rows()
+    whole = tmp_path / "whole" / "bank.jsonl"
+    whole.parent.mkdir()
+    write_jsonl(whole, rows)
+    one = open_engine(str(tmp_path / "one.db"))
+    import_file(one, whole)
+    stored, recomputed = _state(one)
+    assert stored == recomputed
+    # The same rows in three imports, in another order, one of them repeated: same digest.
+    parts = open_engine(str(tmp_path / "parts.db"))
+    for i, part in enumerate((rows[30:], rows[:10], rows[5:30], rows[:10])):
+        path = tmp_path / f"p{i}" / "bank.jsonl.gz"
+        path.parent.mkdir()
+        write_jsonl(path, part[::-1])
+        import_file(parts, path)
+    assert _state(parts) == (stored, stored)
+
+
+def test_changed_cost_is_a_conflict_refused_then_replaced(tmp_path: Path) -> None:
+    """Issue 20 item 12: costs ×10 re-imported were "0 new samples", even with replace."""
+    from tests.fakes import FakeBank, FakeModel
+
+    models = (FakeModel("small", 0.3, samples=3, cost_usd=1e-6), FakeModel("big", 0.7, 3, cost_usd=2e-6))
+    rows = [
+        dict(r, latency_s=0.5 + i / 100, logprob=-1.0 - i / 100)
+        for i, r in enumerate(FakeBank(models=models, queries=4).rows())
+    ]
+    assert all(r["cost_usd"] and r["input_tokens"] for r in rows)
+    path = write_jsonl(tmp_path / "bank.jsonl", rows)
+    engine = open_engine(str(tmp_path / "db.sqlite"))
+    import_file(engine, path)
+    before, _ = _state(engine)
+    dearer = [dict(r, cost_usd=r["cost_usd"] * 10) for r in rows]
+    write_jsonl(path, dearer)
+    import pytest
+
+    from uisbench.errors import UisbenchError
+
+    with pytest.raises(UisbenchError, match="already held with other values"):
+        import_file(engine, path)
+    assert _state(engine) == (before, before)  # nothing written
+    stats = import_file(engine, path, on_conflict="replace")
+    assert (stats.inserted, stats.replaced) == (0, len(rows))
+    after, recomputed = _state(engine)
+    assert after == recomputed != before
+    with engine.connect() as conn:
+        costs = conn.exec_driver_sql("SELECT sum(cost_usd) FROM samples").scalar()
+    assert costs == pytest.approx(10 * sum(r["cost_usd"] for r in rows))
+    # Each other value field is a conflict too.
+    for field, value in (("input_tokens", 7), ("latency_s", 9.5), ("logprob", -0.25)):
+        changed = [dict(dearer[0], **{field: value}), *dearer[1:]]
+        write_jsonl(path, changed)
+        with pytest.raises(UisbenchError, match="already held with other values"):
+            import_file(engine, path)
+        assert import_file(engine, path, on_conflict="replace").replaced == 1
+        assert _state(engine)[0] == _state(engine)[1]
+
+
+def test_replaced_prompt_changes_every_bank_holding_the_query(tmp_path: Path) -> None:
+    rows = _rows()
+    engine = open_engine(str(tmp_path / "db.sqlite"))
+    for name in ("a", "b"):
+        import_file(engine, write_jsonl(tmp_path / f"{name}.jsonl", rows))
+    b_before = _state(engine, "b")[0]
+    changed = [dict(r, prompt=r["prompt"] + " (v2)") if i == 0 else r for i, r in enumerate(rows)]
+    import_file(engine, write_jsonl(tmp_path / "a.jsonl", changed), on_conflict="replace")
+    for name in ("a", "b"):
+        stored, recomputed = _state(engine, name)
+        assert stored == recomputed
+    assert _state(engine, "b")[0] != b_before  # bank b's samples sit on the changed query
+
+
+def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path) -> None:
+    import pytest
+
+    from uisbench.errors import UisbenchError
+
+    db = tmp_path / "db.sqlite"
+    engine = open_engine(str(db))
+    import_file(engine, write_jsonl(tmp_path / "bank.jsonl", _rows()))
+    expected = _state(engine)[0]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_sum")
+        conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_rows")
+        conn.exec_driver_sql("UPDATE uisbench_meta SET value = '3' WHERE key = 'schema_version'")
+    engine.dispose()
+    with pytest.raises(UisbenchError, match="schema version 3 predates stored bank digests"):
+        open_engine(str(db), create=False)
+    assert _state(open_engine(str(db))) == (expected, expected)
+    with open_engine(str(db), create=False).connect() as conn:
+        assert bank_digest(conn, "bank") == expected
