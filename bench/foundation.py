@@ -123,7 +123,7 @@ def phase_sweep(a: argparse.Namespace) -> dict:
     from uisbench.store.engine import open_engine
 
     t0, c0 = time.perf_counter(), time.process_time()
-    engine = open_engine(a.db, create=False)
+    engine = open_engine(a.db)  # the runner writes (splits, runs, decisions): not read-only
     runner = Runner(engine, a.task, a.bank, models=[a.model])
     load_s = time.perf_counter() - t0
     per_k = []

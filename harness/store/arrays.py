@@ -7,8 +7,10 @@ the only place that turns sample rows into those matrices.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,8 @@ def load_arrays(
         raise UisbenchError(f"bank {bank!r} holds no samples for task {task!r}")
     qids = np.fromiter((r[0] for r in qrows), dtype=np.int64, count=len(qrows))
     frames = {name: _model_samples(conn, bank_id, m["id"]) for name, m in meta.items()}
+    # A model's samples of the bank's other tasks are not part of this working set.
+    frames = {n: f[np.isin(f["query_id"].to_numpy(), qids)] for n, f in frames.items()}
     arrays, labels = _densify_models(frames, qids)
     arrays_ = BankArrays(
         bank=bank,
@@ -166,19 +170,85 @@ def _task_queries(conn: Connection, bank_id: int, task_id: int) -> list:
 
 
 def _model_samples(conn: Connection, bank_id: int, model_id: int) -> pd.DataFrame:
-    """One model's sample rows in :data:`SAMPLE_COLUMNS` (answers kept as Python objects)."""
-    cur = conn.exec_driver_sql(
-        f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples WHERE bank_id = {int(bank_id)} "
-        f"AND model_id = {int(model_id)}"
+    """One model's sample rows in :data:`SAMPLE_COLUMNS`, as columns (answers as objects).
+
+    Read through the DBAPI cursor (plain tuples, not SQLAlchemy rows), each column turned
+    into numpy in one call; from the columnar cache when the bank is unchanged since it was
+    written (:func:`_cache_path`).
+    """
+    cache = _cache_path(conn, bank_id, model_id)
+    if cache is not None and cache.is_file():
+        try:
+            return pyarrow_feather().read_table(cache, memory_map=True).to_pandas()
+        except (OSError, ValueError):  # unreadable cache: read the database instead
+            pass
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(
+            f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples WHERE bank_id = {int(bank_id)} "
+            f"AND model_id = {int(model_id)}"
+        )
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    data = list(zip(*rows)) or [()] * len(SAMPLE_COLUMNS)
+    types = {"query_id": np.int64, "sample_index": np.int64, "id": np.int64}
+    types.update(answer=object, correct=bool)  # the rest: float, NULL as NaN
+    df = pd.DataFrame(
+        {c: np.array(v, dtype=types.get(c, float)) for c, v in zip(SAMPLE_COLUMNS, data)}
     )
-    # Columns via zip: pandas probing millions of SQLAlchemy Row objects costs seconds.
-    data = list(zip(*cur.fetchall())) or [()] * len(SAMPLE_COLUMNS)
-    return pd.DataFrame(
-        {
-            c: pd.Series(v, dtype=object if c == "answer" else None)
-            for c, v in zip(SAMPLE_COLUMNS, data)
-        }
-    )
+    if cache is not None:
+        _write_cache(cache, df)
+    return df
+
+
+def pyarrow_feather() -> Any:
+    import pyarrow.feather
+
+    return pyarrow.feather
+
+
+#: Columnar copies of loaded samples live beside a SQLite database, in ``DB.arrays/``.
+CACHE_SUFFIX = ".arrays"
+
+
+def _cache_path(conn: Connection, bank_id: int, model_id: int) -> Path | None:
+    """``DB.arrays/INSTANCE-BANK-DIGEST-MODEL.arrow`` for a SQLite file, else None.
+
+    Keyed by the bank's stored content digest (kept by every sample write, so any change makes
+    a new key) and the database's instance id (ids are per database file).
+    """
+    if conn.dialect.name != "sqlite" or not conn.engine.url.database:
+        return None
+    db = conn.engine.url.database
+    if db == ":memory:":
+        return None
+    instance = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "instance")).scalar()
+    b = s.banks.c
+    state = conn.execute(select(b.content_sum).where(b.id == bank_id)).scalar()
+    if not instance or not state:
+        return None
+    name = f"{instance}-{int(bank_id)}-{state[:32]}-{int(model_id)}.arrow"
+    return Path(db).with_name(Path(db).name + CACHE_SUFFIX) / name
+
+
+def _write_cache(path: Path, df: pd.DataFrame) -> None:
+    """Write atomically, dropping this bank and model's stale copies; a read-only place or a
+    full disk only means no cache."""
+    import pyarrow as pa
+
+    instance, bank, _state, model = path.stem.split("-")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        for old in path.parent.glob(f"{instance}-{bank}-*-{model}.arrow"):
+            old.unlink(missing_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        pyarrow_feather().write_feather(
+            pa.Table.from_pandas(df, preserve_index=False), tmp, compression="uncompressed"
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _densify_models(

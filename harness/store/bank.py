@@ -125,10 +125,10 @@ def import_file(
     Samples already present (same bank, query, model, index) with the same values are
     skipped, so importing the same file twice adds nothing. A sample that differs in any value
     (answer, correctness, text, score, tokens, cost, latency, log-prob), or a query id that
-    comes back with another prompt or split, is a conflict: refused (nothing imported), or with ``on_conflict="replace"``
-    overwritten and counted. Provenance (source, licence) is read from ``NAME.bank.json``
-    beside the file when there is one (:func:`bank_meta_beside`). ``describe`` gives a new
-    task's description (the task layer knows them; storage does not).
+    comes back with another prompt or split, is a conflict: refused (nothing imported), or
+    with ``on_conflict="replace"`` overwritten and counted. Provenance (source, licence) is
+    read from ``NAME.bank.json`` beside the file when there is one (:func:`bank_meta_beside`).
+    ``describe`` gives a new task's description (the task layer knows them; storage does not).
     """
     if on_conflict not in ON_CONFLICT:
         raise UisbenchError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
@@ -317,49 +317,83 @@ class _Importer:
         answer, correctness, text, score, tokens, cost, latency, log-prob)."""
         key = ["model_id", "query_id", "sample_index"]
         new = pd.DataFrame({k: np.asarray(part[k], dtype=np.int64) for k in key})
-        lanes = self.names.rows(part, len(chunk))
+        n = len(new)
         held_rows = _held_samples(self.conn, self.bank_id, new.drop_duplicates())
-        held = pd.DataFrame(
-            {k: np.asarray([r[i] for r in held_rows], dtype=np.int64) for i, k in enumerate(key)}
-        )
+        held_cols = stored_columns(held_rows, (*key, *VALUE_FIELDS))
+        held = pd.DataFrame({k: np.asarray(held_cols[k], dtype=np.int64) for k in key})
         held["held"] = np.arange(len(held))
-        held_lanes = self.names.rows(
-            stored_columns(held_rows, (*key, *VALUE_FIELDS)), len(held_rows)
-        )
         at = new.merge(held, on=key, how="left")["held"].to_numpy(float)
         is_held = ~np.isnan(at)
-        first = new.groupby(key, sort=False).ngroup().to_numpy()
-        first_row = np.zeros(first.max() + 1 if len(first) else 0, dtype=np.int64)
-        groups, at_first = np.unique(first, return_index=True)
-        first_row[groups] = at_first  # the first row of each key in the chunk
-        ref = lanes[first_row[first]]
-        ref[is_held] = held_lanes[at[is_held].astype(np.int64)]
-        differs = (lanes != ref).any(axis=1)
-        fresh = ~is_held & (first_row[first] == np.arange(len(first)))
+        at = np.where(is_held, at, 0).astype(np.int64)
+        group = new.groupby(key, sort=False).ngroup().to_numpy()
+        first_of = np.zeros(group.max() + 1 if n else 0, dtype=np.int64)
+        groups, at_first = np.unique(group, return_index=True)
+        first_of[groups] = at_first
+        first = first_of[group]  # the first row of each row's key in the chunk
+        # What each row is compared with: the held sample, else the key's first row here.
+        mine = {f: _column(part, f, n) for f in VALUE_FIELDS}
+        ref = {}
+        for f in VALUE_FIELDS:
+            stored = _column(held_cols, f, len(held_rows))
+            ref[f] = np.where(is_held, stored[at] if len(held_rows) else mine[f], mine[f][first])
+        differs = np.zeros(n, dtype=bool)
+        for f in VALUE_FIELDS:
+            differs |= ~_same(mine[f], ref[f])
+        fresh = ~is_held & (first == np.arange(n))
+        ids = {k: new[k].to_numpy() for k in key}
         if fresh.any():
             rows = [chunk[i] for i in np.flatnonzero(fresh).tolist()]
             self.inserted += bulk_insert_ignore(self.conn, s.samples, columns, rows)
-            self.digest.add(self.bank_id, lanes[fresh])
+            self.digest.add(self.bank_id, self.names.rows(_take(ids, mine, fresh), len(rows)))
         bad = np.flatnonzero(differs)
         if not len(bad) or not self.replace:
             return (bad + offset).tolist()
         # Replace: per key, the last differing row wins over what is stored.
-        last: dict[int, int] = {int(first[r]): int(r) for r in bad.tolist()}
+        last: dict[int, int] = {int(group[r]): int(r) for r in bad.tolist()}
         winners = np.array(sorted(last.values()), dtype=np.int64)
-        self.digest.add(self.bank_id, ref[winners], sign=-1)
-        self.digest.add(self.bank_id, lanes[winners])
-        where = [columns.index(c) if c in columns else None for c in VALUE_FIELDS]
+        self.digest.add(self.bank_id, self.names.rows(_take(ids, ref, winners), len(winners)), -1)
+        self.digest.add(self.bank_id, self.names.rows(_take(ids, mine, winners), len(winners)))
         sql = f"UPDATE samples SET {', '.join(f'{c} = ?' for c in VALUE_FIELDS)} WHERE " + (
             "bank_id = ? AND model_id = ? AND query_id = ? AND sample_index = ?"
         )
         params = []
         for r in winners.tolist():
-            row = chunk[r]
-            values = tuple(row[i] if i is not None else None for i in where)
-            params.append((*values, self.bank_id, *(int(new[k].iat[r]) for k in key)))
+            values = tuple(_db_value(mine[f][r]) for f in VALUE_FIELDS)
+            params.append((*values, self.bank_id, *(int(ids[k][r]) for k in key)))
         self.conn.exec_driver_sql(_paramstyle(self.conn, sql), params)
         self.replaced += len(params)
         return []
+
+
+def _column(cols: dict, field: str, n: int) -> np.ndarray:
+    """A value field as numpy: float (NaN for null) for numbers, else objects; absent: null."""
+    values = cols.get(field)
+    if field in ("answer", "text"):
+        return np.full(n, None, dtype=object) if values is None else np.asarray(values, object)
+    if field == "correct":
+        return np.asarray(values, dtype=bool)
+    if values is None:
+        return np.full(n, np.nan)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype(np.float64)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.asarray(a == b, dtype=bool)
+
+
+def _take(ids: dict, values: dict, rows: np.ndarray) -> dict:
+    return {**{k: v[rows] for k, v in ids.items()}, **{f: v[rows] for f, v in values.items()}}
+
+
+def _db_value(v: Any) -> Any:
+    """A numpy value back to what the driver stores (NaN: NULL)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v.item() if hasattr(v, "item") else v
 
 
 def _hash_columns(
@@ -384,11 +418,8 @@ def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tu
         "(model_id INTEGER, query_id INTEGER, sample_index INTEGER)"
     )
     conn.exec_driver_sql("DELETE FROM uisbench_keys")
-    rows = list(keys.itertuples(index=False, name=None))
-    conn.exec_driver_sql(
-        _paramstyle(conn, "INSERT INTO uisbench_keys VALUES (?, ?, ?)"),
-        [tuple(map(int, r)) for r in rows],
-    )
+    rows = list(zip(*(keys[c].to_numpy().tolist() for c in keys.columns)))
+    conn.exec_driver_sql(_paramstyle(conn, "INSERT INTO uisbench_keys VALUES (?, ?, ?)"), rows)
     cross = "CROSS JOIN"  # SQLite: the keys drive the loop (each a probe of uq_sample)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ANALYZE uisbench_keys")
@@ -399,7 +430,12 @@ def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tu
         f"{cross} samples s WHERE s.bank_id = {int(bank_id)} AND s.model_id = k.model_id "
         "AND s.query_id = k.query_id AND s.sample_index = k.sample_index"
     )
-    return conn.exec_driver_sql(sql).fetchall()
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql)
+        return cur.fetchall()  # plain tuples: no SQLAlchemy row per sample
+    finally:
+        cur.close()
 
 
 def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple]) -> int:

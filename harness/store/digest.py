@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from uisbench.store import schema as s
+from uisbench.store.dialect import insert_ignore
 
 VERSION = b"uisbench bank content v2\0"
 #: The sample fields hashed besides the query and the model, in layout order.
@@ -257,3 +259,4 @@ def upgrade_from_3(engine: Any) -> None:
             .where(s.meta.c.key == "schema_version")
             .values(value=str(s.SCHEMA_VERSION))
         )
+        insert_ignore(conn, s.meta, [{"key": "instance", "value": uuid.uuid4().hex}])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -131,7 +132,12 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
         with engine.begin() as conn:
             schema.metadata.create_all(conn)
             insert_ignore(
-                conn, schema.meta, [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}]
+                conn,
+                schema.meta,
+                [
+                    {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                    {"key": "instance", "value": uuid.uuid4().hex},  # keys caches beside it
+                ],
             )
         return
     with engine.connect() as conn:
