@@ -29,7 +29,7 @@ from uisbench.store.bankfile import (
     read_blocks,
     read_models_file,
 )
-from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.store.dialect import bool_mean, copy_insert_ignore, insert_ignore
 from uisbench.store.digest import (
     STORED_COLUMNS,
     VALUE_FIELDS,
@@ -301,7 +301,7 @@ class _Importer:
         """All rows new (the bank's first import): insert them; False, and nothing written,
         when some key is held already (a duplicate in the file)."""
         self.conn.exec_driver_sql("SAVEPOINT uisbench_chunk")
-        added = bulk_insert_ignore(self.conn, s.samples, columns, chunk)
+        added = copy_insert_ignore(self.conn, s.samples, columns, chunk)
         if added < len(chunk):
             self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_chunk")
             self.conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_chunk")
@@ -343,7 +343,7 @@ class _Importer:
         ids = {k: new[k].to_numpy() for k in key}
         if fresh.any():
             rows = [chunk[i] for i in np.flatnonzero(fresh).tolist()]
-            self.inserted += bulk_insert_ignore(self.conn, s.samples, columns, rows)
+            self.inserted += copy_insert_ignore(self.conn, s.samples, columns, rows)
             self.digest.add(self.bank_id, self.names.rows(_take(ids, mine, fresh), len(rows)))
         bad = np.flatnonzero(differs)
         if not len(bad) or not self.replace:
@@ -420,14 +420,13 @@ def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tu
     conn.exec_driver_sql("DELETE FROM uisbench_keys")
     rows = list(zip(*(keys[c].to_numpy().tolist() for c in keys.columns)))
     conn.exec_driver_sql(_paramstyle(conn, "INSERT INTO uisbench_keys VALUES (?, ?, ?)"), rows)
-    cross = "CROSS JOIN"  # SQLite: the keys drive the loop (each a probe of uq_sample)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE uisbench_keys")
-        cross = "JOIN"
+        conn.exec_driver_sql("ANALYZE uisbench_keys")  # a plan for the rows it holds now
     values = ", ".join(f"s.{c}" for c in VALUE_FIELDS)
     sql = (
         f"SELECT k.model_id, k.query_id, k.sample_index, {values} FROM uisbench_keys k "
-        f"{cross} samples s WHERE s.bank_id = {int(bank_id)} AND s.model_id = k.model_id "
+        # SQLite: CROSS JOIN makes the keys drive the loop (one probe of uq_sample each).
+        f"CROSS JOIN samples s WHERE s.bank_id = {int(bank_id)} AND s.model_id = k.model_id "
         "AND s.query_id = k.query_id AND s.sample_index = k.sample_index"
     )
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -447,7 +446,7 @@ def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple
     delta, names = DigestDelta(), Names(conn)
     cols = stored_columns(rows, columns)
     conn.exec_driver_sql("SAVEPOINT uisbench_write")
-    added = bulk_insert_ignore(conn, s.samples, columns, rows)
+    added = copy_insert_ignore(conn, s.samples, columns, rows)
     if added < len(rows):  # some were held: insert only the new ones
         conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_write")
         key = ["model_id", "query_id", "sample_index"]
@@ -463,7 +462,7 @@ def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple
             keep[group.index[is_held]] = False
         rows = [rows[i] for i in np.flatnonzero(keep.to_numpy()).tolist()]
         cols = stored_columns(rows, columns)
-        added = bulk_insert_ignore(conn, s.samples, columns, rows)
+        added = copy_insert_ignore(conn, s.samples, columns, rows)
     conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_write")
     bank_ids = np.asarray(cols["bank_id"], dtype=np.int64) if rows else np.zeros(0, np.int64)
     lanes = names.rows(cols, len(rows))

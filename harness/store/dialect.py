@@ -50,3 +50,32 @@ def bulk_insert_ignore(
 def bool_mean(flag: ColumnElement[bool]) -> ColumnElement[float]:
     """Share of true values: PostgreSQL cannot cast boolean to a float, so count via CASE."""
     return func.avg(case((flag, 1.0), else_=0.0), type_=Float)
+
+
+def copy_insert_ignore(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]
+) -> int:
+    """:func:`bulk_insert_ignore` for millions of rows: on PostgreSQL the rows are streamed
+    with ``COPY`` into a temporary staging table of the same columns (no keys), then moved by
+    one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; elsewhere, ``executemany``.
+    Returns the number of rows inserted."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return bulk_insert_ignore(conn, table, columns, rows)
+    stage = f"uisbench_stage_{table.name}"
+    cols = ", ".join(columns)
+    every = ", ".join(c.name for c in table.columns if c.name != "id")
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {every} FROM {table.name} "
+            "WITH NO DATA"
+        )
+        with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
+        )
+        added = cur.rowcount
+        cur.execute(f"TRUNCATE {stage}")
+    return added

@@ -183,3 +183,36 @@ def test_postgres_refuses_foreign_tables(postgres_db):
         conn.execute("CREATE TABLE samples (x integer)")
     with pytest.raises(UisbenchError, match="not a uisbench database"):
         open_engine(postgres_db)
+
+
+def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path):
+    """COPY import, re-import, a changed cost refused then replaced: the stored digest is
+    the same on both databases and equals a recomputation from the rows."""
+    from tests.fakes import write_jsonl
+    from uisbench.errors import UisbenchError
+    from uisbench.store.bank import get_bank_id
+    from uisbench.store.digest import bank_digest, digest_of, recompute_state
+
+    bank, _ = tiny_bank(tmp_path)
+    rows = [json.loads(line) for line in bank.read_text(encoding="utf-8").splitlines()]
+    dearer = [dict(rows[0], cost_usd=(rows[0]["cost_usd"] or 1e-6) * 10), *rows[1:]]
+    out = {}
+    for label, url in (("lite", str(tmp_path / "lite.db")), ("pg", postgres_db)):
+        engine = open_engine(url)
+        path = (
+            write_jsonl(tmp_path / label / "b.jsonl", rows)
+            if (tmp_path / label).mkdir() is None
+            else None
+        )
+        assert import_file(engine, path).inserted == len(rows)
+        assert import_file(engine, path).inserted == 0
+        write_jsonl(path, dearer)
+        with pytest.raises(UisbenchError, match="already held with other values"):
+            import_file(engine, path)
+        assert import_file(engine, path, on_conflict="replace").replaced == 1
+        with engine.connect() as conn:
+            stored = bank_digest(conn, "b")
+            assert stored == digest_of(*recompute_state(conn, get_bank_id(conn, "b")))
+        out[label] = stored
+        engine.dispose()
+    assert out["pg"] == out["lite"]
