@@ -199,11 +199,8 @@ def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path):
     out = {}
     for label, url in (("lite", str(tmp_path / "lite.db")), ("pg", postgres_db)):
         engine = open_engine(url)
-        path = (
-            write_jsonl(tmp_path / label / "b.jsonl", rows)
-            if (tmp_path / label).mkdir() is None
-            else None
-        )
+        (tmp_path / label).mkdir()
+        path = write_jsonl(tmp_path / label / "b.jsonl", rows)
         assert import_file(engine, path).inserted == len(rows)
         assert import_file(engine, path).inserted == 0
         write_jsonl(path, dearer)
