@@ -92,8 +92,8 @@ banks = Table(
     Column("config", JSON, nullable=False),
     Column("synthetic", Boolean, nullable=False, default=False),
     # The content digest's state, kept up to date by every sample write (store/digest.py).
-    Column("content_sum", String(64), nullable=False, default="0" * 64),
-    Column("content_rows", Integer, nullable=False, default=0),
+    Column("content_sum", String(64), nullable=False, server_default="0" * 64),
+    Column("content_rows", Integer, nullable=False, server_default="0"),
 )
 
 samples = Table(
