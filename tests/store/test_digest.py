@@ -101,7 +101,10 @@ def test_changed_cost_is_a_conflict_refused_then_replaced(tmp_path: Path) -> Non
     """Issue 20 item 12: costs ×10 re-imported were "0 new samples", even with replace."""
     from tests.fakes import FakeBank, FakeModel
 
-    models = (FakeModel("small", 0.3, samples=3, cost_usd=1e-6), FakeModel("big", 0.7, 3, cost_usd=2e-6))
+    models = (
+        FakeModel("small", 0.3, samples=3, cost_usd=1e-6),
+        FakeModel("big", 0.7, 3, cost_usd=2e-6),
+    )
     rows = [
         dict(r, latency_s=0.5 + i / 100, logprob=-1.0 - i / 100)
         for i, r in enumerate(FakeBank(models=models, queries=4).rows())
@@ -170,3 +173,30 @@ def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path
     assert _state(open_engine(str(db))) == (expected, expected)
     with open_engine(str(db), create=False).connect() as conn:
         assert bank_digest(conn, "bank") == expected
+
+
+def test_recording_writer_keeps_the_digest_and_skips_held_keys(tmp_path: Path) -> None:
+    """What `bank record` writes goes through write_samples: held keys are left as stored
+    (a concurrent recorder wrote them first) and the stored digest stays exact."""
+    from uisbench.store.bank import SAMPLE_COLUMNS, get_bank_id, write_samples
+
+    engine = open_engine(str(tmp_path / "db.sqlite"))
+    rows = _rows(24)
+    import_file(engine, write_jsonl(tmp_path / "bank.jsonl", rows[:12]))
+    with engine.begin() as conn:
+        bank_id = get_bank_id(conn, "bank")
+        held = [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples ORDER BY id"
+            )
+        ]
+        # Two held rows (one with another answer: still left alone) and two new ones.
+        changed = (*held[1][:5], "other", *held[1][6:])
+        new = [(*r[:3], r[3] + 100, *r[4:]) for r in held[:2]]
+        assert write_samples(conn, SAMPLE_COLUMNS, [held[0], changed, *new]) == 2
+        assert bank_id == held[0][0]
+    stored, recomputed = _state(engine)
+    assert stored == recomputed
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 14
