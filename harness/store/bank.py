@@ -252,30 +252,29 @@ class _Importer:
         self, table: Any, keys: list, inverse: np.ndarray, bad: np.ndarray
     ) -> None:
         last: dict[int, int] = {int(inverse[r]): int(r) for r in bad}  # the last row wins
+        # Every held sample of these queries (any bank) changes its row hash.
+        qids = [self.queries[keys[u]][0] for u in last]
+        held = _query_samples(self.conn, qids)
+        held_cols = stored_columns(held, ("bank_id", *STORED_COLUMNS))
+        bank_ids = np.asarray(held_cols["bank_id"], dtype=np.int64)
+        before = self.names.rows(held_cols, len(held))
         for u, r in last.items():
             split, prompt, ref = (
                 table.column(f)[r].as_py() for f in ("split", "prompt", "reference")
             )
             qid = self.queries[keys[u]][0]
-            # Every held sample of the query (any bank) changes its row hash.
-            sc = s.samples.c
-            cols = [sc.bank_id, *(sc[c] for c in STORED_COLUMNS)]
-            held = self.conn.execute(select(*cols).where(sc.query_id == qid)).all()
-            held_cols = stored_columns(held, ("bank_id", *STORED_COLUMNS))
-            bank_ids = np.asarray(held_cols["bank_id"], dtype=np.int64)
-            before = self.names.rows(held_cols, len(held))
             self.conn.execute(
                 s.queries.update()
                 .where(s.queries.c.id == qid)
                 .values(split=split, prompt=prompt, reference=ref)
             )
-            self.names.forget_queries([qid])
-            after = self.names.rows(held_cols, len(held))
-            for b in np.unique(bank_ids).tolist():
-                self.digest.add(b, before[bank_ids == b], sign=-1)
-                self.digest.add(b, after[bank_ids == b])
             self.queries[keys[u]] = (qid, split, prompt)
             self.replaced += 1
+        self.names.forget_queries(qids)
+        after = self.names.rows(held_cols, len(held))
+        for b in np.unique(bank_ids).tolist():
+            self.digest.add(b, before[bank_ids == b], sign=-1)
+            self.digest.add(b, after[bank_ids == b])
 
     # -- samples
     def _insert_samples(self, table: Any, qid: np.ndarray, mid: np.ndarray) -> list[int]:
@@ -408,6 +407,23 @@ def _hash_columns(
         else:
             cols[name] = table.column(f).to_numpy(zero_copy_only=False)
     return cols
+
+
+def _query_samples(conn: Connection, query_ids: list[int]) -> list[tuple]:
+    """(bank, STORED_COLUMNS...) of every stored sample of the queries, whatever the bank:
+    probes of the unique key's (bank, model) prefix, not a scan of the table."""
+    banks = conn.execute(select(s.banks.c.id)).scalars().all()
+    models = conn.execute(select(s.models.c.id)).scalars().all()
+    sc = s.samples.c
+    cols = [sc.bank_id, *(sc[c] for c in STORED_COLUMNS)]
+    out: list[tuple] = []
+    for lo in range(0, len(query_ids), 900):
+        part = query_ids[lo : lo + 900]
+        for b in banks:
+            for m in models:
+                sel = select(*cols).where(sc.bank_id == b, sc.model_id == m, sc.query_id.in_(part))
+                out += [tuple(r) for r in conn.execute(sel)]
+    return out
 
 
 def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tuple]:
