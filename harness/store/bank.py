@@ -415,14 +415,16 @@ def _query_samples(conn: Connection, query_ids: list[int]) -> list[tuple]:
     banks = conn.execute(select(s.banks.c.id)).scalars().all()
     models = conn.execute(select(s.models.c.id)).scalars().all()
     sc = s.samples.c
+    pairs = [(b, m) for b in banks for m in models]
+    if len(pairs) > 10_000:  # a long model list: the pairs that hold samples (one index scan)
+        pairs = [tuple(p) for p in conn.execute(select(sc.bank_id, sc.model_id).distinct())]
     cols = [sc.bank_id, *(sc[c] for c in STORED_COLUMNS)]
     out: list[tuple] = []
     for lo in range(0, len(query_ids), 900):
         part = query_ids[lo : lo + 900]
-        for b in banks:
-            for m in models:
-                sel = select(*cols).where(sc.bank_id == b, sc.model_id == m, sc.query_id.in_(part))
-                out += [tuple(r) for r in conn.execute(sel)]
+        for b, m in pairs:
+            sel = select(*cols).where(sc.bank_id == b, sc.model_id == m, sc.query_id.in_(part))
+            out += [tuple(r) for r in conn.execute(sel)]
     return out
 
 
