@@ -13,6 +13,13 @@ back) and its row count, in ``banks.content_sum`` / ``banks.content_rows``. The 
 digest is the sha256 of that state (:func:`bank_digest`). Writers call :class:`DigestDelta`;
 :func:`recompute_state` computes the same state from the rows (schema upgrade, tests).
 
+Strength: any accidental or ordinary change of the content changes the digest, but a sum of
+hashes in a 256-bit group is weaker than one sha256 over sorted rows against someone who sets
+out to build a *second* sample set with the same sum (a generalized-birthday search over many
+candidate rows, on the order of 2^31 hashes). It says "same content" to a gate comparing
+honest imports; a wider group (more lanes per row) would be the remedy if banks from hostile
+authors must be told apart by digest alone.
+
 This is the *whole bank's* digest (provenance on the site, the gate's same-bank check). A run's
 identity uses :func:`uisbench.store.arrays.content_digest` instead: the digest of the working
 set a replay loads (one task, the chosen models), computed from the arrays already in memory,
