@@ -7,8 +7,9 @@ memory, and compares each family's non-decreasing hull with the hull of the sing
 * AIQ (RouterBench) over linear cost and over log cost, on the cost range shared by every
   configuration of the bank (upper bounds such as ``oracle`` and ``pass-at-k`` left out);
 * at each single model's mean cost: the family hull's accuracy minus that model's, with a 95%
-  paired-bootstrap interval over the test queries (:func:`uisbench.results.budget.budget_table`;
-  ``—`` where the family cannot spend that little).
+  paired-bootstrap interval over the test queries, the family's mixture chosen on other
+  queries (:func:`uisbench.results.budget.budget_table`; ``—`` where the family cannot spend
+  that little).
 
 The cost is FLOPs where every model's size is known, else dollars (as the strategies choose).
 It prints one Markdown table per bank, then each T2 approach's extrapolation errors (the law
@@ -87,7 +88,7 @@ def bank_table(runner, seeds: list[int]) -> tuple[pd.DataFrame, str, dict]:
                 "AIQ log": aiq_log(c, a, lo, hi),
             }
         )
-    budget = budget_table(res, cost, groups, singles)
+    budget = budget_table(table, cost, groups, singles)
     return (
         pd.DataFrame(rows),
         unit,
@@ -100,8 +101,9 @@ def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) 
     short = {s: s.split("model=")[-1] for s in singles}
     head = ["family", "configs", "AIQ", "AIQ log"] + [f"Δ at {short[s]}" for s in singles]
     lines = [
-        f"**{bank}** (cost in {unit}; Δ = family hull − single model at that model's "
-        "cost, 95% paired-bootstrap interval)",
+        f"**{bank}** (cost in {unit}; Δ = family − single model at that model's cost, the "
+        "family's mixture chosen on other queries (cross-fitted halves), 95% paired-bootstrap "
+        "interval; * = best at that budget after Holm)",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -117,7 +119,7 @@ def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) 
             cells.append(
                 "—"
                 if not np.isfinite(b.gain)
-                else f"{b.gain:+.3f} [{b.gain_low:+.3f}, {b.gain_high:+.3f}]"
+                else f"{b.gain:+.3f} [{b.gain_low:+.3f}, {b.gain_high:+.3f}]" + ("*" if b.best else "")
             )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

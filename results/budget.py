@@ -1,15 +1,27 @@
-"""Budget-matched comparison with paired bootstrap intervals.
+"""Budget-matched comparison: each family against each single model at that model's cost.
 
 A leaderboard that ranks by one area (AIQ) rewards sweep density and the dear end of the cost
 axis. This module asks the question a reader has instead: *at the budget of each single model,
-how accurate is each family's hull, and is the difference real?* Every figure is recomputed on
-bootstrap resamples of the test queries, the same resample for every configuration (paired), so
-an interval of a difference reflects the queries, not two independent noises. Costs are held at
-their means over all queries (they vary far less between resamples than accuracy does).
+how accurate is each family, and is the difference real?* Three rules keep the answer honest:
 
-A rank claim ("family F is best at budget B") is made only where the paired interval of F minus
-the runner-up excludes zero; RouteLLM's APGR and CPT and the cost to match the best single model
-get percentile intervals the same way.
+* **Selection off the scored queries.** A family's hull at a budget is the best of dozens of
+  configurations; chosen on the queries it is then scored on, it is the luckiest of them. The
+  mixture that represents the family is chosen on one random half of the test queries and
+  scored on the other, both ways, over :data:`~uisbench.results.crossfit.HALVINGS` seeded
+  halvings (:mod:`.crossfit`; runs hold no training-split results to select on). The
+  in-sample figure is kept beside it (``accuracy_in_sample``) to show the difference.
+* **Multiplicity.** A "best at this budget" claim is tested against every rival at that
+  budget (paired sign-flip randomisation test per query, :func:`sign_flip_p`) and the
+  p-values are Holm-corrected over every (budget, family) compared (:func:`holm`).
+* **Reach within a tolerance.** Configurations that play the same model draw other samples
+  than the single model, so their costs differ by a few percent by chance: a family whose
+  cheapest configuration costs at most :data:`REACH_TOLERANCE` more than the budget reaches it
+  and is scored at that cheapest cost.
+
+Intervals are percentile intervals of the paired bootstrap over queries (the same resample for
+every configuration). Costs are held at their means over all queries (they vary far less between
+resamples than accuracy does). RouteLLM's APGR and CPT and the cost to match the best single
+model get percentile intervals the same way (:func:`curve_intervals`).
 """
 
 from __future__ import annotations
@@ -19,11 +31,27 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uisbench.results.pareto import apgr, cost_to_match, cpt, hull_value, nondecreasing_hull
+from uisbench.results.crossfit import HALVINGS, crossfit, halvings, in_sample
+from uisbench.results.pareto import apgr, cost_to_match, cpt
 
 N_BOOT = 500
 LEVEL = 0.95
 CHUNK = 64  # bootstrap resamples per matrix product (bounds memory on large banks)
+N_FLIPS = 10_000  # random sign flips per paired randomisation test
+ALPHA = 0.05  # family-wise error rate of the "best at this budget" claims (Holm)
+#: A family reaches a budget if its cheapest configuration costs at most this much more.
+REACH_TOLERANCE = 0.02
+#: How the verdicts are made, in one sentence for the page.
+METHOD = (
+    f"Each family's configuration (or mixture of two) at a budget is chosen on one random half "
+    f"of the test queries and scored on the other, both ways, averaged over {HALVINGS} seeded "
+    f"halvings (no run holds training-split results to choose on); the gain's 95% interval is a "
+    f"paired bootstrap over queries; “best at this budget” needs a Holm-adjusted p ≤ {ALPHA} "
+    f"against every rival at that budget (paired sign-flip randomisation test, {N_FLIPS:,} "
+    f"flips), corrected over every budget × family compared; a family reaches a budget if its "
+    f"cheapest configuration costs at most {REACH_TOLERANCE:.0%} more (it is then scored at "
+    f"that cost)."
+)
 
 
 @dataclass
@@ -68,72 +96,184 @@ def interval(values: np.ndarray) -> tuple[float, float]:
     return float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))
 
 
-def hull_at(cost: np.ndarray, accuracy: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """Accuracy a set of configurations' hull reaches at each budget (0 below its cheapest)."""
-    hc, hq = nondecreasing_hull(cost, accuracy)
-    return hull_value(hc, hq, budgets)
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control for any dependence):
+    the i-th smallest of m is multiplied by m − i + 1, then made non-decreasing, capped at 1."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def sign_flip_p(diffs: np.ndarray, n_flips: int = N_FLIPS, seed: int = 0) -> np.ndarray:
+    """Paired randomisation test of each row of ``diffs`` (tests × queries, per-query
+    differences): one-sided p-value of mean > 0 under the null that each query's difference is
+    as likely negative as positive. Signs are flipped at random per query (the same flips for
+    every row), p = (1 + #{flipped sum ≥ observed}) / (1 + n_flips), which is a valid p-value
+    at any number of flips; all-zero differences give p = 1."""
+    d = np.atleast_2d(np.asarray(diffs, dtype=float))
+    observed = d.sum(axis=1)
+    tol = 1e-9 * np.maximum(1.0, np.abs(d).sum(axis=1))
+    rng = np.random.default_rng(seed)
+    hits = np.zeros(len(d), dtype=np.int64)
+    step = max(1, (1 << 21) // max(1, d.shape[1]))
+    for lo in range(0, n_flips, step):
+        signs = rng.integers(0, 2, size=(min(step, n_flips - lo), d.shape[1])) * 2.0 - 1.0
+        hits += ((signs @ d.T) >= observed - tol).sum(axis=0)
+    return (1.0 + hits) / (1.0 + n_flips)
+
+
+@dataclass
+class _Cell:
+    """One family at one budget: where it is scored and its per-query accuracies."""
+
+    reach: str  # "yes", "within tolerance" or "no"
+    spend: float  # the budget it is scored at (its cheapest cost when within tolerance)
+    excess: float  # its cheapest configuration's cost over the budget, minus 1
+    crossfit: np.ndarray | None  # per query, chosen on other queries
+    in_sample: np.ndarray | None  # per query, chosen on all of them (optimistic)
+
+
+def _cell(acc: np.ndarray, cost: np.ndarray, budget: float, masks: np.ndarray) -> _Cell:
+    cheapest = float(cost.min())
+    excess = cheapest / budget - 1.0 if budget > 0 else np.inf
+    if cheapest <= budget:
+        reach, spend = "yes", budget
+    elif excess <= REACH_TOLERANCE:
+        reach, spend = "within tolerance", cheapest
+    else:
+        return _Cell("no", np.nan, excess, None, None)
+    return _Cell(
+        reach, spend, excess, crossfit(acc, cost, spend, masks), in_sample(acc, cost, spend)
+    )
+
+
+def _mean(x: np.ndarray | None) -> float:
+    return float(x.mean()) if x is not None else np.nan
 
 
 def budget_table(
-    res: Resampled,
+    per_query: pd.DataFrame,
     cost: pd.Series,
     groups: dict[str, list[str]],
     singles: list[str],
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Per (budget = a single model's cost, group): the group's hull accuracy there (NaN where
-    the budget is below the group's cheapest configuration: it cannot spend that little), the
-    paired difference to that single model with its interval, and the rank claim.
+    """Per (budget = a single model's cost, group): the group's cross-fitted accuracy there
+    (:mod:`.crossfit`; NaN where it cannot spend that little, within :data:`REACH_TOLERANCE`),
+    the paired gain over that single model with a bootstrap interval and a Holm-adjusted
+    randomisation p-value, and the "best at this budget" claim (see :func:`_claims`).
 
-    At each budget the candidates are the groups and the single model itself; the most accurate
-    is claimed best only if its paired interval against the runner-up excludes zero.
-    ``cost``: mean cost per query by configuration label; ``groups``: label lists per family.
+    ``per_query``: (configuration × query) accuracy, averaged over seeds, indexed by label;
+    queries some configuration lacks are left out, so that every comparison is paired.
+    ``cost``: mean cost per query by label; ``groups``: label lists per family.
     """
-    budgets = cost[singles].to_numpy(float)
-    s_idx = res.index(singles)
-    at_obs, at_boot = {}, {}
-    for name, labels in groups.items():
-        idx = res.index(labels)
-        c = cost[labels].to_numpy(float)
-        reach = np.where(budgets >= c.min(), 1.0, np.nan)
-        at_obs[name] = hull_at(c, res.observed[idx], budgets) * reach
-        at_boot[name] = np.stack([hull_at(c, b[idx], budgets) for b in res.boot]) * reach
-    rows = []
-    for j, single in enumerate(singles):
-        base = res.boot[:, s_idx[j]]
-        for name in groups:
-            lo, hi = interval(at_boot[name][:, j] - base)
-            acc, ref = at_obs[name][j], res.observed[s_idx[j]]
+    labels = list(dict.fromkeys([*singles, *(c for g in groups.values() for c in g)]))
+    table = per_query.loc[labels]
+    table = table.loc[:, table.notna().all(axis=0)]
+    acc = table.to_numpy(dtype=float)
+    n_q = acc.shape[1]
+    masks = halvings(n_q, seed=seed)
+    weights = np.random.default_rng(seed).multinomial(n_q, np.full(n_q, 1.0 / n_q), size=N_BOOT)
+    pos = {c: i for i, c in enumerate(labels)}
+    rows, cells = [], {}
+    for single in singles:
+        base = acc[pos[single]]
+        budget = float(cost[single])
+        for name, members in groups.items():
+            idx = [pos[c] for c in members]
+            cell = _cell(acc[idx], cost[members].to_numpy(float), budget, masks)
+            cells[single, name] = cell
+            gain = cell.crossfit - base if cell.crossfit is not None else None
+            lo, hi = interval(weights @ gain / n_q) if gain is not None else (np.nan, np.nan)
             rows.append(
                 dict(
                     budget_of=single,
-                    budget=budgets[j],
+                    budget=budget,
                     group=name,
-                    accuracy=acc,
-                    single_accuracy=ref,
-                    gain=acc - ref,
+                    reach=cell.reach,
+                    cost_excess=cell.excess,
+                    spend=cell.spend,
+                    accuracy=_mean(cell.crossfit),
+                    accuracy_in_sample=_mean(cell.in_sample),
+                    single_accuracy=float(base.mean()),
+                    gain=_mean(gain),
                     gain_low=lo,
                     gain_high=hi,
+                    gain_in_sample=_mean(cell.in_sample) - float(base.mean()),
                 )
             )
-    table = pd.DataFrame(rows)
-    table["best"] = False
-    table["claim"] = ""
-    for j, single in enumerate(singles):
-        cands = {n: (at_obs[n][j], at_boot[n][:, j]) for n in groups if np.isfinite(at_obs[n][j])}
-        cands[single] = (res.observed[s_idx[j]], res.boot[:, s_idx[j]])
-        order = sorted(cands, key=lambda n: -cands[n][0])
-        if order[0] == single or len(order) < 2:
-            continue
-        first, second = order[0], order[1]
-        lo, hi = interval(cands[first][1] - cands[second][1])
-        row = table.index[(table["budget_of"] == single) & (table["group"] == first)]
-        table.loc[row, "best"] = lo > 0
-        table.loc[row, "claim"] = (
-            f"best at this budget (vs {second}: +{lo:.3f} to +{hi:.3f})"
-            if lo > 0
-            else f"not distinguishable from {second} (paired 95% interval {lo:+.3f} to {hi:+.3f})"
+    out = pd.DataFrame(rows)
+    return _claims(out, cells, {s: acc[pos[s]] for s in singles}, seed)
+
+
+def _claims(
+    out: pd.DataFrame,
+    cells: dict[tuple[str, str], _Cell],
+    singles: dict[str, np.ndarray],
+    seed: int,
+) -> pd.DataFrame:
+    """Holm-corrected p-values of the gain over the single model (two-sided) and of "best at
+    this budget", over every (budget, family) the family reaches.
+
+    "F is best at B" is an intersection of one-sided hypotheses (F beats each other family
+    reaching B and the single model), so its p-value is the largest of those paired
+    randomisation p-values; Holm then corrects over budgets × families. A claim is made where
+    the adjusted p-value is at most :data:`ALPHA`.
+    """
+    keys = [(r.budget_of, r.group) for r in out.itertuples()]
+    reached = [k for k in keys if cells[k].crossfit is not None]
+    diffs, pairs = [], []
+    for single, name in reached:
+        mine = cells[single, name].crossfit
+        rivals = {s_name: c.crossfit for (b, s_name), c in cells.items() if b == single}
+        rivals = {n: x for n, x in rivals.items() if x is not None and n != name}
+        rivals[single] = singles[single]
+        for rival, x in rivals.items():
+            pairs.append((single, name, rival))
+            diffs.append(mine - x)
+    p_one = sign_flip_p(np.array(diffs), seed=seed) if diffs else np.array([])
+    p_neg = sign_flip_p(-np.array(diffs), seed=seed) if diffs else np.array([])
+    best_p, best_rival, gain_p = {}, {}, {}
+    for (single, name, rival), p, q in zip(pairs, p_one, p_neg):
+        if rival == single:
+            gain_p[single, name] = min(1.0, 2 * min(p, q))
+        if p >= best_p.get((single, name), -1.0):
+            best_p[single, name], best_rival[single, name] = p, rival
+    adj_best = dict(zip(reached, holm(np.array([best_p[k] for k in reached]))))
+    adj_gain = dict(zip(reached, holm(np.array([gain_p[k] for k in reached]))))
+    out["p_gain"] = [gain_p.get(k, np.nan) for k in keys]
+    out["p_gain_holm"] = [adj_gain.get(k, np.nan) for k in keys]
+    out["p_best"] = [best_p.get(k, np.nan) for k in keys]
+    out["p_best_holm"] = [adj_best.get(k, np.nan) for k in keys]
+    out["best"] = out["p_best_holm"] <= ALPHA
+    top = out.loc[out["accuracy"].notna()].groupby("budget_of")["accuracy"].idxmax()
+    out["claim"] = [
+        _claim_text(r, best_rival.get(k), len(reached), i in set(top))
+        for i, (k, r) in enumerate(zip(keys, out.itertuples()))
+    ]
+    return out
+
+
+def _claim_text(r, rival: str | None, m: int, top: bool) -> str:
+    """The verdict cell: whether the family reaches the budget, then (for the most accurate
+    family there, if it beats the model) the claim or the test that withholds it."""
+    if r.reach == "no":
+        return f"cannot spend this little (cheapest configuration +{r.cost_excess:.1%})"
+    parts = []
+    if r.reach == "within tolerance":
+        parts.append(f"reached within tolerance (cheapest configuration +{r.cost_excess:.1%})")
+    if top and r.accuracy > r.single_accuracy:
+        test = f"Holm-adjusted p = {r.p_best_holm:.2g} over {m} budget × family tests"
+        parts.append(
+            f"best at this budget ({test})"
+            if r.best
+            else f"not shown best: {test}, closest rival {rival}"
         )
-    return table
+    return "; ".join(parts)
 
 
 def curve_intervals(
@@ -183,7 +323,8 @@ def board_verdicts(
     cost = ok.set_index("config_label")[unit].astype(float)
     fronted = ok[~ok["front"].isin(["", "single models"])]
     groups = {f: list(g["config_label"]) for f, g in fronted.groupby("family", sort=True)}
-    budget = budget_table(res, cost, groups, list(single["config_label"])) if groups else None
+    singles = list(single["config_label"])
+    budget = budget_table(per_query, cost, groups, singles) if groups else None
     weak = single.loc[single["accuracy"].idxmin(), "config_label"]
     strong = single.loc[single["accuracy"].idxmax(), "config_label"]
     rows = []

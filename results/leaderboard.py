@@ -59,7 +59,8 @@ class TaskBoard:
     weakest_single: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     prefix_cache: str = ""  # the runs' prefix-cache setting, shown beside every FLOPs figure
-    #: Per (single model's cost as budget, family): hull accuracy, paired gain and rank claim.
+    #: Per (single model's cost as budget, family): accuracy with the configuration chosen on
+    #: other queries (cross-fitted), paired gain, reach and the Holm-corrected claim.
     budget: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Per strategy: APGR, CPT(50 %), CPT(80 %), cost to match, each with a 95 % interval.
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -44,6 +44,7 @@ from sqlalchemy import Engine, select
 from uisbench.costs import DEFAULT_PREFIX_CACHE, DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
+from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.bidi import dumps_without_bidi, strip_bidi
 from uisbench.site.charts import learning_curve_spec, pareto_spec, plot_group, regret_spec
@@ -431,6 +432,7 @@ class _Site:
             families_present=sorted(page.configs["family"].unique()),
             task_href=page.href,
             budget=board.budget.to_dict(orient="records"),
+            budget_method=BUDGET_METHOD,
             **page.ctx,
         )
         primary = next((c for c in charts if c["unit"] == board.unit), None)
