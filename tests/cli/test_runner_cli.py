@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -171,4 +172,17 @@ def test_run_on_real_bank_file(tmp_path, capsys):
         "--db",
         db,
     )
-    assert code == 0 and "0.8" in out  # 405B scores ~0.85 on the test split
+    assert code == 0
+    # The report's row against the bank file read directly: 405B's one sample per test query.
+    rows = [json.loads(line) for line in (SHARED / "mmlu-llama-ladder.jsonl").open()]
+    right = [r["correct"] for r in rows if r["split"] == "test" and r["model"] == "llama3.1-405b"]
+    row = re.search(
+        r"single:model=llama3\.1-405b\W+([01]\.\d{3}) \[([01]\.\d{3}), ([01]\.\d{3})\]", out
+    )
+    assert row, out
+    acc, lo, hi = map(float, row.groups())
+    assert acc == pytest.approx(sum(right) / len(right), abs=5e-4)
+    # Its interval is the bootstrap's: about ± 1.96·√(p(1−p)/n) = ± 0.018 for n = 1531 (either
+    # end's distance from that over 200 bootstrap seeds: sd 0.0008, largest 0.0024).
+    half = 1.96 * (acc * (1 - acc) / len(right)) ** 0.5
+    assert (lo, hi) == pytest.approx((acc - half, acc + half), abs=0.0025)
