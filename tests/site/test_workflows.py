@@ -16,6 +16,11 @@ from uisbench.cli.main import cli
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / "docs" / "workflows").glob("*.yml"))
 SEPARATORS = {";", "&&", "||", "|", "&"}
+#: What each example workflow runs on, as its header comment says.
+TRIGGERS = {
+    "uisbench-gate.yml": {"pull_request"},
+    "uisbench-site.yml": {"push", "workflow_dispatch"},
+}
 
 
 def run_scripts(workflow: dict) -> list[str]:
@@ -66,7 +71,9 @@ def test_there_are_two_example_workflows() -> None:
 def test_workflow_commands_exist(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # paths in the workflows are relative to the repository
     workflow = yaml.safe_load(path.read_text())
-    assert workflow["jobs"] and ("on" in workflow or True in workflow)  # YAML 1.1: on → True
+    assert workflow["jobs"]
+    triggers = workflow.get(True, workflow.get("on"))  # YAML 1.1 reads the key `on` as True
+    assert set(triggers or ()) == TRIGGERS[path.name], triggers
     commands = [c for s in run_scripts(workflow) for c in uisbench_commands(s)]
     assert commands, f"{path.name} runs no uisbench command"
     for args in commands:
