@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from uisbench.results.pareto import aiq
@@ -84,14 +85,13 @@ def test_date_majority_vote_beats_k1(runners) -> None:
     assert k16 > k1 + 0.03, (k1, k16)
 
 
-def budget_gains(runner, specs: list[str]) -> dict[str, tuple[float, float, float]]:
-    """The configurations' hull minus each single model, at that model's mean cost: (gain,
-    95% paired-bootstrap interval) per single model (NaN where the hull cannot spend that
-    little), from per-query accuracy averaged over ``SEEDS``."""
-    import pandas as pd
-
+def budget_gains(runner, specs: list[str]) -> tuple[dict, pd.DataFrame, pd.Series]:
+    """The configurations' cross-fitted accuracy minus each single model, at that model's mean
+    cost: (gain, 95% paired-bootstrap interval) per single model (NaN where they cannot spend
+    that little), from per-query accuracy averaged over ``SEEDS``; with that per-query table
+    and the mean costs."""
     from uisbench.replay import replay_seeds
-    from uisbench.results.budget import budget_table, resample
+    from uisbench.results.budget import budget_table
     from uisbench.strategies.costing import all_sizes_known
 
     unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
@@ -102,11 +102,12 @@ def budget_gains(runner, specs: list[str]) -> dict[str, tuple[float, float, floa
     }
     table = pd.DataFrame({s: pd.Series(x.correct, index=x.q) for s, x in runs.items()}).T
     cost = pd.Series({s: getattr(x, unit) for s, x in runs.items()})
-    t = budget_table(resample(table), cost, {"family": specs}, singles)
-    return {
+    t = budget_table(table, cost, {"family": specs}, singles)
+    gains = {
         row.budget_of.split("=")[1]: (row.gain, row.gain_low, row.gain_high)
         for row in t.itertuples()
     }
+    return gains, table, cost
 
 
 def uniscale_specs() -> list[str]:
@@ -116,13 +117,13 @@ def uniscale_specs() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def uniscale_gains(runners) -> dict[str, dict[str, tuple[float, float, float]]]:
+def uniscale_gains(runners) -> dict[str, tuple[dict, pd.DataFrame, pd.Series]]:
     return {bank: budget_gains(r, uniscale_specs()) for bank, r in runners.items()}
 
 
 # Measured with hashed-word features and SEEDS (bench/RESULTS.md has the MiniLM figures).
 SHORT_OF_HULL = {
-    ("date-mot", "gpt-3.5-turbo"): "measured −0.092 [−0.144, −0.029]: no cost weight settles on "
+    ("date-mot", "gpt-3.5-turbo"): "measured −0.106 [−0.161, −0.051]: no cost weight settles on "
     "GPT-3.5 alone; between Llama-2-13B and GPT-4 the bandit mixes arms by weak features",
     ("mmlu-llama-ladder", "llama3.1-8b"): "measured −0.044 [−0.070, −0.020]: under log or rank "
     "cost normalisation 8B lies below the 3B–70B chord, so no linear reward makes it the best "
@@ -131,8 +132,6 @@ SHORT_OF_HULL = {
 CASES = [
     ("date-mot", "gpt-4"),
     ("date-mot", "gpt-3.5-turbo"),
-    ("mmlu-llama-ladder", "llama3.1-405b"),
-    ("mmlu-llama-ladder", "llama3.1-70b"),
     ("mmlu-llama-ladder", "llama3.1-8b"),
 ]
 
@@ -147,11 +146,28 @@ CASES = [
     ],
 )
 def test_uniscale_hull_reaches_each_single_model(uniscale_gains, bank: str, model: str) -> None:
-    """UniScale's hull at a single model's cost is not significantly below that model (the
-    paired interval of the gain reaches 0). The single models are part of the comparison:
-    the old test left them out and passed when any one UniScale point survived."""
-    gain, low, high = uniscale_gains[bank][model]
-    assert np.isfinite(gain) and high >= 0, (gain, low, high)
+    """UniScale at a single model's cost, chosen on other queries, is not significantly below
+    that model (the paired interval of the gain reaches 0, and is an interval: a cost weight
+    that plays the model itself would give [0, 0], which the next test covers instead)."""
+    gain, low, high = uniscale_gains[bank][0][model]
+    assert np.isfinite(gain) and high >= 0 and high > low, (gain, low, high)
+
+
+def test_uniscale_plays_the_ladder_model_its_cost_weight_makes_best(uniscale_gains) -> None:
+    """On mmlu's ladder (one sample per model) a cost weight that makes one arm the best
+    everywhere must play it on every test query: for 1B, 3B, 70B and 405B some UniScale
+    configuration's per-query correctness and mean cost are that model's exactly (8B is not a
+    vertex under UniScale's cost normalisation, see SHORT_OF_HULL)."""
+    _, table, cost = uniscale_gains["mmlu-llama-ladder"]
+    for model in ("llama3.2-1b", "llama3.2-3b", "llama3.1-70b", "llama3.1-405b"):
+        single = f"single:model={model}"
+        same = [
+            u
+            for u in uniscale_specs()
+            if np.array_equal(table.loc[u].to_numpy(), table.loc[single].to_numpy())
+            and cost[u] == pytest.approx(cost[single], rel=1e-9)
+        ]
+        assert same, model
 
 
 def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
@@ -161,7 +177,10 @@ def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
     out = replay(r.arrays, r.train, r.test_pos, "t2:budget=0.1", 0)
     e = out.extra[0]
     assert "N or D unknown" in e["fit"] and e["unit"] == "dollars"
-    assert 0 <= e["fit_rel_error_test"] < 0.5
+    # The law is fitted on the training split, so it fits there better than on test: measured
+    # over split seeds 0–3, train 0.0044–0.0077 and test 0.042–0.090 (9–20× more).
+    assert 0 < e["fit_rel_error_train"] < e["fit_rel_error_test"] / 3
+    assert e["fit_rel_error_test"] < 0.15
     mm = runners["mmlu-llama-ladder"]
     e2 = replay(mm.arrays, mm.train, mm.test_pos, "t2:budget=0.3", 0).extra[0]
     assert e2["fit"].startswith("T2 approach 1") and e2["unit"] == "flops"
@@ -200,4 +219,4 @@ def test_t2_choice_differs_from_best_on_train_and_extrapolation_is_reported(runn
         extrapolation = s.run_summary()["extrapolation"]
     assert any(differs)  # the law adds something the plain best-on-train choice does not
     err = extrapolation["without_largest_k"]["rel_error"]
-    assert 0 <= err < 0.2, err
+    assert 0 < err < 0.03, err  # measured 0.0020–0.0101 over split seeds 0–3
