@@ -75,8 +75,12 @@ def test_every_way_of_reading_hidden_correctness_raises(runner, read):
         read(meter.bank.models["m"].correct)
     # The training split keeps it, and the meter still grades committed answers.
     assert runner.train.models["m"].correct.sum() > 0
-    h = meter.draw("m", runner.test_pos[:3], 1).handle[:, 0]
-    assert meter.feedback(h).dtype == bool
+    # Feedback grades the samples drawn: all four of three queries, against the bank's truth.
+    q = runner.test_pos[:3]
+    h = meter.draw("m", q, 4).handle
+    fb = np.stack([meter.feedback(h[:, j]) for j in range(4)], axis=1)
+    truth = runner.arrays.models["m"].correct[q]
+    assert np.array_equal(np.sort(fb, axis=1), np.sort(truth, axis=1))
 
 
 def test_a_peeking_plugin_fails_with_a_clear_error_and_leaves_no_run(runner):
