@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uisbench.results.crossfit import HALVINGS, crossfit, halvings, in_sample
+from uisbench.results.crossfit import HALVINGS, crossfit, half_accuracy, halvings, in_sample
 from uisbench.results.pareto import apgr, cost_to_match, cpt
 
 N_BOOT = 500
@@ -114,16 +114,26 @@ def sign_flip_p(diffs: np.ndarray, n_flips: int = N_FLIPS, seed: int = 0) -> np.
     as likely negative as positive. Signs are flipped at random per query (the same flips for
     every row), p = (1 + #{flipped sum ≥ observed}) / (1 + n_flips), which is a valid p-value
     at any number of flips; all-zero differences give p = 1."""
+    return sign_flip_both(diffs, n_flips, seed)[0]
+
+
+def sign_flip_both(
+    diffs: np.ndarray, n_flips: int = N_FLIPS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sign_flip_p` of ``diffs`` and of ``-diffs`` from the same flips (one pass)."""
     d = np.atleast_2d(np.asarray(diffs, dtype=float))
     observed = d.sum(axis=1)
     tol = 1e-9 * np.maximum(1.0, np.abs(d).sum(axis=1))
     rng = np.random.default_rng(seed)
-    hits = np.zeros(len(d), dtype=np.int64)
+    up = np.zeros(len(d), dtype=np.int64)
+    down = np.zeros(len(d), dtype=np.int64)
     step = max(1, (1 << 21) // max(1, d.shape[1]))
     for lo in range(0, n_flips, step):
         signs = rng.integers(0, 2, size=(min(step, n_flips - lo), d.shape[1])) * 2.0 - 1.0
-        hits += ((signs @ d.T) >= observed - tol).sum(axis=0)
-    return (1.0 + hits) / (1.0 + n_flips)
+        flipped = signs @ d.T
+        up += (flipped >= observed - tol).sum(axis=0)
+        down += (flipped <= observed + tol).sum(axis=0)
+    return (1.0 + up) / (1.0 + n_flips), (1.0 + down) / (1.0 + n_flips)
 
 
 @dataclass
@@ -137,7 +147,9 @@ class _Cell:
     in_sample: np.ndarray | None  # per query, chosen on all of them (optimistic)
 
 
-def _cell(acc: np.ndarray, cost: np.ndarray, budget: float, masks: np.ndarray) -> _Cell:
+def _cell(
+    acc: np.ndarray, cost: np.ndarray, budget: float, masks: np.ndarray, half_acc: np.ndarray
+) -> _Cell:
     cheapest = float(cost.min())
     excess = cheapest / budget - 1.0 if budget > 0 else np.inf
     if cheapest <= budget:
@@ -146,9 +158,8 @@ def _cell(acc: np.ndarray, cost: np.ndarray, budget: float, masks: np.ndarray) -
         reach, spend = "within tolerance", cheapest
     else:
         return _Cell("no", np.nan, excess, None, None)
-    return _Cell(
-        reach, spend, excess, crossfit(acc, cost, spend, masks), in_sample(acc, cost, spend)
-    )
+    chosen_off = crossfit(acc, cost, spend, masks, half_acc)
+    return _Cell(reach, spend, excess, chosen_off, in_sample(acc, cost, spend))
 
 
 def _mean(x: np.ndarray | None) -> float:
@@ -177,6 +188,7 @@ def budget_table(
     acc = table.to_numpy(dtype=float)
     n_q = acc.shape[1]
     masks = halvings(n_q, seed=seed)
+    half_acc = half_accuracy(acc, masks)
     weights = np.random.default_rng(seed).multinomial(n_q, np.full(n_q, 1.0 / n_q), size=N_BOOT)
     pos = {c: i for i, c in enumerate(labels)}
     rows, cells = [], {}
@@ -185,7 +197,8 @@ def budget_table(
         budget = float(cost[single])
         for name, members in groups.items():
             idx = [pos[c] for c in members]
-            cell = _cell(acc[idx], cost[members].to_numpy(float), budget, masks)
+            c = cost[members].to_numpy(float)
+            cell = _cell(acc[idx], c, budget, masks, half_acc[:, idx])
             cells[single, name] = cell
             gain = cell.crossfit - base if cell.crossfit is not None else None
             lo, hi = interval(weights @ gain / n_q) if gain is not None else (np.nan, np.nan)
@@ -235,8 +248,7 @@ def _claims(
         for rival, x in rivals.items():
             pairs.append((single, name, rival))
             diffs.append(mine - x)
-    p_one = sign_flip_p(np.array(diffs), seed=seed) if diffs else np.array([])
-    p_neg = sign_flip_p(-np.array(diffs), seed=seed) if diffs else np.array([])
+    p_one, p_neg = sign_flip_both(np.array(diffs), seed=seed) if diffs else ([], [])
     best_p, best_rival, gain_p = {}, {}, {}
     for (single, name, rival), p, q in zip(pairs, p_one, p_neg):
         if rival == single:

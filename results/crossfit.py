@@ -81,21 +81,32 @@ def halvings(n_queries: int, n: int = HALVINGS, seed: int = 0) -> np.ndarray:
     return np.stack([first, ~first], axis=1).reshape(2 * n, n_queries)
 
 
+def half_accuracy(acc: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Accuracy of every configuration (rows of ``acc``) on every selection half (selections ×
+    configurations): one matrix product, shared by every family and budget."""
+    sel = masks.astype(float)
+    return (sel @ acc.T) / sel.sum(axis=1, keepdims=True)
+
+
 def crossfit(
-    acc: np.ndarray, cost: np.ndarray, budget: float, masks: np.ndarray
+    acc: np.ndarray,
+    cost: np.ndarray,
+    budget: float,
+    masks: np.ndarray,
+    half_acc: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Cross-fitted accuracy per query (configurations × queries ``acc``, no missing values):
     each selection's best mixture under ``budget`` chosen on its mask's queries and scored on
-    the others, averaged per query over the selections that score it. None if unaffordable."""
-    sel = masks.astype(float)
-    half_acc = (sel @ acc.T) / sel.sum(axis=1, keepdims=True)
+    the others, averaged per query over the selections that score it. None if unaffordable.
+    ``half_acc``: :func:`half_accuracy` of ``acc`` where the caller has it."""
+    half_acc = half_accuracy(acc, masks) if half_acc is None else half_acc
     mix = best_mix(cost, half_acc, budget)
     if mix is None:
         return None
     lam = mix.lam[:, None]
     scored = lam * acc[mix.low] + (1.0 - lam) * acc[mix.high]
-    held_out = 1.0 - sel
-    return (scored * held_out).sum(axis=0) / held_out.sum(axis=0)
+    held_out = ~masks
+    return np.where(held_out, scored, 0.0).sum(axis=0) / held_out.sum(axis=0)
 
 
 def in_sample(acc: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray | None:
