@@ -119,7 +119,8 @@ def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) 
             cells.append(
                 "—"
                 if not np.isfinite(b.gain)
-                else f"{b.gain:+.3f} [{b.gain_low:+.3f}, {b.gain_high:+.3f}]" + ("*" if b.best else "")
+                else f"{b.gain:+.3f} [{b.gain_low:+.3f}, {b.gain_high:+.3f}]"
+                + ("*" if b.best else "")
             )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -300,20 +300,64 @@ def curve_intervals(
     idx, w, s = res.index(labels), res.index([weak])[0], res.index([strong])[0]
     c = cost[labels].to_numpy(float)
     cw, cs = float(cost[weak]), float(cost[strong])
-
-    def metrics(acc: np.ndarray) -> list[float]:
-        wk, st = (cw, acc[w]), (cs, acc[s])
-        q = acc[idx]
-        match = cost_to_match(c, q, acc[s])
-        return [apgr(c, q, wk, st), cpt(c, q, wk, st, 0.5), cpt(c, q, wk, st, 0.8), match]
-
+    rows = np.vstack([res.observed, res.boot])
+    if np.isfinite(c).all() and np.isfinite(rows[:, [*idx, w, s]]).all():
+        table = curve_metrics(c, rows[:, idx], cw, cs, rows[:, w], rows[:, s])
+    else:  # some resample lacks a configuration: point by point, as pareto drops it
+        table = np.array([_curve_metrics_one(c, r[idx], cw, cs, r[w], r[s]) for r in rows])
     names = ("apgr", "cpt50", "cpt80", "match")
-    observed = metrics(res.observed)
-    boot = np.array([metrics(b) for b in res.boot])
     out: dict[str, float] = {}
     for i, name in enumerate(names):
-        lo, hi = interval(boot[:, i])
-        out[name], out[f"{name}_low"], out[f"{name}_high"] = observed[i], lo, hi
+        lo, hi = interval(table[1:, i])
+        out[name], out[f"{name}_low"], out[f"{name}_high"] = float(table[0, i]), lo, hi
+    return out
+
+
+def _curve_metrics_one(
+    c: np.ndarray, q: np.ndarray, cw: float, cs: float, qw: float, qs: float
+) -> list[float]:
+    """APGR, CPT(50 %), CPT(80 %) and cost to match for one row, by :mod:`.pareto`."""
+    wk, st = (cw, qw), (cs, qs)
+    pgr_at = [apgr(c, q, wk, st), cpt(c, q, wk, st, 0.5), cpt(c, q, wk, st, 0.8)]
+    return [*pgr_at, cost_to_match(c, q, qs)]
+
+
+def curve_metrics(
+    c: np.ndarray, q: np.ndarray, cw: float, cs: float, qw: np.ndarray, qs: np.ndarray
+) -> np.ndarray:
+    """:func:`_curve_metrics_one` for many rows of accuracies ``q`` (rows × configurations,
+    with the weak and strong models' accuracies ``qw``/``qs`` per row) at fixed finite costs:
+    the curve's abscissae (shares of the cost gap) are the same on every row, so APGR's
+    interpolation is one matrix (built by :func:`numpy.interp` on unit vectors, the same rule
+    as :func:`uisbench.results.pareto.apgr`) and CPT a first crossing per row."""
+    n = len(q)
+    out = np.full((n, 4), np.nan)
+    hit = q >= qs[:, None] - 1e-12
+    out[:, 3] = np.where(hit.any(axis=1), np.where(hit, c[None, :], np.inf).min(axis=1), np.nan)
+    valid = np.isfinite(qw) & np.isfinite(qs) & (qs > qw)
+    if not (np.isfinite([cw, cs]).all() and cs > cw) or not valid.any():
+        return out
+    share = (np.append(cw, c) - cw) / (cs - cw)
+    order = np.argsort(share, kind="stable")
+    share = share[order]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pgr = ((np.c_[qw, q] - qw[:, None]) / (qs - qw)[:, None])[:, order]
+    xs = np.unique(np.concatenate(([0.0, 1.0], share[(share > 0) & (share < 1)])))
+    basis = np.stack([np.interp(xs, share, e) for e in np.eye(len(share))])
+    ys = pgr @ basis
+    out[:, 0] = np.sum(np.diff(xs) * (ys[:, 1:] + ys[:, :-1]) / 2.0, axis=1)
+    for col, target in ((1, 0.5), (2, 0.8)):
+        reach = pgr >= target - 1e-12
+        i = np.argmax(reach, axis=1)
+        prev = np.maximum(i - 1, 0)
+        rows = np.arange(n)
+        p_i, p_prev = pgr[rows, i], pgr[rows, prev]
+        flat = (i == 0) | (p_i == p_prev)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = (target - p_prev) / (p_i - p_prev)
+            value = np.where(flat, share[i], share[prev] + frac * (share[i] - share[prev]))
+        out[:, col] = np.where(reach.any(axis=1), value, np.nan)
+    out[~valid, :3] = np.nan
     return out
 
 

@@ -212,3 +212,20 @@ def test_resample_is_paired_and_matches_brute_force():
     # One resample by hand: the weights are multinomial counts over queries.
     w = np.random.default_rng(1).multinomial(50, np.full(50, 1 / 50), size=200)[0]
     assert res.boot[0, 0] == pytest.approx(w @ a / 50)
+
+
+def test_curve_metrics_on_many_rows_equal_pareto_row_by_row():
+    """The vectorised APGR, CPT and cost to match against :mod:`.pareto`'s functions, on rows
+    with tied costs, curves that never reach a target and a strong model no better than weak."""
+    from uisbench.results.budget import _curve_metrics_one, curve_metrics
+
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        n = int(rng.integers(1, 9))
+        c = np.round(rng.uniform(0.5, 4.0, n), 1)  # ties are likely
+        q = rng.uniform(0, 1, (30, n))
+        qw, qs = rng.uniform(0, 0.6, 30), rng.uniform(0.3, 1, 30)
+        cw, cs = 1.0, float(rng.choice([0.8, 3.0]))
+        got = curve_metrics(c, q, cw, cs, qw, qs)
+        want = np.array([_curve_metrics_one(c, q[r], cw, cs, qw[r], qs[r]) for r in range(30)])
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
