@@ -187,6 +187,8 @@ def budget_table(
     table = table.loc[:, table.notna().all(axis=0)]
     acc = table.to_numpy(dtype=float)
     n_q = acc.shape[1]
+    if n_q < 2:  # no query (or one) that every configuration holds: nothing to pair or halve
+        return pd.DataFrame()
     masks = halvings(n_q, seed=seed)
     half_acc = half_accuracy(acc, masks)
     weights = np.random.default_rng(seed).multinomial(n_q, np.full(n_q, 1.0 / n_q), size=N_BOOT)

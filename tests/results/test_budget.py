@@ -229,3 +229,12 @@ def test_curve_metrics_on_many_rows_equal_pareto_row_by_row():
         got = curve_metrics(c, q, cw, cs, qw, qs)
         want = np.array([_curve_metrics_one(c, q[r], cw, cs, qw[r], qs[r]) for r in range(30)])
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_no_common_queries_gives_no_verdicts():
+    """Configurations that hold disjoint queries cannot be paired: an empty table, no error."""
+    per_query = pd.DataFrame(
+        [[1.0, np.nan], [np.nan, 0.0]], index=["single", "f0"], columns=[10, 11]
+    )
+    cost = pd.Series({"single": 1.0, "f0": 1.0})
+    assert budget_table(per_query, cost, {"fam": ["f0"]}, ["single"]).empty
