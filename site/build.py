@@ -469,7 +469,7 @@ class _Site:
                     "spec": spec,
                     "links": links,
                     "hidden": hidden,
-                    "id": f"pareto-{u}",
+                    "id": f"pareto-{page.slug}-{u}",  # unique on the index, where tasks meet
                     "prefix_cache": page.board.prefix_cache,
                 }
             )

@@ -202,3 +202,33 @@ def test_bidi_labels_display_in_logical_order(tmp_path: Path, browser) -> None:
     assert "goodevil" in shown
     assert not mod.BIDI.search(shown), mod.BIDI.search(shown)
     _assert_clean(browser, "bidi index")
+
+
+def test_each_task_section_charts_its_own_configurations(tmp_path: Path, browser) -> None:
+    """Three tasks in one database: every section of the index (and every task page) draws its
+    own task's points, not the first task's (the charts' element ids are unique per task)."""
+    from uisbench.site.build import build_site
+
+    out = build_site(toy.make_three_task_db(tmp_path), tmp_path / "out")
+    _open(browser, out / "index.html")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= len(toy.THREE_TASKS)
+    )
+    sections = browser.find_elements(By.CSS_SELECTOR, "section.task")
+    assert len(sections) == len(toy.THREE_TASKS)
+    for section in sections:
+        task = section.find_element(By.CSS_SELECTOR, "h2 a").text
+        symbols = section.find_elements(
+            By.CSS_SELECTOR, "div.chart svg g.mark-symbol.role-mark path"
+        )
+        assert len(symbols) == len(toy.THREE_TASKS[task]), task
+        labels = browser.execute_script(
+            "return JSON.parse(document.getElementById("
+            "arguments[0].querySelector('div.chart').getAttribute('data-spec')).textContent)"
+            ".datasets.points.map(p => p.config_label)",
+            section,
+        )
+        assert sorted(labels) == sorted(toy.THREE_TASKS[task]), task
+    ids = browser.execute_script("return [...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) == len(set(ids)), "duplicate element ids on the index"
+    _assert_clean(browser, "three-task index")

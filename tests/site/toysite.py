@@ -99,3 +99,24 @@ def make_toy_db(folder: Path, synthetic_too: bool = False, url: str | None = Non
         import_file(engine, syn, models_file_beside(syn), synthetic=True)
         Runner(engine, "toy-synthetic", "toy-synthetic").run("single:model=toy-mid", 0)
     return engine
+
+
+#: Three tasks in one database, each with its own number of configurations (item 1 of issue 19:
+#: every task section's chart must draw that task's points, not the first task's).
+THREE_TASKS = {
+    "alpha-task": STRATEGIES[:3],
+    "beta-task": STRATEGIES[:5],
+    "gamma-task": STRATEGIES[:3] + ["random"],
+}
+
+
+def make_three_task_db(folder: Path) -> Engine:
+    """One database, three banks, three tasks with 3, 5 and 4 configurations."""
+    engine = open_engine(str(folder / "three.db"))
+    for task, specs in THREE_TASKS.items():
+        bank = toy_bank(task=task, n_queries=40).write(folder)
+        import_file(engine, bank, models_file_beside(bank))
+        runner = Runner(engine, task, task)
+        for spec in specs:
+            runner.run(spec, 0, command="pytest")
+    return engine
