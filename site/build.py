@@ -47,7 +47,13 @@ from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.site.bidi import dumps_without_bidi, strip_bidi
-from uisbench.site.charts import learning_curve_spec, pareto_spec, plot_group, regret_spec
+from uisbench.site.charts import (
+    law_spec,
+    learning_curve_spec,
+    pareto_spec,
+    plot_group,
+    regret_spec,
+)
 from uisbench.store import schema as s
 from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
@@ -113,6 +119,22 @@ def fmt_pct(x: Any) -> str:
     return "—" if _nan(x) else f"{100 * float(x):.1f}%"
 
 
+def readable(x: Any) -> str:
+    """A scalar as a reader wants it: floats to 4 significant digits, None as —."""
+    if _nan(x):
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (float, np.floating)):
+        return format(float(x), ".4g")
+    return str(x)
+
+
+def json_text(obj: Any) -> str:
+    """JSON for a reader (× and α as themselves, not ``\\u00d7``); escaped by the template."""
+    return dumps_without_bidi(obj, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def sort_key(x: Any) -> str:
     """Value for the ``data-sort`` attribute: numbers sort numerically, NaN last."""
     if _nan(x):
@@ -160,7 +182,15 @@ def _env() -> jinja2.Environment:
         finalize=strip_bidi,
     )
     env.policies["json.dumps_function"] = dumps_without_bidi
-    env.filters.update(num=fmt_num, cost=fmt_cost, pct=fmt_pct, sortkey=sort_key, time=fmt_time)
+    env.filters.update(
+        num=fmt_num,
+        cost=fmt_cost,
+        pct=fmt_pct,
+        sortkey=sort_key,
+        time=fmt_time,
+        readable=readable,
+        json_text=json_text,
+    )
     env.globals.update(
         UNITS=UNITS,
         FLOPS_NOTE=FLOPS_NOTE,
@@ -274,15 +304,46 @@ def build_stamp() -> str:
 
 
 def _arms_text(arms: Any) -> str:
+    """``model×samples`` per arm drawn; a router's metered overhead (an embedding, a scorer)
+    is named as such after them, never read as an arm."""
     if not arms:
         return "—"
-    parts = []
+    parts, overheads = [], []
     for a in arms:
-        if isinstance(a, dict):
+        if isinstance(a, dict) and "overhead" in a and "model" not in a:
+            overheads.append(f"overhead {a['overhead']}")
+        elif isinstance(a, dict):
             parts.append(f"{a.get('model', '?')}×{a.get('n', '?')}")
         else:
             parts.append(str(a))
-    return ", ".join(parts)
+    return " + ".join(filter(None, [", ".join(parts), *overheads])) or "—"
+
+
+def strategy_notes(summary: dict[str, Any]) -> list[str]:
+    """One line per thing a reader of a run's figures must not miss: a bandit that pulled one
+    arm throughout (it never explored), and which fit the fit warnings come from."""
+    notes = []
+    pulls = summary.get("pulls")
+    if isinstance(pulls, dict) and len(pulls) == 1:
+        ((arm, n),) = pulls.items()
+        notes.append(
+            f"The bandit pulled one arm throughout: {arm} on all {n} test queries "
+            "(it never switched; its choice rests on the warm start)."
+        )
+    chosen = summary.get("settings")
+    if isinstance(chosen, dict):
+        picked = ", ".join(
+            f"{k} {readable(v)}"
+            for k, v in chosen.items()
+            if k != "how" and not isinstance(v, (dict, list))
+        )
+        how = f" ({chosen['how']})" if chosen.get("how") else ""
+        notes.append(f"Settings it chose: {picked}{how}.")
+    warnings = summary.get("warnings")
+    if warnings:
+        fit = summary.get("fit") or "the strategy's fit"
+        notes += [f"Fit warning ({fit}): {w}" for w in warnings]
+    return notes
 
 
 def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
@@ -503,13 +564,18 @@ class _Site:
     ) -> None:
         for _, run in page.runs.iterrows():
             rid = int(run["id"])
-            strategy_summary = dict((run["summary"] or {}).get("strategy") or {})
+            summary = dict(run["summary"] or {})
+            strategy_summary = dict(summary.pop("strategy", None) or {})
             curve = strategy_summary.pop("learning_curve", None)
+            law = strategy_summary.pop("law_points", None)
             self.render(
                 "run.html",
                 run_page(run["run_key"]),
                 strategy_summary=strategy_summary,
                 learning_curve=learning_curve_spec(curve) if isinstance(curve, dict) else None,
+                law_chart=law_spec(law) if isinstance(law, list) else None,
+                strategy_notes=strategy_notes(strategy_summary),
+                run_summary=summary,
                 run=run.to_dict(),
                 pool=[models.get(m, {"name": m}) for m in (run["models"] or [])],
                 accuracy=self.acc_by_run.get(rid),

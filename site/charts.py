@@ -256,32 +256,95 @@ def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def learning_curve_spec(curve: dict[str, list[float]]) -> dict[str, Any] | None:
-    """An online strategy's running mean reward (and accuracy) vs queries seen (one run)."""
+    """An online strategy's running mean reward and accuracy vs queries seen (one run), each on
+    its own axis: reward is in reward units (it may pass 1 or go negative), accuracy a share."""
     queries = curve.get("queries") or []
-    series = {"mean_reward": "mean reward so far", "accuracy": "accuracy so far"}
-    rows = [
-        {"queries_seen": q, "value": v, "series": name}
-        for key, name in series.items()
-        for q, v in zip(queries, curve.get(key) or [])
-        if v is not None
-    ]
-    if not rows:
+    series = {
+        "mean_reward": ("mean reward so far", "left", "#9467bd", "Running mean reward"),
+        "accuracy": ("accuracy so far", "right", "#2ca02c", "Running accuracy"),
+    }
+    layers = []
+    for key, (name, orient, colour, title) in series.items():
+        rows = [
+            {"queries_seen": q, "value": v, "series": name}
+            for q, v in zip(queries, curve.get(key) or [])
+            if v is not None
+        ]
+        if not rows:
+            continue
+        y: dict[str, Any] = {
+            "field": "value",
+            "type": "quantitative",
+            "title": title,
+            "axis": {"orient": orient, "titleColor": colour},
+            "scale": {"zero": False},
+        }
+        if key == "accuracy":
+            y["axis"]["format"] = ".0%"
+        layers.append(
+            {
+                "data": {"values": rows},
+                "mark": {"type": "line", "strokeWidth": 2, "point": True, "color": colour},
+                "encoding": {
+                    "x": {"field": "queries_seen", "type": "quantitative", "title": "Queries seen"},
+                    "y": y,
+                    "tooltip": [
+                        {"field": "queries_seen", "title": "queries seen"},
+                        {"field": "value", "format": ".3f"},
+                        {"field": "series"},
+                    ],
+                },
+            }
+        )
+    if not layers:
         return None
     return {
         "$schema": SCHEMA,
         "width": "container",
         "height": 240,
         "autosize": {"type": "fit-x", "contains": "padding"},
+        "layer": layers,
+        "resolve": {"scale": {"y": "independent"}},
+    }
+
+
+def law_spec(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """T2's fitted law against the observed training points: per model, the observed metric at
+    each k (dots) and the law's prediction (line), k on a log axis."""
+    rows = [
+        {"model": p["model"], "k": p["k"], "value": p[col], "series": name}
+        for p in points
+        for col, name in (("observed", "observed (train)"), ("predicted", "fitted law"))
+        if isinstance(p, dict) and p.get(col) is not None and p.get("k")
+    ]
+    if not rows:
+        return None
+    x = {
+        "field": "k",
+        "type": "quantitative",
+        "title": "Samples per query, k (log scale)",
+        "scale": {"type": "log"},
+    }
+    y = {"field": "value", "type": "quantitative", "title": "Metric", "axis": {"format": ".0%"}}
+    color = {"field": "model", "type": "nominal", "legend": {"orient": "right"}}
+    tooltip = [{"field": "model"}, {"field": "k"}, {"field": "series"}]
+    tooltip.append({"field": "value", "format": ".3f"})
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": 260,
+        "autosize": {"type": "fit-x", "contains": "padding"},
         "data": {"values": rows},
-        "mark": {"type": "line", "strokeWidth": 2, "point": True},
-        "encoding": {
-            "x": {"field": "queries_seen", "type": "quantitative", "title": "Queries seen"},
-            "y": {"field": "value", "type": "quantitative", "title": "Running mean"},
-            "color": {"field": "series", "type": "nominal", "legend": {"orient": "bottom"}},
-            "tooltip": [
-                {"field": "queries_seen", "title": "queries seen"},
-                {"field": "value", "format": ".3f"},
-                {"field": "series"},
-            ],
-        },
+        "layer": [
+            {
+                "transform": [{"filter": "datum.series === 'fitted law'"}],
+                "mark": {"type": "line", "strokeWidth": 2},
+                "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
+            },
+            {
+                "transform": [{"filter": "datum.series === 'observed (train)'"}],
+                "mark": {"type": "point", "filled": True, "size": 70},
+                "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
+            },
+        ],
     }

@@ -449,6 +449,17 @@ class T2Optimal(Strategy):
             "warnings": self.law.warnings,
             "fit_rel_error_train": self.train_rel_error,
             "extrapolation": self.extrapolation,
+            "metric": self.params.metric,
+            # The fitted law against what it was fitted on (the site plots them).
+            "law_points": [
+                {
+                    "model": m,
+                    "k": kk,
+                    "observed": obs,
+                    "predicted": float(np.exp(-self.law.predict(m, kk))),
+                }
+                for (m, kk), obs in sorted(self.observed.items())
+            ],
         }
         yield Decisions(ctx.stream, take(draw.handle, col), extra=[info] * len(ctx.stream))
 
