@@ -10,6 +10,7 @@ import math
 import xml.etree.ElementTree as ET
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from uisbench.results.compare import Comparison, PairedResult
@@ -44,6 +45,9 @@ def _num(x: float) -> str:
     return "—" if math.isnan(x) else f"{x:.3g}"
 
 
+MISSING = "FAIL missing in the candidate"
+
+
 def verdict(r: PairedResult) -> str:
     parts = []
     if r.accuracy_regression:
@@ -69,57 +73,92 @@ def cells(r: PairedResult) -> list[str]:
     ]
 
 
+def missing_cells(task: str, config: str) -> list[str]:
+    """A baseline configuration the candidate lacks: a failing row with nothing to pair."""
+    return [task, config] + ["—"] * (len(HEADERS) - 3) + [MISSING]
+
+
+def table_rows(cmp: Comparison) -> list[tuple[bool, list[str]]]:
+    """(failed, cells) of every row, failing rows first (missing configurations among them),
+    each group in the comparison's order."""
+    rows = [(True, missing_cells(t, c)) for t, c in cmp.missing]
+    rows += [(r.failed, cells(r)) for r in cmp.rows]
+    return [r for r in rows if r[0]] + [r for r in rows if not r[0]]
+
+
+def n_failures(cmp: Comparison) -> int:
+    return sum(r.failed for r in cmp.rows) + len(cmp.missing)
+
+
+def headline(cmp: Comparison, command: str = "compare") -> str:
+    """The one verdict every rendering leads with: PASS or FAIL and why."""
+    regressions = sum(r.failed for r in cmp.rows)
+    if not cmp.failed:
+        return f"uisbench {command}: PASS — no significant regression beyond tolerance"
+    why = []
+    if regressions:
+        why.append(f"{regressions} regression(s)")
+    if cmp.missing:
+        why.append(f"{len(cmp.missing)} configuration(s) missing in the candidate")
+    return f"uisbench {command}: FAIL — " + ", ".join(why)
+
+
 def summary(cmp: Comparison) -> str:
     t = cmp.tolerances
-    failed = sum(r.failed for r in cmp.rows)
     head = (
-        f"{len(cmp.rows)} configuration(s) on bank {cmp.bank} ({cmp.digest[:19]}…): "
-        f"{failed} regression(s); tolerances: accuracy drop {100 * t.max_accuracy_drop:.1f} "
-        f"points, cost increase {100 * t.max_cost_increase:.1f}%; family-wise α={t.alpha:g} "
-        f"(per test {cmp.level:.2g}, Bonferroni)"
+        f"{len(cmp.rows) + len(cmp.missing)} configuration(s) on bank {cmp.bank} "
+        f"({cmp.digest[:19]}…): {n_failures(cmp)} failing; tolerances: accuracy drop "
+        f"{100 * t.max_accuracy_drop:.1f} points, cost increase {100 * t.max_cost_increase:.1f}%; "
+        f"family-wise α={t.alpha:g} (per test {cmp.level:.2g}, Bonferroni)"
     )
     if cmp.missing:
         head += "; missing in the candidate: " + ", ".join(f"{a} {b}" for a, b in cmp.missing)
     return head
 
 
-def print_table(cmp: Comparison, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title="uisbench compare (candidate vs baseline, paired by query)")
+def wide_console() -> Console:
+    """A terminal's own width; 240 columns elsewhere (a CI log), so rows are not folded."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
+def print_table(cmp: Comparison, console: Console | None = None, command: str = "compare") -> None:
+    console = console or wide_console()
+    table = Table(title=f"uisbench {command} (candidate vs baseline, paired by query)")
     for h in HEADERS:
         table.add_column(h, overflow="fold")
-    for r in cmp.rows:
-        style = "bold red" if r.failed else None
-        table.add_row(*cells(r), style=style)
+    for failed, row in table_rows(cmp):
+        table.add_row(*(escape(c) for c in row), style="bold red" if failed else None)
     console.print(table)
-    console.print(summary(cmp))
+    console.print(escape(summary(cmp)), soft_wrap=True)
+    console.print(headline(cmp, command), style="bold red" if cmp.failed else "bold green")
 
 
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(cmp: Comparison) -> str:
+def to_markdown(cmp: Comparison, command: str = "compare") -> str:
     """A GitHub-flavoured Markdown table with a one-line summary (a pull-request comment)."""
     status = "❌ regression" if cmp.failed else "✅ no regression"
-    lines = [f"### uisbench gate: {status}", "", summary(cmp), ""]
+    lines = [f"### uisbench {command}: {status}", "", headline(cmp, command), "", summary(cmp), ""]
     lines.append("| " + " | ".join(HEADERS) + " |")
     lines.append("|" + "---|" * len(HEADERS))
-    for r in cmp.rows:
-        lines.append("| " + " | ".join(_md_escape(c) for c in cells(r)) + " |")
+    for _, row in table_rows(cmp):
+        lines.append("| " + " | ".join(_md_escape(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def to_junit(cmp: Comparison) -> str:
+def to_junit(cmp: Comparison, command: str = "compare") -> str:
     """JUnit XML: one test case per (task, configuration); a regression is a failure."""
-    failures = sum(r.failed for r in cmp.rows) + len(cmp.missing)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
         suites,
         "testsuite",
-        name="uisbench gate",
+        name=f"uisbench {command}",
         tests=str(len(cmp.rows) + len(cmp.missing)),
-        failures=str(failures),
+        failures=str(n_failures(cmp)),
         errors="0",
         skipped="0",
     )

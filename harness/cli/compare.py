@@ -65,14 +65,18 @@ def _load(ref: str, db: str | None):
     return load_results(engine, select_runs(engine, run_ids=ids))
 
 
-def _report(cmp, markdown: Path | None, junit: Path | None) -> None:
+def _report(cmp, markdown: Path | None, junit: Path | None, command: str) -> None:
+    """The one verdict in every form asked for; exit 1 when it is a failure (a regression or a
+    configuration missing in the candidate), as the table, Markdown and JUnit all say."""
     from uisbench.results.compare_render import print_table, to_junit, to_markdown
 
-    print_table(cmp)
+    print_table(cmp, command=command)
     if markdown:
-        markdown.write_text(to_markdown(cmp), encoding="utf-8")
+        markdown.write_text(to_markdown(cmp, command), encoding="utf-8")
     if junit:
-        junit.write_text(to_junit(cmp), encoding="utf-8")
+        junit.write_text(to_junit(cmp, command), encoding="utf-8")
+    if cmp.failed:
+        raise click.exceptions.Exit(1)
 
 
 @click.group()
@@ -122,12 +126,16 @@ def compare(
     junit: Path | None,
     db: str | None,
 ) -> None:
-    """Pair two sets of runs (result files or run ids) query by query and report the changes."""
+    """Pair two sets of runs (result files or run ids) query by query and report the changes.
+
+    Exits 1 when a configuration regressed significantly beyond tolerance or is missing in the
+    candidate (the table, --markdown and --junit say the same)."""
     from uisbench.results.compare import Tolerances
     from uisbench.results.compare import compare as compare_sets
 
     tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
-    _report(compare_sets(_load(baseline, db), _load(candidate, db), tol), markdown, junit)
+    cmp = compare_sets(_load(baseline, db), _load(candidate, db), tol)
+    _report(cmp, markdown, junit, "compare")
 
 
 @click.command()
@@ -163,6 +171,4 @@ def gate(
 
     tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
     cmp = run_gate(baseline, bank, db, list(seeds) or None, tol)
-    _report(cmp, markdown, junit)
-    if cmp.failed:
-        raise click.exceptions.Exit(1)
+    _report(cmp, markdown, junit, "gate")
