@@ -39,7 +39,7 @@ DEFAULT_LIVE: dict = {
 class RunRequest:
     task: str | None = None
     strategies: list[str] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] | None = None  # None: three seeds for the default job, else seed 0
     bank: str | None = None
     models: list[str] | None = None
     split_seed: int = 0
@@ -53,6 +53,7 @@ class RunRequest:
     endpoints: list[str] | None = None
     limit: int | None = None
     prefix_cache: str | None = None  # none | full | block:N; None: the pool's, else block:16
+    task_args: dict = field(default_factory=dict)  # with live: the task's options (--task-arg)
 
 
 def shipped_banks() -> list[Path]:
@@ -145,13 +146,22 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
         models=req.models,
         backend=req.backend,
         endpoints=req.endpoints,
-        task_overrides=DEFAULT_LIVE["task_overrides"] if task == DEFAULT_LIVE["task"] else None,
+        task_overrides=live_task_args(task, req.task_args, ("train", "test")) or None,
     )
     print(
         f"live bank {stats.bank}: {stats.generated} samples generated, {stats.already} held",
         file=sys.stderr,
     )
     return stats.bank
+
+
+def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:
+    """The task options a live recording uses: the default recipe's for the default task, with
+    what --task-arg gives on top; a list of data files paired with the splits."""
+    from uisbench.tasks import pair_data_files
+
+    base = dict(DEFAULT_LIVE["task_overrides"]) if task == DEFAULT_LIVE["task"] else {}
+    return pair_data_files({**base, **given}, splits)
 
 
 def expand(strategies: list[str], runner) -> list[str]:
@@ -161,7 +171,7 @@ def expand(strategies: list[str], runner) -> list[str]:
     if strategies:
         for spec in strategies:
             make_strategy(spec)  # validate every spec before running any
-        return strategies
+        return list(strategies)
     out = []
     for name, cls in STRATEGIES.all().items():
         why = runner.cannot_run(cls)
@@ -193,7 +203,7 @@ def run_job(req: RunRequest) -> None:
 
     engine = open_engine(req.db)
     default_job = not (req.task or req.bank or req.strategies or req.live)
-    seeds = list(DEFAULT_SEEDS) if default_job and req.seeds == [0] else req.seeds
+    seeds = list(req.seeds) if req.seeds else list(DEFAULT_SEEDS) if default_job else [0]
     prefix_cache(req)  # a bad setting stops the job before any bank is imported
     pairs = plan(engine, req)
     work = _work_list(engine, pairs, req, seeds)
@@ -218,11 +228,43 @@ def _work_list(
     """(runner, strategy spec, seed) for every run the job asks for, in order."""
     from uisbench.runner import Runner
 
-    work = []
+    work, problems = [], []
     for task, bank in pairs:
         runner = Runner(engine, task, bank, req.models, req.split_seed, prefix_cache(req))
-        work += [(runner, spec, seed) for spec in expand(req.strategies, runner) for seed in seeds]
+        specs = expand(req.strategies, runner)
+        if req.strategies:
+            problems += [f"{why} (task {task})" for why in preflight(runner, specs)]
+        work += [(runner, spec, seed) for spec in specs for seed in seeds]
+    if problems:  # every strategy is checked before any runs: nothing is committed
+        raise UisbenchError("; ".join(problems))
     return work
+
+
+#: Strategy options that name models of the bank.
+MODEL_OPTIONS = ("model", "strong", "weak", "models")
+
+
+def preflight(runner: Runner, specs: list[str]) -> list[str]:
+    """Why each named strategy cannot run on the runner's working set (one clause each): it
+    needs what the bank lacks, or an option names a model the bank does not hold."""
+    from uisbench.strategies.base import make_strategy
+
+    problems = []
+    for spec in specs:
+        strat = make_strategy(spec)
+        why = runner.cannot_run(strat)
+        if why:
+            problems.append(f"cannot run {strat.label()}: {why}")
+        for name in MODEL_OPTIONS:
+            value = getattr(strat.params, name, None)
+            named = [value] if isinstance(value, str) and value else list(value or ())
+            unknown = [m for m in named if isinstance(m, str) and m not in runner.models]
+            if unknown and isinstance(value, (str, tuple, list)):
+                problems.append(
+                    f"cannot run {strat.label()}: unknown model(s) "
+                    f"{', '.join(map(repr, unknown))} (the bank holds: {', '.join(runner.models)})"
+                )
+    return problems
 
 
 def _execute(work: list[tuple[Runner, str, int]], force: bool) -> tuple[int, int]:

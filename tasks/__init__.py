@@ -123,6 +123,20 @@ def _note(spec: Any) -> TaskNote:
     return TaskNote(getattr(spec, "description", None), bool(getattr(spec, "smoke", False)))
 
 
+def pair_data_files(task_args: dict, splits: tuple[str, ...]) -> dict:
+    """``data_files=TRAIN,TEST`` with ``--split train,test``: one file per split, in order
+    (lm-eval wants a mapping of split to file). One file alone is the test split's."""
+    files = task_args.get("data_files")
+    if not isinstance(files, (list, tuple)):
+        return task_args
+    if len(files) != len(splits):
+        raise UisbenchError(
+            f"--task-arg data_files gives {len(files)} data files for {len(splits)} split(s) "
+            f"({','.join(splits)}); give one file per split, in the order of --split"
+        )
+    return {**task_args, "data_files": dict(zip(splits, map(str, files)))}
+
+
 def load_task(name: str, **overrides: Any) -> LiveTask:
     """Load a registered task; overrides: ``data_files``, ``limit``, any lm-eval config key, or
     keys passed to a ``custom_dataset`` recipe (e.g. ``levels`` for arith-smoke)."""
@@ -158,6 +172,15 @@ def _config_dict(spec_path: Path, overrides: dict[str, Any]) -> tuple[dict, dict
     if data_files is not None:
         if isinstance(data_files, (str, Path)):
             data_files = {config.get("test_split") or "test": str(data_files)}
+        if not isinstance(data_files, dict):
+            raise UisbenchError(
+                "data_files must be one file (the test split's) or a mapping of split to file "
+                "(on the command line: data_files=TRAIN,TEST with --split train,test)"
+            )
+        # uisbench's split names → the config's (lm-eval names its own, e.g. validation).
+        data_files = dict(data_files)
+        if "train" in data_files and not config.get("training_split"):
+            config["training_split"] = "train"
         config["dataset_path"] = "json"
         config["dataset_name"] = None
         kwargs = dict(config.get("dataset_kwargs") or {})

@@ -312,8 +312,11 @@ def bank_record(
     from uisbench.live import record
     from uisbench.progress import progress_bar, rate_ticker
     from uisbench.store.engine import open_engine
+    from uisbench.tasks import pair_data_files
 
     overrides = {"max_tokens": max_tokens, "temperature": temperature}
+    split_names = tuple(x.strip() for x in splits.split(",") if x.strip())
+    task_overrides = pair_data_files(parse_task_args(task_args), split_names)
     with progress_bar(rate=True) as bar:
         tick = rate_ticker(bar, bar.add_task("samples", total=None, rate=""), "samples")
         stats = record(
@@ -322,7 +325,7 @@ def bank_record(
             pool,
             k,
             limit=limit,
-            splits=tuple(x.strip() for x in splits.split(",") if x.strip()),
+            splits=split_names,
             models=models.split(",") if models else None,
             batch_size=batch_size,
             device=device,
@@ -330,7 +333,7 @@ def bank_record(
             endpoints=list(endpoints) or None,
             config_overrides={key: v for key, v in overrides.items() if v is not None},
             progress=tick,
-            task_overrides=parse_task_args(task_args),
+            task_overrides=task_overrides,
         )
     click.echo(
         f"bank {stats.bank}: {stats.queries} queries, {stats.generated} samples generated, "

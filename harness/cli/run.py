@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from uisbench.cli.options import SEED, db_option, unsafe_exec_option
+from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_option
 
 
 @click.command()
@@ -51,6 +51,13 @@ from uisbench.cli.options import SEED, db_option, unsafe_exec_option
 )
 @click.option("--limit", type=int, default=None, help="With --live: first N queries per split.")
 @click.option(
+    "--task-arg",
+    "task_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --live: task option, e.g. levels=add1,mul1 or data_files=TRAIN,TEST (repeatable).",
+)
+@click.option(
     "--prefix-cache",
     default=None,
     metavar="none|full|block:N",
@@ -74,6 +81,7 @@ def run(
     backend: str | None,
     endpoints: tuple[str, ...],
     limit: int | None,
+    task_args: tuple[str, ...],
     prefix_cache: str | None,
     db: str | None,
 ) -> None:
@@ -84,7 +92,7 @@ def run(
         RunRequest(
             task=task,
             strategies=list(strategies),
-            seeds=list(seeds) or [0],
+            seeds=list(seeds) or None,
             bank=bank_ref,
             models=models.split(",") if models else None,
             split_seed=split_seed,
@@ -98,6 +106,7 @@ def run(
             endpoints=list(endpoints) or None,
             limit=limit,
             prefix_cache=prefix_cache,
+            task_args=parse_task_args(task_args),
         )
     )
 

