@@ -62,9 +62,56 @@ def resolve(args: list[str]) -> tuple[click.Command, list[str], str]:
     return command, args, path
 
 
-def test_there_are_two_example_workflows() -> None:
+def test_the_example_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert names == {"uisbench-gate.yml", "uisbench-site.yml"}
+    assert names == {"uisbench-gate.yml", "uisbench-gate-comment.yml", "uisbench-site.yml"}
+
+
+def _load(name: str) -> dict:
+    workflow = yaml.safe_load((ROOT / "docs" / "workflows" / name).read_text())
+    workflow["on"] = workflow.pop(True, workflow.get("on"))  # YAML 1.1 reads `on` as True
+    return workflow
+
+
+def _permissions(workflow: dict) -> dict:
+    perms = dict(workflow.get("permissions") or {})
+    for job in workflow["jobs"].values():
+        perms.update(job.get("permissions") or {})
+    return perms
+
+
+def test_gate_workflow_is_fork_safe() -> None:
+    """The job that runs the pull request's code holds no write permission and posts nothing
+    (a fork's token is read-only): it uploads the comparison with the pull request's number."""
+    gate = _load("uisbench-gate.yml")
+    assert set(gate["on"]) == {"pull_request"}
+    assert "write" not in _permissions(gate).values()
+    scripts = "\n".join(run_scripts(gate))
+    assert "gh pr comment" not in scripts and "gh api" not in scripts
+    uploads = [
+        step for job in gate["jobs"].values() for step in job["steps"]
+        if str(step.get("uses", "")).startswith("actions/upload-artifact")
+    ]  # fmt: skip
+    assert uploads and all(step.get("if") == "always()" for step in uploads)
+    assert {"gate.md", "pr-number.txt"} <= set(uploads[0]["with"]["path"].split())
+
+
+def test_gate_comment_is_one_sticky_comment_posted_outside_the_fork() -> None:
+    """The comment workflow runs on the gate's completion in the base repository, checks out
+    nothing, and edits the comment its marker finds instead of adding one per push."""
+    gate, comment = _load("uisbench-gate.yml"), _load("uisbench-gate-comment.yml")
+    trigger = comment["on"]["workflow_run"]
+    assert trigger["workflows"] == [gate["name"]] and trigger["types"] == ["completed"]
+    assert _permissions(comment)["pull-requests"] == "write"
+    steps = [step for job in comment["jobs"].values() for step in job["steps"]]
+    assert not any(str(s.get("uses", "")).startswith("actions/checkout") for s in steps)
+    script = "\n".join(run_scripts(comment))
+    assert "gh pr comment" not in script  # would add a comment on every push
+    marker = re.search(r"marker='([^']+)'", script).group(1)
+    assert 'startswith(\\"$marker\\")' in script
+    assert "--method PATCH" in script and "--method POST" in script
+    assert script.index("PATCH") < script.index("POST")  # edit when found, else create
+    assert marker.startswith("<!--")  # invisible in the rendered comment
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -75,7 +122,7 @@ def test_workflow_commands_exist(path: Path, monkeypatch: pytest.MonkeyPatch) ->
     triggers = workflow.get(True, workflow.get("on"))  # YAML 1.1 reads the key `on` as True
     assert set(triggers or ()) == TRIGGERS[path.name], triggers
     commands = [c for s in run_scripts(workflow) for c in uisbench_commands(s)]
-    assert commands, f"{path.name} runs no uisbench command"
+    assert commands or "comment" in path.name, f"{path.name} runs no uisbench command"
     for args in commands:
         command, rest, where = resolve(args)
         assert not isinstance(command, click.Group), f"`{where}` needs a subcommand"
