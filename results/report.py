@@ -50,9 +50,14 @@ def _num(x: float, fmt: str = "{:.3g}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def print_report(engine, task: str | None = None, include_synthetic: bool = False) -> None:
-    """One table per (bank, task) of complete runs: accuracy with its CI and mean costs."""
+def print_report(
+    engine, task: str | None = None, include_synthetic: bool = False, full: bool = False
+) -> None:
+    """Per (bank, task), the verdict first: each family's best configuration, its AIQ and its
+    accuracy at each single model's cost with the paired interval, and the claim the site
+    makes; with ``full`` then every configuration's accuracy and costs."""
     from uisbench.results.aggregate import load_decisions, summarize
+    from uisbench.results.leaderboard import leaderboard
 
     df = load_decisions(engine, task, include_synthetic)
     if df.empty:
@@ -63,6 +68,8 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
             )
         raise UisbenchError("no complete runs" + where)
     summary = summarize(df)
+    _, every = leaderboard(engine, include_synthetic)
+    boards = {(b.bank, b.task, b.prefix_cache): b for b in every}
     for (bank, task_name, cache), g in summary.groupby(["bank", "task", "prefix_cache"]):
         synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())
         title = (
@@ -70,34 +77,178 @@ def print_report(engine, task: str | None = None, include_synthetic: bool = Fals
             + (" [SYNTHETIC: speed test only]" if synthetic else "")
             + (SMOKE_LABEL if task_note(task_name).smoke else "")
         )
-        console.print(_report_table(title, g))
-        if outcomes_only(g):
-            console.print(escape(PARAM_CALLS_NOTE))
+        board = boards.get((bank, task_name, cache))
+        if board is not None:
+            console.print(verdict_table(title, board))
+            for line in verdict_lines(board):
+                console.print(escape(line), soft_wrap=True)
+        if full or board is None:
+            table, dropped = _report_table(title + " — every configuration", g)
+            console.print(table)
+            for line in dropped:
+                console.print(escape(line), soft_wrap=True)
+            if outcomes_only(g):
+                console.print(escape(PARAM_CALLS_NOTE))
+        else:
+            console.print(
+                f"({len(g)} configurations; `uisbench report --all` lists each with its costs)"
+            )
 
 
-def _report_table(title: str, summary: pd.DataFrame) -> Table:
+def short_config(label: str) -> str:
+    """A configuration label with only the options that differ from the strategy's defaults
+    (``t2:budget=8.0,metric=maj,...`` → ``t2:budget=8.0``); a label of an unknown strategy, or
+    one that does not parse, as it is."""
+    import dataclasses
+    import re
+
+    from uisbench.strategies.base import STRATEGIES
+
+    name, _, body = label.partition(":")
+    if not body or name not in STRATEGIES:
+        return label
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(STRATEGIES.get(name).Params)
+        if f.default is not dataclasses.MISSING
+    }
+    kept = []
+    for part in re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", body):
+        key, eq, value = part.partition("=")
+        if not eq:
+            return label
+        if key not in defaults or str(defaults[key]) != value:
+            kept.append(part)
+    return f"{name}:{','.join(kept)}" if kept else name
+
+
+def _acc_ci(acc: float, lo: float, hi: float) -> str:
+    return f"{acc:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _gain(row) -> str:
+    if not math.isfinite(row["accuracy"]):
+        return "—"
+    g, lo, hi = (100 * row[c] for c in ("gain", "gain_low", "gain_high"))
+    return f"{100 * row['accuracy']:.1f}% ({g:+.1f} [{lo:+.1f}, {hi:+.1f}] pp)"
+
+
+def verdict_table(title: str, board) -> Table:
+    """One row per family: best configuration, AIQ, best accuracy, and at each single model's
+    cost its hull's accuracy with the paired gain over that model."""
+    from uisbench.results.leaderboard import UNITS
+
+    u = board.unit
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("family")
+    table.add_column("best configuration", overflow="fold", min_width=24)
+    table.add_column(f"AIQ ({u})", justify="right")
+    table.add_column("best accuracy [95% CI]", justify="right")
+    budget = board.budget
+    singles = list(dict.fromkeys(budget["budget_of"])) if len(budget) else []
+    for single in singles:
+        table.add_column(
+            f"at {short_config(single).removeprefix('single:model=')}'s cost", justify="right"
+        )
+    for _, f in board.families.iterrows():
+        family = f["family"] + (" (upper bound)" if f["upper_bound"] else "")
+        cells = [
+            family,
+            short_config(str(f["best_config"])),
+            _num(f[f"aiq_{u}"], "{:.3f}"),
+            _acc_ci(f["best_accuracy"], f["best_ci_low"], f["best_ci_high"]),
+        ]
+        for single in singles:
+            row = budget[(budget["budget_of"] == single) & (budget["group"] == f["family"])]
+            cells.append(_gain(row.iloc[0]) if len(row) else "")
+        add_row(table, *cells)
+    table.caption = escape(
+        f"AIQ over {UNITS[u]}; at a model's cost: the family's hull accuracy there "
+        "(gain over that model, paired 95% interval, percentage points)"
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def verdict_lines(board) -> list[str]:
+    """The claim the site makes at each single model's cost, then why any figure is "—"."""
+    lines = []
+    budget = board.budget
+    claims = budget[budget["claim"] != ""] if len(budget) else budget
+    best = claims[claims["best"]] if len(claims) else claims
+    for _, r in best.iterrows():
+        single = short_config(r["budget_of"]).removeprefix("single:model=")
+        lines.append(f"Claim: at {single}'s cost, {r['group']} is {r['claim']}.")
+    if len(budget) and not len(best):
+        lines.append(
+            "Claim: no family is distinguishably best at any single model's cost "
+            "(every paired 95% interval against the runner-up includes zero)."
+        )
+    return lines + dash_reasons(board)
+
+
+def dash_reasons(board) -> list[str]:
+    """One line per reason a figure shows "—": AIQ, APGR and CPT, the budget comparison."""
+    from uisbench.results.leaderboard import SINGLE, UNITS
+
+    u = board.unit
+    lines = list(board.notes)
+    configs = board.configs
+    single = configs[(configs["strategy"] == SINGLE) & configs[u].notna()]
+    if len(single) < 2:
+        lines.append(
+            f"APGR and CPT: — because {len(single)} single model(s) with a {UNITS[u]} figure "
+            "ran on this task; they need the weakest and the strongest."
+        )
+    elif not len(board.curves) and not any(n.startswith("APGR is undefined") for n in lines):
+        lines.append("APGR and CPT: — because the single models' costs leave no gap to recover.")
+    if len(budget := board.budget) and budget["accuracy"].isna().any():
+        lines.append(
+            "At a model's cost: — where the family cannot spend that little "
+            "(its cheapest configuration costs more than that model)."
+        )
+    if not len(single):
+        lines.append("At a model's cost: no single model ran, so there is no budget to compare at.")
+    no_cost = board.strategies[board.strategies[f"aiq_{u}"].isna()]
+    for name in no_cost["strategy"]:
+        lines.append(
+            f"AIQ of {name}: — because none of its configurations has a {UNITS[u]} figure."
+        )
+    return lines
+
+
+def _report_table(title: str, summary: pd.DataFrame) -> tuple[Table, list[str]]:
     """Rows of :func:`summarize` for one (bank, task), by family then cost; an outcomes-only
-    bank gets a column of parameter-weighted calls."""
+    bank gets a column of parameter-weighted calls. Columns empty for the whole task are left
+    out; the lines returned say which and why."""
     calls = outcomes_only(summary)
     table = Table(title=escape(title), title_justify="left")
     flops = (f"FLOPs/q ({summary['prefix_cache'].iloc[0]})", "right")
     columns = [c if c[0] != "FLOPs/q" else flops for c in REPORT_COLUMNS[:-1]]
     columns += ([CALLS_COLUMN] if calls else []) + REPORT_COLUMNS[-1:]
-    for col, just in columns:
+    dropped, why = set(), []
+    if summary["flops"].isna().all():
+        dropped.add(flops[0])
+        why.append("no FLOPs: a model's parameter count is undisclosed; FLOPs/q omitted")
+    if summary["dollars"].isna().all():
+        dropped.add("$/q")
+        why.append("no prices: the pool has no prices and the bank recorded no cost; $/q omitted")
+    keep = [c for c in columns if c[0] not in dropped]
+    for col, just in keep:
         table.add_column(col, justify=just)
     for _, r in summary.sort_values(["family", "dollars", "flops", "param_calls"]).iterrows():
-        name = r["config_label"] + ("  (upper bound)" if r["upper_bound"] else "")
-        add_row(
-            table,
-            name,
-            f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-            f"{r['samples_per_query']:.2f}",
-            _num(r["flops"]),
-            _num(r["dollars"]),
-            *([_num(r["param_calls"])] if calls else []),
-            f"{r['n_queries']}×{r['n_seeds']}",
-        )
-    return table
+        name = short_config(r["config_label"]) + ("  (upper bound)" if r["upper_bound"] else "")
+        cells = {
+            "strategy configuration": name,
+            "accuracy [95% CI]": f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+            "samples/q": f"{r['samples_per_query']:.2f}",
+            flops[0]: _num(r["flops"]),
+            "$/q": _num(r["dollars"]),
+            CALLS_COLUMN[0]: _num(r["param_calls"]),
+            "queries×seeds": f"{r['n_queries']}×{r['n_seeds']}",
+        }
+        add_row(table, *(cells[c] for c, _ in keep))
+    return table, why
 
 
 def outcomes_only(configs: pd.DataFrame) -> bool:

@@ -114,10 +114,17 @@ def run(
 @click.command()
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--include-synthetic", is_flag=True, help="Also show runs on synthetic banks.")
+@click.option(
+    "--all",
+    "full",
+    is_flag=True,
+    help="Also list every configuration with its accuracy and costs per query.",
+)
 @db_option
-def report(task: str | None, include_synthetic: bool, db: str | None) -> None:
-    """Terminal table per task: accuracy with 95% CI and mean cost per query."""
+def report(task: str | None, include_synthetic: bool, full: bool, db: str | None) -> None:
+    """Print the verdict per task: each family's best configuration, its AIQ, its accuracy at
+    each single model's cost with the paired interval, and the claim the leaderboard makes."""
     from uisbench.results.report import print_report
     from uisbench.store.engine import open_engine
 
-    print_report(open_engine(db, create=False), task, include_synthetic)
+    print_report(open_engine(db, create=False), task, include_synthetic, full)
