@@ -14,7 +14,7 @@ from uisbench.cli.options import db_option, parse_task_args, unsafe_exec_option
 from uisbench.errors import UisbenchError
 
 
-@click.group()
+@click.group(short_help="Import, export, record and inspect sample banks.")
 def bank() -> None:
     """Import, export and inspect sample banks."""
 

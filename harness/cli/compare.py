@@ -79,7 +79,7 @@ def _report(cmp, markdown: Path | None, junit: Path | None, command: str) -> Non
         raise click.exceptions.Exit(1)
 
 
-@click.group()
+@click.group(short_help="Export runs' per-query outcomes to a result file.")
 def results() -> None:
     """Result files: per-query outcomes of runs, for compare and gate."""
 
@@ -111,7 +111,7 @@ def results_export(
     click.echo(f"{len(data.runs)} run(s) on bank {data.bank} written to {out}")
 
 
-@click.command()
+@click.command(short_help="Compare two sets of runs query by query; exit 1 on a regression.")
 @click.argument("baseline")
 @click.argument("candidate")
 @with_tolerances
@@ -138,7 +138,7 @@ def compare(
     _report(cmp, markdown, junit, "compare")
 
 
-@click.command()
+@click.command(short_help="Re-run a committed baseline; exit 1 on a regression.")
 @click.option(
     "--baseline",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),

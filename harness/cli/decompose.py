@@ -20,7 +20,7 @@ def _levels(value: str) -> tuple[float, ...]:
     return levels
 
 
-@click.command()
+@click.command(short_help="Split a model into blocks of the weights training confirmed.")
 @click.argument("model")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--pool", default="cpu-tiny", show_default=True, help="Pool name or file.")

@@ -15,18 +15,27 @@ from uisbench.strategies.base import STRATEGIES
 from uisbench.tasks import available_tasks
 
 
-@click.command("list")
+@click.command("list", short_help="List strategies, tasks, pools or the banks stored.")
 @click.argument("what", type=click.Choice(["strategies", "tasks", "pools", "banks"]))
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="With strategies: each strategy's options with their defaults and bounds.",
+)
 @db_option
-def list_(what: str, db: str | None) -> None:
-    """List registered strategies, tasks, pools, or the banks in the database."""
-    table = Table(title=what, title_justify="left")
+def list_(what: str, verbose: bool, db: str | None) -> None:
+    """List the registered strategies, tasks or pools, or the banks in the database."""
+    table = Table(title=what, title_justify="left", show_lines=verbose)
     table.add_column("name")
     table.add_column("description")
     if what == "strategies":
         table.add_column("family")
+        if verbose:
+            table.add_column("options: default (bounds)")
         for name, cls in STRATEGIES.all().items():
-            add_row(table, name, cls.description, cls.family)
+            extra = ["\n".join(option_lines(cls)) or "none"] if verbose else []
+            add_row(table, name, cls.description, cls.family, *extra)
     elif what == "tasks":
         for name, desc in available_tasks().items():
             add_row(table, name, desc)
@@ -39,3 +48,20 @@ def list_(what: str, db: str | None) -> None:
                 kind = r["source"] + (" (SYNTHETIC)" if r["synthetic"] else "")
                 add_row(table, r["name"], kind)
     console.print(table)
+
+
+def option_lines(cls) -> list[str]:
+    """``name=default`` per option of a strategy, with its bounds where it declares them."""
+    import dataclasses
+
+    lines = []
+    for f in dataclasses.fields(cls.Params):
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        ge, gt, le = f.metadata.get("bounds", (None, None, None))
+        bounds = [b for b in (ge is not None and f">= {ge}", gt is not None and f"> {gt}") if b]
+        bounds += [f"<= {le}"] if le is not None else []
+        if f.metadata.get("allow_inf"):
+            bounds.append("inf allowed")
+        shown = "''" if default == "" else default
+        lines.append(f"{f.name}={shown}" + (f" ({', '.join(bounds)})" if bounds else ""))
+    return lines

@@ -22,10 +22,18 @@ from uisbench.errors import UisbenchError
 EXIT_USAGE = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    invoke_without_command=True,
+    epilog="Start with `uisbench run` (the default job on the shipped bank), then open "
+    "_site/index.html; `uisbench COMMAND --help` for each command.",
+)
 @click.version_option(package_name="uisbench")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """uisbench: benchmark inference-cost strategies on accuracy vs metered cost."""
+    if ctx.invoked_subcommand is None:  # no command: the help, not an error
+        click.echo(ctx.get_help())
 
 
 for command in (bank, decompose, list_, run, report, site, results, compare, gate):

@@ -7,7 +7,19 @@ import click
 from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_option
 
 
-@click.command()
+@click.command(
+    short_help="Run strategies on a task's test queries (resumable).",
+    epilog="""Examples:
+
+\b
+  uisbench run                      # the default job: every strategy on the shipped bank,
+                                    # three seeds, report and site
+  uisbench run --seed 0             # the same with one seed
+  uisbench run --task mmlu --strategy uniscale:cost_weight=0.3 --strategy oracle
+  uisbench run --bank my-bank.jsonl.gz --strategy majority:model=llama-2-13b,k=8
+  uisbench run --live --pool cpu-tiny --k 8 --task-arg levels=add1,mul1
+  uisbench list strategies -v       # every strategy's options, defaults and bounds""",
+)
 @click.option("--task", default=None, help="Task name (as in the bank or the task registry).")
 @click.option(
     "--strategy",
@@ -111,7 +123,7 @@ def run(
     )
 
 
-@click.command()
+@click.command(short_help="Print each task's verdict; --all adds every configuration.")
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--include-synthetic", is_flag=True, help="Also show runs on synthetic banks.")
 @click.option(

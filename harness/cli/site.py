@@ -9,7 +9,7 @@ import click
 from uisbench.cli.options import db_option
 
 
-@click.group()
+@click.group(short_help="Build the static HTML leaderboard from the database.")
 def site() -> None:
     """Build the static HTML leaderboard."""
 
