@@ -34,7 +34,9 @@ BANK_INFO_COLUMNS = [
     "model",
     "queries",
     "samples/query",
-    "accuracy",
+    "test accuracy",
+    "train accuracy",
+    "accuracy (all)",
     "mean in tok",
     "mean out tok",
     "mean $/sample",
@@ -46,7 +48,7 @@ def add_row(table: Table, *cells: str) -> None:
     table.add_row(*(escape(c) for c in cells))
 
 
-def _num(x: float, fmt: str = "{:.3g}") -> str:
+def _num(x: float | None, fmt: str = "{:.3g}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
@@ -260,8 +262,41 @@ def outcomes_only(configs: pd.DataFrame) -> bool:
     )
 
 
-def print_bank_info(df: pd.DataFrame) -> None:
-    """One table per (bank, task): each model's queries, samples, accuracy and mean costs."""
+def split_accuracy(conn, bank: str | None = None) -> pd.DataFrame:
+    """Per bank, task, model and the source's split (train, test, or "" where it has none):
+    the share of samples correct."""
+    from sqlalchemy import func, select
+
+    from uisbench.store import schema as s
+    from uisbench.store.dialect import bool_mean
+
+    split = func.coalesce(s.queries.c.split, "").label("split")
+    q = (
+        select(
+            s.banks.c.name.label("bank"),
+            s.tasks.c.name.label("task"),
+            s.models.c.name.label("model"),
+            split,
+            bool_mean(s.samples.c.correct).label("accuracy"),
+        )
+        .join(s.banks, s.samples.c.bank_id == s.banks.c.id)
+        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
+        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
+        .join(s.models, s.samples.c.model_id == s.models.c.id)
+        .group_by(s.banks.c.name, s.tasks.c.name, s.models.c.name, split)
+    )
+    if bank:
+        q = q.where(s.banks.c.name == bank)
+    return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def print_bank_info(df: pd.DataFrame, splits: pd.DataFrame | None = None) -> None:
+    """One table per (bank, task): each model's queries, samples, accuracy on the test and the
+    train split apart (a strategy is fitted on one and scored on the other) and mean costs."""
+    by_split: dict = {}
+    if splits is not None and len(splits):
+        for _, r in splits.iterrows():
+            by_split[(r["bank"], r["task"], r["model"], r["split"])] = float(r["accuracy"])
     for (bank, task), g in df.groupby(["bank", "task"], sort=True):
         synthetic = bool(g["synthetic"].any())
         n_q = int(g["queries"].max())
@@ -279,9 +314,15 @@ def print_bank_info(df: pd.DataFrame) -> None:
                 r["model"],
                 str(r["queries"]),
                 f"{r['samples_per_query']:.2f}",
+                _num(by_split.get((bank, task, r["model"], "test")), "{:.3f}"),
+                _num(by_split.get((bank, task, r["model"], "train")), "{:.3f}"),
                 f"{r['accuracy']:.3f}",
                 _num(r["input_tokens"], "{:.1f}"),
                 _num(r["output_tokens"], "{:.1f}"),
                 _num(r["cost_usd"], "{:.3g}"),
             )
         console.print(table)
+        if not any(k[:2] == (bank, task) and k[3] in ("train", "test") for k in by_split):
+            console.print(
+                "The source has no train/test split: runs split the queries by --split-seed."
+            )

@@ -96,7 +96,8 @@ def bank_import(
 ) -> None:
     """Import a bank: the flat format (JSONL or JSONL.gz), or lm-eval, inspect_ai, RouterBench,
     OpenRouterBench output or a correctness matrix (--format); samples already present are
-    skipped."""
+    skipped. The models' metadata (NAME.models.json) is read from beside the file, or from
+    --models."""
     from uisbench.importers import cost_unit_hint, is_flat, with_models, write_flat
     from uisbench.store.bank import import_file
     from uisbench.store.bankfile import bank_name_from_path, models_file_beside
@@ -104,6 +105,11 @@ def bank_import(
     from uisbench.store.lookups import models_without_cost_unit
     from uisbench.tasks import task_description
 
+    if file.name.endswith(".models.json"):
+        raise UisbenchError(
+            f"{file} is a models file (parameter counts, prices), not a bank: give the bank "
+            f"file and pass this one with --models {file}"
+        )
     engine = open_engine(db)
     with tempfile.TemporaryDirectory(prefix="uisbench-import-") as tmp:
         if fmt != "flat" and not (fmt == "auto" and is_flat(file)):
@@ -242,8 +248,9 @@ def bank_export(
 @click.option("--bank", "bank_name", default=None, help="Only this bank.")
 @db_option
 def bank_info(bank_name: str | None, db: str | None) -> None:
-    """Models × queries × samples per bank and task, with accuracy and mean cost per model."""
-    from uisbench.results.report import print_bank_info
+    """Show models × queries × samples per bank and task, with each model's accuracy on the
+    test and the train split and its mean cost."""
+    from uisbench.results.report import print_bank_info, split_accuracy
     from uisbench.store.bank import get_bank_id, info
     from uisbench.store.engine import open_engine
 
@@ -252,9 +259,10 @@ def bank_info(bank_name: str | None, db: str | None) -> None:
         if bank_name:
             get_bank_id(conn, bank_name)  # an unknown bank is named as such, with the known ones
         df = info(conn, bank_name)
+        splits = split_accuracy(conn, bank_name)
     if df.empty:
         raise UisbenchError("the database holds no samples")
-    print_bank_info(df)
+    print_bank_info(df, splits)
 
 
 @bank.command("record")

@@ -89,7 +89,13 @@ def results() -> None:
 @click.option("--task", default=None, help="Only runs of this task.")
 @click.option("--config", "configs", multiple=True, help="Configuration label; repeatable.")
 @click.option("--bank", default=None, help="Only runs on this bank.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write: F.json (the result file compare and gate read) or F.csv (one row "
+    "per run and query, for a spreadsheet).",
+)
 @db_option
 def results_export(
     run_ids: tuple[str, ...],
@@ -100,14 +106,20 @@ def results_export(
     db: str | None,
 ) -> None:
     """Write runs (ids like 3 4 or 3-9, or a selection) with per-query outcomes to a file."""
+    from uisbench.results.csv_export import write_csv
     from uisbench.results.export import load_results, select_runs, write_results
     from uisbench.store.engine import open_engine
 
+    suffix = out.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise UisbenchError(
+            f"--out {out}: give a .json result file (for compare and gate) or a .csv table"
+        )
     ids = [i for ref in run_ids for i in _parse_ids(ref)]
     engine = open_engine(db, create=False)
     chosen = select_runs(engine, ids or None, task, list(configs) or None, bank)
     data = load_results(engine, chosen)
-    write_results(data, out)
+    (write_csv if suffix == ".csv" else write_results)(data, out)
     click.echo(f"{len(data.runs)} run(s) on bank {data.bank} written to {out}")
 
 
