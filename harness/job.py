@@ -219,7 +219,7 @@ def run_job(req: RunRequest) -> None:
         for task in sorted({t for t, _ in pairs}):
             print_report(engine, task)
     if default_job:
-        _build_site(engine)
+        _build_site(engine, site_folder(req.db))
 
 
 def _work_list(
@@ -287,10 +287,24 @@ def _execute(work: list[tuple[Runner, str, int]], force: bool) -> tuple[int, int
     return resumed, skipped
 
 
-def _build_site(engine: Engine) -> None:
+def site_folder(db: str | None) -> Path:
+    """Where the default job writes its site: ``_site/`` beside the SQLite file it ran into
+    (so ``--db X`` keeps X's site with X), else ``_site/`` in the working directory."""
+    from uisbench.store.engine import resolve_url
+
+    url = resolve_url(db)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent / "_site"
+    return Path.cwd() / "_site"
+
+
+def _build_site(engine: Engine, out: Path) -> None:
     try:
         from uisbench.site.build import build_site
     except ImportError:  # the site builder is optional at this layer
         return
-    out = build_site(engine)
+    from uisbench.progress import progress_bar, site_progress
+
+    with progress_bar(transient=True) as bar:
+        out = build_site(engine, out, progress=site_progress(bar))
     print(f"leaderboard written to {out / 'index.html'}", file=sys.stderr)

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -363,8 +364,10 @@ class _Site:
         include_synthetic: bool,
         drill_queries: int,
         base_url: str | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.progress = progress or (lambda done, total, label: None)
         self.drill_queries = drill_queries
         self.out = out
         self.include_synthetic = include_synthetic
@@ -428,7 +431,11 @@ class _Site:
         ]
         online = run_stats.loc[run_stats["n_reward"] > 0, "run_id"] if len(run_stats) else []
         curves = regret_curves(self.engine, [int(i) for i in online])
-        index_tasks = [self._task(board, runs, models, curves) for board in boards]
+        index_tasks = []
+        for i, board in enumerate(boards):
+            self.progress(i, len(boards), f"{board.task} ({self.pages} pages so far)")
+            index_tasks.append(self._task(board, runs, models, curves))
+        self.progress(len(boards), len(boards), f"{self.pages} pages")
         self.render(
             "index.html", "index.html", tasks=index_tasks, include_synthetic=self.include_synthetic
         )
@@ -719,10 +726,12 @@ def build_site(
     include_synthetic: bool = False,
     drill_queries: int = DRILL_QUERIES,
     base_url: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
-    """Render the site into ``out`` (default ``_site/`` in the current directory); returns it."""
+    """Render the site into ``out`` (default ``_site/`` in the current directory); returns it.
+    ``progress(done, total, label)`` hears of each task as its pages are written."""
     out = Path(out) if out is not None else Path.cwd() / "_site"
     if drill_queries < 0:
         raise UisbenchError("--queries must be 0 (all) or more")
     base_url = check_base_url(base_url)
-    return _Site(engine, out, include_synthetic, drill_queries, base_url).build()
+    return _Site(engine, out, include_synthetic, drill_queries, base_url, progress).build()

@@ -15,7 +15,8 @@ db_option = click.option(
     "--db",
     envvar="UISBENCH_DB",
     default=None,
-    help="SQLAlchemy URL or SQLite path (default: results/uisbench.db; env UISBENCH_DB).",
+    help="SQLAlchemy URL or SQLite path (default: uisbench.db in the working directory; "
+    "env UISBENCH_DB).",
 )
 
 

@@ -48,9 +48,12 @@ def site_build(
 
     Two builds from one database differ only in the build stamp (set SOURCE_DATE_EPOCH to
     fix it too)."""
+    from uisbench.progress import progress_bar, site_progress
     from uisbench.site.build import build_site
     from uisbench.store.engine import open_engine
 
     engine = open_engine(db, create=False)
-    path = build_site(engine, out, include_synthetic, drill_queries, base_url)
+    with progress_bar(transient=True) as bar:
+        tick = site_progress(bar)
+        path = build_site(engine, out, include_synthetic, drill_queries, base_url, tick)
     click.echo(f"site written to {path / 'index.html'}")

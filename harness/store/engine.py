@@ -9,7 +9,6 @@ transactions and ``query_only``: a WAL reader reads its snapshot and never waits
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from contextlib import closing
@@ -30,13 +29,9 @@ _CREATED: set[Path] = set()
 
 
 def default_db_path() -> Path:
-    """The default SQLite file: ``uisbench.db`` in the ``uisbench.results`` package folder.
-
-    Found without importing the results layer (storage sits below it).
-    """
-    spec = importlib.util.find_spec("uisbench.results")
-    folder = list(spec.submodule_search_locations or [])[0] if spec else "."
-    return Path(folder).resolve() / "uisbench.db"
+    """The default SQLite file: ``uisbench.db`` in the working directory (where the default
+    job's ``_site/`` goes too), never inside the installed package."""
+    return Path.cwd().resolve() / "uisbench.db"
 
 
 def resolve_url(db: str | None = None) -> str:

@@ -29,11 +29,27 @@ def _runs(db: str) -> list[tuple[str, int]]:
         return sorted(map(tuple, conn.execute(select(s.runs.c.config_label, s.runs.c.seed))))
 
 
-def test_seed_zero_alone_runs_one_seed(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    db = str(tmp_path / "r.db")
+def test_seed_zero_alone_runs_one_seed_and_the_site_goes_beside_the_db(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Item 9, and the default job's site beside ``--db X`` (said on stderr)."""
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    db = str(tmp_path / "there" / "r.db")
+    (tmp_path / "there").mkdir()
     assert cli("run", "--db", db, "--seed", "0", "--no-report") == 0
     assert {seed for _, seed in _runs(db)} == {0}
+    site = tmp_path / "there" / "_site" / "index.html"
+    assert site.exists() and f"leaderboard written to {site}" in capsys.readouterr().err
+    assert not list((tmp_path / "here").iterdir())
+
+
+def test_default_database_is_in_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    from uisbench.store.engine import default_db_path
+
+    monkeypatch.chdir(tmp_path)
+    assert default_db_path() == tmp_path.resolve() / "uisbench.db"
+    assert "site-packages" not in str(default_db_path())
 
 
 def test_every_strategy_is_checked_before_any_runs(tmp_path: Path, capsys) -> None:
