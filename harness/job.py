@@ -260,9 +260,10 @@ def preflight(runner: Runner, specs: list[str]) -> list[str]:
             named = [value] if isinstance(value, str) and value else list(value or ())
             unknown = [m for m in named if isinstance(m, str) and m not in runner.models]
             if unknown and isinstance(value, (str, tuple, list)):
+                what = "model" if len(unknown) == 1 else "models"
                 problems.append(
-                    f"cannot run {strat.label()}: unknown model(s) "
-                    f"{', '.join(map(repr, unknown))} (the bank holds: {', '.join(runner.models)})"
+                    f"cannot run {strat.label()}: unknown {what} {', '.join(map(repr, unknown))} "
+                    f"(the bank holds: {', '.join(runner.models)})"
                 )
     return problems
 

@@ -35,7 +35,8 @@ def test_run_pages_show_learning_curve_and_extrapolation(tmp_path: Path) -> None
 
     assert 'id="learning"' in uni_page
     spec = re.search(r'<script type="application/json" id="learning-spec">(.*?)</script>', uni_page)
-    values = json.loads(spec.group(1))["data"]["values"]
+    layers = json.loads(spec.group(1))["layer"]  # reward and accuracy on their own axes
+    values = [v for layer in layers for v in layer["data"]["values"]]
     assert {v["series"] for v in values} == {"mean reward so far", "accuracy so far"}
     assert max(v["queries_seen"] for v in values) == 30  # the whole test stream
     assert "pulls" in uni_page

@@ -79,7 +79,9 @@ def test_pareto_chart_data_match_the_leaderboard(built: tuple[Engine, Path]) -> 
     (board,) = boards
     task_page = next((out / "tasks").glob("*.html")).read_text("utf-8")
     specs = re.findall(
-        r'<script type="application/json" id="pareto-(\w+)-spec">(.*?)</script>', task_page, re.S
+        r'<script type="application/json" id="pareto-[\w.@-]+-(flops|dollars)-spec">(.*?)</script>',
+        task_page,
+        re.S,
     )
     assert {u for u, _ in specs} == {"flops", "dollars"}
     spec = json.loads(specs[0][1])
