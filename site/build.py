@@ -47,8 +47,10 @@ from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
+from uisbench.results.report import dash_reasons
 from uisbench.site.bidi import dumps_without_bidi, strip_bidi
 from uisbench.site.charts import (
+    budget_spec,
     law_spec,
     learning_curve_spec,
     pareto_spec,
@@ -59,6 +61,15 @@ from uisbench.store import schema as s
 from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
 
+#: Strategy-table columns left out when no strategy of the task has a figure in them.
+EMPTY_COLUMN_NAMES = {
+    "aiq_flops": "AIQ (flops)",
+    "aiq_dollars": "AIQ (dollars)",
+    "apgr": "APGR",
+    "cpt50": "CPT(50%)",
+    "cpt80": "CPT(80%)",
+    "match": "cost to match the best single model",
+}
 CHART_UNITS = ("flops", "dollars")  # tokens are charted only when neither is known
 DRILL_QUERIES = 30  # queries per task that get a drill-down page (bounded: big banks stay fast)
 MAX_BANK_SAMPLES = 32  # recorded samples shown per model on a query page
@@ -68,6 +79,7 @@ SYNTHETIC_NOTE = "SYNTHETIC bank: generated for speed tests; these are not model
 POINT_COLUMNS = [
     "config_label",
     "short",
+    "label",
     "strategy",
     "family",
     "group",
@@ -190,6 +202,7 @@ def _env() -> jinja2.Environment:
         sortkey=sort_key,
         time=fmt_time,
         readable=readable,
+        column_name=lambda c: EMPTY_COLUMN_NAMES.get(c, c),
         json_text=json_text,
     )
     env.globals.update(
@@ -318,6 +331,18 @@ def _arms_text(arms: Any) -> str:
         else:
             parts.append(str(a))
     return " + ".join(filter(None, [", ".join(parts), *overheads])) or "—"
+
+
+def with_chosen(params: Any, summary: dict[str, Any]) -> Any:
+    """A run's settings, where an option left to the strategy (None) shows what it chose
+    (UniScale's tuned alpha and dim): ``— → chose 0.05``."""
+    chosen = summary.get("settings")
+    if not isinstance(params, dict) or not isinstance(chosen, dict):
+        return params
+    return {
+        k: f"— → chose {readable(chosen[k])}" if v is None and k in chosen else v
+        for k, v in params.items()
+    }
 
 
 def strategy_notes(summary: dict[str, Any]) -> list[str]:
@@ -493,6 +518,11 @@ class _Site:
             configs=page.configs.to_dict(orient="records"),
             strategies=strategies.to_dict(orient="records"),
             families=board.families.to_dict(orient="records"),
+            family_units=[
+                u
+                for u in UNITS
+                if f"aiq_{u}" in board.families and board.families[f"aiq_{u}"].notna().any()
+            ],
             downloads=downloads,
             queries=qlist,
             n_test=n_test,
@@ -501,6 +531,9 @@ class _Site:
             task_href=page.href,
             budget=board.budget.to_dict(orient="records"),
             budget_method=BUDGET_METHOD,
+            budget_chart=budget_spec(board.budget, board.unit),
+            empty=empty_columns(strategies, board.unit),
+            reasons=[r for r in dash_reasons(board) if r not in board.notes],
             **page.ctx,
         )
         primary = next((c for c in charts if c["unit"] == board.unit), None)
@@ -513,6 +546,12 @@ class _Site:
             "note": page.ctx["note"],
             "n_runs": len(page.runs),
             "slug": tslug,
+            "reasons": [
+                r
+                for r in dash_reasons(board)
+                if r not in board.notes and not r.startswith("At a model's cost")
+            ],
+            "empty": empty_columns(strategies, board.unit),
         }
 
     def _charts(self, page: _TaskPages) -> list[dict[str, Any]]:
@@ -583,7 +622,7 @@ class _Site:
                 law_chart=law_spec(law) if isinstance(law, list) else None,
                 strategy_notes=strategy_notes(strategy_summary),
                 run_summary=summary,
-                run=run.to_dict(),
+                run={**run.to_dict(), "params": with_chosen(run["params"], strategy_summary)},
                 pool=[models.get(m, {"name": m}) for m in (run["models"] or [])],
                 accuracy=self.acc_by_run.get(rid),
                 task_href=page.href,
@@ -702,11 +741,45 @@ def _configs_table(board: TaskBoard, tslug: str) -> pd.DataFrame:
     configs = board.configs.copy()
     configs["group"] = configs.apply(plot_group, axis=1)
     configs["short"] = configs["config_label"].map(short_label)
+    configs["label"] = chart_labels(configs, board.unit)
     configs["href"] = [f"configs/{tslug}/{slug(c)}.html" for c in configs["config_label"]]
     configs["anchor"] = "strategy-" + configs["strategy"].map(slug)
     return configs.sort_values(
         ["upper_bound", "family", "strategy", board.unit, "accuracy"], na_position="last"
     ).reset_index(drop=True)
+
+
+def empty_columns(strategies: pd.DataFrame, unit: str) -> list[str]:
+    """Columns of the strategy table with no figure for any strategy (left out, said so)."""
+    sources = {
+        "aiq_flops": "aiq_flops",
+        "aiq_dollars": "aiq_dollars",
+        "apgr": f"apgr_{unit}",
+        "cpt50": "cpt50",
+        "cpt80": "cpt80",
+        "match": f"match_{unit}",
+    }
+    return [
+        key
+        for key, col in sources.items()
+        if key != f"aiq_{unit}" and (col not in strategies or strategies[col].isna().all())
+    ]
+
+
+def chart_labels(configs: pd.DataFrame, unit: str) -> pd.Series:
+    """What a Pareto chart writes beside a point: each single model's name and each family's
+    best configuration (options that differ from the defaults only); upper bounds and the
+    rest stay unlabelled (hover tells them)."""
+    from uisbench.results.report import short_config
+
+    labels = pd.Series("", index=configs.index, dtype=object)
+    single = configs["kind"] == "single model"
+    labels[single] = configs.loc[single, "short"]
+    rest = configs[configs["kind"] == "strategy"]
+    for _, g in rest.groupby("family", sort=True):
+        best = g.sort_values(["accuracy", unit], ascending=[False, True], na_position="last")
+        labels[best.index[0]] = short_config(best["config_label"].iloc[0])
+    return labels
 
 
 def check_base_url(url: str | None) -> str | None:

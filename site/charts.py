@@ -40,6 +40,11 @@ KIND_SHAPES = {
 }
 
 
+#: The chart parameter behind the "show upper bounds" checkbox, and the test for such a point.
+TOGGLE = "show_upper"
+UPPER_TEST = "(datum.kind === 'oracle (upper bound)')"
+
+
 def plot_group(row: pd.Series) -> str:
     """Colour group of a configuration: its family, with the reference points apart."""
     if row["kind"] == "single model":
@@ -76,6 +81,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
     if pts.empty:
         return None
     fr = fronts[(fronts["unit"] == unit) & (fronts["cost"] > 0)] if len(fronts) else fronts
+    kinds = set(pts["kind"])
     order = [g for g in GROUP_COLORS if g in set(pts["group"])]
     order += sorted(set(pts["group"]) - set(order))
     color = {
@@ -97,17 +103,18 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
             "gridOpacity": 0.5,
         },
     }
-    lo = float(pts[["accuracy", "ci_low"]].min().min())
-    hi = float(pts[["accuracy", "ci_high"]].max().max())
-    # Whole tenths around the data, never past 0% or 100%.
-    domain = [max(0.0, math.floor(lo * 10 - 0.25) / 10), min(1.0, math.ceil(hi * 10 + 0.25) / 10)]
+    # The y-axis follows what is drawn: upper bounds (the oracle) are hidden until the reader
+    # ticks the box, so they do not squeeze every real strategy into the bottom of the chart.
     y = {
         "field": "accuracy",
         "type": "quantitative",
         "title": "Accuracy (share of test queries correct)",
-        "scale": {"domain": domain},
+        "scale": {"zero": False, "nice": True, "padding": 12},
         "axis": {"format": ".0%"},
     }
+    has_upper = bool((pts["kind"] == "oracle (upper bound)").any())
+    visible = {"filter": f"!{UPPER_TEST} || {TOGGLE}"}
+    front_visible = {"filter": f"datum.group !== 'oracle (upper bound)' || {TOGGLE}"}
     cost_title = AXIS_TITLES.get(unit, unit).replace(" (log scale)", "")
     tooltip = [
         {"field": "config_label", "title": "configuration"},
@@ -121,6 +128,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
     layers: list[dict[str, Any]] = [
         {
             "data": {"name": "points"},
+            "transform": [visible],
             "mark": {"type": "rule", "opacity": 0.35, "strokeWidth": 1.5},
             "encoding": {
                 "x": x,
@@ -131,6 +139,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
         },
         {
             "data": {"name": "fronts"},
+            "transform": [front_visible],
             "mark": {"type": "line", "strokeWidth": 2, "opacity": 0.85},
             "encoding": {
                 "x": x,
@@ -142,6 +151,7 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
         },
         {
             "data": {"name": "points"},
+            "transform": [visible],
             "mark": {
                 "type": "point",
                 "cursor": "pointer",
@@ -159,7 +169,10 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                     "field": "kind",
                     "type": "nominal",
                     "title": "point",
-                    "scale": {"domain": list(KIND_SHAPES), "range": list(KIND_SHAPES.values())},
+                    "scale": {
+                        "domain": [k for k in KIND_SHAPES if k in kinds],
+                        "range": [v for k, v in KIND_SHAPES.items() if k in kinds],
+                    },
                     "legend": {"orient": "right"},
                 },
                 "tooltip": tooltip,
@@ -167,11 +180,12 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
             },
         },
     ]
-    # Single models and the oracle are labelled; labels near the right edge go to the left.
-    labelled = "(datum.kind === 'single model' || datum.kind === 'oracle (upper bound)')"
+    # Single models and each family's best point are labelled (upper bounds are not); labels
+    # near the right edge go to the left.
+    labelled = "datum.label"
     log_c = np.log10(pts["cost"].to_numpy(float))
     cut = float(log_c.min() + 0.8 * (log_c.max() - log_c.min()))
-    is_labelled = pts["kind"].isin(["single model", "oracle (upper bound)"]).to_numpy()
+    is_labelled = (pts["label"].fillna("") != "").to_numpy() if "label" in pts else log_c < 0
     for side, test, dx in (("left", "<", 8), ("right", ">=", -8)):
         present = is_labelled & ((log_c < cut) if test == "<" else (log_c >= cut))
         if not present.any():
@@ -182,15 +196,19 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
                 "data": {"name": "points"},
                 "transform": [{"filter": f"{labelled} && log(datum.cost) / LN10 {test} {cut!r}"}],
                 "mark": mark,
-                "encoding": {"x": x, "y": y, "text": {"field": "short"}},
+                "encoding": {"x": x, "y": y, "text": {"field": "label"}},
             }
         )
     front_rows = fr.rename(columns={"front": "group"}) if len(fr) else fr
+    params = [{"name": TOGGLE, "value": False}]
+    if has_upper:
+        params[0]["bind"] = {"input": "checkbox", "name": "show upper bounds (oracle) "}
     return {
         "$schema": SCHEMA,
         "width": "container",
         "height": 380,
         "autosize": {"type": "fit-x", "contains": "padding"},
+        "params": params,
         "datasets": {"points": records(pts), "fronts": records(front_rows)},
         "layer": layers,
         "config": {
@@ -345,6 +363,115 @@ def law_spec(points: list[dict[str, Any]]) -> dict[str, Any] | None:
                 "transform": [{"filter": "datum.series === 'observed (train)'"}],
                 "mark": {"type": "point", "filled": True, "size": 70},
                 "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
+            },
+        ],
+    }
+
+
+def budget_spec(budget: pd.DataFrame, unit: str) -> dict[str, Any] | None:
+    """Families at fixed budgets: at each single model's cost (x, cheapest first), every
+    family's hull accuracy (dot) with its paired 95% interval (bar, the model's accuracy plus
+    the interval of the gain), beside the model's own accuracy (diamond)."""
+    if budget is None or not len(budget):
+        return None
+    rows = []
+    for _, r in budget.sort_values("budget").iterrows():
+        at = str(r["budget_of"]).removeprefix("single:model=")
+        if math.isfinite(r["accuracy"]):
+            rows.append(
+                {
+                    "budget_of": at,
+                    "budget": _clean(float(r["budget"])),
+                    "group": r["group"],
+                    "accuracy": float(r["accuracy"]),
+                    "low": _clean(float(r["single_accuracy"] + r["gain_low"])),
+                    "high": _clean(float(r["single_accuracy"] + r["gain_high"])),
+                    "claim": r.get("claim") or "",
+                }
+            )
+    singles = budget.drop_duplicates("budget_of").sort_values("budget")
+    for _, r in singles.iterrows():
+        at = str(r["budget_of"]).removeprefix("single:model=")
+        rows.append(
+            {
+                "budget_of": at,
+                "budget": _clean(float(r["budget"])),
+                "group": "single models",
+                "accuracy": float(r["single_accuracy"]),
+                "low": None,
+                "high": None,
+                "claim": "the model itself",
+            }
+        )
+    if not rows:
+        return None
+    order = list(dict.fromkeys(str(b).removeprefix("single:model=") for b in singles["budget_of"]))
+    groups = [g for g in GROUP_COLORS if g in {r["group"] for r in rows}]
+    groups += sorted({r["group"] for r in rows} - set(groups))
+    x = {
+        "field": "budget_of",
+        "type": "nominal",
+        "sort": order,
+        "title": f"At the cost of (single model, cheapest first; {AXIS_TITLES.get(unit, unit)})",
+        "axis": {"labelAngle": 0, "labelLimit": 200},
+    }
+    color = {
+        "field": "group",
+        "type": "nominal",
+        "title": "family",
+        "scale": _color_scale(groups),
+        "legend": {"orient": "right"},
+    }
+    offset = {"field": "group", "type": "nominal", "sort": groups}
+    y = {
+        "field": "accuracy",
+        "type": "quantitative",
+        "title": "Accuracy at that budget",
+        "scale": {"zero": False, "nice": True},
+        "axis": {"format": ".0%"},
+    }
+    tooltip = [
+        {"field": "budget_of", "title": "at the cost of"},
+        {"field": "group", "title": "family"},
+        {"field": "accuracy", "format": ".3f"},
+        {"field": "low", "title": "95% low", "format": ".3f"},
+        {"field": "high", "title": "95% high", "format": ".3f"},
+        {"field": "claim"},
+    ]
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": 300,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "data": {"values": rows},
+        "layer": [
+            {
+                "transform": [{"filter": "datum.low !== null"}],
+                "mark": {"type": "rule", "strokeWidth": 2, "opacity": 0.6},
+                "encoding": {
+                    "x": x,
+                    "xOffset": offset,
+                    "y": {**y, "field": "low"},
+                    "y2": {"field": "high"},
+                    "color": color,
+                },
+            },
+            {
+                "mark": {"type": "point", "filled": True, "size": 80, "opacity": 0.95},
+                "encoding": {
+                    "x": x,
+                    "xOffset": offset,
+                    "y": y,
+                    "color": color,
+                    "shape": {
+                        "condition": {
+                            "test": "datum.group === 'single models'",
+                            "value": "diamond",
+                        },
+                        "value": "circle",
+                    },
+                    "tooltip": tooltip,
+                },
             },
         ],
     }

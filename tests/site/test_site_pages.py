@@ -68,6 +68,7 @@ def test_uniscale_page_says_what_the_bandit_did(built: Path) -> None:
     assert "pulled one arm throughout" in run
     assert "alpha None" not in run
     assert "Settings it chose: norm rank, alpha 0.05" in run
+    assert "— → chose 0.05" in run  # the tuned alpha in the settings table
     spec = re.search(r'id="learning-spec">(.*?)</script>', run, re.S).group(1)
     assert '"independent"' in spec  # reward and accuracy on separate axes
 
@@ -76,3 +77,4 @@ def test_t2_page_plots_the_law_against_observed_points_and_names_its_fit(built: 
     run = _page_of(built, "runs", "law-spec")
     assert "fitted law" in run and "observed (train)" in run
     assert "Fit warning (T2 approach 1" in run
+    assert "vega-embed.min.js" in run  # the page loads the chart scripts (no learning curve)
