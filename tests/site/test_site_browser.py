@@ -115,7 +115,7 @@ def test_index_lists_tasks_and_strategies_and_renders_chart(site: Path, browser)
     svg = browser.find_element(By.CSS_SELECTOR, "div.chart svg")
     assert svg.size["width"] > 300 and svg.size["height"] > 200
     symbols = browser.find_elements(By.CSS_SELECTOR, "div.chart svg g.mark-symbol.role-mark path")
-    assert len(symbols) == len(toy.STRATEGIES) + 1  # every configuration, the stub included
+    assert len(symbols) == len(toy.STRATEGIES)  # every configuration but the hidden oracle
     axis_titles = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "div.chart svg text")}
     assert any("per query (log scale)" in t for t in axis_titles)
     _assert_clean(browser, "index")
@@ -148,6 +148,12 @@ def test_task_page_and_drill_down_link(site: Path, browser) -> None:
     assert browser.find_element(By.CSS_SELECTOR, "pre.prompt").text.strip()
     rows = browser.find_elements(By.CSS_SELECTOR, "table.decisions tbody tr")
     assert len(rows) == 9  # every run decided this query (7 strategies + 2 stub seeds)
+    # The recorded samples come first; the decision rows are collapsed until asked for.
+    headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+    assert headings.index("Samples recorded in the bank") < headings.index("Decisions of every run")
+    assert not rows[0].is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "details.decisions summary").click()
+    assert rows[0].is_displayed()
     _assert_clean(browser, "query page")
     # From the query page on to one run's provenance.
     browser.find_element(By.CSS_SELECTOR, "table.decisions tbody tr td:nth-child(3) a").click()
@@ -232,3 +238,33 @@ def test_each_task_section_charts_its_own_configurations(tmp_path: Path, browser
     ids = browser.execute_script("return [...document.querySelectorAll('[id]')].map(e => e.id)")
     assert len(ids) == len(set(ids)), "duplicate element ids on the index"
     _assert_clean(browser, "three-task index")
+
+
+def test_pages_fit_1400_pixels_and_upper_bounds_are_behind_a_toggle(site: Path, browser) -> None:
+    """No page scrolls sideways in a 1400 px window; the oracle is not drawn (and does not set
+    the y-axis) until its checkbox is ticked; every family's best point is labelled."""
+    task_page = next((site / "tasks").glob("*.html"))
+    for page in [site / "index.html", task_page, *sorted((site / "runs").glob("*.html"))[:2]]:
+        _open(browser, page)
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 1400, (page.name, width)
+    _open(browser, task_page)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.__uisbenchCharts || 0") >= 3
+    )
+    figure = browser.find_element(By.CSS_SELECTOR, "figure.pareto")
+    marks = "div.chart svg g.mark-symbol.role-mark path"
+    shown = len(figure.find_elements(By.CSS_SELECTOR, marks))
+    assert shown == len(toy.STRATEGIES)  # every configuration but the oracle (+ the stub)
+    labels = {t.text for t in figure.find_elements(By.CSS_SELECTOR, "g.mark-text.role-mark text")}
+    assert {"toy-small", "toy-mid", "toy-large"} <= labels  # single models
+    assert "majority:model=toy-mid,k=4" in labels  # the tts family's best
+    assert not any(t.startswith("oracle") for t in labels)
+    figure.find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+    WebDriverWait(browser, 10).until(
+        lambda d: len(figure.find_elements(By.CSS_SELECTOR, marks)) == shown + 1
+    )
+    # The families-at-budget plot draws a dot per family and budget, and each model.
+    budget = browser.find_element(By.CSS_SELECTOR, "figure.budgetfig svg")
+    assert len(budget.find_elements(By.CSS_SELECTOR, "g.mark-symbol.role-mark path")) >= 3
+    _assert_clean(browser, "task page charts")
