@@ -619,7 +619,11 @@ class _Site:
                 run_page(run["run_key"]),
                 strategy_summary=strategy_summary,
                 learning_curve=learning_curve_spec(curve) if isinstance(curve, dict) else None,
-                law_chart=law_spec(law) if isinstance(law, list) else None,
+                law_chart=(
+                    law_spec(law, str(strategy_summary.get("metric", "")))
+                    if isinstance(law, list)
+                    else None
+                ),
                 strategy_notes=strategy_notes(strategy_summary),
                 run_summary=summary,
                 run={**run.to_dict(), "params": with_chosen(run["params"], strategy_summary)},

@@ -326,7 +326,10 @@ def learning_curve_spec(curve: dict[str, list[float]]) -> dict[str, Any] | None:
     }
 
 
-def law_spec(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+METRIC_TITLES = {"maj": "Majority-vote accuracy at k", "pass": "pass@k"}
+
+
+def law_spec(points: list[dict[str, Any]], metric: str = "") -> dict[str, Any] | None:
     """T2's fitted law against the observed training points: per model, the observed metric at
     each k (dots) and the law's prediction (line), k on a log axis."""
     rows = [
@@ -343,7 +346,8 @@ def law_spec(points: list[dict[str, Any]]) -> dict[str, Any] | None:
         "title": "Samples per query, k (log scale)",
         "scale": {"type": "log"},
     }
-    y = {"field": "value", "type": "quantitative", "title": "Metric", "axis": {"format": ".0%"}}
+    title = METRIC_TITLES.get(metric, metric or "Metric") + " (training split)"
+    y = {"field": "value", "type": "quantitative", "title": title, "axis": {"format": ".0%"}}
     color = {"field": "model", "type": "nominal", "legend": {"orient": "right"}}
     tooltip = [{"field": "model"}, {"field": "k"}, {"field": "series"}]
     tooltip.append({"field": "value", "format": ".3f"})
