@@ -47,7 +47,7 @@ from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
-from uisbench.results.report import dash_reasons
+from uisbench.results.report import dash_reasons, short_config
 from uisbench.site.bidi import dumps_without_bidi, strip_bidi
 from uisbench.site.charts import (
     budget_spec,
@@ -203,6 +203,7 @@ def _env() -> jinja2.Environment:
         time=fmt_time,
         readable=readable,
         column_name=lambda c: EMPTY_COLUMN_NAMES.get(c, c),
+        shortcfg=lambda label: short_label(short_config(str(label))),
         json_text=json_text,
     )
     env.globals.update(
