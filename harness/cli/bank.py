@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ import click
 
 from uisbench.cli.options import db_option, parse_task_args, unsafe_exec_option
 from uisbench.errors import UisbenchError
+
+#: Files from this size up are announced before the import (it runs in one transaction).
+ANNOUNCE_MB = 5.0
 
 
 @click.group(short_help="Import, export, record and inspect sample banks.")
@@ -111,6 +116,10 @@ def bank_import(
             f"file and pass this one with --models {file}"
         )
     engine = open_engine(db)
+    size = file.stat().st_size / 1e6 if file.is_file() else 0.0
+    if size >= ANNOUNCE_MB and not sys.stdout.isatty():  # a CI log hears that work has begun
+        click.echo(f"importing {file} ({size:.1f} MB) in one transaction…")
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="uisbench-import-") as tmp:
         if fmt != "flat" and not (fmt == "auto" and is_flat(file)):
             conv = with_models(
@@ -142,7 +151,7 @@ def bank_import(
     click.echo(
         f"bank {stats.bank}: {stats.rows} rows read, {stats.inserted} new samples "
         f"({stats.rows - stats.inserted} already present); tasks: {', '.join(stats.tasks)}; "
-        f"models: {', '.join(stats.models)}{replaced}"
+        f"models: {', '.join(stats.models)}{replaced} ({time.perf_counter() - start:.1f} s)"
     )
 
 

@@ -51,3 +51,9 @@ def test_importing_a_models_file_says_to_use_models(tmp_path: Path, capsys) -> N
     code, _, err = cli(capsys, "bank", "import", str(models), "--db", str(tmp_path / "r.db"))
     assert code == 2 and "--models" in err and "not a bank" in err
     assert not (tmp_path / "r.db").exists()
+
+
+def test_import_says_it_has_begun_outside_a_terminal(tmp_path: Path, capsys) -> None:
+    bank = _bank(tmp_path)
+    code, out, err = cli(capsys, "bank", "import", str(bank), "--db", str(tmp_path / "r.db"))
+    assert code == 0 and f"importing {bank}" in err and " s)" in out
