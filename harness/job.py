@@ -133,10 +133,23 @@ def _shipped_pairs(engine: Engine) -> list[tuple[str, str]]:
 
 def _record_live(engine: Engine, req: RunRequest) -> str:
     """Generate (or top up) a live bank through the backend; strategies then draw from it."""
-    from uisbench.live import record
+    from uisbench.progress import progress_bar, rate_ticker
 
     task = req.task or DEFAULT_LIVE["task"]
-    stats = record(
+    with progress_bar(rate=True) as bar:  # a recording of minutes is never silent
+        tick = rate_ticker(bar, bar.add_task("live samples", total=None, rate=""), "samples")
+        stats = _record(engine, req, task, tick)
+    print(
+        f"live bank {stats.bank}: {stats.generated} samples generated, {stats.already} held",
+        file=sys.stderr,
+    )
+    return stats.bank
+
+
+def _record(engine: Engine, req: RunRequest, task: str, tick):
+    from uisbench.live import record
+
+    return record(
         engine,
         task,
         req.pool or DEFAULT_LIVE["pool"],
@@ -147,12 +160,8 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
         backend=req.backend,
         endpoints=req.endpoints,
         task_overrides=live_task_args(task, req.task_args, ("train", "test")) or None,
+        progress=tick,
     )
-    print(
-        f"live bank {stats.bank}: {stats.generated} samples generated, {stats.already} held",
-        file=sys.stderr,
-    )
-    return stats.bank
 
 
 def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:
