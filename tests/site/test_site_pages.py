@@ -78,3 +78,9 @@ def test_t2_page_plots_the_law_against_observed_points_and_names_its_fit(built: 
     assert "fitted law" in run and "observed (train)" in run
     assert "Fit warning (T2 approach 1" in run
     assert "vega-embed.min.js" in run  # the page loads the chart scripts (no learning curve)
+
+
+def test_config_page_says_who_sets_an_option_left_as_none(built: Path) -> None:
+    page = _page_of(built, "configs", "uniscale:")
+    assert "<code>None</code>" not in page
+    assert "left to the strategy" in page
