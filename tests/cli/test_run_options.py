@@ -56,10 +56,19 @@ def test_every_strategy_is_checked_before_any_runs(tmp_path: Path, capsys) -> No
     bank = outcomes_bank(tmp_path / "outcomes.jsonl")
     db = str(tmp_path / "r.db")
     code = cli(
-        "run", "--bank", str(bank), "--db", db, "--no-report",
-        "--strategy", "single:model=small", "--strategy", "majority:model=big,k=1",
-        "--strategy", "single:model=nope",
-    )  # fmt: skip
+        "run",
+        "--bank",
+        str(bank),
+        "--db",
+        db,
+        "--no-report",
+        "--strategy",
+        "single:model=small",
+        "--strategy",
+        "majority:model=big,k=1",
+        "--strategy",
+        "single:model=nope",
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "majority" in err and "needs the samples' answers" in err
@@ -105,11 +114,26 @@ def test_run_live_takes_task_args(tmp_path: Path, fake_backend, capsys) -> None:
     pytest.importorskip("lm_eval")
     db = str(tmp_path / "r.db")
     code = cli(
-        "run", "--live", "--backend", "fake", "--models", "smollm2-135m-instruct",
-        "--k", "2", "--db", db, "--no-report", "--strategy", "single:model=smollm2-135m-instruct",
-        "--task-arg", "levels=add1", "--task-arg", "n_per_level=3",
-        "--task-arg", "n_train_per_level=2",
-    )  # fmt: skip
+        "run",
+        "--live",
+        "--backend",
+        "fake",
+        "--models",
+        "smollm2-135m-instruct",
+        "--k",
+        "2",
+        "--db",
+        db,
+        "--no-report",
+        "--strategy",
+        "single:model=smollm2-135m-instruct",
+        "--task-arg",
+        "levels=add1",
+        "--task-arg",
+        "n_per_level=3",
+        "--task-arg",
+        "n_train_per_level=2",
+    )
     assert code == 0, capsys.readouterr().err
     with open_engine(db, create=False).connect() as conn:
         keys = sorted(conn.execute(select(s.queries.c.query_key)).scalars())

@@ -89,9 +89,11 @@ def test_gate_workflow_is_fork_safe() -> None:
     scripts = "\n".join(run_scripts(gate))
     assert "gh pr comment" not in scripts and "gh api" not in scripts
     uploads = [
-        step for job in gate["jobs"].values() for step in job["steps"]
+        step
+        for job in gate["jobs"].values()
+        for step in job["steps"]
         if str(step.get("uses", "")).startswith("actions/upload-artifact")
-    ]  # fmt: skip
+    ]
     assert uploads and all(step.get("if") == "always()" for step in uploads)
     assert {"gate.md", "pr-number.txt"} <= set(uploads[0]["with"]["path"].split())
 
