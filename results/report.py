@@ -58,42 +58,39 @@ def print_report(
     """Per (bank, task), the verdict first: each family's best configuration, its AIQ and its
     accuracy at each single model's cost with the paired interval, and the claim the site
     makes; with ``full`` then every configuration's accuracy and costs."""
-    from uisbench.results.aggregate import load_decisions, summarize
     from uisbench.results.leaderboard import leaderboard
 
-    df = load_decisions(engine, task, include_synthetic)
-    if df.empty:
+    boards = [b for b in leaderboard(engine, include_synthetic)[1] if task in (None, b.task)]
+    if not boards:
         where = (f" for task {task!r}" if task else "") + " in the database"
-        if not include_synthetic and not load_decisions(engine, task, True).empty:
+        if not include_synthetic and any(
+            task in (None, b.task) for b in leaderboard(engine, True)[1]
+        ):
             raise UisbenchError(
                 f"only runs on synthetic banks{where}; pass --include-synthetic to show them"
             )
         raise UisbenchError("no complete runs" + where)
-    summary = summarize(df)
-    _, every = leaderboard(engine, include_synthetic)
-    boards = {(b.bank, b.task, b.prefix_cache): b for b in every}
-    for (bank, task_name, cache), g in summary.groupby(["bank", "task", "prefix_cache"]):
-        synthetic = bool(df.loc[df["bank"] == bank, "synthetic"].any())
+    for board in sorted(boards, key=lambda b: (b.bank, b.task, b.prefix_cache)):
         title = (
-            f"{task_name} — bank {bank} — prefix cache {cache}"
-            + (" [SYNTHETIC: speed test only]" if synthetic else "")
-            + (SMOKE_LABEL if task_note(task_name).smoke else "")
+            f"{board.task} — bank {board.bank} — prefix cache {board.prefix_cache}"
+            + (" [SYNTHETIC: speed test only]" if board.synthetic else "")
+            + (SMOKE_LABEL if task_note(board.task).smoke else "")
         )
-        board = boards.get((bank, task_name, cache))
-        if board is not None:
-            console.print(verdict_table(title, board))
-            for line in verdict_lines(board):
-                console.print(escape(line), soft_wrap=True)
-        if full or board is None:
-            table, dropped = _report_table(title + " — every configuration", g)
+        console.print(verdict_table(title, board))
+        for line in verdict_lines(board):
+            console.print(escape(line), soft_wrap=True)
+        configs = board.configs
+        if full:
+            table, dropped = _report_table(title + " — every configuration", configs)
             console.print(table)
             for line in dropped:
                 console.print(escape(line), soft_wrap=True)
-            if outcomes_only(g):
+            if outcomes_only(configs):
                 console.print(escape(PARAM_CALLS_NOTE))
         else:
             console.print(
-                f"({len(g)} configurations; `uisbench report --all` lists each with its costs)"
+                f"({len(configs)} configurations; `uisbench report --all` lists each with its "
+                "costs)"
             )
 
 
