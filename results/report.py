@@ -180,8 +180,8 @@ def verdict_lines(board) -> list[str]:
         lines.append(f"Claim: at {single}'s cost, {r['group']} is {r['claim']}.")
     if len(budget) and not len(best):
         lines.append(
-            "Claim: no family is distinguishably best at any single model's cost "
-            "(every paired 95% interval against the runner-up includes zero)."
+            "Claim: no family is shown best at any single model's cost "
+            "(the site's Holm-adjusted tests withhold every such claim)."
         )
     return lines + dash_reasons(board)
 

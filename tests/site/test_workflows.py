@@ -20,6 +20,7 @@ SEPARATORS = {";", "&&", "||", "|", "&"}
 TRIGGERS = {
     "uisbench-gate.yml": {"pull_request"},
     "uisbench-site.yml": {"push", "workflow_dispatch"},
+    "uisbench-gate-comment.yml": {"workflow_run"},
 }
 
 
