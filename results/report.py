@@ -154,7 +154,7 @@ def verdict_table(title: str, board) -> Table:
         cells = [
             family,
             short_config(str(f["best_config"])),
-            _num(f[f"aiq_{u}"], "{:.3f}"),
+            _num(f[f"aiq_{u}"], "{:.3f}").replace("n/a", "—"),
             _acc_ci(f["best_accuracy"], f["best_ci_low"], f["best_ci_high"]),
         ]
         for single in singles:
@@ -208,6 +208,13 @@ def dash_reasons(board) -> list[str]:
         )
     if not len(single):
         lines.append("At a model's cost: no single model ran, so there is no budget to compare at.")
+    costs = configs[u].dropna()
+    if len(costs) and costs.min() == costs.max():
+        lines.append(
+            f"AIQ: — because every configuration costs the same {UNITS[u]}: there is no cost "
+            "range to average accuracy over."
+        )
+        return lines
     no_cost = board.strategies[board.strategies[f"aiq_{u}"].isna()]
     for name in no_cost["strategy"]:
         lines.append(
