@@ -118,8 +118,8 @@ class Runner:
             self.task_id = conn.execute(
                 select(s.tasks.c.id).where(s.tasks.c.name == task)
             ).scalar_one()
-            self.split_seed = split_seed
-            self.split = assign_splits(conn, self.task_id, self.arrays, split_seed)
+        self.split_seed = split_seed
+        self.split = assign_splits(task, self.arrays, split_seed)
         self.models = list(self.arrays.models)
         self.train_pos = np.flatnonzero(self.split == "train")
         self.test_pos = np.flatnonzero(self.split == "test")

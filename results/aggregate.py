@@ -42,6 +42,7 @@ def load_runs(
             r.c.strategy,
             r.c.config_label,
             r.c.seed,
+            r.c.split_seed,
             r.c.prefix_cache,
             r.c.summary,
             r.c.bank_digest,
@@ -67,14 +68,18 @@ def load_runs(
 
 
 def bank_labels(runs: pd.DataFrame) -> pd.Series:
-    """Bank name per run; ``name@digest`` where runs of one bank replayed different contents.
+    """Bank name per run; ``name@digest`` where runs of one bank replayed different contents,
+    and ``…@split=N`` for runs on a seeded split other than the default (seed 0).
 
     A bank re-imported with more queries keeps its name but gets new runs; its old runs stay
-    on the board under the content they used, never mixed with the new ones.
+    on the board under the content they used, never mixed with the new ones. Likewise runs
+    scored on another split's test queries get their own rows and fronts: one row, one test set.
     """
     digest = runs["bank_digest"].fillna("").astype(str)
     versions = digest.groupby(runs["bank"]).transform("nunique")
-    return runs["bank"].where(versions <= 1, runs["bank"] + "@" + digest.str[:8])
+    label = runs["bank"].where(versions <= 1, runs["bank"] + "@" + digest.str[:8])
+    split = pd.to_numeric(runs["split_seed"], errors="coerce").fillna(0).astype(int)
+    return label.where(split == 0, label + "@split=" + split.astype(str))
 
 
 def load_decisions(

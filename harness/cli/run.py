@@ -42,7 +42,7 @@ from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_o
     type=SEED,
     default=0,
     show_default=True,
-    help="Seed of the stored split for tasks whose source has none.",
+    help="Seed of the split (a hash of task, query id and seed) where the bank has none.",
 )
 @click.option("--force", is_flag=True, help="Discard and redo runs that already exist.")
 @click.option("--no-report", is_flag=True, help="Do not print the report at the end.")

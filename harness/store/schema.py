@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 #: 4: banks keep their content digest's state (content_sum, content_rows), see store/digest.py.
+#: Seeded splits are computed from content, not stored (store/splits.py).
 SCHEMA_VERSION = 4
 
 metadata = MetaData()
@@ -53,16 +54,6 @@ queries = Table(
     Column("prompt", Text, nullable=False),
     Column("reference", Text),
     UniqueConstraint("task_id", "query_key", name="uq_query"),
-)
-
-# Seeded splits for tasks whose source has none; stored so every run sees the same split.
-splits = Table(
-    "splits",
-    metadata,
-    Column("task_id", Integer, ForeignKey("tasks.id"), primary_key=True),
-    Column("seed", Integer, primary_key=True),
-    Column("query_id", Integer, ForeignKey("queries.id"), primary_key=True),
-    Column("split", String(16), nullable=False),
 )
 
 models = Table(

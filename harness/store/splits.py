@@ -1,51 +1,41 @@
-"""Train/test splits: the bank's own split where it has one, else a seeded split stored in SQL."""
+"""Train/test splits: the bank's own split where it has one, else a seeded split from content.
+
+A seeded split is a function of (task name, the query's key in the bank, split seed) only: each
+query's side is decided by a hash of those three, so the same bank gets the same split in any
+database, whatever was imported before it (no database id enters). Nothing is stored: the split
+is recomputed wherever a bank is loaded.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from sqlalchemy import Connection, select
+import hashlib
 
-from uisbench.store import schema as s
+import numpy as np
+
 from uisbench.store.arrays import BankArrays
-from uisbench.store.dialect import insert_ignore
 
 TRAIN_FRACTION = 0.3
 
 
-def assign_splits(conn: Connection, task_id: int, bank: BankArrays, seed: int) -> np.ndarray:
-    """Split label per query position of ``bank``: the source's, else the stored seeded one.
+def seeded_uniform(task: str, query_key: str, seed: int) -> float:
+    """A number in [0, 1) fixed by (task, query key, seed): the first 8 bytes of their SHA-256."""
+    text = f"{task}\0{query_key}\0{int(seed)}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2.0**64
 
-    A seeded split is drawn once per (task, seed) over the queries seen so far and stored, so
-    later runs with the same seed get the same split even after more queries were added.
-    """
+
+def seeded_split(task: str, query_keys: list[str], seed: int) -> np.ndarray:
+    """Split labels: "train" for about :data:`TRAIN_FRACTION` of the queries, else "test"."""
+    u = np.fromiter((seeded_uniform(task, k, seed) for k in query_keys), float, len(query_keys))
+    return np.where(u < TRAIN_FRACTION, "train", "test").astype(object)
+
+
+def assign_splits(task: str, bank: BankArrays, seed: int) -> np.ndarray:
+    """Split label per query position of ``bank``: the source's where it has one, else the
+    seeded one of :func:`seeded_split`."""
     source = bank.splits
-    if all(x in ("train", "test") for x in source):
+    has = np.array([x in ("train", "test") for x in source], dtype=bool)
+    if has.all():
         return source.astype(str)
-    stored = _stored_splits(conn, task_id, seed)
-    missing = [i for i, qid in enumerate(bank.query_ids.tolist()) if qid not in stored]
-    if missing:
-        rng = np.random.default_rng([seed, task_id])
-        is_train = rng.random(len(missing)) < TRAIN_FRACTION
-        rows = [
-            {
-                "task_id": task_id,
-                "seed": seed,
-                "query_id": int(bank.query_ids[i]),
-                "split": "train" if t else "test",
-            }
-            for i, t in zip(missing, is_train)
-        ]
-        insert_ignore(conn, s.splits, rows)
-        stored = _stored_splits(conn, task_id, seed)
-    out = np.array([stored[q] for q in bank.query_ids.tolist()], dtype=object)
-    # A source split where present wins over the seeded one.
-    has = np.array([x in ("train", "test") for x in source])
+    out = seeded_split(task, bank.query_keys, seed)
     out[has] = source[has]
     return out.astype(str)
-
-
-def _stored_splits(conn: Connection, task_id: int, seed: int) -> dict[int, str]:
-    """Query id → "train"/"test" of the seeded split stored for (task, seed)."""
-    sp = s.splits
-    q = select(sp.c.query_id, sp.c.split).where(sp.c.task_id == task_id, sp.c.seed == seed)
-    return dict(conn.execute(q).all())
