@@ -9,7 +9,10 @@ is refused, and an unknown name gets a "did you mean" (after lm-eval's ``api/reg
 from __future__ import annotations
 
 import difflib
+import hashlib
+import sys
 from importlib import metadata
+from importlib.machinery import ModuleSpec
 from typing import Any, Generic, TypeVar
 
 from uisbench.errors import UisbenchError
@@ -52,6 +55,19 @@ class Registry(Generic[T]):
             self._loaded[name] = self._check(name, eps[name].load(), eps[name].value)
         return self._loaded[name]
 
+    def code_version(self, name: str) -> str:
+        """``DIST_VERSION+DIGEST`` of the plugin ``name``: the version of the distribution that
+        registers its entry point and a digest of its module's source file.
+
+        The file is located without importing the plugin (the module's spec, found by the
+        import system's finders, names it), so a changed plugin is noticed before its code
+        runs. A run's identity holds it: an edited plugin gets new runs.
+        """
+        eps = self._entry_points()
+        if name not in eps:
+            raise UisbenchError(self._unknown(name))
+        return code_version(eps[name])
+
     def all(self) -> dict[str, T]:
         """Every registered plugin by name (loads them all)."""
         return {name: self.get(name) for name in self.names()}
@@ -77,3 +93,59 @@ class Registry(Generic[T]):
                 f"as {name!r}; the entry-point name is the plugin's name"
             )
         return obj
+
+
+def code_version(ep: metadata.EntryPoint) -> str:
+    """The distribution version of ``ep`` and the SHA-256 (16 hex digits) of its module's source
+    (``unknown`` for either when it cannot be found, e.g. a module built in)."""
+    dist = getattr(ep, "dist", None)
+    version = dist.version if dist is not None else "unknown"
+    return f"{version}+{source_digest(ep.module)}"
+
+
+def source_digest(module: str) -> str:
+    """SHA-256 (16 hex digits) of ``module``'s source file, found without executing it;
+    ``unknown`` where there is no file (a module built in, or not found)."""
+    origin = _module_origin(module)
+    try:
+        with open(origin or "", "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()[:16]
+    except OSError:
+        return "unknown"
+
+
+def _module_origin(module: str) -> str | None:
+    """The file ``module`` is (or would be) loaded from, found without executing it: from the
+    loaded module's spec, else by asking each meta-path finder for each dotted prefix in turn
+    (``importlib.util.find_spec`` would import the parent packages)."""
+    loaded = sys.modules.get(module)
+    spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+    if spec is None:
+        spec = _find_spec(module)
+    origin = getattr(spec, "origin", None)
+    return origin if origin and origin not in ("built-in", "frozen") else None
+
+
+def _find_spec(module: str) -> ModuleSpec | None:
+    path = None
+    spec = None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        prefix = ".".join(parts[: i + 1])
+        spec = _spec_of(prefix, path)
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+    return spec
+
+
+def _spec_of(name: str, path: Any) -> ModuleSpec | None:
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__spec__", None) is not None:
+        return loaded.__spec__
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        spec = find(name, path) if find is not None else None
+        if spec is not None:
+            return spec
+    return None

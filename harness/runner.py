@@ -1,10 +1,10 @@
 """Running a strategy over a task: one decision row per test query, resumable.
 
-A run is identified by a hash of everything that defines it (task, bank, models, strategy and
-its full configuration, seed, split seed, mode, prefix-cache assumption). Strategies are
-deterministic given the seed, so resuming a killed run replays the strategy from the start and
-writes only the decisions not yet committed; decision rows are unique per (run, query), so
-nothing is lost or written twice.
+A run is identified by a hash of everything that defines it (task, bank, models, strategy, its
+code version and full configuration, seed, split seed, mode, prefix-cache assumption).
+Strategies are deterministic given the seed, so resuming a killed run replays the strategy from
+the start and writes only the decisions not yet committed; decision rows are unique per (run,
+query), so nothing is lost or written twice.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
+from uisbench.registry import source_digest
 from uisbench.replay import decide, evaluation, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 from uisbench.store.splits import assign_splits
-from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
+from uisbench.strategies.base import STRATEGIES, Decisions, RunContext, Strategy, make_strategy
 
 
 @dataclass
@@ -69,6 +70,15 @@ def _now() -> datetime:
 
 def run_key(definition: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+
+
+def strategy_code_version(strat: Strategy) -> str:
+    """The registered plugin's distribution version and source digest
+    (:meth:`uisbench.registry.Registry.code_version`); for a strategy used without registering
+    it, the digest of its class's module."""
+    if strat.name in STRATEGIES:
+        return STRATEGIES.code_version(strat.name)
+    return "unregistered+" + source_digest(type(strat).__module__)
 
 
 def _check_queries(q: list[int], position: dict[int, int], seen: set[int]) -> None:
@@ -147,6 +157,7 @@ class Runner:
             "bank": self.arrays.bank,
             "models": self.models,
             "strategy": strat.name,
+            "code": strategy_code_version(strat),  # an edited plugin: new runs
             "params": dataclasses.asdict(strat.params),
             "seed": seed,
             "split_seed": self.split_seed,

@@ -1,0 +1,94 @@
+"""A run's identity holds the strategy's code: an edited plugin gets new runs, not old figures.
+
+A plugin module is written to a temporary folder and registered as an entry point; it is run,
+edited, and run again in the same database.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from tests.fakes import FakeBank, FakeModel
+from uisbench.registry import source_digest
+from uisbench.runner import Runner
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+from uisbench.strategies.base import STRATEGIES
+
+PLUGIN = """
+from collections.abc import Iterator
+
+from uisbench.strategies import Decisions, RunContext, Strategy
+
+MODEL = {model}
+
+
+class Edited(Strategy):
+    name = "edited"
+    family = "reference"
+    description = "test plugin: one sample of one model"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        draw = ctx.meter.draw(ctx.models[MODEL], ctx.stream, 1)
+        yield Decisions(ctx.stream, draw.handle[:, 0])
+"""
+
+BANK = FakeBank(models=(FakeModel("a", 0.2, samples=2), FakeModel("b", 0.9, samples=2)))
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """(module name, source path) of a fresh plugin registered as strategy ``edited``."""
+    module = f"edited_plugin_{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{module}.py"
+    path.write_text(PLUGIN.format(model=0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # an edit in the same second reloads
+    ep = EntryPoint("edited", f"{module}:Edited", STRATEGIES.group)
+    monkeypatch.setattr(STRATEGIES, "_eps", {**STRATEGIES._entry_points(), "edited": ep})
+    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    yield module, path
+    sys.modules.pop(module, None)
+
+
+def _reload(module: str) -> None:
+    """What a new process would see: the module and the registry's class dropped."""
+    sys.modules.pop(module, None)
+    STRATEGIES._loaded.pop("edited", None)
+
+
+def test_code_version_is_read_without_importing_the_plugin(plugin):
+    module, path = plugin
+    version = STRATEGIES.code_version("edited")
+    assert module not in sys.modules
+    assert version == "unknown+" + source_digest(module)  # no distribution: a test entry point
+    assert "unknown" not in source_digest(module)
+    path.write_text(PLUGIN.format(model=1))
+    assert STRATEGIES.code_version("edited") != version
+
+
+def test_an_edited_plugin_gets_a_new_run(plugin, tmp_path):
+    module, path = plugin
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
+    runner = Runner(engine, "toy", "toy")
+    first = runner.run("edited")
+    again = runner.run("edited")
+    assert again.skipped and again.run_id == first.run_id  # unchanged code: already complete
+    path.write_text(PLUGIN.format(model=1))
+    _reload(module)
+    edited = runner.run("edited")
+    assert not edited.skipped and edited.run_id != first.run_id
+    assert edited.accuracy > first.accuracy  # the new code ran (model b, not a)
+
+
+def test_builtin_strategies_carry_the_distribution_version():
+    from importlib import metadata
+
+    version = STRATEGIES.code_version("cascade")
+    assert version.startswith(metadata.version("uisbench") + "+")
+    assert version != STRATEGIES.code_version("majority")  # another module, another digest
