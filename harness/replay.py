@@ -21,6 +21,7 @@ import numpy as np
 
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
 from uisbench.meter import Meter
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
@@ -91,10 +92,13 @@ def replay(
     test_pos: np.ndarray,
     strategy: Strategy | str,
     seed: int = 0,
+    cache: FitCache | None = None,
 ) -> Replay:
-    """Run one configuration with one seed over the test queries; nothing is written."""
+    """Run one configuration with one seed over the test queries; nothing is written. Fits
+    go to ``cache`` (pass one to share them between calls), else to a cache of this call."""
     strat = make_strategy(strategy)
     ctx = start(strat, arrays, train, test_pos, seed)
+    ctx.cache = cache if cache is not None else ctx.cache
     chunks = list(decide(strat, ctx))
     q = np.concatenate([np.asarray(c.q) for c in chunks])
     figures = evaluation(strat, ctx, arrays)
@@ -120,14 +124,21 @@ def replay(
 
 
 def replay_seeds(
-    arrays: BankArrays, train: BankArrays, test_pos: np.ndarray, spec: str, seeds: list[int]
+    arrays: BankArrays,
+    train: BankArrays,
+    test_pos: np.ndarray,
+    spec: str,
+    seeds: list[int],
+    cache: FitCache | None = None,
 ) -> Replay:
-    """Mean over seeds of one configuration (accuracy and costs averaged).
+    """Mean over seeds of one configuration (accuracy and costs averaged); the seeds share one
+    fit cache (``cache``, else one of this call).
 
     Each seed's stream arrives in its own order, so per-query correctness is averaged by query
     position (``correct[i]`` belongs to ``q[i]``, positions ascending), never by arrival index.
     """
-    runs = [replay(arrays, train, test_pos, spec, s) for s in seeds]
+    cache = cache if cache is not None else FitCache()
+    runs = [replay(arrays, train, test_pos, spec, s, cache) for s in seeds]
     by_pos = [r.correct[np.argsort(r.q)] for r in runs]
     first = runs[0]
     return Replay(

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
 from uisbench.meter import Meter
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.registry import source_digest
@@ -137,6 +138,7 @@ class Runner:
             raise UisbenchError(f"task {task!r} has no test queries in bank {bank!r}")
         self.train = self.arrays.subset(self.train_pos)
         self.answers_known = any((m.answer >= 0).any() for m in self.arrays.models.values())
+        self.cache = FitCache()  # fits shared by this runner's runs (a sweep fits once)
 
     def cannot_run(self, strat: type[Strategy] | Strategy) -> str | None:
         """Why this working set cannot run ``strat`` (one line), or None."""
@@ -187,6 +189,7 @@ class Runner:
         if status == "complete":
             return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
         ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
+        ctx.cache = self.cache
         try:
             self._write_decisions(run_id, strat, ctx, done, progress)
             self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
 from uisbench.meter import Meter
 from uisbench.registry import Registry
 from uisbench.store.arrays import BankArrays
@@ -43,6 +44,9 @@ class RunContext:
     stream: np.ndarray  # test query positions, in the seeded order they arrive
     train: BankArrays  # the training split, fully visible (for fitting)
     seed: int
+    #: Fits shared by the runs of one runner or replay call, keyed by the training split's
+    #: content (:class:`uisbench.fitcache.FitCache`); a strategy keeps no module-level cache.
+    cache: FitCache = field(default_factory=FitCache)
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:

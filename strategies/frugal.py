@@ -23,7 +23,6 @@ The budget is ``budget`` × the dearest model's mean one-sample cost on the trai
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -105,8 +104,6 @@ def candidate_plans(
     return plans
 
 
-_PLANS: dict[tuple, list[Plan]] = {}
-
 
 class FrugalCascade(Cascade):
     """FrugalGPT: the most accurate cascade (chain and thresholds) within a cost budget."""
@@ -140,7 +137,7 @@ class FrugalCascade(Cascade):
             raise UisbenchError("frugal-cascade needs a training split to fit the cascade on")
         unit = cost_unit(ctx.model_meta, p.unit, train)
         self._choose_signal(train, ctx)
-        plans = self._plans(train, ctx.models, unit)
+        plans = self._plans(train, ctx, unit)
         dearest = max(float(np.nanmean(request_cost(train, m, 1, unit))) for m in ctx.models)
         budget = p.budget * dearest
         feasible = [pl for pl in plans if pl.cost <= budget]
@@ -176,16 +173,19 @@ class FrugalCascade(Cascade):
         conf = self._stages[model].conf
         return conf[np.isfinite(conf)]
 
-    def _plans(self, train: BankArrays, models: list[str], unit: str) -> list[Plan]:
-        """Every candidate plan, memoised per training split: a budget sweep reuses them."""
+    def _plans(self, train: BankArrays, ctx: RunContext, unit: str) -> list[Plan]:
+        """Every candidate plan, fitted once per training split (``ctx.cache``): a budget
+        sweep reuses them."""
         p = self.params
-        split = hashlib.sha1(train.query_ids.tobytes()).hexdigest()
-        key = (train.bank, split, tuple(models), unit, self.signal, self.k, p.max_len, p.grid)
+        models = ctx.models
         self._stages = {m: simulate_stage(train, m, self.signal, self.k, unit) for m in models}
-        if key not in _PLANS:
+
+        def plans() -> list[Plan]:
             order = sorted(models, key=lambda m: float(np.mean(self._stages[m].cost)))
-            _PLANS[key] = candidate_plans(self._stages, order, p.max_len, p.grid)
-        return _PLANS[key]
+            return candidate_plans(self._stages, order, p.max_len, p.grid)
+
+        key = ("frugal-plans", tuple(models), unit, self.signal, self.k, p.max_len, p.grid)
+        return ctx.cache.get(train, key, plans)
 
     def run(self, ctx: RunContext):
         for chunk in super().run(ctx):

@@ -27,13 +27,13 @@ a query that is hard for one model moves the prediction for all, which per-model
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 
-from uisbench.strategies.base import bounded
+from uisbench.store.arrays import BankArrays
+from uisbench.strategies.base import RunContext, bounded
 from uisbench.strategies.routing import _QualityRouter
 
 
@@ -97,7 +97,6 @@ def fit_mf(
 
 
 L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
-_FITS: dict[tuple, tuple[MFParams, float]] = {}
 
 
 def cross_entropy(p: MFParams, x: np.ndarray, y: np.ndarray) -> float:
@@ -139,15 +138,17 @@ class MFRouter(_QualityRouter):
         steps: int = bounded(400, ge=1)
         lr: float = bounded(0.02, gt=0)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
         p = self.params
         x = x.astype(float)
-        data = hashlib.sha1(x.tobytes() + y.tobytes()).hexdigest()
-        key = (data, p.dim, p.l2, p.steps, p.lr)
-        if key not in _FITS:  # a λ sweep fits once
+
+        def fit() -> tuple[MFParams, float]:
             l2 = p.l2 if p.l2 is not None else choose_l2(x, y, p.dim, p.steps, p.lr)
-            _FITS[key] = (fit_mf(x, y, p.dim, l2, p.steps, p.lr, seed=0), l2)
-        self.mf, self.l2 = _FITS[key]
+            return fit_mf(x, y, p.dim, l2, p.steps, p.lr, seed=0), l2
+
+        # a λ sweep fits once: x and y are functions of the training split and these
+        key = ("mf", p.features, tuple(ctx.models), p.dim, p.l2, p.steps, p.lr)
+        self.mf, self.l2 = ctx.cache.get(train, key, fit)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return expit(self.mf.logits(x.astype(float)))

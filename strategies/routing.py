@@ -26,7 +26,6 @@ per query from its features (RouteLLM's ``Router`` shape); its ``run`` draws and
 
 from __future__ import annotations
 
-import hashlib
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,11 +147,12 @@ class _QualityRouter(Router):
         self.norm_cost = cost / cost.max()
         x = train_features(train.prompts, self.params.features)
         with single_thread():
-            self._fit(x, correctness_matrix(train, ctx.models))
+            self._fit(x, correctness_matrix(train, ctx.models), train, ctx)
 
     @abstractmethod
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Learn per-model quality from training features ``x`` and correctness ``y``."""
+    def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
+        """Learn per-model quality from training features ``x`` and correctness ``y`` (of the
+        training split ``train``; a fit shared across settings goes to ``ctx.cache``)."""
 
     @abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -175,7 +175,7 @@ class KnnRouter(_QualityRouter):
     class Params(_QualityRouter.Params):
         neighbors: int = bounded(10, ge=1)
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
         self.train_x, self.train_y = x, y
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -195,14 +195,13 @@ class LogisticRouter(_QualityRouter):
     class Params(_QualityRouter.Params):
         c: float = bounded(1.0, gt=0)  # inverse L2 strength of the logistic fit
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
         self.models_ = [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.column_stack([predict_logistic(m, x) for m in self.models_])
 
 
-_PAIRS: dict[tuple, tuple[str, str]] = {}
 PAIR_SHARES = np.linspace(0.0, 1.0, 11)
 
 
@@ -289,28 +288,22 @@ class ThresholdRouter(Router):
                 raise UisbenchError(f"unknown model {m!r} (pool: {', '.join(ctx.models)})")
         unit = cost_unit(ctx.model_meta, self.params.unit, train)
         x = train_features(train.prompts, self.params.features)
-        self.weak, self.strong = self._pair(train, ctx.models, x, unit)
+        self.weak, self.strong = self._pair(train, ctx, x, unit)
         with single_thread():
             self.clfs, oof = oof_win_rate(x, win_target(train, self.weak, self.strong), ctx.seed)
         self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
 
-    def _pair(self, train: BankArrays, models: list[str], x: np.ndarray, unit: str):
-        """(weak, strong): as given, RouteLLM's extremes, or the best pair on the training split."""
+    def _pair(self, train: BankArrays, ctx: RunContext, x: np.ndarray, unit: str):
+        """(weak, strong): as given, RouteLLM's extremes, or the best pair on the training split
+        (fitted once per training split: a share sweep reuses it through ``ctx.cache``)."""
         p = self.params
+        models = ctx.models
         cost = dict(zip(models, model_costs(train, models, unit)))
         by_cost = sorted(models, key=cost.get)
         if p.pair == "extremes" or (p.strong and p.weak) or len(models) < 3:
             return p.weak or by_cost[0], p.strong or by_cost[-1]
-        key = (
-            train.bank,
-            hashlib.sha1(train.query_ids.tobytes()).hexdigest(),
-            tuple(models),
-            unit,
-            p.features,
-            p.weak,
-            p.strong,
-        )
-        if key not in _PAIRS:
+
+        def best_pair() -> tuple[str, str]:
             cands = [
                 (w, s)
                 for i, w in enumerate(by_cost)
@@ -321,8 +314,10 @@ class ThresholdRouter(Router):
                 fronts = {c: pair_front(train, x, *c, unit) for c in cands}
             lo, hi = cost[by_cost[0]], cost[by_cost[-1]]
             area = {c: front_log_area(*fronts[c], lo, hi) for c in cands}
-            _PAIRS[key] = max(cands, key=lambda c: (area[c], -cost[c[1]]))
-        return _PAIRS[key]
+            return max(cands, key=lambda c: (area[c], -cost[c[1]]))
+
+        key = ("threshold-pair", tuple(models), unit, p.features, p.weak, p.strong)
+        return ctx.cache.get(train, key, best_pair)
 
     def choose(self, x: np.ndarray, ctx: RunContext) -> Routes:
         win = np.mean([predict_logistic(c, x) for c in self.clfs], axis=0)

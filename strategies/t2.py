@@ -50,7 +50,6 @@ stored in every decision's ``extra``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -60,6 +59,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
@@ -174,8 +174,6 @@ def identifiability(points: list[tuple[str, int, float]], n_params: int) -> list
     return out
 
 
-_POINTS: dict[tuple, list[tuple[str, int, float]]] = {}
-_FITS: dict[tuple, LawFit] = {}  # one fit per (points, restarts, pool): a budget sweep reuses it
 
 
 def fit_t2(
@@ -329,19 +327,11 @@ class T2Optimal(Strategy):
         return [{"budget": b} for b in log_grid(0.002, max(1.0, float(top)), 10)]
 
     def _points(
-        self, bank: BankArrays, models: list[str], seed: int = FIT_SEED
+        self, cache: FitCache, bank: BankArrays, models: list[str], seed: int = FIT_SEED
     ) -> list[tuple[str, int, float]]:
-        """−log metric per (model, k) of :func:`candidate_ks`; memoised."""
-        key = (
-            bank.bank,
-            hashlib.sha1(bank.query_ids.tobytes()).hexdigest(),
-            tuple(models),
-            self.params.metric,
-            seed,
-        )
-        if key not in _POINTS:
-            _POINTS[key] = self._compute_points(bank, models, seed)
-        return _POINTS[key]
+        """−log metric per (model, k) of :func:`candidate_ks`; once per bank's content."""
+        key = ("t2-points", tuple(models), self.params.metric, seed)
+        return cache.get(bank, key, lambda: self._compute_points(bank, models, seed))
 
     def _compute_points(
         self, bank: BankArrays, models: list[str], seed: int
@@ -355,29 +345,35 @@ class T2Optimal(Strategy):
                     pts.append((m, k, -np.log(max(v, 1e-12))))
         return pts
 
-    def _fit_law(self, train: BankArrays, models: list[str], meta: dict, points) -> LawFit:
-        """Approach 1 on ``points`` or Approach 2 on ``train``'s counts; memoised."""
+    def _fit_law(
+        self, cache: FitCache, train: BankArrays, models: list[str], meta: dict, points
+    ) -> LawFit:
+        """Approach 1 on ``points`` or Approach 2 on ``train``'s counts; once per training
+        split's content and these (a budget sweep reuses it)."""
         p = self.params
-        key = (p.approach, tuple(points), tuple(models), p.restarts, repr(sorted(meta.items())))
-        if key not in _FITS:
+
+        def fit() -> LawFit:
             if p.approach == 2:
-                _FITS[key] = fit_approach2(train, models, meta, p.metric)
+                law = fit_approach2(train, models, meta, p.metric)
             else:
-                _FITS[key] = fit_t2(points, meta, p.restarts, FIT_SEED)
-            for w in _FITS[key].warnings:  # once per fitted law, not once per run
-                log.warning("t2 %s: %s", _FITS[key].kind, w)
-        return _FITS[key]
+                law = fit_t2(points, meta, p.restarts, FIT_SEED)
+            for w in law.warnings:  # once per fitted law, not once per run
+                log.warning("t2 %s: %s", law.kind, w)
+            return law
+
+        key = ("t2-law", p.approach, p.metric, tuple(points), tuple(models), p.restarts)
+        return cache.get(train, key, fit)
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
         if train.n_queries == 0:
             raise UisbenchError("t2 needs a training split to fit the scaling law on")
         self.unit = cost_unit(ctx.model_meta, self.params.unit, train)
-        points = self._points(train, ctx.models)
+        points = self._points(ctx.cache, train, ctx.models)
         if not points:
             raise UisbenchError("t2: the training split gives no (model, k) point to fit")
-        self.law = self._fit_law(train, ctx.models, ctx.model_meta, points)
+        self.law = self._fit_law(ctx.cache, train, ctx.models, ctx.model_meta, points)
         self.train_rel_error = _rel_error(points, self.law)
-        self.extrapolation = extrapolation_check(self, train, ctx.models, ctx.model_meta, points)
+        self.extrapolation = extrapolation_check(self, ctx, train, points)
         self.observed = {(m, k): float(np.exp(-v)) for m, k, v in points}
         train_share = self._training_share(ctx)
         self.candidates = [
@@ -465,7 +461,7 @@ class T2Optimal(Strategy):
 
     def evaluate(self, truth: BankArrays, ctx: RunContext) -> list[dict[str, Any]]:
         """The fitted law's relative error on the test queries (after the run, full bank)."""
-        test_points = self._points(truth.subset(np.sort(ctx.stream)), ctx.models)
+        test_points = self._points(ctx.cache, truth.subset(np.sort(ctx.stream)), ctx.models)
         rel = _rel_error(test_points, self.law)
         log.info("t2 %s: fit relative error on the test queries %.3f", self.law.kind, rel)
         return [{"fit_rel_error_test": rel}] * len(ctx.stream)
@@ -476,17 +472,18 @@ class T2Optimal(Strategy):
 
 
 def extrapolation_check(
-    strat: T2Optimal, train: BankArrays, models: list[str], meta: dict, points: list
+    strat: T2Optimal, ctx: RunContext, train: BankArrays, points: list
 ) -> dict[str, Any]:
     """Refit without the largest k (and without the largest model, where the law spans
     models) on the training split, predict what was left out, report the mean relative error
     of the metric. ``None`` where nothing can be left out (a single k, a per-model law)."""
     out: dict[str, Any] = {}
+    models, meta = ctx.models, ctx.model_meta
     top_k = max(k for _, k, _ in points)
     rest = [p for p in points if p[1] != top_k]
     if top_k > min(k for _, k, _ in points):
         sub = _without_k(train, top_k) if strat.params.approach == 2 else train
-        fit = strat._fit_law(sub, models, meta, rest)
+        fit = strat._fit_law(ctx.cache, sub, models, meta, rest)
         out["without_largest_k"] = {
             "k": top_k,
             "rel_error": _rel_error([p for p in points if p[1] == top_k], fit),
@@ -495,7 +492,7 @@ def extrapolation_check(
     if len(models) > 2 and all(size.values()) and all(tokens.values()):
         big = max(models, key=lambda m: size[m])
         keep = [m for m in models if m != big]
-        fit = strat._fit_law(train, keep, meta, [p for p in points if p[0] != big])
+        fit = strat._fit_law(ctx.cache, train, keep, meta, [p for p in points if p[0] != big])
         held = [p for p in points if p[0] == big]
         out["without_largest_model"] = {"model": big, "rel_error": _rel_error(held, fit)}
     return out

@@ -49,7 +49,6 @@ choices of a few hundred training queries' features mix arms worse than the hull
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
 from uisbench.meter import Meter
 from uisbench.sampling import seeded_rng
 from uisbench.store.arrays import BankArrays
@@ -107,24 +107,20 @@ class Arm:
         return f"{self.model}×{self.k}:{self.agg}"
 
 
-_SIM: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
 def simulate_arm(
-    bank: BankArrays, arm: Arm, unit: str, seed: int, draws: int
+    cache: FitCache, bank: BankArrays, arm: Arm, unit: str, seed: int, draws: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected (correct, score, cost) per query of ``arm`` over seeded random k-subsets.
 
-    NaN where the bank holds fewer than k samples for a query. Memoised: a cost-weight sweep
-    with one seed reuses the same simulation (the reward weights are applied afterwards).
+    NaN where the bank holds fewer than k samples for a query. Kept in ``cache`` (the run's
+    fit cache, keyed by the bank's content): a cost-weight sweep with one seed reuses the same
+    simulation (the reward weights are applied afterwards).
     """
-    key = (bank.bank, hashlib.sha1(bank.query_ids.tobytes()).hexdigest(), arm, unit, seed, draws)
-    if key not in _SIM:
-        if len(_SIM) > 4096:
-            _SIM.clear()
-        rng = seeded_rng(seed, arm.label)
-        _SIM[key] = _simulate(bank, arm, unit, rng, draws)
-    return _SIM[key]
+
+    def simulate() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _simulate(bank, arm, unit, seeded_rng(seed, arm.label), draws)
+
+    return cache.get(bank, ("uniscale-arm", arm, unit, seed, draws), simulate)
 
 
 def _simulate(
@@ -136,20 +132,12 @@ def _simulate(
     return correct.sum(axis=0) / draws * nan, score.sum(axis=0) / draws * nan, cost * nan
 
 
-def principal_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, top ``dim`` principal directions) of the rows of ``x``, memoised per input."""
-    key = (hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest(), dim)
-    if key not in _PCA:
-        mu = x.mean(axis=0)
-        with single_thread():
-            _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
-        _PCA[key] = (mu, vt[:dim])
-    return _PCA[key]
-
-
-_PCA: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-_NORMS: dict[tuple, tuple[str, dict[str, float]]] = {}
-_ALPHA_DIM: dict[tuple, tuple[float, int, float]] = {}
+def principal_components(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, principal directions by decreasing variance) of the rows of ``x``."""
+    mu = x.mean(axis=0)
+    with single_thread():
+        _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
+    return mu, vt
 
 
 class UniScale(Strategy):
@@ -209,8 +197,8 @@ class UniScale(Strategy):
         dim = self.dim if dim is None else dim
         if self._train_x is None or dim == 0:
             return np.ones((len(feats), 1))
-        mu, comps = principal_components(self._train_x, dim)
-        z = (feats - mu) @ comps.T
+        mu, comps = self._pca
+        z = (feats - mu) @ comps[:dim].T
         return np.hstack([z, np.ones((len(z), 1))])
 
     def fit(self, train: BankArrays, ctx: RunContext) -> None:
@@ -226,26 +214,28 @@ class UniScale(Strategy):
         self._train_x = None
         if train.n_queries >= 2:
             self._train_x = train_features(train.prompts, p.features).astype(float)
-        self._choose_settings(train)
+            self._pca = principal_components(self._train_x)
+        self._choose_settings(train, ctx.cache)
         x = self._context(self._train_x) if self._train_x is not None else None
         d = 1 if x is None else x.shape[1]
         A_inv = np.repeat(np.eye(d)[None], len(self.arms), axis=0)
         b = np.zeros((len(self.arms), d))
         if p.warm_start and x is not None:
-            out = self._outcomes(train, ctx.seed)
+            out = self._outcomes(ctx.cache, train, ctx.seed)
             with single_thread():
                 A_inv, b = warm_start(x, self.reward(out.correct, out.score, out.cost))
         self.A_inv, self.b = A_inv, b
 
     # ------------------------------------------------------------------ settings on train
-    def _outcomes(self, train: BankArrays, seed: int) -> Outcomes:
-        sims = [simulate_arm(train, arm, self.unit, seed, 1) for arm in self.arms]
+    def _outcomes(self, cache: FitCache, train: BankArrays, seed: int) -> Outcomes:
+        sims = [simulate_arm(cache, train, arm, self.unit, seed, 1) for arm in self.arms]
         c, s, cost = (np.column_stack(x) for x in zip(*sims))
         return Outcomes(c, s, cost, self.arm_cost)
 
-    def _choose_settings(self, train: BankArrays) -> None:
+    def _choose_settings(self, train: BankArrays, cache: FitCache) -> None:
         """Normalisation, α and dim: the given ones, or chosen by replay on the training split
-        (:mod:`.uniscale_tuning`); memoised so a sweep over cost weights and seeds tunes once."""
+        (:mod:`.uniscale_tuning`); kept in ``cache`` so a sweep over cost weights and seeds
+        tunes once."""
         p = self.params
         self.norm, self.alpha, self.dim = p.norm, p.alpha, p.dim
         self.tuning: dict[str, Any] = {}
@@ -255,10 +245,9 @@ class UniScale(Strategy):
             self.alpha = TUNE_ALPHA if p.alpha is None else p.alpha
             self.dim = 0 if self._train_x is None else (p.dim if p.dim is not None else TUNE_DIM)
             return
-        out = self._outcomes(train, 0)
+        out = self._outcomes(cache, train, 0)
         key = (
-            train.bank,
-            hashlib.sha1(train.query_ids.tobytes()).hexdigest(),
+            "uniscale-settings",
             tuple(a.label for a in self.arms),
             self.unit,
             p.features,
@@ -267,14 +256,12 @@ class UniScale(Strategy):
             p.batch,
         )
         if p.norm == "auto":
-            if key not in _NORMS:
-                _NORMS[key] = self._tune_norm(out)
-            self.norm, self.tuning["norm_area"] = _NORMS[key]
+            found = cache.get(train, (*key, "norm"), lambda: self._tune_norm(out))
+            self.norm, self.tuning["norm_area"] = found
         if p.alpha is None or p.dim is None:
             k2 = (*key, self.norm, p.cost_weight, p.alpha, p.dim)
-            if k2 not in _ALPHA_DIM:
-                _ALPHA_DIM[k2] = self._tune_alpha_dim(out)
-            self.alpha, self.dim, self.tuning["train_reward"] = _ALPHA_DIM[k2]
+            found = cache.get(train, k2, lambda: self._tune_alpha_dim(out))
+            self.alpha, self.dim, self.tuning["train_reward"] = found
         self.tuning["how"] = (
             "replay on the training split: warm start on one half, LinUCB online on the other"
         )
@@ -432,7 +419,7 @@ class UniScale(Strategy):
         sub = truth.subset(q)
         for i, arm in enumerate(self.arms):
             draws = 1 if arm.k == 1 else EVAL_DRAWS
-            c, s, cost = simulate_arm(sub, arm, self.unit, ctx.seed, draws)
+            c, s, cost = simulate_arm(ctx.cache, sub, arm, self.unit, ctx.seed, draws)
             R[:, i] = self.reward(c, s, cost)
         R = np.nan_to_num(R, nan=-np.inf)
         best_fixed = int(np.argmax(np.where(np.isfinite(R), R, 0.0).sum(axis=0)))
