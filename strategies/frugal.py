@@ -104,7 +104,6 @@ def candidate_plans(
     return plans
 
 
-
 class FrugalCascade(Cascade):
     """FrugalGPT: the most accurate cascade (chain and thresholds) within a cost budget."""
 

@@ -174,8 +174,6 @@ def identifiability(points: list[tuple[str, int, float]], n_params: int) -> list
     return out
 
 
-
-
 def fit_t2(
     points: list[tuple[str, int, float]],
     meta: dict[str, dict[str, Any]],
