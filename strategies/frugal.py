@@ -147,8 +147,9 @@ class FrugalCascade(Cascade):
             else min(plans, key=lambda pl: pl.cost)
         )
         self.plan, self.budget_abs, self.chain = best, budget, list(best.chain)
+        # (quantile, -inf): no tie-break, the thresholds its plans were scored with on train
         self.tau = {
-            m: (-np.inf if e == 0 else float(np.quantile(self._finite_conf(train, m), e)))
+            m: (-np.inf if e == 0 else float(np.quantile(self._finite_conf(train, m), e)), -np.inf)
             for m, e in zip(best.chain, best.escalate)
         }
 

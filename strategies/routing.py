@@ -16,9 +16,12 @@
 * ``cascade`` is a FrugalGPT-style cascade (Chen et al., 2023, §3.2): call models cheapest first
   and stop at the first answer whose confidence clears that model's threshold. Confidence is the
   answer's log-probability where the bank has one, else the agreement of k samples (the share
-  voting for the plurality answer, which is then returned). Thresholds are training-split
-  quantiles: ``escalate`` is the share of training queries each stage passes on. The chain is
-  the pool sorted by training-split cost, less its ``skip`` cheapest models (or ``models``).
+  voting for the plurality answer, which is then returned). Thresholds are set on the training
+  split: ``escalate`` is the share of training queries each stage passes on. Agreement of k
+  samples takes only k values, so most queries tie; ties are broken by a seeded random number
+  per query (drawn afresh for the test stream), so a stage escalates exactly ``escalate`` of the
+  training queries it scores and close to it on test. The chain is the pool sorted by
+  training-split cost, less its ``skip`` cheapest models (or ``models``).
 
 The first three share :class:`Router`, a family base whose subclasses only ``choose`` a model
 per query from its features (RouteLLM's ``Router`` shape); its ``run`` draws and decides.
@@ -329,6 +332,31 @@ class ThresholdRouter(Router):
         return Routes(models, to_strong.astype(int), extra)
 
 
+#: A stage's threshold: (confidence, tie-break). A query escalates when its (confidence,
+#: tie-break) pair is below it in lexicographic order.
+Threshold = tuple[float, float]
+NEVER: Threshold = (-np.inf, -np.inf)
+ALWAYS: Threshold = (np.inf, np.inf)
+
+
+def share_threshold(conf: np.ndarray, tie: np.ndarray, share: float) -> Threshold:
+    """The threshold below which ``round(share · n)`` of the n (confidence, tie-break) pairs
+    fall: exactly that share of the training queries escalates, however many tie."""
+    n = len(conf)
+    j = int(round(share * n))
+    if j <= 0:
+        return NEVER
+    if j >= n:
+        return ALWAYS
+    t = np.lexsort((tie, conf))[j]
+    return float(conf[t]), float(tie[t])
+
+
+def escalates(conf: np.ndarray, tie: np.ndarray, tau: Threshold) -> np.ndarray:
+    """Queries whose (confidence, tie-break) is below the threshold ``tau``."""
+    return (conf < tau[0]) | ((conf == tau[0]) & (tie < tau[1]))
+
+
 def check_signal(signal: str, k: int) -> None:
     """A cascade's confidence signal: the first sample's log-prob, or agreement of k samples."""
     if signal not in ("auto", "logprob", "agreement"):
@@ -393,17 +421,16 @@ class Cascade(Strategy):
                 f"cascade with signal=agreement needs k={self.k} samples of {', '.join(short)}; "
                 "the bank holds fewer (lower k or use signal=logprob)"
             )
-        self.tau = {}
+        self.tau: dict[str, Threshold] = {}
         for m in chain[:-1]:
             conf = self._train_conf(train, m, ctx.rng)
-            conf = conf[np.isfinite(conf)]
+            tie = ctx.rng.random(len(conf))
+            ok = np.isfinite(conf)
             e = self.params.escalate
-            if e <= 0.0 or not len(conf):
-                self.tau[m] = -np.inf  # never escalate
-            elif e >= 1.0:
-                self.tau[m] = np.inf  # always escalate
-            else:
-                self.tau[m] = float(np.quantile(conf, e))
+            if e >= 1.0:
+                self.tau[m] = ALWAYS
+            else:  # no scored training query: never escalate
+                self.tau[m] = share_threshold(conf[ok], tie[ok], e) if ok.any() else NEVER
 
     def _train_conf(self, train: BankArrays, model: str, rng: np.random.Generator) -> np.ndarray:
         arr = train.models[model]
@@ -426,7 +453,8 @@ class Cascade(Strategy):
             else:
                 col, conf = agreement(draw.answer)
             last = i == len(self.chain) - 1
-            stop = np.ones(len(open_), bool) if last else conf >= self.tau[m]
+            tie = ctx.rng.random(len(open_))
+            stop = np.ones(len(open_), bool) if last else ~escalates(conf, tie, self.tau[m])
             handle[open_[stop]] = take(draw.handle[stop], col[stop])
             stage[open_[stop]] = i
             open_ = open_[~stop]
