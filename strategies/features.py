@@ -7,12 +7,16 @@ kNN and MLP routers use the same kind of sentence embedding. Where that package 
 hashed bag of word uni- and bigrams (scikit-learn's ``HashingVectorizer``, L2-normalised) is the
 fallback.
 
-Compute is charged to the run: embedding a query costs ≈ 2·22.7M·(its tokens) FLOPs (the
-dense-transformer rule the meter uses for models), charged through ``meter.charge`` every run
-even though vectors are cached per prompt text (in memory, and on disk under
-``$UISBENCH_CACHE`` or ``~/.cache/uisbench``) so that a sweep does not re-embed. Hashing words
-costs a negligible, uncharged amount of arithmetic. Training-split queries are embedded for
-fitting and not charged: fitting is offline, not per-query inference cost.
+Compute is charged to the run, in every unit: embedding a query costs ≈ 2·22.7M·(its tokens)
+FLOPs (the dense-transformer rule the meter uses for models) and its tokens × a price per
+embedding token (:data:`EMBED_PRICE_PER_MTOK`, $0.02 per million tokens for MiniLM by default:
+the list price of a hosted small embedding model, OpenAI's text-embedding-3-small; a models
+file entry ``"embed:minilm": {"price_in_per_mtok": ...}`` overrides it), charged through
+``meter.charge`` every run even though vectors are cached per prompt text (in memory, and on
+disk under ``$UISBENCH_CACHE`` or ``~/.cache/uisbench``) so that a sweep does not re-embed.
+Hashing words costs a negligible amount of arithmetic: no FLOPs, and $0 unless an
+``embed:hash`` entry prices it. Training-split queries are embedded for fitting and not
+charged: fitting is offline, not per-query inference cost.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ MINILM_PARAMS = 22.7e6
 MINILM_MAX_TOKENS = 256
 HASH_DIM = 512
 KINDS = ("auto", "minilm", "hash")
+#: Default dollars per million embedding tokens, by kind (a models-file entry
+#: ``embed:KIND`` with ``price_in_per_mtok`` overrides it; README, "Cost accounting").
+EMBED_PRICE_PER_MTOK = {"minilm": 0.02, "hash": 0.0}
 
 _memory: dict[str, dict[str, tuple[np.ndarray, int]]] = {"minilm": {}, "hash": {}}
 _model = None
@@ -160,6 +167,15 @@ def embed_flops(kind: str, ntok: np.ndarray) -> np.ndarray:
     return np.zeros(len(ntok))
 
 
+def embed_price(kind: str, embedders: dict[str, dict] | None = None) -> float:
+    """Dollars per million tokens of embedding with ``kind``: the ``embed:KIND`` entry's
+    ``price_in_per_mtok`` in ``embedders`` (the bank's models table) where set, else the
+    default :data:`EMBED_PRICE_PER_MTOK`."""
+    kind = resolve_kind(kind)
+    price = (embedders or {}).get(f"embed:{kind}", {}).get("price_in_per_mtok")
+    return EMBED_PRICE_PER_MTOK[kind] if price is None else float(price)
+
+
 def prompts_of(prompts: list[str] | None, positions: np.ndarray, what: str) -> list[str]:
     if prompts is None:
         raise UisbenchError(f"{what}: this bank holds no prompt texts to compute features from")
@@ -167,9 +183,12 @@ def prompts_of(prompts: list[str] | None, positions: np.ndarray, what: str) -> l
 
 
 def query_features(meter: Meter, q: np.ndarray, kind: str) -> np.ndarray:
-    """Features of test queries ``q``, charging the embedding's FLOPs to each query's ledger."""
+    """Features of test queries ``q``, charging the embedding's FLOPs and dollars (tokens ×
+    :func:`embed_price`) to each query's ledger."""
     x, ntok = embed(prompts_of(meter.bank.prompts, q, "query features"), kind)
-    meter.charge(q, flops=embed_flops(kind, ntok), label=f"embed:{resolve_kind(kind)}")
+    dollars = ntok * embed_price(kind, getattr(meter.bank, "embedders", None)) / 1e6
+    label = f"embed:{resolve_kind(kind)}"
+    meter.charge(q, flops=embed_flops(kind, ntok), dollars=dollars, label=label)
     return x
 
 

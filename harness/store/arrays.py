@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from uisbench.errors import UisbenchError
 from uisbench.store import schema as s
-from uisbench.store.bank import bank_models_meta, get_bank_id
+from uisbench.store.bank import EMBEDDER_PREFIX, bank_models_meta, get_bank_id
 
 #: Columns of the samples table read per model, in the order :func:`_densify` receives them.
 SAMPLE_COLUMNS = """query_id sample_index id answer correct
@@ -57,6 +57,9 @@ class BankArrays:
     answer_labels: np.ndarray  # answer code → text (codes shared across models)
     prompts: list[str] | None = None
     digest: str = field(default="")  # content of the bank as loaded: see content_digest
+    #: Metadata of the routers' own models (``models`` rows named ``embed:KIND``, e.g. from a
+    #: models file), by name: what their compute is charged at.
+    embedders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_queries(self) -> int:
@@ -112,8 +115,16 @@ def load_arrays(
         model_meta=meta,
         answer_labels=np.asarray(labels, dtype=object),
         prompts=[r[3] for r in qrows],
+        embedders=embedder_meta(conn),
     )
     return replace(arrays_, digest=content_digest(arrays_))
+
+
+def embedder_meta(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Rows of ``models`` named ``embed:KIND`` (their prices), by name."""
+    m = s.models
+    rows = conn.execute(select(m).where(m.c.name.startswith(EMBEDDER_PREFIX))).mappings()
+    return {r["name"]: dict(r) for r in rows}
 
 
 #: Fields of a model's samples that make up a bank's content (database ids do not).

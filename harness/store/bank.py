@@ -197,7 +197,8 @@ class _Importer:
             raise UisbenchError("bank file holds no samples")
         self.digest.apply(self.conn)
         self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_keys")
-        unknown = sorted(set(self.meta) - self.seen_models)
+        # embed:KIND entries price a router's embedding model: no samples expected
+        unknown = sorted(set(self.meta) - self.seen_models - set(embedders(self.meta)))
         models = sorted(self.seen_models | set(self.meta))
         return ImportStats(
             name, self.rows, self.inserted, sorted(self.task_ids), models, self.replaced, unknown
@@ -592,6 +593,15 @@ def bank_config(conn: Connection, bank: str) -> dict[str, Any]:
     bank_id = get_bank_id(conn, bank)
     config = conn.execute(select(s.banks.c.config).where(s.banks.c.id == bank_id)).scalar()
     return dict(config or {})
+
+
+#: Prefix of the ``models`` rows that price a router's embedding model, not a pool model.
+EMBEDDER_PREFIX = "embed:"
+
+
+def embedders(meta: dict[str, Any]) -> list[str]:
+    """Names of a models file's ``embed:KIND`` entries (a router's embedding model)."""
+    return [n for n in meta if n.startswith(EMBEDDER_PREFIX)]
 
 
 def bank_models_meta(conn: Connection, bank: str) -> dict[str, dict[str, Any]]:
