@@ -422,6 +422,7 @@ class Cascade(Strategy):
                 "the bank holds fewer (lower k or use signal=logprob)"
             )
         self.tau: dict[str, Threshold] = {}
+        self.train_escalated: dict[str, float] = {}  # share of scored training queries
         for m in chain[:-1]:
             conf = self._train_conf(train, m, ctx.rng)
             tie = ctx.rng.random(len(conf))
@@ -431,6 +432,8 @@ class Cascade(Strategy):
                 self.tau[m] = ALWAYS
             else:  # no scored training query: never escalate
                 self.tau[m] = share_threshold(conf[ok], tie[ok], e) if ok.any() else NEVER
+            passed = escalates(conf[ok], tie[ok], self.tau[m])
+            self.train_escalated[m] = float(passed.mean()) if ok.any() else 0.0
 
     def _train_conf(self, train: BankArrays, model: str, rng: np.random.Generator) -> np.ndarray:
         arr = train.models[model]
@@ -462,3 +465,9 @@ class Cascade(Strategy):
                 break
         extra = [{"model": self.chain[s], "signal": self.signal} for s in stage.tolist()]
         yield Decisions(q, handle, extra=extra)
+
+    def run_summary(self) -> dict[str, Any]:
+        """The chain, its signal and the share of training queries each stage escalated."""
+        if not hasattr(self, "train_escalated"):  # a subclass that sets thresholds its own way
+            return {}
+        return {"chain": self.chain, "signal": self.signal, "train_escalated": self.train_escalated}

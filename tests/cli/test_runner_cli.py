@@ -68,7 +68,7 @@ def test_resume_writes_only_missing_decisions_with_identical_results(engine):
     pd.testing.assert_frame_equal(decisions(engine, full.run_id), reference)
 
 
-def test_seeded_split_is_stored_and_reused(engine):
+def test_seeded_split_is_reused_and_depends_on_the_seed(engine):
     a = Runner(engine, "toy", "toy", split_seed=5)
     b = Runner(engine, "toy", "toy", split_seed=5)
     c = Runner(engine, "toy", "toy", split_seed=6)

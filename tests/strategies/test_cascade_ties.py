@@ -44,6 +44,13 @@ BANK = FakeBank(
 ).arrays()
 
 
+@pytest.mark.parametrize("share", SHARES)
+def test_each_stage_escalates_exactly_the_share_of_training_queries(share):
+    strat = make_strategy(f"cascade:escalate={share},signal=agreement")
+    replay(BANK, BANK.subset(np.arange(N // 2)), np.arange(N // 2, N), strat, seed=3)
+    assert strat.run_summary()["train_escalated"] == {"small": round(share * N / 2) / (N / 2)}
+
+
 def escalated_share(share: float, seed: int) -> tuple[float, float]:
     """(share of test queries passed on to the big model, mean dollars per query)."""
     strat = make_strategy(f"cascade:escalate={share},signal=agreement")
