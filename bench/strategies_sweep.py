@@ -72,7 +72,9 @@ def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple
                 if mode == "runner":
                     runner.run(spec, seed, command="bench/strategies_sweep.py")
                 else:
-                    r = replay(runner.arrays, runner.train, runner.test_pos, spec, seed)
+                    r = replay(
+                        runner.arrays, runner.train, runner.test_pos, spec, seed, runner.cache
+                    )
                     rows.append(
                         {
                             "config_label": r.label,

@@ -54,7 +54,7 @@ def replay_config(runner, spec: str, seeds: list[int]) -> tuple[pd.Series, float
     from uisbench.strategies.costing import all_sizes_known
 
     unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
-    r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, seeds)
+    r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, seeds, runner.cache)
     return pd.Series(r.correct, index=r.q), getattr(r, unit), unit, r.upper_bound
 
 
