@@ -31,6 +31,7 @@ LAYERS = {
     "uisbench.sampling": "core",
     "uisbench.blind": "core",
     "uisbench.meter": "core",
+    "uisbench.isolation": "core",
     "uisbench.runner": "core",
     "uisbench.replay": "core",
     "uisbench.strategies.base": "core",  # the contract the runner drives
