@@ -112,6 +112,12 @@ def _ints(x: np.ndarray) -> list[int | None]:
     return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
 
 
+def _registered(strategy: Strategy) -> bool:
+    """Is this object's class the plugin registered under its name (rebuildable elsewhere)?"""
+    name = getattr(strategy, "name", None)
+    return name in STRATEGIES and STRATEGIES.get(name) is type(strategy)
+
+
 def _delete_run(conn: Connection, run_id: int) -> None:
     conn.execute(s.decisions.delete().where(s.decisions.c.run_id == run_id))
     conn.execute(s.runs.delete().where(s.runs.c.id == run_id))
@@ -165,7 +171,7 @@ class Runner:
         if self.isolation != "auto":
             return self.isolation == "process"
         if isinstance(strategy, Strategy):
-            return not type(strategy).__module__.startswith("uisbench.")
+            return not type(strategy).__module__.startswith("uisbench.") and _registered(strategy)
         name = strategy[0] if isinstance(strategy, tuple) else parse_spec(strategy)[0]
         return STRATEGIES.distribution(name) != "uisbench"
 
@@ -190,7 +196,7 @@ class Runner:
         if isinstance(strategy, Strategy):
             if self.isolated(strategy):
                 name, params = strategy.name, dataclasses.asdict(strategy.params)
-                if STRATEGIES.get(name) is not type(strategy):
+                if not _registered(strategy):
                     raise UisbenchError(
                         f"strategy {name}: only a registered strategy can run in its own process"
                     )
