@@ -60,7 +60,12 @@ def db(tmp_path, cheaters, monkeypatch):
     engine = open_engine(str(path))
     import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
     monkeypatch.setattr(sys, "argv", ["uisbench", "run", "--db", str(path)])
-    return engine
+    # The stash cheater writes what evaluate() saw into the working folder, HOME and /tmp:
+    # keep the first two in this test's folder and remove the third afterwards.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    yield engine
+    (Path("/tmp") / "uisbench-cheaters-stash.npz").unlink(missing_ok=True)
 
 
 def runner(engine, isolation: str, **kw) -> Runner:
