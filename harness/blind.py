@@ -1,50 +1,85 @@
-"""What a strategy sees of the test queries: the bank without its correctness.
+"""What a strategy sees of the test queries: a :class:`BlindView`, never the bank.
 
-The meter hands strategies a *blind* view of the bank (:func:`blind`): every array but
-``correct`` — answers, tokens, costs, log-probs, prompts. Correctness of the test queries reaches
-a strategy only through the meter (:meth:`~uisbench.meter.Meter.feedback` after it committed an
-answer, :meth:`~uisbench.meter.Meter.oracle`/:meth:`~uisbench.meter.Meter.peek`, which mark the
-run an upper bound). Evaluation-only figures that need it (regret against the best fixed arm,
-a scaling law's test error) are computed by the runner after the decisions are committed,
+The meter's truth (every sample's answer, log-probs, tokens, costs and correctness) stays with
+the parent-side :class:`~uisbench.meter.Meter`. A strategy reads, of the test queries, only:
+their positions (the stream), prompts (for features), the models' metadata and how many samples
+each model holds per query (``models[m].n_avail``). A sample's content reaches it only by
+drawing (and paying for) it through the meter client; correctness only through
+``meter.feedback()`` for answers it already committed, or ``meter.oracle()``/``meter.peek()``,
+which the parent records as an upper bound. Evaluation-only figures that need the truth (regret
+against the best fixed arm, a scaling law's test error) are computed after the decisions,
 through :meth:`uisbench.strategies.Strategy.evaluate`. The training split (``ctx.train``) keeps
 its correctness: strategies fit on it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
+
+import numpy as np
 
 from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 
 HIDDEN_MESSAGE = (
-    "test-split correctness is hidden from strategies: learn it through meter.feedback() after "
-    "committing an answer, or meter.oracle() (which marks the run an upper bound); figures for "
-    "evaluation only belong in Strategy.evaluate(), which the runner calls after the decisions"
+    "the test split's samples are hidden from strategies: a sample's content comes only with "
+    "meter.draw() (and is paid for), its correctness only through meter.feedback() after "
+    "meter.decide() committed it, or meter.oracle() (which marks the run an upper bound); "
+    "figures for evaluation only belong in Strategy.evaluate(), run after the decisions"
 )
 
 
-class HiddenCorrectness:
-    """Stands where ``correct`` would be: indexing keeps it hidden, any use of a value raises."""
-
-    def __getitem__(self, key: Any) -> HiddenCorrectness:
-        return self  # a subset of a blind bank is still blind
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise UisbenchError(HIDDEN_MESSAGE)
-
-    __array__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _refuse
-    __and__ = __rand__ = __or__ = __ror__ = __eq__ = __ne__ = __invert__ = _refuse
-    __add__ = __radd__ = __mul__ = __rmul__ = __sub__ = __rsub__ = __truediv__ = _refuse
-    __array_ufunc__ = __array_function__ = _refuse
-    __hash__ = None  # type: ignore[assignment]
-
-    def __getattr__(self, name: str) -> NoReturn:  # .sum(), .shape, .astype(), ...
-        raise UisbenchError(HIDDEN_MESSAGE)
+class HiddenError(UisbenchError, AttributeError):
+    """What asking the view for anything hidden raises (an AttributeError too, so that
+    ``getattr(view, name, default)`` and ``hasattr`` behave)."""
 
 
-def blind(bank: BankArrays) -> BankArrays:
-    """The same bank with every model's ``correct`` replaced by :class:`HiddenCorrectness`."""
-    models = {m: replace(a, correct=HiddenCorrectness()) for m, a in bank.models.items()}
-    return replace(bank, models=models)
+def _hidden(name: str) -> NoReturn:
+    if name.startswith("__"):
+        raise AttributeError(name)  # copy, pickle and friends probe for protocols
+    raise HiddenError(f"{name}: {HIDDEN_MESSAGE}")
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Of one model's test samples, only how many the bank holds per query."""
+
+    n_avail: np.ndarray  # (Q,) read-only
+
+    def __getattr__(self, name: str) -> NoReturn:  # correct, answer, logprob, cost_usd, ...
+        _hidden(name)
+
+
+@dataclass(frozen=True)
+class BlindView:
+    """What a strategy may read of the bank it is replayed on (see the module docstring).
+
+    Positions index the whole bank, as ``ctx.stream`` does; anything else asked of it (answers,
+    correctness, costs, query ids, answer labels) is refused with one clear error.
+    """
+
+    bank: str
+    n_queries: int
+    models: dict[str, ModelView]
+    model_meta: dict[str, dict[str, Any]]
+    prompts: list[str] | None = field(default=None)
+    #: Prices of query embedders (``embed:KIND`` entries of the models table): public, like
+    #: model metadata.
+    embedders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> NoReturn:
+        _hidden(name)
+
+
+def blind_view(bank: BankArrays) -> BlindView:
+    """The view of ``bank`` a strategy gets: prompts, metadata, samples held per query."""
+    models = {}
+    for m, a in bank.models.items():
+        n = np.array(a.n_avail, dtype=np.int64)
+        n.setflags(write=False)
+        models[m] = ModelView(n)
+    meta = {m: dict(v) for m, v in bank.model_meta.items()}
+    prompts = list(bank.prompts) if bank.prompts is not None else None
+    embedders = {k: dict(v) for k, v in bank.embedders.items()}
+    return BlindView(bank.bank, bank.n_queries, models, meta, prompts, embedders)

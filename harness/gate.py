@@ -65,7 +65,6 @@ def rerun(
 ) -> list[int]:
     """Run every configuration of the baseline afresh; returns the new run ids."""
     from uisbench.runner import Runner
-    from uisbench.strategies.base import STRATEGIES
 
     runners: dict[tuple, Runner] = {}
     run_ids: list[int] = []
@@ -76,13 +75,21 @@ def rerun(
         where = (run.task, models, run.split_seed or 0, run.prefix_cache)
         if where not in runners:
             runners[where] = Runner(
-                engine, run.task, bank, list(models), run.split_seed or 0, run.prefix_cache
+                engine,
+                run.task,
+                bank,
+                list(models),
+                run.split_seed or 0,
+                run.prefix_cache,
+                isolation="auto",
             )
         for seed in seeds if seeds else [run.seed]:
             if (where, run.config, seed) in done:
                 continue
             done.add((where, run.config, seed))
-            strategy = STRATEGIES.get(run.strategy)(**run.params)
+            # by name: a strategy not shipped with uisbench runs in its own process (always
+            # "auto" here, never in-process), and its module is not imported by the gate
+            strategy = (run.strategy, dict(run.params))
             run_ids.append(runners[where].run(strategy, seed, force=True).run_id)
     return run_ids
 

@@ -54,6 +54,7 @@ class RunRequest:
     limit: int | None = None
     prefix_cache: str | None = None  # none | full | block:N; None: the pool's, else block:16
     task_args: dict = field(default_factory=dict)  # with live: the task's options (--task-arg)
+    isolation: str = "auto"  # auto | process | inprocess (uisbench.runner)
 
 
 def shipped_banks() -> list[Path]:
@@ -174,21 +175,21 @@ def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:
 
 
 def expand(strategies: list[str], runner) -> list[str]:
-    """Explicit specs as given; none means every registered strategy's default sweep."""
-    from uisbench.strategies.base import STRATEGIES, config_label, make_strategy
+    """Explicit specs as given; none means every registered strategy's default sweep. An
+    isolated strategy is checked and swept by its own process (its module is not imported
+    here)."""
+    from uisbench.strategies.base import STRATEGIES
 
     if strategies:
         for spec in strategies:
-            make_strategy(spec)  # validate every spec before running any
+            runner.describe(spec)  # validate every spec before running any
         return list(strategies)
     out = []
-    for name, cls in STRATEGIES.all().items():
-        why = runner.cannot_run(cls)
+    for name in STRATEGIES.names():
+        specs, why = runner.default_specs(name)
         if why:
             print(f"skipped: {why}", file=sys.stderr)
-            continue
-        for params in cls.sweep(runner.models, runner.max_k()):
-            out.append(config_label(name, params))
+        out += specs
     return out
 
 
@@ -239,7 +240,9 @@ def _work_list(
 
     work, problems = [], []
     for task, bank in pairs:
-        runner = Runner(engine, task, bank, req.models, req.split_seed, prefix_cache(req))
+        runner = Runner(
+            engine, task, bank, req.models, req.split_seed, prefix_cache(req), req.isolation
+        )
         specs = expand(req.strategies, runner)
         if req.strategies:
             problems += [f"{why} (task {task})" for why in preflight(runner, specs)]
@@ -256,11 +259,9 @@ MODEL_OPTIONS = ("model", "strong", "weak", "models")
 def preflight(runner: Runner, specs: list[str]) -> list[str]:
     """Why each named strategy cannot run on the runner's working set (one clause each): it
     needs what the bank lacks, or an option names a model the bank does not hold."""
-    from uisbench.strategies.base import make_strategy
-
     problems = []
     for spec in specs:
-        strat = make_strategy(spec)
+        strat = runner.describe(spec)  # an isolated plugin is described by its own process
         why = runner.cannot_run(strat)
         if why:
             problems.append(f"cannot run {strat.label()}: {why}")

@@ -1,36 +1,46 @@
 """The meter: the only door to model outputs, and the ledger of what each query cost.
 
-A strategy asks ``meter.draw(model, queries, n)`` and gets ``n`` samples per query; the meter
-charges tokens, FLOPs, dollars and latency to each query's ledger. In replay the samples come
-from the bank in a seeded random order per (query, model), without replacement within a run, so
-two settings of a sweep never share one fixed prefix of samples. A repeated request for the same
-(query, model) finds its prompt in the run's prefix cache (:class:`uisbench.costs.PrefixCache`)
-and pays only the uncached tail; the rules of every unit are in :mod:`uisbench.costs`. Overhead
-a strategy causes by itself (embedding a query, a reward model) is charged with
-:meth:`Meter.charge`.
+Two sides. The parent-side :class:`Meter` holds the bank with its truth; a strategy talks only
+to a :class:`MeterClient`, through a small batched protocol (:class:`MeterService` answers it,
+in-process or across a process boundary, :mod:`uisbench.isolation`):
 
-Correctness is not in a :class:`Draw`, and ``meter.bank`` is a blind view of the bank
-(:mod:`uisbench.blind`: reading its ``correct`` raises): a strategy learns whether an answer was
-right only through :meth:`Meter.feedback` (after it has committed to the answer, as an online
-learner would) or :meth:`Meter.oracle` (which marks the run as an oracle upper bound).
+* ``draw(model, queries, n)`` → the drawn samples' content (answer codes, scores, log-probs,
+  output tokens) and what each query was charged. In replay the samples come from the bank in a
+  seeded random order per (query, model), without replacement within a run, so two settings of
+  a sweep never share one fixed prefix of samples. A repeated request for the same (query,
+  model) finds its prompt in the run's prefix cache (:class:`uisbench.costs.PrefixCache`) and
+  pays only the uncached tail; the rules of every unit are in :mod:`uisbench.costs`.
+* ``charge(queries, ...)``: overhead a strategy causes by itself (embedding a query, a reward
+  model).
+* ``decide(queries, handles)`` commits answers; ``feedback(handles)`` answers only for handles
+  in decisions already committed (an online learner's reward), an error otherwise.
+* ``oracle(handles)`` / ``peek(model, queries, n)`` give correctness without committing (the
+  oracle verifier, the oracle's look-ahead): the parent records their use in a
+  :class:`RunRecord` the strategy cannot reach, and the run is an upper bound whatever the
+  strategy claims.
+
+Handles are opaque per-run sequence numbers; the parent alone maps them to (model, query, slot),
+so draw order, slots and the content of undrawn samples never reach the strategy's side. Of the
+test queries the client shows a :class:`~uisbench.blind.BlindView` (positions, prompts, model
+metadata, samples held per query) and keeps a mirror :class:`Ledger` of its own charges.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from uisbench.blind import blind
+from uisbench.blind import BlindView, blind_view
 from uisbench.costs import CHARGES, PrefixCache, sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.sampling import sample_order, seeded_rng
 from uisbench.store.arrays import BankArrays, ModelArrays
 
-QBITS = 24  # handle = model << (QBITS + SBITS) | query << SBITS | slot
-SBITS = 16
 NO_ANSWER = -1
+NO_DECISION = -2  # a query not decided yet (``Meter.decided``)
 
 
 @dataclass
@@ -38,12 +48,12 @@ class Draw:
     """``n`` samples of one model for ``m`` queries; every array is ``(m, n)`` but ``q``."""
 
     model: str
-    q: np.ndarray  # (m,) query positions in the meter's bank
+    q: np.ndarray  # (m,) query positions in the bank
     answer: np.ndarray  # int codes, -1 = no answer extracted
     logprob: np.ndarray
     score: np.ndarray
     output_tokens: np.ndarray
-    handle: np.ndarray  # int64 reference to give back in a decision
+    handle: np.ndarray  # int64 opaque reference to give back in a decision
 
     @property
     def n(self) -> int:
@@ -70,9 +80,41 @@ class Ledger:
         self.samples = np.zeros(self.n, dtype=np.int64)
         self.arms = [[] for _ in range(self.n)]
 
+    def add(self, q: np.ndarray, charges: dict[str, np.ndarray], samples: int = 0) -> None:
+        # np.add.at handles a query appearing twice in one call.
+        for name in CHARGES:
+            np.add.at(getattr(self, name), q, charges[name])
+        if samples:
+            np.add.at(self.samples, q, samples)
+
+
+@dataclass
+class RunRecord:
+    """What the parent records of a run whatever the strategy claims (out of its reach)."""
+
+    used_oracle: bool = False  # oracle() or peek() was called: the run is an upper bound
+
+
+def _positions(q: Any, n_queries: int) -> np.ndarray:
+    q = np.atleast_1d(np.asarray(q))
+    if q.ndim != 1 or (q.size and q.dtype.kind not in "iu"):
+        raise UisbenchError("query positions must be a 1-D array of integers")
+    q = q.astype(np.int64)
+    if q.size and (q.min() < 0 or q.max() >= n_queries):
+        raise UisbenchError("a query position is outside the bank")
+    return q
+
+
+def _handles(h: Any) -> np.ndarray:
+    h = np.atleast_1d(np.asarray(h))
+    if h.size and h.dtype.kind not in "iu":
+        raise UisbenchError("sample handles must be integers")
+    return h.astype(np.int64)
+
 
 class Meter:
-    """Replay meter over a :class:`BankArrays`; see the module docstring for the rules."""
+    """Parent-side replay meter over a :class:`BankArrays` (the truth); see the module
+    docstring. Strategies never hold one: they get a :class:`MeterClient`."""
 
     def __init__(
         self,
@@ -81,8 +123,7 @@ class Meter:
         stream: str = "",
         prefix_cache: PrefixCache | str | None = None,
     ) -> None:
-        self.bank = blind(bank)  # what strategies see
-        self.__truth = bank  # correctness, for grading committed answers only
+        self.truth = bank
         if not isinstance(prefix_cache, PrefixCache):
             prefix_cache = PrefixCache.parse(prefix_cache)
         self.prefix_cache = prefix_cache
@@ -90,59 +131,88 @@ class Meter:
         self.models = list(bank.models)
         self._model_index = {m: i for i, m in enumerate(self.models)}
         self.ledger = Ledger(bank.n_queries)
-        self.used_oracle = False
+        self.record = RunRecord()
         self._seed = seed
         self._stream = stream
         self._order: dict[str, np.ndarray] = {}
         self._cursor: dict[str, np.ndarray] = {}
+        # handle h (a per-run sequence number) → model index, query, slot; committed or not
+        self._h_model = np.zeros(0, dtype=np.int32)
+        self._h_q = np.zeros(0, dtype=np.int64)
+        self._h_slot = np.zeros(0, dtype=np.int32)
+        self._h_committed = np.zeros(0, dtype=bool)
+        self._n_handles = 0
+        self.decided = np.full(bank.n_queries, NO_DECISION, dtype=np.int64)
+
+    @property
+    def used_oracle(self) -> bool:
+        return self.record.used_oracle
+
+    def view(self) -> BlindView:
+        return blind_view(self.truth)
 
     # ------------------------------------------------------------ drawing samples
     def _arrays(self, model: str) -> ModelArrays:
         try:
-            return self.bank.models[model]
-        except KeyError:
+            return self.truth.models[model]
+        except (KeyError, TypeError):
             raise UisbenchError(
                 f"unknown model {model!r} (the pool holds: {', '.join(self.models)})"
             ) from None
 
     def draw_order(self, model: str) -> np.ndarray:
-        """Seeded random order of each query's samples (``(queries, width)`` slots), padding last.
-
-        Samples are drawn in this order; the oracle reference reads it to price its look-ahead.
-        """
+        """Seeded random order of each query's samples (``(queries, width)`` slots), padding
+        last; internal to the parent (never sent to a strategy)."""
         if model not in self._order:
             arr = self._arrays(model)
             rng = seeded_rng(self._seed, f"{self._stream}\0{model}")
             order = sample_order(rng, arr.n_avail, arr.answer.shape[1])
             self._order[model] = order.astype(np.int32)
-            self._cursor[model] = np.zeros(self.bank.n_queries, dtype=np.int32)
+            self._cursor[model] = np.zeros(self.truth.n_queries, dtype=np.int32)
         return self._order[model]
 
     def available(self, model: str, q: np.ndarray | int) -> np.ndarray:
         """Samples of ``model`` still undrawn for each query in ``q``."""
         self.draw_order(model)
-        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        q = _positions(q, self.truth.n_queries)
         return self._arrays(model).n_avail[q] - self._cursor[model][q]
 
-    def draw(self, model: str, q: np.ndarray | int, n: int) -> Draw:
-        """Draw ``n`` new samples of ``model`` for each query in ``q`` and charge them.
+    def _new_handles(self, mi: int, q: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        m, n = slot.shape
+        need = self._n_handles + m * n
+        if need > len(self._h_q):
+            cap = max(need, 2 * len(self._h_q), 1024)
+            for name in ("_h_model", "_h_q", "_h_slot", "_h_committed"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[: self._n_handles] = old[: self._n_handles]
+                setattr(self, name, new)
+        sl = slice(self._n_handles, need)
+        self._h_model[sl] = mi
+        self._h_q[sl] = np.repeat(q, n)
+        self._h_slot[sl] = slot.ravel()
+        handle = np.arange(self._n_handles, need, dtype=np.int64).reshape(m, n)
+        self._n_handles = need
+        return handle
 
-        Asking for more samples than the bank holds for a query is an error, not a silent
-        reuse: the estimate would no longer be what it claims.
-        """
-        if n < 1:
-            raise UisbenchError(f"asked for {n} samples; n must be at least 1")
-        order = self.draw_order(model)
+    def draw_charged(self, model: str, q: Any, n: int) -> tuple[Draw, dict[str, np.ndarray]]:
+        """:meth:`draw`, with what each query was charged (the client's mirror ledger)."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise UisbenchError(f"asked for {n} samples; n must be an integer of at least 1")
+        n = int(n)
         arr = self._arrays(model)
-        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        order = self.draw_order(model)
+        q = _positions(q, self.truth.n_queries)
+        if len(np.unique(q)) != len(q):
+            raise UisbenchError("one draw asked for the same query twice")
         cur = self._cursor[model]
         start = cur[q]
         short = start + n > arr.n_avail[q]
         if short.any():
             i = int(np.flatnonzero(short)[0])
             raise UisbenchError(
-                f"bank {self.bank.bank!r} holds {int(arr.n_avail[q[i]])} samples of {model} for "
-                f"query {self.bank.query_keys[q[i]]}; the strategy asked for "
+                f"bank {self.truth.bank!r} holds {int(arr.n_avail[q[i]])} samples of {model} "
+                f"for query {self.truth.query_keys[q[i]]}; the strategy asked for "
                 f"{int(start[i]) + n} (record more with `uisbench bank record`)"
             )
         pos = start[:, None] + np.arange(n)[None, :]
@@ -150,38 +220,259 @@ class Meter:
         cur[q] = start + n
         rows = q[:, None]
         charges = sample_charges(
-            arr, self.bank.model_meta[model], rows, slot, self._cached_prompt(model, q, slot)
+            arr, self.truth.model_meta[model], rows, slot, self._cached_prompt(model, q, slot)
         )
-        self._charge(q, charges, {"model": model, "n": n})
-        mi = self._model_index[model]
-        handle = (np.int64(mi) << (QBITS + SBITS)) | (rows << SBITS) | slot.astype(np.int64)
-        return Draw(
+        self.ledger.add(q, charges, n)
+        arm = {"model": model, "n": n}
+        for i in q.tolist():
+            self.ledger.arms[i].append(arm)
+        handle = self._new_handles(self._model_index[model], q, slot)
+        draw = Draw(
             model=model,
             q=q,
-            answer=arr.answer[rows, slot],
-            logprob=arr.logprob[rows, slot],
-            score=arr.score[rows, slot],
-            output_tokens=arr.output_tokens[rows, slot],
+            answer=arr.answer[rows, slot].astype(np.int64),
+            logprob=arr.logprob[rows, slot].astype(np.float64),
+            score=arr.score[rows, slot].astype(np.float64),
+            output_tokens=arr.output_tokens[rows, slot].astype(np.float64),
             handle=handle,
         )
+        return draw, {
+            k: np.asarray(v, dtype=np.float64) + np.zeros(len(q)) for k, v in charges.items()
+        }
+
+    def draw(self, model: str, q: Any, n: int) -> Draw:
+        """Draw ``n`` new samples of ``model`` for each query in ``q`` and charge them.
+
+        Asking for more samples than the bank holds for a query is an error, not a silent
+        reuse: the estimate would no longer be what it claims.
+        """
+        return self.draw_charged(model, q, n)[0]
 
     def _cached_prompt(self, model: str, q: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Prompt tokens of each query's request already in the cache; marks them cached."""
-        seen = self._prefilled.setdefault(model, np.zeros(self.bank.n_queries, dtype=bool))
+        seen = self._prefilled.setdefault(model, np.zeros(self.truth.n_queries, dtype=bool))
         prompt = self._arrays(model).input_tokens[q, slot[:, 0]] if slot.shape[1] else 0.0
         cached = np.where(seen[q], self.prefix_cache.cached(prompt), 0.0)
         seen[q] = True
         return cached
 
-    def _charge(self, q: np.ndarray, charges: dict[str, np.ndarray], arm: dict | None) -> None:
-        L = self.ledger
-        # np.add.at handles a query appearing twice in one call.
-        for name in CHARGES:
-            np.add.at(getattr(L, name), q, charges[name])
-        if arm is not None:
-            np.add.at(L.samples, q, arm["n"])
-            for i in q.tolist():
-                L.arms[i].append(arm)
+    def charge(
+        self,
+        q: Any,
+        *,
+        flops: float | np.ndarray = 0.0,
+        dollars: float | np.ndarray = 0.0,
+        latency_s: float | np.ndarray = 0.0,
+        label: str,
+    ) -> dict[str, np.ndarray]:
+        """Charge a strategy's own overhead (router embedding, reward model) to queries."""
+        q = _positions(q, self.truth.n_queries)
+        charges = overhead_charges(len(q), flops, dollars, latency_s)
+        self.ledger.add(q, charges)
+        for i in q.tolist():
+            self.ledger.arms[i].append({"overhead": str(label)})
+        return charges
+
+    # ------------------------------------------------------------ answers and grading
+    def _check_drawn(self, handle: np.ndarray) -> None:
+        if handle.size and (handle.min() < NO_ANSWER or handle.max() >= self._n_handles):
+            raise UisbenchError("a strategy gave a sample handle the meter never handed out")
+
+    def locate(self, handle: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(model index, query, slot) of drawn handles; parent-side only (tests, grading)."""
+        handle = _handles(handle)
+        self._check_drawn(handle)
+        h = np.maximum(handle, 0)
+        return self._h_model[h], self._h_q[h], self._h_slot[h]
+
+    def resolve(self, handle: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(answer code, correct) of drawn sample handles; -1 handles mean "no answer"
+        (incorrect). Parent-side grading: strategies get :meth:`feedback` instead."""
+        handle = _handles(handle)
+        mi, q, slot = self.locate(handle)
+        answer = np.full(handle.shape, NO_ANSWER, dtype=np.int64)
+        correct = np.zeros(handle.shape, dtype=bool)
+        valid = handle >= 0
+        for i, model in enumerate(self.models):
+            sel = valid & (mi == i)
+            if sel.any():
+                arr = self.truth.models[model]
+                answer[sel] = arr.answer[q[sel], slot[sel]]
+                correct[sel] = arr.correct[q[sel], slot[sel]]
+        return answer, correct
+
+    def commit(self, q: Any, handle: Any) -> None:
+        """Commit answers: ``handle[i]`` (a sample drawn for ``q[i]``, or -1) is final for
+        query ``q[i]``; committing a query again with another answer is an error."""
+        q = _positions(q, self.truth.n_queries)
+        handle = _handles(handle)
+        if handle.shape != q.shape:
+            raise UisbenchError("strategy returned decisions of mismatched lengths")
+        if len(np.unique(q)) != len(q):
+            raise UisbenchError("strategy decided the same query twice")
+        _, hq, _ = self.locate(handle)
+        drawn = handle >= 0
+        if (hq[drawn] != q[drawn]).any():
+            raise UisbenchError("strategy answered a query with a sample drawn for another query")
+        before = self.decided[q]
+        if ((before != NO_DECISION) & (before != handle)).any():
+            raise UisbenchError("strategy decided the same query twice")
+        self.decided[q] = handle
+        self._h_committed[handle[drawn]] = True
+
+    def feedback(self, handle: Any) -> np.ndarray:
+        """Correctness of answers already committed to (:meth:`commit`): the online learner's
+        reward signal. A handle not in a committed decision is an error."""
+        handle = _handles(handle)
+        self._check_drawn(handle)
+        drawn = handle >= 0
+        if not self._h_committed[handle[drawn]].all():
+            raise UisbenchError(
+                "meter.feedback() answers only for committed decisions: call "
+                "meter.decide(queries, handles) (or yield the Decisions) first"
+            )
+        return self.resolve(handle)[1]
+
+    def oracle(self, handle: Any) -> np.ndarray:
+        """Correctness of drawn samples (oracle verifier); the run becomes an upper bound."""
+        self.record.used_oracle = True
+        return self.resolve(handle)[1]
+
+    def peek(
+        self, model: str, q: Any, n: int, unit: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Correctness of each query's next ``n`` undrawn samples, without drawing or charging,
+        and (given a cost ``unit``) what drawing the first ``j`` of them would cost, ``(m, n)``
+        each. Only the oracle looks ahead; the run becomes an upper bound."""
+        self.record.used_oracle = True
+        order = self.draw_order(model)
+        arr = self._arrays(model)
+        q = _positions(q, self.truth.n_queries)
+        n = int(n)
+        pos = self._cursor[model][q][:, None] + np.arange(n)[None, :]
+        ok = pos < arr.n_avail[q][:, None]
+        slot = np.take_along_axis(order[q], np.minimum(pos, order.shape[1] - 1), axis=1)
+        correct = arr.correct[q[:, None], slot] & ok
+        if unit is None:
+            return correct, None
+        if unit not in CHARGES:
+            raise UisbenchError(f"unknown cost unit {unit!r} (units: {', '.join(CHARGES)})")
+        cost = np.full((len(q), n), np.nan)
+        meta = self.truth.model_meta[model]
+        for j in range(1, n + 1):
+            cost[:, j - 1] = sample_charges(arr, meta, q[:, None], slot[:, :j])[unit]
+        return correct, cost
+
+    def answer_text(self, codes: np.ndarray) -> list[str | None]:
+        labels = self.truth.answer_labels
+        return [labels[c] if c >= 0 else None for c in np.asarray(codes).tolist()]
+
+
+def overhead_charges(
+    m: int, flops: Any = 0.0, dollars: Any = 0.0, latency_s: Any = 0.0
+) -> dict[str, np.ndarray]:
+    """The charges of :meth:`Meter.charge` for ``m`` queries (zero tokens)."""
+    z = np.zeros(m)
+    out = {"input_tokens": z, "output_tokens": z, "param_calls": z}
+    for name, v in (("flops", flops), ("dollars", dollars), ("latency_s", latency_s)):
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim > 1 or (v.ndim == 1 and len(v) != m):
+            raise UisbenchError(f"charge(): {name} must be a number or one value per query")
+        out[name] = z + v
+    return out
+
+
+# ---------------------------------------------------------------------------- the protocol
+#: Operations a client may ask of the parent, and nothing else.
+OPS = ("draw", "charge", "commit", "feedback", "oracle", "peek")
+
+
+class MeterService:
+    """The parent's side of the protocol: each op's arguments checked, answered from the
+    :class:`Meter`; replies hold plain arrays and strings only (no handle decoding, no
+    order, nothing of an undrawn sample)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+
+    def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        if op not in OPS:
+            raise UisbenchError(f"strategy asked the meter for an unknown operation {op!r}")
+        return getattr(self, "_" + op)(**args)
+
+    def _draw(self, model: str, q: np.ndarray, n: int) -> dict[str, Any]:
+        d, charges = self.meter.draw_charged(model, q, n)
+        return {
+            "answer": d.answer,
+            "logprob": d.logprob,
+            "score": d.score,
+            "output_tokens": d.output_tokens,
+            "handle": d.handle,
+            **{"charge_" + k: v for k, v in charges.items()},
+        }
+
+    def _charge(self, q, flops, dollars, latency_s, label: str) -> dict[str, Any]:
+        charges = self.meter.charge(
+            q, flops=flops, dollars=dollars, latency_s=latency_s, label=label
+        )
+        return {"charge_" + k: v for k, v in charges.items()}
+
+    def _commit(self, q: np.ndarray, handle: np.ndarray) -> dict[str, Any]:
+        self.meter.commit(q, handle)
+        return {}
+
+    def _feedback(self, handle: np.ndarray) -> dict[str, Any]:
+        return {"correct": self.meter.feedback(handle)}
+
+    def _oracle(self, handle: np.ndarray) -> dict[str, Any]:
+        return {"correct": self.meter.oracle(handle)}
+
+    def _peek(self, model: str, q: np.ndarray, n: int, unit: str | None) -> dict[str, Any]:
+        correct, cost = self.meter.peek(model, q, n, unit)
+        return {"correct": correct} if cost is None else {"correct": correct, "cost": cost}
+
+
+Transport = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class ClientError(UisbenchError, AttributeError):
+    """A strategy asked its meter client for something it does not offer."""
+
+
+class MeterClient:
+    """The strategy's meter: asks the parent through ``transport`` (in-process: a
+    :class:`MeterService`'s ``call``; isolated: a pipe to the parent) and keeps a mirror ledger
+    of its own charges. ``bank`` is a :class:`~uisbench.blind.BlindView`."""
+
+    def __init__(self, view: BlindView, transport: Transport) -> None:
+        self.bank = view
+        self.models = list(view.models)
+        self.ledger = Ledger(view.n_queries)
+        self._call = transport
+        self._drawn = {m: np.zeros(view.n_queries, dtype=np.int64) for m in self.models}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ClientError(
+            f"the meter has no {name!r} for strategies: they draw(), charge(), decide(), ask "
+            "feedback() on committed decisions, and oracle()/peek() (an upper bound)"
+        )
+
+    def draw(self, model: str, q: np.ndarray | int, n: int) -> Draw:
+        """Draw ``n`` new samples of ``model`` for each query in ``q`` (charged)."""
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        r = self._call("draw", {"model": model, "q": q, "n": int(n)})
+        self.ledger.add(q, {k: r["charge_" + k] for k in CHARGES}, int(n))
+        np.add.at(self._drawn[model], q, int(n))
+        return Draw(
+            model, q, r["answer"], r["logprob"], r["score"], r["output_tokens"], r["handle"]
+        )
+
+    def available(self, model: str, q: np.ndarray | int) -> np.ndarray:
+        """Samples of ``model`` still undrawn for each query in ``q``."""
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        return self.bank.models[model].n_avail[q] - self._drawn[model][q]
 
     def charge(
         self,
@@ -194,76 +485,34 @@ class Meter:
     ) -> None:
         """Charge a strategy's own overhead (router embedding, reward model) to queries."""
         q = np.atleast_1d(np.asarray(q, dtype=np.int64))
-        z = np.zeros(len(q))
-        self._charge(
-            q,
-            {
-                "input_tokens": z,
-                "output_tokens": z,
-                "flops": z + flops,
-                "dollars": z + dollars,
-                "latency_s": z + latency_s,
-                "param_calls": z,
-            },
-            None,
-        )
-        for i in q.tolist():
-            self.ledger.arms[i].append({"overhead": label})
+        args = {"flops": flops, "dollars": dollars, "latency_s": latency_s}
+        args = {k: np.asarray(v, dtype=np.float64) for k, v in args.items()}
+        r = self._call("charge", {"q": q, **args, "label": str(label)})
+        self.ledger.add(q, {k: r["charge_" + k] for k in CHARGES})
 
-    # ------------------------------------------------------------ answers and grading
-    def _decode(self, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        handle = np.asarray(handle, dtype=np.int64)
-        mi = handle >> (QBITS + SBITS)
-        q = (handle >> SBITS) & ((1 << QBITS) - 1)
-        slot = handle & ((1 << SBITS) - 1)
-        return mi, q, slot
-
-    def resolve(self, handle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(answer code, correct) of sample handles; -1 handles mean "no answer" (incorrect).
-
-        Only samples that were drawn, and so paid for, can be chosen.
-        """
-        handle = np.asarray(handle, dtype=np.int64)
-        answer = np.full(handle.shape, NO_ANSWER, dtype=np.int64)
-        correct = np.zeros(handle.shape, dtype=bool)
-        valid = handle >= 0
-        mi, q, slot = self._decode(handle)
-        for i, model in enumerate(self.models):
-            sel = valid & (mi == i)
-            if not sel.any():
-                continue
-            arr = self.__truth.models[model]
-            order = self.draw_order(model)
-            rank = np.argmax(order[q[sel]] == slot[sel, None], axis=1)
-            if (rank >= self._cursor[model][q[sel]]).any():
-                raise UisbenchError(f"a strategy chose a sample of {model} it never drew")
-            answer[sel] = arr.answer[q[sel], slot[sel]]
-            correct[sel] = arr.correct[q[sel], slot[sel]]
-        return answer, correct
+    def decide(self, q: np.ndarray, handle: np.ndarray) -> None:
+        """Commit answers now (before yielding them), e.g. to ask :meth:`feedback`."""
+        q = np.atleast_1d(np.asarray(q, dtype=np.int64))
+        self._call("commit", {"q": q, "handle": np.atleast_1d(np.asarray(handle, np.int64))})
 
     def feedback(self, handle: np.ndarray | int) -> np.ndarray:
-        """Correctness of answers already committed to: the online learner's reward signal."""
-        return self.resolve(np.atleast_1d(handle))[1]
+        """Correctness of answers already committed: the online learner's reward signal."""
+        return self._call("feedback", {"handle": _handles(handle)})["correct"]
 
-    def oracle(self, draw: Draw) -> np.ndarray:
-        """Correctness of every drawn sample (oracle verifier); marks an upper bound."""
-        self.used_oracle = True
-        return self.resolve(draw.handle)[1]
+    def oracle(self, draw: Draw | np.ndarray) -> np.ndarray:
+        """Correctness of drawn samples (oracle verifier); the run becomes an upper bound."""
+        handle = draw.handle if isinstance(draw, Draw) else draw
+        return self._call("oracle", {"handle": _handles(handle)})["correct"]
 
-    def peek(self, model: str, q: np.ndarray, n: int) -> np.ndarray:
-        """Correctness of the next ``n`` samples in draw order, without drawing or charging.
-
-        Only the oracle reference point may look ahead; it flags the run as an upper bound.
-        """
-        self.used_oracle = True
-        order = self.draw_order(model)
-        arr = self._arrays(model)
+    def peek(
+        self, model: str, q: np.ndarray, n: int, unit: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Look-ahead for the oracle reference (see :meth:`Meter.peek`); an upper bound."""
         q = np.atleast_1d(np.asarray(q, dtype=np.int64))
-        pos = self._cursor[model][q][:, None] + np.arange(n)[None, :]
-        ok = pos < arr.n_avail[q][:, None]
-        slot = np.take_along_axis(order[q], np.minimum(pos, order.shape[1] - 1), axis=1)
-        return self.__truth.models[model].correct[q[:, None], slot] & ok
+        r = self._call("peek", {"model": model, "q": q, "n": int(n), "unit": unit})
+        return r["correct"], r.get("cost")
 
-    def answer_text(self, codes: np.ndarray) -> list[str | None]:
-        labels = self.bank.answer_labels
-        return [labels[c] if c >= 0 else None for c in np.asarray(codes).tolist()]
+
+def local_client(meter: Meter) -> MeterClient:
+    """A client served in-process (built-in strategies, replay): same protocol, no copy."""
+    return MeterClient(meter.view(), MeterService(meter).call)

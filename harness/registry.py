@@ -33,6 +33,7 @@ class Registry(Generic[T]):
         self.base = base
         self._eps: dict[str, metadata.EntryPoint] | None = None
         self._loaded: dict[str, T] = {}
+        self._dists: dict[str, str | None] = {}
 
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
         if self._eps is None:
@@ -67,6 +68,17 @@ class Registry(Generic[T]):
         if name not in eps:
             raise UisbenchError(self._unknown(name))
         return code_version(eps[name])
+
+    def distribution(self, name: str) -> str | None:
+        """Name of the distribution whose entry point registers ``name`` (None if unknown);
+        nothing is imported."""
+        eps = self._entry_points()
+        if name not in eps:
+            raise UisbenchError(self._unknown(name))
+        if name not in self._dists:
+            dist = getattr(eps[name], "dist", None)
+            self._dists[name] = None if dist is None else dist.metadata["Name"]
+        return self._dists[name]
 
     def all(self) -> dict[str, T]:
         """Every registered plugin by name (loads them all)."""

@@ -8,7 +8,10 @@ configuration and seed give the same decisions either way:
 * the test queries arrive in a seeded permutation that depends on the seed only, so every
   strategy sees the same stream (an online learner's order matters);
 * the meter is seeded by (seed, the configuration's label), so two settings of a sweep draw
-  different samples (:mod:`uisbench.sampling`).
+  different samples (:mod:`uisbench.sampling`);
+* the strategy gets a :class:`~uisbench.meter.MeterClient`, never the parent's
+  :class:`~uisbench.meter.Meter`: each yielded chunk is committed (:meth:`Meter.commit`) before
+  the strategy resumes, and graded by the parent.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
-from uisbench.meter import Meter
+from uisbench.meter import Meter, local_client
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
 
@@ -42,31 +45,46 @@ def start(
     test_pos: np.ndarray,
     seed: int,
     prefix_cache: PrefixCache | str | None = None,
-) -> RunContext:
-    """A fresh run of ``strategy`` with ``seed``: the seeded stream behind a fresh meter that
-    charges repeated requests under ``prefix_cache`` (default block:16)."""
-    meter = Meter(arrays, seed, strategy.label(), prefix_cache)
-    return RunContext(meter=meter, stream=arrival_order(test_pos, seed), train=train, seed=seed)
+) -> tuple[RunContext, Meter]:
+    """A fresh run of ``strategy`` with ``seed``: the seeded stream behind a fresh parent-side
+    meter that charges repeated requests under ``prefix_cache`` (default block:16), and the
+    strategy's context, whose meter is an in-process client of it."""
+    meter = meter_for(strategy.label(), arrays, seed, prefix_cache)
+    ctx = RunContext(local_client(meter), arrival_order(test_pos, seed), train, seed)
+    return ctx, meter
 
 
-def decide(strategy: Strategy, ctx: RunContext) -> Iterator[Decisions]:
-    """Fit on the training split, then yield the strategy's decisions chunk by chunk."""
+def meter_for(
+    label: str, arrays: BankArrays, seed: int, prefix_cache: PrefixCache | str | None = None
+) -> Meter:
+    """The parent-side meter of a run of configuration ``label`` with ``seed``."""
+    return Meter(arrays, seed, label, prefix_cache)
+
+
+def decide(strategy: Strategy, ctx: RunContext, meter: Meter) -> Iterator[Decisions]:
+    """Fit on the training split, then yield the strategy's decisions chunk by chunk, each
+    committed to ``meter`` before it is passed on."""
     strategy.fit(ctx.train, ctx)
-    yield from strategy.run(ctx)
+    for chunk in strategy.run(ctx):
+        meter.commit(chunk.q, chunk.handle)
+        yield chunk
 
 
 def evaluation(strategy: Strategy, ctx: RunContext, truth: BankArrays) -> dict[int, dict]:
     """The strategy's evaluation-only figures (:meth:`Strategy.evaluate`) by query position,
     computed once its decisions are all committed; empty when it has none."""
-    figures = strategy.evaluate(truth, ctx)
+    return figures_by_position(strategy.label(), strategy.evaluate(truth, ctx), ctx.stream)
+
+
+def figures_by_position(label: str, figures: list | None, stream: np.ndarray) -> dict[int, dict]:
+    """Evaluation figures (one dict per query of ``stream``) by query position."""
     if figures is None:
         return {}
-    if len(figures) != len(ctx.stream):
+    if len(figures) != len(stream):
         raise UisbenchError(
-            f"strategy {strategy.label()}: evaluate() gave {len(figures)} figures for "
-            f"{len(ctx.stream)} queries"
+            f"strategy {label}: evaluate() gave {len(figures)} figures for {len(stream)} queries"
         )
-    return {int(p): f for p, f in zip(ctx.stream.tolist(), figures)}
+    return {int(p): f or {} for p, f in zip(stream.tolist(), figures)}
 
 
 @dataclass
@@ -97,18 +115,18 @@ def replay(
     """Run one configuration with one seed over the test queries; nothing is written. Fits
     go to ``cache`` (pass one to share them between calls), else to a cache of this call."""
     strat = make_strategy(strategy)
-    ctx = start(strat, arrays, train, test_pos, seed)
+    ctx, meter = start(strat, arrays, train, test_pos, seed)
     ctx.cache = cache if cache is not None else ctx.cache
-    chunks = list(decide(strat, ctx))
+    chunks = list(decide(strat, ctx, meter))
     q = np.concatenate([np.asarray(c.q) for c in chunks])
     figures = evaluation(strat, ctx, arrays)
-    _, correct = ctx.meter.resolve(np.concatenate([np.asarray(c.handle) for c in chunks]))
+    _, correct = meter.resolve(np.concatenate([np.asarray(c.handle) for c in chunks]))
     rewards = [c.reward for c in chunks]
-    ledger = ctx.meter.ledger
+    ledger = meter.ledger
     return Replay(
         label=strat.label(),
         family=strat.family,
-        upper_bound=bool(strat.upper_bound or ctx.meter.used_oracle),
+        upper_bound=bool(strat.upper_bound or meter.used_oracle),
         accuracy=float(correct.mean()),
         flops=float(ledger.flops[q].mean()),
         dollars=float(ledger.dollars[q].mean()),

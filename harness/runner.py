@@ -5,6 +5,12 @@ code version and full configuration, seed, split seed, mode, prefix-cache assump
 Strategies are deterministic given the seed, so resuming a killed run replays the strategy from
 the start and writes only the decisions not yet committed; decision rows are unique per (run,
 query), so nothing is lost or written twice.
+
+Where a strategy runs (:meth:`Runner.run`, ``isolation``): strategies shipped with uisbench run
+in-process through the same meter client as every other; any other strategy runs in a child
+process forked per run from a template (:mod:`uisbench.isolation`) that never holds the test
+truth, and the parent alone grades, charges and writes rows. ``process`` isolates every
+strategy, ``inprocess`` none (a local debugging aid; ``gate`` never takes it).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -21,18 +28,30 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
+from uisbench.blind import blind_view
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
-from uisbench.meter import Meter
+from uisbench.isolation import DEFAULT_TIMEOUT_S, Described, ForkServer
+from uisbench.meter import Meter, MeterService
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.registry import source_digest
-from uisbench.replay import decide, evaluation, start
+from uisbench.replay import arrival_order, decide, evaluation, figures_by_position, meter_for, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 from uisbench.store.splits import assign_splits
-from uisbench.strategies.base import STRATEGIES, Decisions, RunContext, Strategy, make_strategy
+from uisbench.strategies.base import (
+    STRATEGIES,
+    Decisions,
+    Strategy,
+    config_label,
+    parse_spec,
+)
+
+ISOLATION = ("auto", "process", "inprocess")
+#: A strategy as the runner takes it: a spec ``name:key=value``, (name, params), or an object.
+StrategyRef = Strategy | str | tuple[str, dict[str, Any]]
 
 
 @dataclass
@@ -104,6 +123,12 @@ def _ints(x: np.ndarray) -> list[int | None]:
     return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
 
 
+def _registered(strategy: Strategy) -> bool:
+    """Is this object's class the plugin registered under its name (rebuildable elsewhere)?"""
+    name = getattr(strategy, "name", None)
+    return name in STRATEGIES and STRATEGIES.get(name) is type(strategy)
+
+
 def _delete_run(conn: Connection, run_id: int) -> None:
     conn.execute(s.decisions.delete().where(s.decisions.c.run_id == run_id))
     conn.execute(s.runs.delete().where(s.runs.c.id == run_id))
@@ -120,7 +145,16 @@ class Runner:
         models: Sequence[str] | None = None,
         split_seed: int = 0,
         prefix_cache: str | None = None,
+        isolation: str = "auto",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        if isolation not in ISOLATION:
+            raise UisbenchError(
+                f"unknown isolation {isolation!r} (choose one of: {', '.join(ISOLATION)})"
+            )
+        self.isolation = isolation
+        self.timeout_s = timeout_s
+        self._server: ForkServer | None = None
         self.engine = engine
         self.task = task
         self.prefix_cache = PrefixCache.parse(prefix_cache)
@@ -140,14 +174,75 @@ class Runner:
         self.answers_known = any((m.answer >= 0).any() for m in self.arrays.models.values())
         self.cache = FitCache()  # fits shared by this runner's runs (a sweep fits once)
 
-    def cannot_run(self, strat: type[Strategy] | Strategy) -> str | None:
-        """Why this working set cannot run ``strat`` (one line), or None."""
-        if strat.needs_answers and not self.answers_known:
+    # ---------------------------------------------------------------- where strategies run
+    def isolated(self, strategy: StrategyRef) -> bool:
+        """Does ``strategy`` run in a child process? Shipped strategies (registered by the
+        uisbench distribution) run in-process unless ``process``; every other one is isolated
+        unless ``inprocess``. A Strategy object not registered under its name cannot be rebuilt
+        in a child: under ``auto`` it runs in-process (its code already runs in the caller)."""
+        if self.isolation != "auto":
+            return self.isolation == "process"
+        if isinstance(strategy, Strategy):
+            return not type(strategy).__module__.startswith("uisbench.") and _registered(strategy)
+        name = strategy[0] if isinstance(strategy, tuple) else parse_spec(strategy)[0]
+        return STRATEGIES.distribution(name) != "uisbench"
+
+    def _fork_server(self) -> ForkServer:
+        if self._server is None:
+            hide = []
+            if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database:
+                db = self.engine.url.database
+                hide = [db, db + "-wal", db + "-shm", db + "-journal"]
+            view = blind_view(self.arrays)
+            self._server = ForkServer(self.train, view, hide, self.timeout_s)
+        return self._server
+
+    def close(self) -> None:
+        """Stop the strategies' template process, if one was started."""
+        if self._server is not None:
+            self._server.close()
+
+    def describe(self, strategy: StrategyRef) -> Strategy | Described:
+        """The configured strategy: built here when it runs in-process, else described by its
+        own process (the parent never imports an isolated plugin's module)."""
+        if isinstance(strategy, Strategy):
+            if self.isolated(strategy):
+                name, params = strategy.name, dataclasses.asdict(strategy.params)
+                if not _registered(strategy):
+                    raise UisbenchError(
+                        f"strategy {name}: only a registered strategy can run in its own process"
+                    )
+                return self._fork_server().describe(name, params)
+            return strategy
+        name, params = strategy if isinstance(strategy, tuple) else parse_spec(strategy)
+        if self.isolated((name, params)):
+            STRATEGIES.distribution(name)  # an unknown name: one line, nothing started
+            return self._fork_server().describe(name, dict(params))
+        return STRATEGIES.get(name)(**params)
+
+    def default_specs(self, name: str) -> tuple[list[str], str | None]:
+        """The default sweep of strategy ``name`` on this working set as specs, or why it
+        cannot run here."""
+        if self.isolated((name, {})):
+            settings, needs = self._fork_server().sweep(name, self.models, self.max_k())
+            why = self._cannot(name, needs)
+        else:
+            cls = STRATEGIES.get(name)
+            why = self.cannot_run(cls)
+            settings = [] if why else cls.sweep(self.models, self.max_k())
+        return ([] if why else [config_label(name, p) for p in settings]), why
+
+    def _cannot(self, name: str, needs_answers: bool) -> str | None:
+        if needs_answers and not self.answers_known:
             return (
-                f"{strat.name} needs the samples' answers (votes) and bank {self.arrays.bank!r} "
+                f"{name} needs the samples' answers (votes) and bank {self.arrays.bank!r} "
                 "recorded outcomes only"
             )
         return None
+
+    def cannot_run(self, strat: type[Strategy] | Strategy | Described) -> str | None:
+        """Why this working set cannot run ``strat`` (one line), or None."""
+        return self._cannot(strat.name, strat.needs_answers)
 
     def max_k(self) -> dict[str, int]:
         return {m: int(a.n_avail[self.test_pos].min()) for m, a in self.arrays.models.items()}
@@ -170,15 +265,19 @@ class Runner:
 
     def run(
         self,
-        strategy: Strategy | str,
+        strategy: StrategyRef,
         seed: int = 0,
         *,
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
         command: str | None = None,
     ) -> RunResult:
-        """Run (or resume, or skip if complete) one strategy configuration with one seed."""
-        strat = make_strategy(strategy)
+        """Run (or resume, or skip if complete) one strategy configuration with one seed.
+
+        A strategy that fails, or whose process crashes, hangs or breaks the protocol, ends
+        with one error; an isolated run that failed leaves no row behind.
+        """
+        strat = self.describe(strategy)
         why = self.cannot_run(strat)
         if why:
             raise UisbenchError(f"cannot run {strat.label()}: {why}")
@@ -188,33 +287,82 @@ class Runner:
         n_test = len(self.test_pos)
         if status == "complete":
             return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
-        ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
-        ctx.cache = self.cache
+        isolated = isinstance(strat, Described)
         try:
-            self._write_decisions(run_id, strat, ctx, done, progress)
-            self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))
-        except UisbenchError:
+            if isolated:
+                meter, summary = self._run_isolated(run_id, strat, params, seed, done, progress)
+            else:
+                ctx, meter = start(
+                    strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache
+                )
+                ctx.cache = self.cache  # fits shared by this runner's runs
+                chunks = decide(strat, ctx, meter)
+                self._write_decisions(
+                    run_id, strat.label(), chunks, meter, ctx.stream, done, progress
+                )
+                self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))
+                summary = strat.run_summary()
+        except UisbenchError as exc:
+            if isolated:  # nothing half-written: the whole run goes
+                with self.engine.begin() as conn:
+                    _delete_run(conn, run_id)
+                raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
             self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
             raise
-        return self._close_run(run_id, strat, ctx.meter, bool(done))
+        return self._close_run(run_id, strat, meter, bool(done), summary)
+
+    def _run_isolated(
+        self,
+        run_id: int,
+        strat: Described,
+        params: dict,
+        seed: int,
+        done: set[int],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[Meter, dict[str, Any]]:
+        """One run in a child process: the parent serves its meter calls, commits and writes
+        each chunk; returns the meter and the strategy's summary."""
+        meter = meter_for(strat.label(), self.arrays, seed, self.prefix_cache)
+        stream = arrival_order(self.test_pos, seed)
+        outcome: dict[str, Any] = {}
+        served = self._fork_server().run(
+            strat.name, params, seed, stream, MeterService(meter), self.arrays, outcome
+        )
+
+        def chunks():  # each committed to the meter by the server, before the child resumes
+            for q, handle, reward, extra in served:
+                yield Decisions(q, handle, reward, extra)
+
+        self._write_decisions(run_id, strat.label(), chunks(), meter, stream, done, progress)
+        for _ in served:  # the child's end: summary and evaluation figures
+            raise UisbenchError("decisions came after the last one")
+        if outcome.get("note"):
+            print(f"note: {strat.label()}: {outcome['note']}", file=sys.stderr)
+        figures = outcome.get("figures")
+        if figures is not None:
+            self._write_evaluation(run_id, figures_by_position(strat.label(), figures, stream))
+        summary = outcome.get("summary") or {}
+        return meter, summary
 
     def _write_decisions(
         self,
         run_id: int,
-        strat: Strategy,
-        ctx: RunContext,
+        label: str,
+        chunks: Iterator[Decisions],
+        meter: Meter,
+        stream: np.ndarray,
         done: set[int],
         progress: Callable[[int, int], None] | None,
     ) -> None:
-        """Replay the strategy, committing each chunk's new decisions as it comes."""
+        """Write each committed chunk's new decisions as it comes."""
         n_test = len(self.test_pos)
-        position = {int(q): i for i, q in enumerate(ctx.stream.tolist())}
+        position = {int(q): i for i, q in enumerate(stream.tolist())}
         seen: set[int] = set()
         written = len(done)
         if progress:
             progress(written, n_test)
-        for chunk in decide(strat, ctx):
-            rows = self._decision_rows(run_id, chunk, ctx.meter, position, seen, done)
+        for chunk in chunks:
+            rows = self._decision_rows(run_id, chunk, meter, position, seen, done)
             if rows:
                 with self.engine.begin() as conn:
                     bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
@@ -223,7 +371,7 @@ class Runner:
                 progress(written, n_test)
         if len(seen) < n_test:
             raise UisbenchError(
-                f"strategy {strat.label()} decided {len(seen)} of {n_test} queries; "
+                f"strategy {label} decided {len(seen)} of {n_test} queries; "
                 f"{n_test - len(seen)} have no decision"
             )
 
@@ -247,7 +395,13 @@ class Runner:
 
     # ---------------------------------------------------------------- helpers
     def _open_run(
-        self, key: str, strat: Strategy, params: dict, seed: int, force: bool, command: str | None
+        self,
+        key: str,
+        strat: Strategy | Described,
+        params: dict,
+        seed: int,
+        force: bool,
+        command: str | None,
     ) -> tuple[int, str, set[int]]:
         """(run id, status, query ids already decided) of the run ``key``, created if new."""
         with self.engine.begin() as conn:
@@ -266,7 +420,7 @@ class Runner:
         return row["id"], row["status"], done
 
     def _run_row(
-        self, key: str, strat: Strategy, params: dict, seed: int, command: str | None
+        self, key: str, strat: Strategy | Described, params: dict, seed: int, command: str | None
     ) -> dict[str, Any]:
         """The ``runs`` row of a new run, with its provenance (version, commit, command, host)."""
         return {
@@ -351,7 +505,14 @@ class Runner:
                 or 0.0
             )
 
-    def _close_run(self, run_id: int, strat: Strategy, meter: Meter, resumed: bool) -> RunResult:
+    def _close_run(
+        self,
+        run_id: int,
+        strat: Strategy | Described,
+        meter: Meter,
+        resumed: bool,
+        learned: dict[str, Any],
+    ) -> RunResult:
         acc = self._accuracy(run_id)
         summary = {
             "accuracy": acc,
@@ -359,8 +520,8 @@ class Runner:
             "family": strat.family,
             "synthetic_bank": self.arrays.synthetic,
         }
-        if strat.run_summary():
-            summary["strategy"] = strat.run_summary()
+        if learned:
+            summary["strategy"] = learned
         with self.engine.begin() as conn:
             conn.execute(
                 s.runs.update()

@@ -21,7 +21,7 @@ import numpy as np
 
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
-from uisbench.meter import Meter
+from uisbench.meter import MeterClient
 from uisbench.registry import Registry
 from uisbench.store.arrays import BankArrays
 
@@ -38,9 +38,14 @@ class Decisions:
 
 @dataclass
 class RunContext:
-    """Everything a strategy may look at during a run."""
+    """Everything a strategy may look at during a run.
 
-    meter: Meter  # the test queries, behind the meter
+    ``meter`` is a client of the parent's meter (:mod:`uisbench.meter`): of the test queries it
+    shows positions, prompts, model metadata and samples held per query, and the content of the
+    samples drawn (and paid for) through it; correctness only as feedback on committed answers.
+    """
+
+    meter: MeterClient  # the test queries, behind the meter
     stream: np.ndarray  # test query positions, in the seeded order they arrive
     train: BankArrays  # the training split, fully visible (for fitting)
     seed: int
@@ -98,9 +103,11 @@ class Strategy(ABC):
         decision's ``extra``), or None.
 
         The runner calls this after every decision is committed, with the full bank ``truth``
-        (test correctness included), which ``ctx.meter.bank`` hides from :meth:`run`: regret
+        (test correctness included), which ``ctx.meter`` hides from :meth:`run`: regret
         against the best fixed arm or the oracle, a fitted law's test error. Nothing computed
-        here can change a decision.
+        here can change a decision. A strategy run in its own process (every plugin not
+        shipped with uisbench) gets the truth there, and only under OS-level isolation
+        (bubblewrap and seccomp); elsewhere its figures are skipped with a note.
         """
         return None
 

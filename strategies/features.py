@@ -186,7 +186,7 @@ def query_features(meter: Meter, q: np.ndarray, kind: str) -> np.ndarray:
     """Features of test queries ``q``, charging the embedding's FLOPs and dollars (tokens ×
     :func:`embed_price`) to each query's ledger."""
     x, ntok = embed(prompts_of(meter.bank.prompts, q, "query features"), kind)
-    dollars = ntok * embed_price(kind, getattr(meter.bank, "embedders", None)) / 1e6
+    dollars = ntok * embed_price(kind, meter.bank.embedders) / 1e6
     label = f"embed:{resolve_kind(kind)}"
     meter.charge(q, flops=embed_flops(kind, ntok), dollars=dollars, label=label)
     return x

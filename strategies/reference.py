@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
 from uisbench.strategies.costing import cost_unit, draw_by_choice
@@ -62,7 +61,8 @@ class RandomMix(Strategy):
 class Oracle(Strategy):
     """The cheapest correct (model, number of samples) per query: an upper bound.
 
-    The oracle looks ahead at correctness without paying (``meter.peek``) and then pays only
+    The oracle looks ahead at correctness and prices without paying (``meter.peek``, which the
+    parent records: the run is an upper bound) and then pays only
     for the samples it keeps: the first ``j <= k`` samples of the model where sample ``j`` is
     the cheapest correct one. Queries no sample answers go to the cheapest model (and are
     wrong). Cheapest means FLOPs when every model's size is known, else dollars.
@@ -95,14 +95,9 @@ class Oracle(Strategy):
             k = min(self.params.k, ctx.max_samples(model))
             if k < 1:
                 continue
-            ok = meter.peek(model, q, k)
-            arr = meter.bank.models[model]
-            order = meter.draw_order(model)[q, :k]
-            rows = q[:, None]
+            ok, costs = meter.peek(model, q, k, unit)
             for j in range(1, k + 1):
-                slot = order[:, :j]
-                cost = sample_charges(arr, ctx.model_meta[model], rows, slot)[unit]
-                cost = np.nan_to_num(cost, nan=np.inf)
+                cost = np.nan_to_num(costs[:, j - 1], nan=np.inf)
                 if j == 1:
                     cheaper = cost < fallback_cost
                     fallback_cost[cheaper], fallback[cheaper] = cost[cheaper], mi

@@ -373,7 +373,8 @@ class UniScale(Strategy):
         a = linucb_choose(A_inv, b, x, self.alpha)
         before = ledger[q].copy()
         h, score = self._play(meter, q, a)
-        correct = meter.feedback(h).astype(float)  # revealed after committing
+        meter.decide(q, h)  # committed now: feedback answers only for committed decisions
+        correct = meter.feedback(h).astype(float)
         r = self.reward(correct, score, ledger[q] - before)
         linucb_update(A_inv, b, a, x, r)  # Sherman–Morrison, one O(d²) update per query
         return h, r, a, correct

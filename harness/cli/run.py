@@ -76,6 +76,14 @@ from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_o
     help="What a repeated request to the same model finds cached of its prompt "
     "(default: the live pool's setting, else block:16, vLLM's block size).",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(["auto", "process", "inprocess"]),
+    default="auto",
+    show_default=True,
+    help="Where strategies run: auto = shipped ones in-process, every other in its own "
+    "process (no truth, no database); process = all isolated; inprocess = none (debugging).",
+)
 @unsafe_exec_option
 @db_option
 def run(
@@ -95,6 +103,7 @@ def run(
     limit: int | None,
     task_args: tuple[str, ...],
     prefix_cache: str | None,
+    isolation: str,
     db: str | None,
 ) -> None:
     """Run strategies over a task's test queries, one decision row per query (resumable)."""
@@ -119,6 +128,7 @@ def run(
             limit=limit,
             prefix_cache=prefix_cache,
             task_args=parse_task_args(task_args),
+            isolation=isolation,
         )
     )
 

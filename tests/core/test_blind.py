@@ -68,25 +68,28 @@ def runner(tmp_path):
     ],
 )
 def test_every_way_of_reading_hidden_correctness_raises(runner, read):
-    from uisbench.meter import Meter
+    from uisbench.meter import Meter, local_client
 
-    meter = Meter(runner.arrays, seed=0)
-    with pytest.raises(UisbenchError, match="correctness is hidden from strategies"):
+    parent = Meter(runner.arrays, seed=0)
+    meter = local_client(parent)  # what a strategy holds
+    with pytest.raises(UisbenchError, match="hidden from strategies"):
         read(meter.bank.models["m"].correct)
     # The training split keeps it, and the meter still grades committed answers.
     assert runner.train.models["m"].correct.sum() > 0
-    # Feedback grades the samples drawn: all four of three queries, against the bank's truth.
+    # Feedback grades the answer committed, against the bank's truth, and nothing else.
     q = runner.test_pos[:3]
     h = meter.draw("m", q, 4).handle
-    fb = np.stack([meter.feedback(h[:, j]) for j in range(4)], axis=1)
-    truth = runner.arrays.models["m"].correct[q]
-    assert np.array_equal(np.sort(fb, axis=1), np.sort(truth, axis=1))
+    meter.decide(q, h[:, 2])
+    slot = parent.locate(h[:, 2])[2]
+    assert np.array_equal(meter.feedback(h[:, 2]), runner.arrays.models["m"].correct[q, slot])
+    with pytest.raises(UisbenchError, match="only for committed decisions"):
+        meter.feedback(h[:, 0])
 
 
 def test_a_peeking_plugin_fails_with_a_clear_error_and_leaves_no_run(runner):
     with pytest.raises(UisbenchError) as err:
         runner.run(Peeking(), seed=0)
-    assert str(err.value) == HIDDEN_MESSAGE
+    assert str(err.value) == f"correct: {HIDDEN_MESSAGE}"
     with runner.engine.connect() as conn:
         assert conn.execute(s.runs.select()).first() is None
 

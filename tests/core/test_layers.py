@@ -32,6 +32,7 @@ LAYERS = {
     "uisbench.blind": "core",
     "uisbench.meter": "core",
     "uisbench.fitcache": "core",
+    "uisbench.isolation": "core",
     "uisbench.runner": "core",
     "uisbench.replay": "core",
     "uisbench.strategies.base": "core",  # the contract the runner drives

@@ -7,7 +7,7 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
-from uisbench.meter import Meter
+from uisbench.meter import Meter, local_client
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import majority_column, take
 
@@ -31,21 +31,23 @@ def test_draws_are_without_replacement_and_seeded():
     q = np.arange(5)
     first = m.draw("a", q, 2)
     rest = m.draw("a", q, 4)
-    slots = np.concatenate([first.handle, rest.handle], axis=1) & 0xFFFF
+    slots = m.locate(np.concatenate([first.handle, rest.handle], axis=1))[2]
     assert all(sorted(row) == list(range(6)) for row in slots.tolist())
     with pytest.raises(UisbenchError, match="holds 6 samples of a"):
         m.draw("a", q, 1)
-    again = Meter(bank, seed=3, stream="x").draw("a", q, 2)
-    assert np.array_equal(again.handle, first.handle)
-    other = Meter(bank, seed=3, stream="y").draw("a", q, 6)
-    assert not np.array_equal(other.handle[:, :2], first.handle)  # no shared fixed prefix
+    m2 = Meter(bank, seed=3, stream="x")
+    again = m2.draw("a", q, 2)
+    assert np.array_equal(m2.locate(again.handle)[2], slots[:, :2])
+    m3 = Meter(bank, seed=3, stream="y")
+    other = m3.draw("a", q, 6)
+    assert not np.array_equal(m3.locate(other.handle)[2][:, :2], slots[:, :2])  # no fixed prefix
 
 
 def test_charges_follow_the_cost_model():
     bank = make_bank()
     m = Meter(bank, seed=0)
     d = m.draw("a", np.array([1]), 3)
-    slots = d.handle[0] & 0xFFFF
+    slots = m.locate(d.handle[0])[2]
     out = bank.models["a"].output_tokens[1, slots].sum()
     L = m.ledger
     assert L.input_tokens[1] == 100  # the prompt once per request
@@ -58,7 +60,7 @@ def test_charges_follow_the_cost_model():
     # No size known: FLOPs unknown; no price: the recorded cost per sample split by tokens
     # (implied price per token), the prompt part once per request.
     d = m.draw("b", np.array([0]), 2)
-    out_b = bank.models["b"].output_tokens[0, d.handle[0] & 0xFFFF]
+    out_b = bank.models["b"].output_tokens[0, m.locate(d.handle[0])[2]]
     per_token = 0.5 / (100 + out_b)
     assert np.isnan(L.flops[0])
     assert L.dollars[0] == pytest.approx(per_token.mean() * 100 + (per_token * out_b).sum())
@@ -71,11 +73,78 @@ def test_only_drawn_samples_can_be_chosen():
     m = Meter(bank, seed=0)
     d = m.draw("a", np.arange(5), 1)
     answer, correct = m.resolve(d.handle[:, 0])
-    assert np.array_equal(correct, bank.models["a"].correct[np.arange(5), d.handle[:, 0] & 0xFFFF])
-    undrawn = (d.handle[:, 0] & ~np.int64(0xFFFF)) | ((d.handle[:, 0] + 1) % 6 & 0xFFFF)
-    with pytest.raises(UisbenchError, match="never drew"):
-        m.resolve(undrawn)
+    slot = m.locate(d.handle[:, 0])[2]
+    assert np.array_equal(correct, bank.models["a"].correct[np.arange(5), slot])
+    assert np.array_equal(answer, bank.models["a"].answer[np.arange(5), slot])
+    with pytest.raises(UisbenchError, match="never handed out"):
+        m.resolve(d.handle[:, 0] + 5)  # the next handles: not drawn yet
     assert m.resolve(np.array([-1]))[1].tolist() == [False]
+
+
+def test_handles_are_opaque_sequence_numbers():
+    """A handle says nothing of its model, query or slot: the n-th sample drawn in a run is n,
+    whatever was drawn (so no strategy can decode one or forge an undrawn one)."""
+    bank = make_bank()
+    m = Meter(bank, seed=0)
+    a = m.draw("b", np.array([4, 2]), 3)
+    b = m.draw("a", np.array([0]), 2)
+    assert a.handle.tolist() == [[0, 1, 2], [3, 4, 5]] and b.handle.tolist() == [[6, 7]]
+    model, q, _ = m.locate(np.r_[a.handle.ravel(), b.handle.ravel()])
+    assert model.tolist() == [1] * 6 + [0] * 2 and q.tolist() == [4, 4, 4, 2, 2, 2, 0, 0]
+
+
+def test_feedback_answers_only_committed_decisions():
+    bank = make_bank()
+    m = Meter(bank, seed=0)
+    d = m.draw("a", np.arange(5), 2)
+    with pytest.raises(UisbenchError, match="only for committed decisions"):
+        m.feedback(d.handle[:, 0])
+    m.commit(np.arange(3), d.handle[:3, 0])
+    assert m.feedback(d.handle[:3, 0]).tolist() == m.resolve(d.handle[:3, 0])[1].tolist()
+    with pytest.raises(UisbenchError, match="only for committed decisions"):
+        m.feedback(d.handle[:3, 1])  # the other sample of a committed query: not committed
+    with pytest.raises(UisbenchError, match="decided the same query twice"):
+        m.commit(np.array([0]), d.handle[:1, 1])  # changing a committed answer
+    m.commit(np.array([0]), d.handle[:1, 0])  # the same answer again: no change
+    with pytest.raises(UisbenchError, match="drawn for another query"):
+        m.commit(np.array([4]), d.handle[3:4, 0])
+    assert not m.used_oracle
+
+
+def test_oracle_and_peek_mark_the_run_in_the_parents_record():
+    bank = make_bank()
+    for use in (
+        lambda m: m.oracle(m.draw("a", np.arange(2), 1).handle),
+        lambda m: m.peek("a", np.arange(2), 2),
+    ):
+        m = Meter(bank, seed=0)
+        client = local_client(m)
+        assert not hasattr(client, "record") and not hasattr(client, "used_oracle")
+        use(m)
+        assert m.used_oracle and m.record.used_oracle
+
+
+def test_the_client_mirrors_its_charges_and_shows_only_drawn_content():
+    bank = make_bank()
+    m = Meter(bank, seed=0)
+    client = local_client(m)
+    q = np.array([3, 1])
+    d = client.draw("a", q, 2)
+    slot = m.locate(d.handle)[2]
+    assert np.array_equal(d.answer, bank.models["a"].answer[q[:, None], slot])
+    assert np.array_equal(d.logprob, bank.models["a"].logprob[q[:, None], slot])
+    client.charge(q, flops=7.0, label="embed")
+    for unit in ("input_tokens", "output_tokens", "flops", "dollars", "latency_s"):
+        assert np.array_equal(getattr(client.ledger, unit), getattr(m.ledger, unit)), unit
+    assert client.available("a", q).tolist() == [4, 4]
+    for name in ("correct", "answer", "logprob", "cost_usd", "sample_id"):
+        with pytest.raises(UisbenchError, match="hidden from strategies"):
+            getattr(client.bank.models["a"], name)
+    for name in ("answer_labels", "query_ids", "query_keys", "splits"):
+        with pytest.raises(UisbenchError, match="hidden from strategies"):
+            getattr(client.bank, name)
+    assert client.bank.models["a"].n_avail.tolist() == bank.models["a"].n_avail.tolist()
+    assert not hasattr(client, "truth") and not hasattr(client, "draw_order")
 
 
 def test_majority_vote_matches_brute_force():

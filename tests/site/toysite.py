@@ -51,7 +51,8 @@ class StubOnline(Strategy):
     def run(self, ctx: RunContext) -> Iterator[Decisions]:
         for chunk in np.array_split(ctx.stream, 3):
             draw = ctx.meter.draw(self.params.model, chunk, 1)
-            ok = ctx.meter.resolve(draw.handle[:, 0])[1].astype(float)
+            ctx.meter.decide(chunk, draw.handle[:, 0])
+            ok = ctx.meter.feedback(draw.handle[:, 0]).astype(float)
             extra = [{"best_fixed_reward": 1.0, "oracle_reward": 1.0} for _ in chunk]
             yield Decisions(chunk, draw.handle[:, 0], reward=ok, extra=extra)
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
-from uisbench.meter import Meter
+from uisbench.meter import Meter, local_client
 from uisbench.replay import replay
 from uisbench.store.arrays import BankArrays, ModelArrays
 from uisbench.strategies.aggregators import AGGREGATORS, SampleView
@@ -273,14 +273,15 @@ def test_embedding_compute_is_charged(bank: BankArrays, monkeypatch) -> None:
         lambda texts, kind: (np.zeros((len(texts), 4)), np.array([tokens[t] for t in texts])),
     )
     meter = Meter(bank, seed=0)
-    query_features(meter, np.array([1, 0]), "minilm")  # in this order: 3 tokens, then 10
+    client = local_client(meter)
+    query_features(client, np.array([1, 0]), "minilm")  # in this order: 3 tokens, then 10
     assert meter.ledger.flops[:2] == pytest.approx([4.54e8, 1.362e8], rel=1e-12)
     assert meter.ledger.arms[1] == [{"overhead": "embed:minilm"}]
-    query_features(meter, np.array([2]), "hash")
+    query_features(client, np.array([2]), "hash")
     assert meter.ledger.flops[2] == 0.0 and meter.ledger.arms[2] == [{"overhead": "embed:hash"}]
 
 
 def test_context_sizes() -> None:
     b = make_bank()
-    ctx = RunContext(meter=Meter(b, 0), stream=TEST, train=b.subset(TRAIN), seed=0)
+    ctx = RunContext(meter=local_client(Meter(b, 0)), stream=TEST, train=b.subset(TRAIN), seed=0)
     assert ctx.max_samples("small") == S

@@ -1,0 +1,670 @@
+"""Strategies behind a process boundary: a fork server, one child per run, a checked protocol.
+
+The parent (the :class:`~uisbench.runner.Runner`) holds the bank with its truth, the meter and
+the database, and writes every row. A strategy not shipped with uisbench runs in a child process
+that holds only the strategy, the training split, the blind test view
+(:class:`~uisbench.blind.BlindView`) and a :class:`~uisbench.meter.MeterClient` whose transport
+is a pipe to the parent. Each run's child is forked from a warm *template* process (started once
+per working set) that imported :mod:`uisbench.strategies` and the plugin's module but never held
+the test truth, so nothing survives from one run to the next.
+
+Isolation, where the machine has it: the template runs under bubblewrap (no network, fresh
+namespaces, the environment cleared, every bind read-only: the interpreter, the site-packages and
+the code; not the database, nor the banks shipped with uisbench), is non-dumpable
+(``PR_SET_DUMPABLE`` 0, so its siblings cannot write its ``/proc/pid/mem``), and each child
+loads a seccomp filter (pyseccomp) denying new processes, exec, ptrace and
+``process_vm_*``, sockets, SysV IPC and keyrings. Without bubblewrap the template is a plain
+child process with an empty environment and a temporary working directory, and no database path
+in its argv or environment (one note says so).
+
+Nothing from the child is unpickled: every message is a JSON header plus raw numpy arrays of a
+declared dtype and shape (:func:`read_message`), each size-bounded and checked by the parent. A
+child that crashes, hangs past the timeout or breaks the protocol ends its run with one error.
+:meth:`Strategy.evaluate` (which reads the test truth) runs in the child only after its last
+decision is committed and only under OS-level isolation (bubblewrap and seccomp); else it is
+skipped with one note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import functools
+import importlib.util
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from uisbench.blind import BlindView, ModelView
+from uisbench.errors import UisbenchError
+from uisbench.meter import OPS, MeterService
+from uisbench.store.arrays import BankArrays, ModelArrays
+
+#: dtypes a message may carry (no object arrays: nothing is unpickled).
+DTYPES = {
+    "bool": np.bool_,
+    "uint8": np.uint8,
+    "int32": np.int32,
+    "int64": np.int64,
+    "float32": np.float32,
+    "float64": np.float64,
+}
+MAX_HEADER = 16 << 20  # bytes of a message's JSON header
+MAX_ARRAYS = 256 << 20  # bytes of a child's message's arrays
+TMP_BYTES = 256 << 20  # the sandbox's /tmp
+MAX_TEXT = 500  # characters of an error line or a name from the child
+DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
+_LEN = struct.Struct("<Q")
+
+
+# ---------------------------------------------------------------------------- framing
+def write_message(fh: BinaryIO, header: dict[str, Any], arrays: dict | None = None) -> None:
+    """One message: 8-byte length, the JSON header (naming each array's dtype and shape), the
+    arrays' bytes in order."""
+    arrays = {k: np.asarray(v).copy(order="C") for k, v in (arrays or {}).items()}
+    for k, v in arrays.items():
+        if v.dtype.name not in DTYPES:
+            raise UisbenchError(f"protocol: array {k} of dtype {v.dtype} cannot be sent")
+    head = dict(header, arrays=[[k, v.dtype.name, list(v.shape)] for k, v in arrays.items()])
+    data = json.dumps(head, default=_jsonable).encode()
+    fh.write(_LEN.pack(len(data)) + data)
+    for v in arrays.values():
+        fh.write(memoryview(v).cast("B"))
+    fh.flush()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (np.ndarray, tuple, set)):
+        return list(x.tolist() if isinstance(x, np.ndarray) else x)
+    raise TypeError(f"{type(x).__name__} is not JSON")
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        part = os.read(fd, min(n - got, 1 << 22))
+        if not part:
+            raise EOFError
+        chunks.append(part)
+        got += len(part)
+    return b"".join(chunks)
+
+
+def read_message(
+    fd: int, deadline: float | None = None, max_arrays: int = MAX_ARRAYS
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read one message (see :func:`write_message`), refusing any that is malformed or larger
+    than the bounds: raises :class:`ProtocolError` (or EOFError / TimeoutError)."""
+    (size,) = _LEN.unpack(_read_exact(fd, _LEN.size, deadline))
+    if size > MAX_HEADER:
+        raise ProtocolError(f"a message header of {size} bytes (at most {MAX_HEADER})")
+    try:
+        head = json.loads(_read_exact(fd, size, deadline))
+    except (ValueError, RecursionError):
+        raise ProtocolError("a message header that is not JSON") from None
+    specs = head.pop("arrays", None) if isinstance(head, dict) else None
+    if not isinstance(head, dict) or not isinstance(specs, list):
+        raise ProtocolError("a message that is not a JSON object with its array list")
+    shapes, total = [], 0
+    for spec in specs:
+        ok = isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], str)
+        ok = ok and spec[1] in DTYPES and isinstance(spec[2], list) and len(spec[2]) <= 2
+        ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[2])
+        if not ok:
+            raise ProtocolError(f"a bad array declaration {str(spec)[:80]}")
+        dtype = np.dtype(DTYPES[spec[1]])
+        n = int(np.prod(spec[2], dtype=np.int64)) * dtype.itemsize
+        total += n
+        if total > max_arrays:
+            raise ProtocolError(f"a message with over {max_arrays} bytes of arrays")
+        shapes.append((spec[0], dtype, tuple(spec[2]), n))
+    arrays = {}
+    for name, dtype, shape, n in shapes:
+        buf = bytearray(_read_exact(fd, n, deadline))
+        arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    return head, arrays
+
+
+class ProtocolError(UisbenchError):
+    """A message from a strategy's process that breaks the protocol."""
+
+
+# ---------------------------------------------------------------------------- working set
+_MODEL_FIELDS = [f.name for f in dataclasses.fields(ModelArrays)]
+
+
+def pack_bank(bank: BankArrays, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A bank as a JSON part and arrays (parent → child only)."""
+    head = {
+        "bank": bank.bank,
+        "bank_id": int(bank.bank_id),
+        "synthetic": bool(bank.synthetic),
+        "query_keys": list(bank.query_keys),
+        "splits": [None if s is None else str(s) for s in bank.splits.tolist()],
+        "models": list(bank.models),
+        "model_meta": bank.model_meta,
+        "answer_labels": [None if x is None else str(x) for x in bank.answer_labels.tolist()],
+        "prompts": bank.prompts,
+        "digest": bank.digest,
+        "embedders": bank.embedders,
+    }
+    arrays = {f"{prefix}query_ids": bank.query_ids}
+    for i, arr in enumerate(bank.models.values()):
+        for f in _MODEL_FIELDS:
+            arrays[f"{prefix}{i}.{f}"] = getattr(arr, f)
+    return head, arrays
+
+
+def unpack_bank(head: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> BankArrays:
+    models = {
+        m: ModelArrays(**{f: arrays[f"{prefix}{i}.{f}"] for f in _MODEL_FIELDS})
+        for i, m in enumerate(head["models"])
+    }
+    return BankArrays(
+        bank=head["bank"],
+        bank_id=head["bank_id"],
+        synthetic=head["synthetic"],
+        query_ids=arrays[f"{prefix}query_ids"],
+        query_keys=head["query_keys"],
+        splits=np.asarray(head["splits"], dtype=object),
+        models=models,
+        model_meta=head["model_meta"],
+        answer_labels=np.asarray(head["answer_labels"], dtype=object),
+        prompts=head["prompts"],
+        digest=head["digest"],
+        embedders=head["embedders"],
+    )
+
+
+def pack_view(view: BlindView) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    head = {
+        "bank": view.bank,
+        "n_queries": view.n_queries,
+        "models": list(view.models),
+        "model_meta": view.model_meta,
+        "prompts": view.prompts,
+        "embedders": view.embedders,
+    }
+    return head, {f"view{i}": v.n_avail for i, v in enumerate(view.models.values())}
+
+
+def unpack_view(head: dict[str, Any], arrays: dict[str, np.ndarray]) -> BlindView:
+    models = {m: ModelView(arrays[f"view{i}"]) for i, m in enumerate(head["models"])}
+    meta, prompts, embedders = head["model_meta"], head["prompts"], head["embedders"]
+    return BlindView(head["bank"], head["n_queries"], models, meta, prompts, embedders)
+
+
+# ---------------------------------------------------------------------------- OS isolation
+@functools.lru_cache(maxsize=1)
+def bwrap_works() -> bool:
+    """Can bubblewrap start this Python here (user namespaces allowed)?"""
+    argv = _bwrap_argv([], None)
+    if not argv:
+        return False
+    try:
+        probe = subprocess.run(
+            [*argv, _python(), "-I", "-S", "-c", "import json"],
+            capture_output=True,
+            timeout=20,
+            env={},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def seccomp_available() -> bool:
+    return seccomp_program() is not None
+
+
+def isolation_layers() -> tuple[str, ...]:
+    """The layers a strategy's process gets on this machine (for notes and the bench)."""
+    layers = ["process", "fork-per-run", "empty-env"]
+    if bwrap_works():
+        layers += ["bwrap:user,pid,net,ipc,uts,mount", "read-only", "non-dumpable"]
+        if seccomp_available():
+            layers.append("seccomp")
+    return tuple(layers)
+
+
+def os_isolated() -> bool:
+    """OS-level isolation (bubblewrap and seccomp): the bar for handing a child the truth."""
+    return bwrap_works() and seccomp_available()
+
+
+def feature_cache() -> str | None:
+    """The query-embedding cache folder (prompts' vectors, no truth), bound read-only."""
+    root = os.environ.get("UISBENCH_CACHE") or os.path.expanduser("~/.cache/uisbench")
+    return os.path.realpath(root) if os.path.isdir(root) else None
+
+
+def _python() -> str:
+    return os.path.realpath(sys.executable)
+
+
+#: uisbench's packages (their folders are bound read-only; found, not imported).
+PACKAGES = (
+    "uisbench",
+    "uisbench.strategies",
+    "uisbench.tasks",
+    "uisbench.results",
+    "uisbench.site",
+)
+
+
+def _locations(package: str) -> list[str]:
+    spec = importlib.util.find_spec(package)
+    return list(spec.submodule_search_locations or []) if spec else []
+
+
+def _bind_roots() -> tuple[list[str], list[str], list[str]]:
+    """(sys.path entries, site dirs, code dirs) the template needs, as real paths."""
+    sites = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
+    path = [p for p in sys.path if p and os.path.isdir(p) and p not in sites]
+    code = [os.path.realpath(d) for pkg in PACKAGES for d in _locations(pkg)]
+    return path, sites, code
+
+
+def _bwrap_argv(binds: list[str], hidden: list[tuple[str, str]] | None) -> list[str]:
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return []
+    argv = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
+    roots = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/etc/alternatives"]
+    for extra in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(_python()), *binds):
+        roots.append(os.path.realpath(extra))
+    done: set[str] = set()
+    for path in roots:
+        if path in done:
+            continue
+        done.add(path)
+        if os.path.islink(path):  # merged /usr: /lib -> usr/lib
+            argv += ["--symlink", os.readlink(path), path]
+        else:
+            argv += ["--ro-bind-try", path, path]
+    for source, target in hidden or []:
+        argv += ["--ro-bind", source, target]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+    # /tmp: the one writable place (libraries need one); emptied after every run's child
+    argv += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--setenv", "TMPDIR", "/tmp"]
+    argv += ["--remount-ro", "/"]
+    return [*argv, "--chdir", "/"]
+
+
+_BOOT = (
+    "import sys,json;h=json.loads(sys.argv[1]);sys.path[1:1]=h['path'];"
+    "import site;[site.addsitedir(d) for d in h['sites']];"
+    "from uisbench.strategies.worker import template_main;template_main()"
+)
+
+
+def set_nondumpable() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_program() -> bytes | None:
+    """The children's seccomp filter as BPF (compiled once, in the template), or None when
+    pyseccomp/libseccomp are missing: it denies new processes, exec, ptrace and
+    ``process_vm_*``, signals to other processes, sockets, SysV IPC and keyrings."""
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError):
+        return None
+    filt = sc.SyscallFilter(sc.ALLOW)
+    denied = (
+        "fork vfork execve execveat socket socketpair ptrace process_vm_readv process_vm_writev "
+        "pidfd_getfd pidfd_open pidfd_send_signal kill rt_sigqueueinfo rt_tgsigqueueinfo "
+        "kcmp keyctl add_key request_key shmget shmat msgget msgsnd "
+        "semget mq_open bpf userfaultfd perf_event_open mount umount2 unshare setns "
+        "pivot_root chroot personality mknod mknodat"
+    ).split()
+    for name in denied:
+        with contextlib.suppress(Exception):  # a name this kernel's table lacks
+            filt.add_rule(sc.ERRNO(errno.EPERM), name)
+    filt.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, 0x00010000, 0))
+    filt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    with tempfile.TemporaryFile() as fh:
+        filt.export_bpf(fh)
+        fh.seek(0)
+        return fh.read()
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_seccomp(bpf: bytes) -> None:
+    """Install the compiled filter in this process (no new privileges first); raises if the
+    kernel refuses, so a child never runs unfiltered when it was meant to be."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, MODE_FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+
+
+# ---------------------------------------------------------------------------- parent side
+@dataclass
+class Described:
+    """A strategy as its own process describes it; the parent never imports its module."""
+
+    name: str
+    family: str
+    upper_bound: bool
+    needs_answers: bool
+    params: Any  # a dataclass instance (``dataclasses.asdict`` works on it)
+    evaluates: bool
+    _label: str
+
+    def label(self) -> str:
+        return self._label
+
+
+def _text(x: Any, what: str) -> str:
+    if not isinstance(x, str) or len(x) > MAX_TEXT or "\n" in x:
+        raise ProtocolError(f"{what} is not one short line of text")
+    return x
+
+
+def _described(reply: dict[str, Any]) -> Described:
+    params = reply.get("params")
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ProtocolError("a strategy's params are not a JSON object")
+    fields = [
+        (k, Any, dataclasses.field(default=tuple(v) if isinstance(v, list) else v))
+        for k, v in params.items()
+    ]
+    Params = dataclasses.make_dataclass("Params", fields)
+    flags = [reply.get(k) for k in ("upper_bound", "needs_answers", "evaluates")]
+    if not all(isinstance(f, bool) for f in flags):
+        raise ProtocolError("a strategy's description has non-boolean flags")
+    return Described(
+        _text(reply.get("name"), "the strategy's name"),
+        _text(reply.get("family"), "the strategy's family"),
+        *flags[:2],
+        Params(),
+        flags[2],
+        _text(reply.get("label"), "the strategy's label"),
+    )
+
+
+class ForkServer:
+    """The template process of one working set (training split and blind view), started on
+    first use; :meth:`run` forks a child per run. Killed and restarted after any failure."""
+
+    def __init__(
+        self, train: BankArrays, view: BlindView, hide: list[str], timeout_s: float
+    ) -> None:
+        self.train, self.view, self.hide = train, view, hide
+        self.timeout_s = timeout_s
+        self.proc: subprocess.Popen | None = None
+        self._empty = tempfile.mkdtemp(prefix="uisbench-empty-")
+        self._noted = False
+        self._described: dict[str, Described] = {}
+        self._exit_pending = False
+
+    # -------------------------------------------------------------- lifecycle
+    def _start(self) -> None:
+        path, sites, code = _bind_roots()
+        boot = json.dumps({"path": path, "sites": sites})  # code paths only, no database
+        argv = [_python(), "-I", "-S", "-c", _BOOT, boot]
+        cache = feature_cache()
+        env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty}
+        if bwrap_works():
+            binds = path + sites + code + ([cache] if cache else [])
+            hidden = self._hidden(binds)
+            sandbox = _bwrap_argv(binds, hidden)
+            for key, value in env.items():
+                sandbox[-2:-2] = ["--setenv", key, value]
+            argv = [*sandbox, *argv]
+        elif not self._noted:
+            print("note: strategy isolation is process-only here (no bubblewrap)", file=sys.stderr)
+            self._noted = True
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=self._empty,
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None
+        th, ta = pack_bank(self.train, "t")
+        vh, va = pack_view(self.view)
+        bpf = seccomp_program()  # compiled here: the sandbox has no ldconfig to find libseccomp
+        extra = {} if bpf is None else {"seccomp": np.frombuffer(bpf, dtype=np.uint8)}
+        init = {"op": "init", "train": th, "view": vh}
+        write_message(self.proc.stdin, init, {**ta, **va, **extra})
+        reply, _ = self._read(time.monotonic() + max(self.timeout_s, 60.0))
+        if reply.get("op") != "ready":
+            raise ProtocolError("the strategy process did not start")
+
+    def _hidden(self, binds: list[str]) -> list[tuple[str, str]]:
+        """Read-only empty stand-ins over what must not be reachable inside the binds: the
+        database files and the bank folder shipped with uisbench."""
+        out = []
+        for folder in _locations("uisbench"):
+            shipped = Path(folder).resolve() / "data"
+            if shipped.is_dir():
+                out.append((self._empty, str(shipped)))
+        roots = [Path(os.path.realpath(b)) for b in binds]
+        for p in self.hide:
+            rp = Path(os.path.realpath(p))
+            if rp.exists() and any(rp.is_relative_to(r) for r in roots):
+                out.append((os.devnull, str(rp)))
+        return out
+
+    def close(self) -> None:
+        self._exit_pending = False
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+            for fh in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(Exception):
+                    fh.close()
+            self.proc = None
+
+    def __del__(self) -> None:
+        self.close()
+        shutil.rmtree(self._empty, ignore_errors=True)
+
+    def _ensure(self) -> subprocess.Popen:
+        self._drain()
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        assert self.proc is not None
+        return self.proc
+
+    def _read(self, deadline: float, max_arrays: int = MAX_ARRAYS) -> tuple[dict, dict]:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            return read_message(self.proc.stdout.fileno(), deadline, max_arrays)
+        except TimeoutError:
+            self.close()
+            raise UisbenchError(
+                f"the strategy's process gave no answer within {self.timeout_s:g} s (timeout)"
+            ) from None
+        except EOFError:
+            self.close()
+            raise UisbenchError("the strategy's process ended without finishing") from None
+        except ProtocolError:
+            self.close()
+            raise
+
+    def _ask(self, header: dict[str, Any]) -> dict[str, Any]:
+        proc = self._ensure()
+        write_message(proc.stdin, header)
+        reply, _ = self._read(time.monotonic() + self.timeout_s)
+        if reply.get("op") == "error":
+            raise UisbenchError(_text(str(reply.get("message"))[:MAX_TEXT], "an error"))
+        return reply
+
+    # -------------------------------------------------------------- questions
+    def describe(self, name: str, params: dict[str, Any]) -> Described:
+        key = json.dumps([name, params], sort_keys=True, default=_jsonable)
+        if key not in self._described:
+            head = {"op": "describe", "name": name, "params": params}
+            self._described[key] = _described(self._ask(head))
+        return self._described[key]
+
+    def sweep(self, name: str, models: list[str], max_k: dict[str, int]) -> tuple[list, bool]:
+        reply = self._ask({"op": "sweep", "name": name, "models": models, "max_k": max_k})
+        settings, needs = reply.get("settings"), reply.get("needs_answers")
+        if not isinstance(settings, list) or not all(isinstance(s, dict) for s in settings):
+            raise ProtocolError(f"strategy {name}: sweep() did not give a list of settings")
+        return settings, bool(needs)
+
+    # -------------------------------------------------------------- one run
+    def run(
+        self,
+        name: str,
+        params: dict[str, Any],
+        seed: int,
+        stream: np.ndarray,
+        service: MeterService,
+        truth: BankArrays,
+        outcome: dict[str, Any],
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None, list | None]]:
+        """Fork the run's child and serve it; yields each chunk of decisions (q, handle,
+        reward, extra) for the caller to commit and write, and fills ``outcome`` (summary,
+        figures, note) at the end. Any failure kills the template and raises one error."""
+        proc = self._ensure()
+        try:
+            yield from self._serve(proc, name, params, seed, stream, service, truth, outcome)
+        except BaseException:
+            self.close()
+            raise
+
+    def _serve(self, proc, name, params, seed, stream, service, truth, outcome):
+        n = len(stream)
+        head = {"op": "run", "name": name, "params": params, "seed": seed, "wipe": bwrap_works()}
+        write_message(proc.stdin, dict(head, seccomp=seccomp_available()), {"stream": stream})
+        finished = False
+        while True:
+            msg, arrays = self._read(time.monotonic() + self.timeout_s)
+            op = msg.get("op")
+            if op == "call" and not finished:
+                self._answer(proc, service, msg, arrays)
+            elif op == "chunk" and not finished:
+                q, handle, reward, extra = _chunk(msg, arrays, n)
+                service.meter.commit(q, handle)  # committed before the child goes on
+                write_message(proc.stdin, {"op": "ack"})
+                yield q, handle, reward, extra
+            elif op == "finished" and not finished:
+                finished = True
+                summary = msg.get("summary")
+                outcome["summary"] = summary if isinstance(summary, dict) else {}
+                want = msg.get("want") is True
+                if want and os_isolated():
+                    th, ta = pack_bank(truth, "x")
+                    write_message(proc.stdin, {"op": "truth", "truth": th}, ta)
+                    continue
+                if want:
+                    outcome["note"] = (
+                        "evaluation figures skipped: the strategy's isolation is not OS-level "
+                        "here (needs bubblewrap and pyseccomp)"
+                    )
+                    write_message(proc.stdin, {"op": "no-truth"})
+                self._exit_pending = True  # read before the next question: off the hot path
+                return
+            elif op == "evaluation" and finished:
+                figures = msg.get("figures")
+                if figures is not None and (
+                    not isinstance(figures, list) or not all(isinstance(f, dict) for f in figures)
+                ):
+                    raise ProtocolError("evaluate() did not give a list of dicts")
+                outcome["figures"] = figures
+                self._exit_pending = True
+                return
+            elif op == "error":
+                raise UisbenchError(_one_line(msg.get("message")))
+            elif op == "exited":
+                raise UisbenchError(
+                    f"the strategy's process crashed ({_status(msg.get('status'))})"
+                )
+            else:
+                raise ProtocolError(f"an unexpected message {str(op)[:40]!r}")
+
+    def _drain(self) -> None:
+        """Read the template's word that the last run's child is gone; a child that did
+        anything else after its last message costs only a fresh template (its run was
+        complete)."""
+        if not self._exit_pending or self.proc is None:
+            return
+        self._exit_pending = False
+        try:
+            msg, _ = self._read(time.monotonic() + self.timeout_s)
+        except UisbenchError:
+            msg = {}
+        if msg.get("op") != "exited":
+            self.close()
+
+    def _answer(self, proc, service: MeterService, msg: dict, arrays: dict) -> None:
+        op, args = msg.get("call"), msg.get("args")
+        if op not in OPS or not isinstance(args, dict):
+            raise ProtocolError(f"an unknown meter call {str(op)[:40]!r}")
+        if set(args) & set(arrays):
+            raise ProtocolError("a meter call names one argument twice")
+        try:
+            reply = service.call(op, {**args, **arrays})  # the meter checks every value
+        except TypeError:
+            raise ProtocolError(f"a meter call {op} with the wrong arguments") from None
+        arrs = {k: v for k, v in reply.items() if isinstance(v, np.ndarray)}
+        write_message(proc.stdin, {"op": "reply", "values": {}}, arrs)
+
+
+def _chunk(msg: dict, arrays: dict, n: int):
+    q, handle, reward = arrays.get("q"), arrays.get("handle"), arrays.get("reward")
+    extra = msg.get("extra")
+    ok = q is not None and handle is not None and q.ndim == 1 and q.shape == handle.shape
+    ok = ok and q.dtype == np.int64 and handle.dtype == np.int64 and len(q) <= n
+    ok = ok and (reward is None or (reward.shape == q.shape and reward.dtype == np.float64))
+    ok = ok and set(arrays) <= {"q", "handle", "reward"}
+    ok = ok and (extra is None or (isinstance(extra, list) and len(extra) == len(q)))
+    ok = ok and (extra is None or all(e is None or isinstance(e, dict) for e in extra))
+    if not ok:
+        raise ProtocolError("a chunk of decisions that does not match its declaration")
+    return q, handle, reward, extra
+
+
+def _one_line(message: Any) -> str:
+    text = " ".join(str(message).split())
+    return text[:MAX_TEXT] + ("…" if len(text) > MAX_TEXT else "")
+
+
+def _status(status: Any) -> str:
+    if not isinstance(status, int):
+        return "unknown status"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status) if os.WIFEXITED(status) else status}"

@@ -1,0 +1,232 @@
+"""The strategy's side of the process boundary (:mod:`uisbench.isolation` is the parent's).
+
+:func:`template_main` is the fork server: started once per working set, it imports the
+strategies (and each plugin's module on first use), holds the training split and the blind test
+view, warms the query-feature cache on the prompts, and forks one child per run. It never holds
+the test truth, and it is non-dumpable. The child loads the seccomp filter, builds the strategy,
+and runs it against a :class:`~uisbench.meter.MeterClient` whose every call goes over the pipe;
+after its last decision is acknowledged it may receive the truth for
+:meth:`Strategy.evaluate` (the parent decides), then exits: nothing survives between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import shutil
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+from uisbench.blind import BlindView
+from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
+from uisbench.isolation import (
+    load_seccomp,
+    read_message,
+    set_nondumpable,
+    unpack_bank,
+    unpack_view,
+    write_message,
+)
+from uisbench.meter import MeterClient
+from uisbench.strategies.base import STRATEGIES, RunContext, Strategy
+
+
+def _warm(view: BlindView) -> None:
+    """Load the query-embedding cache (prompts' vectors, read-only here) once, so that no
+    child reloads it; what it lacks a child computes (and charges) as in-process."""
+    if not view.prompts:
+        return
+    from uisbench.strategies import features
+
+    with contextlib.suppress(Exception):  # a cache only
+        features._load_disk()
+
+
+def template_main() -> None:
+    """The fork server: holds the working set (training split, blind view), forks one child
+    per run; it never receives the test truth."""
+    set_nondumpable()
+    with contextlib.suppress(OSError, AttributeError):  # orphans of its children stay visible
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    inp, out = os.dup(0), os.dup(1)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(2, 1)  # a plugin's print() goes to stderr, not into the protocol
+    writer = os.fdopen(out, "wb", buffering=1 << 16)
+    train = view = bpf = None
+    while True:
+        try:
+            head, arrays = read_message(inp, None, 1 << 62)
+        except EOFError:
+            os._exit(0)
+        op = head.get("op")
+        if op == "init":
+            train = unpack_bank(head["train"], arrays, "t")
+            view = unpack_view(head["view"], arrays)
+            bpf = arrays["seccomp"].tobytes() if "seccomp" in arrays else None
+            _warm(view)
+            write_message(writer, {"op": "ready"})
+        elif op in ("describe", "sweep"):
+            write_message(writer, _answer_about(head))
+        elif op == "run":
+            _fork_run(inp, writer, head, arrays, train, view, bpf)
+
+
+def _answer_about(head: dict[str, Any]) -> dict[str, Any]:
+    try:
+        cls = STRATEGIES.get(head["name"])
+        if head["op"] == "sweep":
+            settings = cls.sweep(head["models"], head["max_k"])
+            return {"op": "sweep", "settings": settings, "needs_answers": cls.needs_answers}
+        strat = _build(cls, head["params"])
+        return {"op": "describe", **_description(strat)}
+    except UisbenchError as exc:
+        return {"op": "error", "message": str(exc)}
+    except Exception as exc:  # a plugin's own bug
+        return {"op": "error", "message": f"{type(exc).__name__}: {exc}"}
+
+
+def _build(cls: type, params: dict[str, Any]) -> Any:
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+
+def _description(strat: Any) -> dict[str, Any]:
+    return {
+        "name": strat.name,
+        "label": strat.label(),
+        "family": strat.family,
+        "upper_bound": bool(strat.upper_bound),
+        "needs_answers": bool(strat.needs_answers),
+        "params": dataclasses.asdict(strat.params),
+        "evaluates": type(strat).evaluate is not Strategy.evaluate,
+    }
+
+
+#: The fit cache of this template (one per working set, like a Runner's): fits of the training
+#: split shared by the configurations forked from here; it never sees test truth.
+_TEMPLATE_FITS = FitCache()
+
+
+class _NoMeterHere(Exception):
+    """A fit that asks the meter cannot be done in the template; the child fits instead."""
+
+
+def _refuse(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    raise _NoMeterHere(op)
+
+
+def _prefit(cls: type, head: dict[str, Any], stream: np.ndarray, train, view):
+    """(strategy, context) fitted here on the training split, or (None, None).
+
+    Fitting in the template (which holds no test truth) before the fork keeps what the
+    strategy's code caches at module level from the training split warm for the next runs, as
+    in-process; the child then runs with its meter connected. A fit that needs the meter or
+    fails is left to the child, which reports any error itself.
+    """
+    try:
+        strat = _build(cls, head["params"])
+        ctx = RunContext(MeterClient(view, _refuse), stream, train, head["seed"])
+        ctx.cache = _TEMPLATE_FITS  # one fit cache for this template's working set
+        strat.fit(train, ctx)
+    except Exception:
+        return None, None
+    return strat, ctx
+
+
+def _children() -> list[int]:
+    """Processes this template still has (a plugin's helper would be one)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as fh:
+                out += [int(p) for p in fh.read().split()]
+    return out
+
+
+def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None:
+    cls = STRATEGIES.get(head["name"])  # imported here, in the template: the next fork is warm
+    stream = arrays["stream"]
+    strat, ctx = _prefit(cls, head, stream, train, view)
+    if _children():  # e.g. started at import by a plugin, to carry state from run to run
+        write_message(writer, {"op": "error", "message": STRAY})
+        write_message(writer, {"op": "exited", "status": 1 << 8})
+        return
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if head.get("seccomp"):
+                try:
+                    load_seccomp(bpf or b"")
+                except OSError as exc:
+                    write_message(writer, {"op": "error", "message": f"no seccomp filter: {exc}"})
+                    os._exit(1)
+            code = _child(inp, writer, head, stream, train, view, cls, strat, ctx)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if head.get("wipe"):  # the sandbox's /tmp: nothing a child wrote reaches the next one
+        _empty_folder("/tmp")
+    write_message(writer, {"op": "exited", "status": status})
+
+
+def _empty_folder(folder: str) -> None:
+    for entry in os.scandir(folder):
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
+
+STRAY = "the strategy's code left a process running in its template; refused"
+
+
+def _child(inp, writer, head, stream, train, view, cls, strat, ctx) -> int:
+    def call(op: str, args: dict[str, Any]) -> dict[str, Any]:
+        arrs = {k: v for k, v in args.items() if isinstance(v, np.ndarray)}
+        rest = {k: v for k, v in args.items() if k not in arrs}
+        write_message(writer, {"op": "call", "call": op, "args": rest}, arrs)
+        reply, out = read_message(inp)
+        if reply.get("op") != "reply":
+            raise UisbenchError(str(reply.get("message", "the parent refused the call")))
+        return {**reply.get("values", {}), **out}
+
+    try:
+        if strat is None:
+            strat = _build(cls, head["params"])
+            ctx = RunContext(MeterClient(view, call), stream, train, head["seed"])
+            strat.fit(ctx.train, ctx)
+        else:
+            ctx.meter._call = call  # fitted in the template: connect its meter now
+        for chunk in strat.run(ctx):
+            arrs = {
+                "q": np.asarray(chunk.q, np.int64),
+                "handle": np.asarray(chunk.handle, np.int64),
+            }
+            if chunk.reward is not None:
+                arrs["reward"] = np.asarray(chunk.reward, np.float64)
+            write_message(writer, {"op": "chunk", "extra": chunk.extra}, arrs)
+            ack, _ = read_message(inp)
+            if ack.get("op") != "ack":
+                return 1
+        want = _description(strat)["evaluates"]
+        write_message(writer, {"op": "finished", "summary": strat.run_summary(), "want": want})
+        if want:
+            reply, arrays = read_message(inp)
+            if reply.get("op") == "truth":  # all decisions committed; OS-level isolation
+                figures = strat.evaluate(unpack_bank(reply["truth"], arrays, "x"), ctx)
+                write_message(writer, {"op": "evaluation", "figures": figures})
+        return 0
+    except BaseException as exc:  # reported as one line; the parent ends the run
+        msg = str(exc) if isinstance(exc, UisbenchError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, UisbenchError):
+            traceback.print_exc(file=sys.stderr)
+        with contextlib.suppress(Exception):
+            write_message(writer, {"op": "error", "message": msg})
+        return 1

@@ -1,0 +1,341 @@
+"""Cheating strategy plugins: one per route to the test truth found in issue 18 (1 and 2).
+
+Each draws the same k samples of one model per query as :class:`Honest` and, when its route
+yields the truth (which correct answer codes each query has), answers with a drawn sample that
+carries a correct answer; otherwise it answers as :class:`Honest` does (the first sample). A
+route that works scores near pass@k; a closed one scores as the honest plugin, or the run is
+refused. Installed for the tests only (``tests/core/test_isolation.py`` puts this folder, with
+its ``dist-info``, on the path).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uisbench.strategies import Decisions, RunContext, Strategy
+
+K = 4
+_STASH: dict[str, Any] = {}  # survives between runs only if the process does
+STASH_FILE = "uisbench-cheaters-stash.npz"
+
+
+def _correct_codes(answer: np.ndarray, correct: np.ndarray) -> list[set[int]]:
+    """Per query, the answer codes of its correct samples."""
+    return [set(a[c].tolist()) for a, c in zip(answer, correct)]
+
+
+def _codes_from_bank(bank: Any, model: str) -> list[set[int]] | None:
+    """Correct answer codes per query of a bank object whose ``correct`` is real."""
+    try:
+        arr = bank.models[model]
+        correct = np.asarray(arr.correct)
+        if correct.dtype != bool:
+            return None
+        return _correct_codes(np.asarray(arr.answer), correct)
+    except Exception:  # hidden, absent, not a bank
+        return None
+
+
+class Honest(Strategy):
+    """k samples of one model, the first one's answer: the spending every cheater matches."""
+
+    name = "honest"
+    family = "routing"
+    description = "test plugin: the honest strategy the cheaters are compared with"
+
+    @dataclass
+    class Params:
+        model: str = "m"
+
+    def truth(self, ctx: RunContext) -> list[set[int]] | None:
+        """Correct answer codes per bank position, if this plugin's route finds them."""
+        return None
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        codes = self.truth(ctx)
+        draw = ctx.meter.draw(self.params.model, ctx.stream, K)
+        col = np.zeros(len(ctx.stream), dtype=int)
+        if codes is not None:
+            for i, q in enumerate(ctx.stream.tolist()):
+                good = [j for j in range(K) if int(draw.answer[i, j]) in codes[q]]
+                col[i] = good[0] if good else 0
+        yield Decisions(ctx.stream, draw.handle[np.arange(len(col)), col])
+
+
+class Mangled(Honest):
+    """Name-mangled and private attributes of the meter, and whatever they lead to."""
+
+    name = "mangled"
+
+    def truth(self, ctx):
+        meter = ctx.meter
+        seen: set[int] = set()
+        todo = [meter]
+        for attr in ("_Meter__truth", "truth", "_call"):
+            todo.append(getattr(meter, attr, None))
+        while todo:
+            obj = todo.pop()
+            if obj is None or id(obj) in seen or len(seen) > 2000:
+                continue
+            seen.add(id(obj))
+            codes = _codes_from_bank(obj, self.params.model)
+            if codes is not None and len(codes) == meter.bank.n_queries:
+                return codes
+            for name in ("__self__", "__closure__", "__dict__", "meter", "truth", "_Meter__truth"):
+                val = getattr(obj, name, None)
+                if isinstance(val, dict):
+                    todo += list(val.values())
+                elif isinstance(val, tuple):
+                    todo += [getattr(c, "cell_contents", None) for c in val]
+                elif val is not None:
+                    todo.append(val)
+        return None
+
+
+class GcWalk(Honest):
+    """gc.get_objects(): any bank in the process whose ``correct`` is real."""
+
+    name = "gc-walk"
+
+    def truth(self, ctx):
+        n = ctx.meter.bank.n_queries
+        for obj in gc.get_objects():
+            if type(obj).__name__ == "BankArrays" and getattr(obj, "n_queries", 0) == n:
+                codes = _codes_from_bank(obj, self.params.model)
+                if codes is not None:
+                    return codes
+        return None
+
+
+class Frames(Honest):
+    """sys._getframe() up the stack to the runner's arrays."""
+
+    name = "frames"
+
+    def truth(self, ctx):
+        n = ctx.meter.bank.n_queries
+        frame = sys._getframe()
+        while frame is not None:
+            for value in list(frame.f_locals.values()):
+                for obj in (value, getattr(value, "arrays", None), getattr(value, "truth", None)):
+                    if getattr(obj, "n_queries", 0) == n:
+                        codes = _codes_from_bank(obj, self.params.model)
+                        if codes is not None:
+                            return codes
+            frame = frame.f_back
+        return None
+
+
+class EarlyFeedback(Strategy):
+    """meter.feedback() on every drawn sample before deciding: escalate while wrong."""
+
+    name = "early-feedback"
+    family = "routing"
+    description = "test plugin: feedback before the decision is committed"
+
+    @dataclass
+    class Params:
+        model: str = "m"
+
+    def run(self, ctx):
+        draw = ctx.meter.draw(self.params.model, ctx.stream, K)
+        ok = ctx.meter.feedback(draw.handle.ravel()).reshape(draw.handle.shape)
+        col = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
+        yield Decisions(ctx.stream, draw.handle[np.arange(len(col)), col])
+
+
+class Resolve(EarlyFeedback):
+    """meter.resolve(): the parent's grading call."""
+
+    name = "resolve"
+
+    def run(self, ctx):
+        draw = ctx.meter.draw(self.params.model, ctx.stream, K)
+        ok = ctx.meter.resolve(draw.handle.ravel())[1].reshape(draw.handle.shape)
+        col = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
+        yield Decisions(ctx.stream, draw.handle[np.arange(len(col)), col])
+
+
+class PeekUnflag(EarlyFeedback):
+    """meter.peek() / oracle(), then clear the upper-bound flag wherever it may be."""
+
+    name = "peek-unflag"
+
+    def run(self, ctx):
+        meter = ctx.meter
+        draw = meter.draw(self.params.model, ctx.stream, K)
+        ok = meter.oracle(draw)
+        col = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
+        for obj in (meter, getattr(getattr(meter, "_call", None), "__self__", None)):
+            for path in ("used_oracle", "record.used_oracle", "meter.record.used_oracle"):
+                *parents, last = path.split(".")
+                target = obj
+                for p in parents:
+                    target = getattr(target, p, None)
+                try:
+                    setattr(target, last, False)
+                except Exception:
+                    pass
+        yield Decisions(ctx.stream, draw.handle[np.arange(len(col)), col])
+
+
+def _find_database() -> str | None:
+    """A database path from this process's argv or environment, or any process's argv."""
+    args = list(sys.argv) + list(os.environ.values())
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args += proc.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            pass
+    for a in args:
+        if a.endswith(".db") and os.path.isfile(a):
+            return a
+    return None
+
+
+def _truth_from_database(ctx: RunContext) -> Any:
+    path = _find_database()
+    if path is None:
+        return None, None
+    from sqlalchemy import select
+
+    from uisbench.store import schema as s
+    from uisbench.store.arrays import load_arrays
+    from uisbench.store.engine import open_engine
+
+    engine = open_engine(path, create=False)
+    with engine.connect() as conn:
+        tasks = conn.execute(select(s.tasks.c.name)).scalars().all()
+        bank = load_arrays(conn, ctx.meter.bank.bank, tasks[0])
+        refs = dict(conn.execute(select(s.queries.c.id, s.queries.c.reference)).all())
+    return bank, refs
+
+
+class ArgvDatabase(Honest):
+    """Open the database named on the command line and read samples.correct."""
+
+    name = "argv-db"
+
+    def truth(self, ctx):
+        bank, _ = _truth_from_database(ctx)
+        return None if bank is None else _codes_from_bank(bank, self.params.model)
+
+
+class Reference(Honest):
+    """Compare queries.reference (from the database) with the answer labels."""
+
+    name = "reference"
+
+    def truth(self, ctx):
+        bank, refs = _truth_from_database(ctx)
+        if bank is None:
+            return None
+        labels = {str(t): i for i, t in enumerate(bank.answer_labels.tolist())}
+        return [
+            {labels[str(refs.get(int(qid)))]} if str(refs.get(int(qid))) in labels else set()
+            for qid in bank.query_ids.tolist()
+        ]
+
+
+class Stash(Honest):
+    """Keep what evaluate(truth) gave for the next run (module state, then a file)."""
+
+    name = "stash"
+
+    def truth(self, ctx):
+        if self.params.model in _STASH:
+            return _STASH[self.params.model]
+        for folder in (os.getcwd(), os.path.expanduser("~"), "/tmp"):
+            try:
+                with np.load(Path(folder) / STASH_FILE, allow_pickle=False) as z:
+                    return _correct_codes(z["answer"], z["correct"])
+            except (OSError, ValueError, KeyError):
+                pass
+        return None
+
+    def evaluate(self, truth, ctx):
+        arr = truth.models[self.params.model]
+        _STASH[self.params.model] = _correct_codes(arr.answer, arr.correct)
+        for folder in (os.getcwd(), os.path.expanduser("~"), "/tmp"):
+            try:
+                np.savez(Path(folder) / STASH_FILE, answer=arr.answer, correct=arr.correct)
+            except OSError:
+                pass
+        return None
+
+
+class Unpaid(Honest):
+    """Read the answers of samples never drawn from the test view."""
+
+    name = "unpaid"
+
+    def truth(self, ctx):
+        answers = np.asarray(ctx.meter.bank.models[self.params.model].answer)  # unpaid
+        plurality = [np.bincount(a[a >= 0]).argmax() if (a >= 0).any() else -1 for a in answers]
+        return [{int(p)} for p in plurality]
+
+
+class DrawOrder(Honest):
+    """Read the meter's draw order (which samples come next) and the handles' slots."""
+
+    name = "draw-order"
+
+    def truth(self, ctx):
+        ctx.meter.draw_order(self.params.model)
+        return None
+
+
+class Crash(Honest):
+    """Dies of a segmentation fault half-way."""
+
+    name = "crash"
+
+    def truth(self, ctx):
+        import ctypes
+
+        ctypes.string_at(0)  # SIGSEGV
+
+
+class Hang(Honest):
+    """Never answers."""
+
+    name = "hang"
+
+    def truth(self, ctx):
+        import time
+
+        time.sleep(3600)
+
+
+class Garbage(Honest):
+    """Writes junk into every pipe it holds (the protocol's included), then runs on."""
+
+    name = "garbage"
+
+    def truth(self, ctx):
+        print("a plugin's print() is harmless")
+        for fd in range(3, 64):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                    os.write(fd, b"\xff" * 64)
+            except OSError:
+                pass
+        return None
+
+
+class Evaluated(Honest):
+    """An honest plugin with evaluation-only figures (they need the truth, after the run)."""
+
+    name = "evaluated"
+
+    def evaluate(self, truth, ctx):
+        share = truth.models[self.params.model].correct[ctx.stream].mean(axis=1)
+        return [{"share_correct": float(v)} for v in share]

@@ -1,0 +1,195 @@
+"""A strategy sees only what it paid for, behind a process boundary (issue 18, 1 and 2).
+
+``tests/core/cheaters`` is a plugin distribution (a package and its ``dist-info`` with entry
+points) put on the path here, so no install is needed: one plugin per route to the test truth.
+Each cheater draws the same k samples as an honest plugin and, if its route works, answers with
+a correct one. Run as a third-party plugin (isolated, the default for anything not shipped with
+uisbench) every route is refused with one error or scores exactly what the honest choice of the
+same samples scores. Run in-process (as shipped strategies are), the open routes score far
+higher: the test can fail.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from tests.fakes import FakeBank, FakeModel
+from uisbench.errors import UisbenchError
+from uisbench.isolation import os_isolated
+from uisbench.meter import Meter
+from uisbench.replay import arrival_order
+from uisbench.runner import Runner
+from uisbench.store import schema as s
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+from uisbench.strategies.base import STRATEGIES
+
+CHEATERS = Path(__file__).resolve().parent / "cheaters"
+K = 4
+#: One model, 8 samples a query, 30 % right: pass@4 ≈ 0.76 against 0.30 for one sample.
+BANK = FakeBank(models=(FakeModel("m", 0.3, samples=8),), queries=160, seed=4)
+#: Routes that read the truth when they can reach it; closed, they answer honestly.
+QUIET = ["mangled", "gc-walk", "frames", "argv-db", "reference"]
+#: Routes the meter refuses outright.
+REFUSED = {
+    "early-feedback": "only for committed decisions",
+    "resolve": "resolve",
+    "unpaid": "hidden from strategies",
+    "draw-order": "draw_order",
+}
+
+
+@pytest.fixture
+def cheaters(monkeypatch):
+    """The cheaters' distribution on the path, the registry re-read (restored after)."""
+    monkeypatch.syspath_prepend(str(CHEATERS))
+    for attr in ("_eps", "_loaded", "_dists"):
+        monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
+    yield
+    sys.modules.pop("uisbench_cheaters", None)
+
+
+@pytest.fixture
+def db(tmp_path, cheaters, monkeypatch):
+    path = tmp_path / "r.db"
+    engine = open_engine(str(path))
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
+    monkeypatch.setattr(sys, "argv", ["uisbench", "run", "--db", str(path)])
+    # The stash cheater writes what evaluate() saw into the working folder, HOME and /tmp:
+    # keep the first two in this test's folder and remove the third afterwards.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    yield engine
+    (Path("/tmp") / "uisbench-cheaters-stash.npz").unlink(missing_ok=True)
+
+
+def runner(engine, isolation: str, **kw) -> Runner:
+    return Runner(engine, "toy", "toy", isolation=isolation, **kw)
+
+
+def honest_score(r: Runner, label: str, seed: int) -> float:
+    """What the first of the k samples a run of ``label`` draws scores: the honest answer
+    with exactly the cheater's spending (the meter is seeded by the label)."""
+    meter = Meter(r.arrays, seed, label, r.prefix_cache)
+    draw = meter.draw("m", arrival_order(r.test_pos, seed), K)
+    return float(meter.resolve(draw.handle[:, 0])[1].mean())
+
+
+def runs(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(s.runs)).mappings().all()
+
+
+def test_honest_plugin_scores_the_same_isolated_and_in_process(db):
+    a = runner(db, "process").run("honest", 0)
+    assert "uisbench_cheaters" not in sys.modules  # the parent never imported the plugin
+    b = runner(db, "inprocess").run("honest", 1)
+    r = runner(db, "auto")
+    assert r.isolated("honest") and not r.isolated("single:model=m")
+    assert a.accuracy == pytest.approx(honest_score(r, "honest:model=m", 0))
+    assert b.accuracy == pytest.approx(honest_score(r, "honest:model=m", 1))
+
+
+@pytest.mark.parametrize("name", QUIET)
+def test_a_route_to_the_truth_is_closed_to_an_isolated_plugin(db, name):
+    r = runner(db, "auto")  # a third-party plugin: isolated by default
+    res = r.run(name, 0)
+    assert res.accuracy == pytest.approx(honest_score(r, f"{name}:model=m", 0))
+    assert "uisbench_cheaters" not in sys.modules
+
+
+@pytest.mark.parametrize("name", QUIET)
+def test_the_same_route_is_open_in_process(db, name):
+    """In-process nothing can be hidden from Python code (why plugins are isolated): the
+    cheater scores far above honest, so the test above would catch a leak."""
+    r = runner(db, "inprocess")
+    res = r.run(name, 0)
+    assert res.accuracy > honest_score(r, f"{name}:model=m", 0) + 0.25
+
+
+def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):
+    r = runner(db, "auto")
+    r.run("stash", 0)
+    second = r.run("stash", 1)
+    assert second.accuracy == pytest.approx(honest_score(r, "stash:model=m", 1))
+    inproc = runner(db, "inprocess")
+    inproc.run("stash", 2)
+    assert inproc.run("stash", 3).accuracy > honest_score(r, "stash:model=m", 3) + 0.25
+
+
+@pytest.mark.parametrize("isolation", ["auto", "inprocess"])
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_protocol_breaches_are_refused_with_one_error(db, name, isolation):
+    with pytest.raises(UisbenchError, match=REFUSED[name]) as err:
+        runner(db, isolation).run(name, 0)
+    assert "\n" not in str(err.value)
+    assert runs(db) == []  # nothing half-written
+
+
+def test_oracle_use_marks_an_upper_bound_whatever_the_plugin_resets(db):
+    res = runner(db, "auto").run("peek-unflag", 0)
+    (row,) = [r for r in runs(db) if r["id"] == res.run_id]
+    assert row["summary"]["upper_bound"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("crash", "crashed"), ("hang", "timeout"), ("garbage", "protocol|message|crashed")],
+)
+def test_a_child_that_crashes_hangs_or_breaks_protocol_ends_its_run_cleanly(db, name, message):
+    r = runner(db, "auto", timeout_s=3.0)
+    with pytest.raises(UisbenchError, match=message) as err:
+        r.run(name, 0)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"strategy {name}")
+    assert runs(db) == []
+    assert r.run("honest", 0).n_queries == len(r.test_pos)  # a fresh template serves on
+
+
+def test_evaluation_figures_of_an_isolated_plugin(db, capfd):
+    """evaluate() sees the truth only after the last decision, and only under OS isolation;
+    elsewhere the figures are skipped with one note."""
+    res = runner(db, "auto").run("evaluated", 0)
+    with db.connect() as conn:
+        extra = conn.execute(
+            select(s.decisions.c.extra).where(s.decisions.c.run_id == res.run_id)
+        ).scalars()
+        shares = [(e or {}).get("share_correct") for e in extra]
+    if os_isolated():
+        assert all(v is not None for v in shares)
+    else:
+        assert all(v is None for v in shares)
+        assert "evaluation figures skipped" in capfd.readouterr().err
+
+
+def test_a_plugin_ranks_no_higher_than_its_honest_choice(db):
+    """Every cheater that completes, on the report's accuracy: none above the honest score of
+    its own samples, so none ranks above the honest plugins on merit it did not earn."""
+    r = runner(db, "auto")
+    for name in [*QUIET, "honest"]:
+        res = r.run(name, 0)
+        assert res.accuracy <= honest_score(r, f"{name}:model=m", 0) + 1e-12
+
+
+def test_unknown_isolation_is_refused(db):
+    with pytest.raises(UisbenchError, match="unknown isolation"):
+        runner(db, "container")
+
+
+def test_isolated_runs_are_identical_to_in_process_for_shipped_strategies(db):
+    """--isolation process runs a built-in through the same protocol: same decisions."""
+    specs = ["single:model=m", "majority:model=m,k=3", "oracle:k=4", "adaptive:model=m"]
+    a = runner(db, "process")
+    b = runner(db, "inprocess")
+    for spec in specs:
+        x, y = a.run(spec, 0), b.run(spec, 0)
+        assert x.run_id == y.run_id  # the same run key: the second finds it complete
+        assert y.skipped
+    with db.connect() as conn:
+        n = conn.execute(select(s.runs.c.id)).all()
+    assert len(n) == len(specs)
+    assert np.isfinite(a.run("uniscale:features=hash", 0, force=True).accuracy)
