@@ -292,6 +292,9 @@ def _bwrap_argv(binds: list[str], hidden: list[tuple[str, str]] | None) -> list[
         return []
     argv = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
+    # /tmp: the one writable place (libraries need one); emptied after every run's child.
+    # Mounted before the binds, so code that lives under /tmp (a plugin's folder) is bound on it.
+    argv += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--setenv", "TMPDIR", "/tmp"]
     roots = ["/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/etc/alternatives"]
     for extra in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(_python()), *binds):
         roots.append(os.path.realpath(extra))
@@ -307,8 +310,6 @@ def _bwrap_argv(binds: list[str], hidden: list[tuple[str, str]] | None) -> list[
     for source, target in hidden or []:
         argv += ["--ro-bind", source, target]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    # /tmp: the one writable place (libraries need one); emptied after every run's child
-    argv += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--setenv", "TMPDIR", "/tmp"]
     argv += ["--remount-ro", "/"]
     return [*argv, "--chdir", "/"]
 
@@ -468,7 +469,7 @@ class ForkServer:
 
     def _hidden(self, binds: list[str]) -> list[tuple[str, str]]:
         """Read-only empty stand-ins over what must not be reachable inside the binds: the
-        database files and the bank folder shipped with uisbench."""
+        database files, their columnar cache folder and the bank folder shipped with uisbench."""
         out = []
         for folder in _locations("uisbench"):
             shipped = Path(folder).resolve() / "data"
@@ -478,7 +479,7 @@ class ForkServer:
         for p in self.hide:
             rp = Path(os.path.realpath(p))
             if rp.exists() and any(rp.is_relative_to(r) for r in roots):
-                out.append((os.devnull, str(rp)))
+                out.append((self._empty if rp.is_dir() else os.devnull, str(rp)))
         return out
 
     def close(self) -> None:

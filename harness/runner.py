@@ -38,7 +38,7 @@ from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.registry import source_digest
 from uisbench.replay import arrival_order, decide, evaluation, figures_by_position, meter_for, start
 from uisbench.store import schema as s
-from uisbench.store.arrays import BankArrays, load_arrays
+from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import (
@@ -192,7 +192,7 @@ class Runner:
             hide = []
             if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database:
                 db = self.engine.url.database
-                hide = [db, db + "-wal", db + "-shm", db + "-journal"]
+                hide = [db, db + "-wal", db + "-shm", db + "-journal", db + CACHE_SUFFIX]
             view = blind_view(self.arrays)
             self._server = ForkServer(self.train, view, hide, self.timeout_s)
         return self._server

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import uuid
-from importlib.metadata import EntryPoint
 
 import pytest
 
@@ -42,15 +41,19 @@ BANK = FakeBank(models=(FakeModel("a", 0.2, samples=2), FakeModel("b", 0.9, samp
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    """(module name, source path) of a fresh plugin registered as strategy ``edited``."""
+    """(module name, source path) of a fresh plugin registered as strategy ``edited`` by a
+    distribution folder on the path (as installed; an isolated run's process finds it too)."""
     module = f"edited_plugin_{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{module}.py"
     path.write_text(PLUGIN.format(model=0))
+    dist = tmp_path / f"{module}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{STRATEGIES.group}]\nedited = {module}:Edited\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # an edit in the same second reloads
-    ep = EntryPoint("edited", f"{module}:Edited", STRATEGIES.group)
-    monkeypatch.setattr(STRATEGIES, "_eps", {**STRATEGIES._entry_points(), "edited": ep})
-    monkeypatch.setattr(STRATEGIES, "_loaded", dict(STRATEGIES._loaded))
+    for attr in ("_eps", "_loaded", "_dists"):
+        monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
     yield module, path
     sys.modules.pop(module, None)
 
@@ -65,7 +68,7 @@ def test_code_version_is_read_without_importing_the_plugin(plugin):
     module, path = plugin
     version = STRATEGIES.code_version("edited")
     assert module not in sys.modules
-    assert version == "unknown+" + source_digest(module)  # no distribution: a test entry point
+    assert version == "0.1+" + source_digest(module)  # the distribution's version
     assert "unknown" not in source_digest(module)
     path.write_text(PLUGIN.format(model=1))
     assert STRATEGIES.code_version("edited") != version
@@ -75,13 +78,12 @@ def test_an_edited_plugin_gets_a_new_run(plugin, tmp_path):
     module, path = plugin
     engine = open_engine(str(tmp_path / "r.db"))
     import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
-    runner = Runner(engine, "toy", "toy")
-    first = runner.run("edited")
-    again = runner.run("edited")
+    first = Runner(engine, "toy", "toy").run("edited")  # a plugin: isolated by default
+    again = Runner(engine, "toy", "toy").run("edited")
     assert again.skipped and again.run_id == first.run_id  # unchanged code: already complete
     path.write_text(PLUGIN.format(model=1))
     _reload(module)
-    edited = runner.run("edited")
+    edited = Runner(engine, "toy", "toy").run("edited")  # as the next command would
     assert not edited.skipped and edited.run_id != first.run_id
     assert edited.accuracy > first.accuracy  # the new code ran (model b, not a)
 
