@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.fakes import FakeBank, FakeModel
-from uisbench.meter import Meter
+from uisbench.meter import Meter, local_client
 from uisbench.runner import Runner
 from uisbench.store import schema as s
 from uisbench.store.bank import import_file
@@ -43,7 +43,7 @@ def test_hashed_features_are_charged_at_the_stated_price():
     arrays = BANK.arrays()
     arrays.embedders = {"embed:hash": {"price_in_per_mtok": 2.5}}
     meter = Meter(arrays, seed=0)
-    query_features(meter, np.array([3, 4]), "hash")
+    query_features(local_client(meter), np.array([3, 4]), "hash")
     assert meter.ledger.dollars[[3, 4]].tolist() == [5 * 2.5e-6, 5 * 2.5e-6]
     assert meter.ledger.flops[[3, 4]].tolist() == [0.0, 0.0]
     assert meter.ledger.dollars[0] == 0.0  # a query not embedded pays nothing
@@ -61,7 +61,7 @@ def test_minilm_is_charged_flops_and_dollars_per_token():
     arrays = BANK.arrays()
     arrays.prompts = ["hello world"] * arrays.n_queries  # [CLS] hello world [SEP]: 4 tokens
     meter = Meter(arrays, seed=0)
-    query_features(meter, np.array([0]), "minilm")
+    query_features(local_client(meter), np.array([0]), "minilm")
     assert meter.ledger.flops[0] == 2 * MINILM_PARAMS * 4
     assert meter.ledger.dollars[0] == pytest.approx(4 * 0.02e-6, rel=1e-12)
 
