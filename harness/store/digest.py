@@ -244,7 +244,12 @@ def recompute_state(conn: Connection, bank_id: int, chunk: int = 200_000) -> tup
 
 
 def upgrade_from_3(engine: Any) -> None:
-    """Schema 3 → 4: add the digest state to ``banks`` and compute it once per bank."""
+    """Schema 3 → 4: add the digest state to ``banks`` and compute it once per bank.
+
+    Runs made under schema 3 are dropped with their decisions: their test split was drawn by
+    the database's task id (it depended on what was imported first) and their key holds no
+    strategy code version, so they cannot be told apart from, or averaged with, new runs.
+    The samples, the bank's content, are kept."""
     with engine.begin() as conn:
         found = conn.execute(
             select(s.meta.c.value).where(s.meta.c.key == "schema_version")
@@ -255,6 +260,8 @@ def upgrade_from_3(engine: Any) -> None:
             f"ALTER TABLE banks ADD COLUMN content_sum VARCHAR(64) NOT NULL DEFAULT '{ZERO}'"
         )
         conn.exec_driver_sql("ALTER TABLE banks ADD COLUMN content_rows INTEGER NOT NULL DEFAULT 0")
+        conn.execute(s.decisions.delete())
+        conn.execute(s.runs.delete())
         for bank_id in conn.execute(select(s.banks.c.id)).scalars().all():
             state, rows = recompute_state(conn, bank_id)
             conn.execute(

@@ -161,8 +161,11 @@ def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path
 
     db = tmp_path / "db.sqlite"
     engine = open_engine(str(db))
-    import_file(engine, write_jsonl(tmp_path / "bank.jsonl", _rows()))
+    import_file(engine, write_jsonl(tmp_path / "bank.jsonl", _rows(2880)))
     expected = _state(engine)[0]
+    from uisbench.runner import Runner
+
+    Runner(engine, "arith-smoke", "bank").run("single:model=smollm2-135m-instruct")
     with engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_sum")
         conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_rows")
@@ -173,6 +176,10 @@ def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path
     assert _state(open_engine(str(db))) == (expected, expected)
     with open_engine(str(db), create=False).connect() as conn:
         assert bank_digest(conn, "bank") == expected
+        # schema-3 runs (split drawn by database id, no code version in their key) are gone
+        assert conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 2880
 
 
 def test_recording_writer_keeps_the_digest_and_skips_held_keys(tmp_path: Path) -> None:
