@@ -175,12 +175,14 @@ class Runner:
         n_test = len(self.test_pos)
         if status == "complete":
             return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
-        ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
         try:
+            ctx = start(strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache)
             self._write_decisions(run_id, strat, ctx, done, progress)
             self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))
-        except UisbenchError:
-            self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
+        except BaseException:
+            # A configuration that cannot run (or a crash, or Ctrl-C before the first decision)
+            # leaves no `running` row; one with decisions stays, to be resumed.
+            self._drop_if_empty(run_id)
             raise
         return self._close_run(run_id, strat, ctx.meter, bool(done))
 

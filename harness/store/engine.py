@@ -69,9 +69,13 @@ def _tune_sqlite(engine: Engine, *, write: bool) -> None:
 def _use_wal(engine: Engine) -> None:
     """WAL (persistent in the file), set only once the file is known to be ours: a foreign
     database must be left byte for byte as it was."""
+    import sqlite3
+
     raw = engine.raw_connection()
     try:
         raw.cursor().execute("PRAGMA journal_mode = WAL")
+    except sqlite3.Error as exc:  # an immutable or read-only file: the driver's own error
+        raise OperationalError("PRAGMA journal_mode = WAL", None, exc) from None
     finally:
         raw.close()
 
