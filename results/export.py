@@ -15,6 +15,7 @@ Layout (one query per line, so a diff of two baselines reads like a table)::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,15 @@ def _cell(v: Any) -> Any:
     return None if v is None or (isinstance(v, float) and v != v) else v
 
 
+def _option(value: Any) -> Any:
+    """JSON has no infinity: an infinite option (``wtp=inf``, quality only) is written as the
+    string ``"inf"`` (``"-inf"``); strategies parse options from strings, so it reads back as
+    the same float. NaN is never a valid option (strategies refuse it), so it cannot occur."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
 def dumps(results: ResultSet) -> str:
     """The result file's text: JSON with one query per line."""
     lines = [
@@ -180,6 +190,7 @@ def dumps(results: ResultSet) -> str:
     ]
     for i, run in enumerate(results.runs):
         head = {f: getattr(run, f) for f in RUN_FIELDS}
+        head["params"] = {k: _option(v) for k, v in run.params.items()}
         head["columns"] = COLUMNS
         lines.append("  " + _json(head)[:-1] + ', "rows": [')
         rows = run.queries[COLUMNS].astype(object).to_numpy().tolist()

@@ -458,6 +458,7 @@ class _Site:
             if spec is None:
                 continue
             links = _write_data(self.out / "data", f"{page.slug}.{u}.points", pts)
+            links["fronts_csv"] = None  # no front (a board of oracle runs only)
             if len(fronts):
                 fr = fronts[fronts["unit"] == u]
                 name = f"{page.slug}.{u}.fronts"
