@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,8 @@ def candidate_plans(
 
 
 _PLANS: dict[tuple, list[Plan]] = {}
+#: Candidate plans a fit may score: 100 × the default's on five models (725).
+MAX_PLANS = 72_500
 
 
 class FrugalCascade(Cascade):
@@ -118,8 +121,11 @@ class FrugalCascade(Cascade):
     @dataclass
     class Params:
         budget: float = bounded(0.3, gt=0)  # × the dearest model's mean one-sample cost (train)
-        max_len: int = bounded(3, ge=1)
-        grid: int = bounded(8, ge=1)
+        # Bounded by what finishes: the fit scores Σ_l C(models, l)·grid^(l−1) plans (at most
+        # MAX_PLANS); a chain longer than 8 models or a grid finer than 1 % of the training
+        # queries buys nothing FrugalGPT's 3-model chains need.
+        max_len: int = bounded(3, ge=1, le=8)
+        grid: int = bounded(8, ge=1, le=100)
         signal: str = "auto"
         k: int = bounded(3, ge=1)
         unit: str = "auto"
@@ -183,6 +189,16 @@ class FrugalCascade(Cascade):
         key = (train.bank, split, tuple(models), unit, self.signal, self.k, p.max_len, p.grid)
         self._stages = {m: simulate_stage(train, m, self.signal, self.k, unit) for m in models}
         if key not in _PLANS:
+            n_plans = sum(
+                math.comb(len(models), n) * p.grid ** (n - 1)
+                for n in range(1, min(p.max_len, len(models)) + 1)
+            )
+            if n_plans > MAX_PLANS:
+                raise UisbenchError(
+                    f"frugal-cascade: {n_plans} candidate plans with max_len={p.max_len}, "
+                    f"grid={p.grid} over {len(models)} models; at most {MAX_PLANS} can be "
+                    "fitted in reasonable time (lower grid or max_len)"
+                )
             order = sorted(models, key=lambda m: float(np.mean(self._stages[m].cost)))
             _PLANS[key] = candidate_plans(self._stages, order, p.max_len, p.grid)
         return _PLANS[key]

@@ -149,6 +149,17 @@ CASES = {
             ("uniscale:cost_weight=nan", "cost_weight=nan must be a finite number"),
             ("uniscale:cost_weight=inf", "cost_weight=inf must be a finite number"),
             ("t2:restarts=100000000", "restarts=100000000 must be <= 256"),
+            # bounded by what can finish (issue 20 item 14)
+            ("mf-router:dim=100000", "dim=100000 must be <= 256"),
+            ("mf-router:dim=2147483647", "dim=2147483647 must be <= 256"),
+            ("mf-router:steps=2147483647", "steps=2147483647 must be <= 4000"),
+            ("mf-router:dim=256,steps=4000", "dim × steps = 1024000 must be <= 102400"),
+            ("mf-router:lr=1e308", "lr=1e+308 must be <= 10"),
+            ("frugal-cascade:grid=100000", "grid=100000 must be <= 100"),
+            ("frugal-cascade:grid=2147483647", "grid=2147483647 must be <= 100"),
+            ("frugal-cascade:max_len=2147483647", "max_len=2147483647 must be <= 8"),
+            ("uniscale:cost_weight=1e308", "cost_weight=1e+308 must be <= 1000000.0"),
+            ("uniscale:w_correct=1e308", "w_correct=1e+308 must be <= 1000000.0"),
         ]
     },
     # finite but absurd (the plausible-range table): never inf on the report
@@ -225,6 +236,18 @@ CASES = {
             ("prefix_cache", 5, "prefix_cache must be"),
         ]
     },
+    "baseline naming mf-router:dim=100000": (
+        ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+        baseline(lambda run: run.update(strategy="mf-router", params={"dim": 100000})),
+        "dim=100000 must be <= 256",
+    ),
+    "baseline with a list for a number": (
+        ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+        baseline(
+            lambda run: run.update(strategy="majority", params={"model": "m", "k": ["a", "b"]})
+        ),
+        "option k='a+b' is not a valid int",
+    ),
     "site build --queries 10**20": (["site", "build", "--queries", str(10**20)], None, "--queries"),
     "results export of run 10**20": (
         ["results", "export", str(10**20), "--out", "r.json"],

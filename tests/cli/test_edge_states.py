@@ -79,3 +79,19 @@ def test_site_of_a_board_with_only_oracle_runs(two, capsys, cache):
     code, err = cli(capsys, "site", "build", "--out", str(tmp_path / "site"), "--db", db)
     assert code == 0, err
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+# ---------------------------------------------------------------- item 14
+def test_frugal_cascade_refuses_more_plans_than_can_be_fitted(tmp_path, capsys):
+    """Each option is within its bound, but together they ask for 15.2 million plans."""
+    models = [f"m{i}" for i in range(6)]
+    rows = [row(q, 0, m, split="train" if q < 20 else "test") for q in range(40) for m in models]
+    bank = tmp_path / "six.jsonl"
+    bank.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    db = str(tmp_path / "u.db")
+    assert cli(capsys, "bank", "import", str(bank), "--db", db)[0] == 0
+    before = list(sqlite3.connect(db).iterdump())
+    spec = "frugal-cascade:grid=100,max_len=4,signal=logprob"
+    code, err = cli(capsys, "run", "--bank", "six", "--strategy", spec, "--no-report", "--db", db)
+    assert code == 2 and err.count("\n") == 1 and "15201506 candidate plans" in err, err
+    assert list(sqlite3.connect(db).iterdump()) == before
