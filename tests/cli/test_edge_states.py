@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,87 @@ def test_frugal_cascade_refuses_more_plans_than_can_be_fitted(tmp_path, capsys):
     code, err = cli(capsys, "run", "--bank", "six", "--strategy", spec, "--no-report", "--db", db)
     assert code == 2 and err.count("\n") == 1 and "15201506 candidate plans" in err, err
     assert list(sqlite3.connect(db).iterdump()) == before
+
+
+# ---------------------------------------------------------------- item 16
+def _view_only(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE VIEW answers AS SELECT 42 AS answer")
+
+
+def _user_version_only(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 7")
+
+
+def _hot_journal(path: Path) -> None:
+    """A copy taken mid-transaction: the database and its rollback journal (a crashed writer)."""
+    import shutil
+
+    src = path.with_name("src.db")
+    conn = sqlite3.connect(src, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("CREATE TABLE x (a)")
+    conn.execute("INSERT INTO x VALUES (randomblob(100000))")
+    conn.execute("PRAGMA cache_size = 2")  # spill changed pages into the file before commit
+    conn.execute("BEGIN")
+    conn.execute("UPDATE x SET a = randomblob(100000)")
+    conn.execute("INSERT INTO x VALUES (randomblob(200000))")
+    shutil.copy(src, path)
+    shutil.copy(f"{src}-journal", f"{path}-journal")
+    conn.execute("ROLLBACK")
+    conn.close()
+    src.unlink()
+
+
+@pytest.mark.parametrize("make", [_view_only, _user_version_only, _hot_journal])
+@pytest.mark.parametrize("command", ["import", "report"])
+def test_a_database_that_is_not_ours_yet_is_refused_before_any_write(
+    tmp_path, capsys, make, command
+):
+    bank = tmp_path / "b.jsonl"
+    bank.write_text(json.dumps(row(0, 0, "big")) + "\n", encoding="utf-8")
+    db = tmp_path / "other.db"
+    make(db)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    args = ["bank", "import", str(bank)] if command == "import" else ["report"]
+    code, err = cli(capsys, *args, "--db", str(db))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "not a uisbench database" in err or "hot journal" in err, err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+# ---------------------------------------------------------------- item 18
+@pytest.fixture
+def read_only_copy(two, capsys):
+    """The fixture's database (with a run) behind a read-only bind mount; skipped where this
+    process may not mount (not root, or no CAP_SYS_ADMIN)."""
+    import subprocess
+
+    tmp_path, db = two
+    run(capsys, db, "single:model=big")
+    folder, mnt = tmp_path / "ro-src", tmp_path / "ro"
+    folder.mkdir(), mnt.mkdir()
+    with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(folder / "u.db")) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode = WAL")  # as uisbench leaves it: WAL, no -shm
+    assert sorted(p.name for p in folder.iterdir()) == ["u.db"]
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(mnt)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True)
+        yield tmp_path, mnt / "u.db"
+    finally:
+        subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # pooled connections
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["report"], ["list", "banks"], ["site", "build", "--out", "SITE"], ["bank", "info"]],
+)
+def test_read_commands_work_on_a_read_only_file_system(read_only_copy, capsys, args):
+    tmp_path, db = read_only_copy
+    argv = [str(tmp_path / "site") if a == "SITE" else a for a in args]
+    code, err = cli(capsys, *argv, "--db", str(db))
+    assert code == 0, err
