@@ -180,3 +180,25 @@ def test_read_commands_work_on_a_read_only_file_system(read_only_copy, capsys, a
     argv = [str(tmp_path / "site") if a == "SITE" else a for a in args]
     code, err = cli(capsys, *argv, "--db", str(db))
     assert code == 0, err
+
+
+# ---------------------------------------------------------------- item 17
+def test_a_lopsided_bank_is_refused_before_dense_arrays(tmp_path, capsys):
+    """Per query and model at most 10,000 samples are imported (sample indexes 0..9,999); a
+    bank whose one query holds 10,000 beside a thousand of one sample each would pad to
+    queries × 10,000 cells per array: replay refuses it instead of allocating."""
+    rows = [row(q, 0, "big") for q in range(1001)] + [row(5000, k, "big") for k in range(10_000)]
+    bank = tmp_path / "lop.jsonl"
+    bank.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    db = str(tmp_path / "u.db")
+    assert cli(capsys, "bank", "import", str(bank), "--db", db)[0] == 0
+    spec = "single:model=big"
+    before = list(sqlite3.connect(db).iterdump())
+    code, err = cli(capsys, "run", "--bank", "lop", "--strategy", spec, "--no-report", "--db", db)
+    assert code == 2 and err.count("\n") == 1 and "10000 samples" in err, err
+    assert list(sqlite3.connect(db).iterdump()) == before
+
+    over = tmp_path / "over.jsonl"
+    over.write_text(json.dumps(row(0, 10_000, "big")) + "\n", encoding="utf-8")
+    code, err = cli(capsys, "bank", "import", str(over), "--db", db)
+    assert code == 2 and "sample must be an integer in 0..9999" in err, err
