@@ -7,6 +7,7 @@ uisbench's yet (a view, a user_version, a hot journal), read-only file systems, 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -202,3 +203,36 @@ def test_a_lopsided_bank_is_refused_before_dense_arrays(tmp_path, capsys):
     over.write_text(json.dumps(row(0, 10_000, "big")) + "\n", encoding="utf-8")
     code, err = cli(capsys, "bank", "import", str(over), "--db", db)
     assert code == 2 and "sample must be an integer in 0..9999" in err, err
+
+
+# ---------------------------------------------------------------- item 19
+BIDI = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+
+
+def test_the_cli_prints_no_bidi_control(two, capsys):
+    tmp_path, db = two
+    bank = tmp_path / "evil.jsonl"
+    bank.write_text(json.dumps(row(0, 0, "m\u202eodel\u200f")) + "\n", encoding="utf-8")
+    code = cli(capsys, "bank", "import", str(bank), "--name", "ev\u202eil\u061c", "--db", db)[0]
+    assert code == 0
+    for args in (["list", "banks"], ["bank", "info"], ["bank", "info", "--bank", "x\u202ey"]):
+        with pytest.raises(SystemExit):
+            main([*args, "--db", db])
+            raise SystemExit(0)
+        out = capsys.readouterr()
+        assert not BIDI.search(out.out + out.err), args
+        assert "evil" in out.out + out.err or "xy" in out.err
+
+
+def test_a_models_file_of_80000_unknown_models_is_one_short_line(two, capsys):
+    tmp_path, db = two
+    models = {f"ghost-{i:05d}": {"params_b": 1.0} for i in range(80_000)}
+    (tmp_path / "two.models.json").write_text(json.dumps(models), encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main(["bank", "import", str(tmp_path / "two.jsonl"), "--db", db])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0 and len(out) < 300, out[:300]
+    assert len(err) < 300 and err.count("\n") == 1 and "80000" in err, err[:300]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 2
