@@ -28,6 +28,7 @@ from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.replay import decide, evaluation, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import BankArrays, load_arrays
+from uisbench.store.bankfile import check_text
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import Decisions, RunContext, Strategy, make_strategy
@@ -169,6 +170,7 @@ class Runner:
         why = self.cannot_run(strat)
         if why:
             raise UisbenchError(f"cannot run {strat.label()}: {why}")
+        check_text("config label", strat.label(), "cannot run it: its ")  # PostgreSQL's rule
         key = run_key(self.definition(strat, seed))
         params = dataclasses.asdict(strat.params)
         run_id, status, done = self._open_run(key, strat, params, seed, force, command)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from uisbench.cli.options import db_option
+from uisbench.cli.options import SEED, db_option
 from uisbench.errors import UisbenchError
 
 tolerance_options = [
@@ -148,7 +148,7 @@ def compare(
     help="Committed result file whose configurations are re-run.",
 )
 @click.option("--bank", default=None, help="Bank name or file (default: the shipped bank).")
-@click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (default: the baseline's).")
+@click.option("--seed", "seeds", type=SEED, multiple=True, help="Seeds (default: the baseline's).")
 @with_tolerances
 @click.option(
     "--db",

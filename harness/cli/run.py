@@ -16,7 +16,7 @@ from uisbench.cli.options import SEED, db_option, unsafe_exec_option
     help="NAME[:key=value,...]; repeatable. Default: every strategy's default sweep.",
 )
 @click.option(
-    "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^32-1; repeatable (default 0)."
+    "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^31-1; repeatable (default 0)."
 )
 @click.option(
     "--bank",

@@ -26,6 +26,7 @@ from uisbench.store.bankfile import (
     FlatRow,
     bank_meta_beside,
     bank_name_from_path,
+    check_text,
     read_blocks,
     read_models_file,
 )
@@ -134,6 +135,7 @@ def import_file(
         raise UisbenchError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
     meta = read_models_file(models_path) if models_path else {}
     name = name or bank_name_from_path(path)
+    check_text("bank name", name)
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
         config = {"file": path.name, **bank_meta_beside(path)}

@@ -20,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from uisbench.errors import UisbenchError
+from uisbench.store import schema as s
 
 #: Fields every line must carry (values may be null where the type allows).
 FIELDS = tuple(
@@ -116,6 +117,39 @@ LINE_BOUNDED = (
 )
 
 
+#: Characters a text value may hold at most where its database column is sized (from the
+#: schema): PostgreSQL refuses longer values and any NUL byte, SQLite accepts both, so both
+#: rules are checked before writing, whatever the database. Unsized text has no limit.
+TEXT_LIMITS: dict[str, int] = {
+    "task": s.tasks.c.name.type.length,
+    "query_id": s.queries.c.query_key.type.length,
+    "model": s.models.c.name.type.length,
+    "bank name": s.banks.c.name.type.length,
+    "family": s.models.c.family.type.length,
+    "config label": s.runs.c.config_label.type.length,
+}
+_TEXT_FIELDS = ("task", "query_id", "prompt", "reference", "model", "answer", "text")
+
+
+def text_problem(field: str, value: Any) -> str | None:
+    """Why a text value cannot be stored (a NUL byte, or longer than its column), or None."""
+    if not isinstance(value, str):
+        return None
+    if "\0" in value:
+        return f"{field} holds a NUL byte"
+    limit = TEXT_LIMITS.get(field)
+    if limit is not None and len(value) > limit:
+        return f"{field} is longer than {limit} characters"
+    return None
+
+
+def check_text(field: str, value: Any, where: str = "") -> None:
+    """:func:`text_problem` as one line."""
+    why = text_problem(field, value)
+    if why:
+        raise UisbenchError(f"{where}{why} ({value[:40]!r}...)")
+
+
 def out_of_bounds(field: str, value: Any) -> bool:
     """True when a number of ``field`` breaks :data:`BOUNDS` (None is always allowed)."""
     if value is None:
@@ -166,6 +200,8 @@ def _fast_row(obj: Any) -> FlatRow | None:
         return None
     if any(out_of_bounds(f, obj[f]) for f in _FAST_BOUNDED):
         return None
+    if any(text_problem(f, obj.get(f)) for f in _TEXT_FIELDS):
+        return None
     return FlatRow(*vals)
 
 
@@ -200,6 +236,10 @@ def parse_line(obj: Any, path: Path, lineno: int) -> FlatRow:
     for f in ("cost_usd", "latency_s", "logprob", "score"):
         if not _num(obj.get(f)):
             raise _bad(path, lineno, f"{f} must be a number or null")
+    for f in _TEXT_FIELDS:
+        why = text_problem(f, obj.get(f))
+        if why:
+            raise _bad(path, lineno, why)
     for f in LINE_BOUNDED:
         if out_of_bounds(f, obj.get(f)):
             what = BOUNDS[f][2]
@@ -289,7 +329,23 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     split = col("split").drop_null()
     if len(split) and not pc.all(pc.is_in(split, pa.array(["train", "test"]))).as_py():
         return None
-    return table if _columns_in_bounds(table) else None
+    return table if _columns_in_bounds(table) and _texts_storable(table) else None
+
+
+def _texts_storable(table: Any) -> bool:
+    """:func:`text_problem` column-wise: no NUL byte, no value longer than its column."""
+    import pyarrow.compute as pc
+
+    for f in _TEXT_FIELDS:
+        col = table.column(f)
+        if col.null_count == len(col):
+            continue
+        if pc.any(pc.match_substring(col, "\0")).as_py():
+            return False
+        limit = TEXT_LIMITS.get(f)
+        if limit is not None and pc.max(pc.utf8_length(col)).as_py() > limit:
+            return False
+    return True
 
 
 def _columns_in_bounds(table: Any) -> bool:
@@ -419,6 +475,7 @@ def _model_meta(path: Path, name: str, m: Any) -> dict[str, Any]:
             raise UisbenchError(f"{path.name}: {name}.{f} must be {BOUNDS[f][2]}, not {v!r}")
     if not isinstance(m.get("family"), (str, _NONE)):
         raise UisbenchError(f"{path.name}: {name}.family must be a string or null")
+    check_text("family", m.get("family"), f"{path.name}: {name}.")
     params = m.get("params_b")
     active = m.get("active_params_b", params)
     tokens = m.get("train_tokens_t")

@@ -195,6 +195,40 @@ CASES = {
         lambda tmp: baseline(cell(3, 0.5))(tmp).replace(b"0.5", b"Infinity", 1),
         "invalid JSON",
     ),
+    # what PostgreSQL refuses, refused on SQLite too (issue 20 item 20)
+    "tokens 2**31": (["bank", "import", "@bank"], [row(output_tokens=2**31)], "output_tokens must"),
+    "NUL in a prompt": (["bank", "import", "@bank"], [row(prompt="a\0b")], "prompt holds a NUL"),
+    "NUL in an answer": (["bank", "import", "@bank"], [row(answer="\0")], "answer holds a NUL"),
+    "model name of 201 characters": (
+        ["bank", "import", "@bank"],
+        [row(model="m" * 201)],
+        "model is longer than 200 characters",
+    ),
+    "query id of 301 characters": (
+        ["bank", "import", "@bank"],
+        [row(query_id="q" * 301)],
+        "query_id is longer than 300 characters",
+    ),
+    "task of 201 characters": (
+        ["bank", "import", "@bank"],
+        [row(task="t" * 201)],
+        "task is longer",
+    ),
+    "configuration label over 300 characters": (
+        ["run", "--bank", "b", "--strategy", "cascade:k=2,models=" + "+".join(["m"] * 60)],
+        None,
+        "config label is longer than 300 characters",
+    ),
+    "bank name of 201 characters": (
+        ["bank", "import", "@bank", "--name", "b" * 201],
+        [row()],
+        "bank name is longer than 200 characters",
+    ),
+    "family of 101 characters": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        json.dumps({"m": {"family": "f" * 101}}).encode(),
+        "m.family is longer than 100 characters",
+    ),
     # JSON beside a bank and result files: one line however hostile (nesting, bytes)
     "models.json nested 100,000 deep": (
         ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
