@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -89,9 +90,19 @@ def rerun(
             done.add((where, run.config, seed))
             # by name: a strategy not shipped with uisbench runs in its own process (always
             # "auto" here, never in-process), and its module is not imported by the gate
-            strategy = (run.strategy, dict(run.params))
+            strategy = (run.strategy, {k: _text(v) for k, v in run.params.items()})
             run_ids.append(runners[where].run(strategy, seed, force=True).run_id)
     return run_ids
+
+
+def _text(value: Any) -> str:
+    """An option as the command line gives it, so that a baseline's options are converted and
+    checked (types, bounds) exactly like ``--strategy name:key=value``."""
+    if isinstance(value, list):
+        return "+".join(value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def run_gate(

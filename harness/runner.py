@@ -39,6 +39,7 @@ from uisbench.registry import source_digest
 from uisbench.replay import arrival_order, decide, evaluation, figures_by_position, meter_for, start
 from uisbench.store import schema as s
 from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
+from uisbench.store.bankfile import check_text
 from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import (
@@ -281,6 +282,7 @@ class Runner:
         why = self.cannot_run(strat)
         if why:
             raise UisbenchError(f"cannot run {strat.label()}: {why}")
+        check_text("config label", strat.label(), "cannot run it: its ")  # PostgreSQL's rule
         key = run_key(self.definition(strat, seed))
         params = dataclasses.asdict(strat.params)
         run_id, status, done = self._open_run(key, strat, params, seed, force, command)
@@ -308,6 +310,11 @@ class Runner:
                     _delete_run(conn, run_id)
                 raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
             self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
+            raise
+        except BaseException:
+            # a crash or Ctrl-C before the first decision leaves no `running` row; one with
+            # decisions stays, to be resumed
+            self._drop_if_empty(run_id)
             raise
         return self._close_run(run_id, strat, meter, bool(done), summary)
 

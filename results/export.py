@@ -15,6 +15,7 @@ Layout (one query per line, so a diff of two baselines reads like a table)::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.store import schema as s
+from uisbench.store.bankfile import BOUNDS, out_of_bounds, read_json_file
 from uisbench.store.digest import bank_digest
 
 FORMAT = "uisbench-results/1"
@@ -167,6 +170,15 @@ def _cell(v: Any) -> Any:
     return None if v is None or (isinstance(v, float) and v != v) else v
 
 
+def _option(value: Any) -> Any:
+    """JSON has no infinity: an infinite option (``wtp=inf``, quality only) is written as the
+    string ``"inf"`` (``"-inf"``); strategies parse options from strings, so it reads back as
+    the same float. NaN is never a valid option (strategies refuse it), so it cannot occur."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
 def dumps(results: ResultSet) -> str:
     """The result file's text: JSON with one query per line."""
     lines = [
@@ -178,6 +190,7 @@ def dumps(results: ResultSet) -> str:
     ]
     for i, run in enumerate(results.runs):
         head = {f: getattr(run, f) for f in RUN_FIELDS}
+        head["params"] = {k: _option(v) for k, v in run.params.items()}
         head["columns"] = COLUMNS
         lines.append("  " + _json(head)[:-1] + ', "rows": [')
         rows = run.queries[COLUMNS].astype(object).to_numpy().tolist()
@@ -194,41 +207,119 @@ def write_results(results: ResultSet, path: Path) -> None:
 
 
 def read_results(path: Path) -> ResultSet:
-    """Parse a result file; anything malformed is one clear error."""
+    """Parse a result file, validated like a bank: anything malformed is one clear line.
+
+    Every run's definition is checked (a seed is what ``--seed`` takes, a prefix-cache setting
+    what the runner parses) and every per-query row is bounded: ``correct`` is 0 or 1, the
+    cost figures finite, non-negative and plausible (:data:`uisbench.store.bankfile.BOUNDS`),
+    so a tampered file cannot give 500 % accuracy or a cost below free.
+    """
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UisbenchError(f"{path}: not a result file (invalid JSON: {exc})") from None
+        raw = read_json_file(Path(path))
+    except UisbenchError as exc:
+        raise UisbenchError(f"not a result file: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise UisbenchError(f"{path}: not a result file (expected format {FORMAT!r})")
+    bank, runs, provenance = raw.get("bank"), raw.get("runs"), raw.get("provenance", {})
+    if not (isinstance(bank, dict) and _text(bank.get("name")) and _text(bank.get("digest"))):
+        raise UisbenchError(f"{path}: malformed result file (bank must name a name and digest)")
+    if not isinstance(runs, list) or not isinstance(provenance, dict):
+        raise UisbenchError(f"{path}: malformed result file (runs must be a list)")
     try:
-        runs = [_run_from(r) for r in raw["runs"]]
-        return ResultSet(
-            raw["bank"]["name"], raw["bank"]["digest"], runs, raw.get("provenance", {})
+        return ResultSet(bank["name"], bank["digest"], [_run_from(r) for r in runs], provenance)
+    except ValueError as exc:
+        raise UisbenchError(f"{path}: malformed result file: {exc}") from None
+
+
+#: Seeds and split seeds a result file may name: what ``--seed`` accepts.
+MAX_SEED = 2**31 - 1
+#: Per-query columns after the key and their bounds in the plausible-range table.
+_ROW_BOUNDS = dict(
+    zip(COLUMNS[2:], ("query_flops", "query_dollars", "query_tokens", "query_latency_s"))
+)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
+def _seed(v: Any, optional: bool = False) -> bool:
+    if v is None:
+        return optional
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED
+
+
+def _param(v: Any) -> bool:
+    """A strategy option as written: a scalar, "inf", or a list of names (a tuple option)."""
+    if isinstance(v, list):
+        return all(isinstance(x, str) for x in v)
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _run_from(raw: Any) -> RunOutcomes:
+    if not isinstance(raw, dict):
+        raise ValueError("a run is not an object")
+    for f in ("task", "config", "strategy"):
+        if not _text(raw.get(f)):
+            raise ValueError(f"a run's {f} must be a non-empty string")
+    where = f"run {raw['config']}"
+    if not _seed(raw.get("seed")):
+        raise ValueError(
+            f"{where}: seed must be an integer in 0..{MAX_SEED}, not {raw.get('seed')!r}"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UisbenchError(
-            f"{path}: malformed result file ({type(exc).__name__}: {exc})"
-        ) from None
-
-
-def _run_from(raw: dict[str, Any]) -> RunOutcomes:
-    if raw["columns"] != COLUMNS:
-        raise ValueError(f"columns must be {COLUMNS}")
-    queries = pd.DataFrame(raw["rows"], columns=COLUMNS)
+    if not _seed(raw.get("split_seed"), optional=True):
+        raise ValueError(f"{where}: split_seed must be null or an integer in 0..{MAX_SEED}")
+    cache = raw.get("prefix_cache")
+    if cache is not None:
+        if not isinstance(cache, str):
+            raise ValueError(f"{where}: prefix_cache must be a string or null, not {cache!r}")
+        try:
+            PrefixCache.parse(cache)
+        except UisbenchError as exc:
+            raise ValueError(f"{where}: prefix_cache: {exc}") from None
+    params, models = raw.get("params"), raw.get("models")
+    if not isinstance(params, dict) or not all(_param(v) for v in params.values()):
+        raise ValueError(f"{where}: params must be an object of option values")
+    if not isinstance(models, list) or not all(_text(m) for m in models):
+        raise ValueError(f"{where}: models must be a list of names")
+    if raw.get("columns") != COLUMNS:
+        raise ValueError(f"{where}: columns must be {COLUMNS}")
+    rows = raw.get("rows")
+    if not isinstance(rows, list):
+        raise ValueError(f"{where}: rows must be a list")
+    for row in rows:
+        _check_row(row, where)
+    queries = pd.DataFrame(rows, columns=COLUMNS)
     for col in COLUMNS[2:]:
-        queries[col] = pd.to_numeric(queries[col], errors="raise").astype(float)
+        queries[col] = pd.to_numeric(queries[col]).astype(float)
     queries["correct"] = queries["correct"].astype(int)
     if queries["query"].duplicated().any():
-        raise ValueError(f"run {raw['config']} seed {raw['seed']} repeats a query")
+        raise ValueError(f"{where} seed {raw['seed']} repeats a query")
     return RunOutcomes(
-        task=str(raw["task"]),
-        config=str(raw["config"]),
-        strategy=str(raw["strategy"]),
-        params=dict(raw["params"]),
-        seed=int(raw["seed"]),
-        models=list(raw["models"]),
+        task=raw["task"],
+        config=raw["config"],
+        strategy=raw["strategy"],
+        params=params,
+        seed=raw["seed"],
+        models=models,
         split_seed=raw.get("split_seed"),
         queries=queries,
-        prefix_cache=raw.get("prefix_cache"),
+        prefix_cache=cache,
     )
+
+
+def _check_row(row: Any, where: str) -> None:
+    """One per-query row: [query, correct 0/1, flops, dollars, tokens, latency_s]."""
+    if not isinstance(row, list) or len(row) != len(COLUMNS):
+        raise ValueError(f"{where}: a row must be a list of {len(COLUMNS)} values")
+    query, correct, *figures = row
+    if not _text(query):
+        raise ValueError(f"{where}: a row's query must be a non-empty string")
+    if correct not in (0, 1) or isinstance(correct, float):
+        raise ValueError(f"{where}: query {query}: correct must be 0 or 1, not {correct!r}")
+    for col, v in zip(COLUMNS[2:], figures):
+        bound = _ROW_BOUNDS[col]
+        if v is not None and (
+            not isinstance(v, (int, float)) or isinstance(v, bool) or out_of_bounds(bound, v)
+        ):
+            raise ValueError(f"{where}: query {query}: {col} must be {BOUNDS[bound][2]}, not {v!r}")

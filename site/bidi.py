@@ -15,8 +15,12 @@ from typing import Any
 
 from markupsafe import Markup
 
-#: Embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069).
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+#: Embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and the implicit marks
+#: LRM, RLM and ALM (U+200E, U+200F, U+061C), which move neutral characters such as digits.
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): = + - @, and a
+#: tab or carriage return, which some import as whitespace before one.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def strip_bidi(value: Any) -> Any:
@@ -42,3 +46,20 @@ def dumps_without_bidi(obj: Any, **kwargs: Any) -> str:
     """``json.dumps`` for jinja2's ``tojson`` policy: strings cleaned before encoding (the
     encoder would write them as ``\\u202e`` escapes, which the browser decodes again)."""
     return json.dumps(_clean(obj), **kwargs)
+
+
+def download_cell(value: Any) -> Any:
+    """A text cell of a CSV download: bidi controls stripped, and a cell a spreadsheet would
+    run as a formula prefixed with ``'`` (shown as text). Numbers are left as they are."""
+    if not isinstance(value, str):
+        return value
+    value = BIDI_CONTROLS.sub("", value)
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def download_json(text: str) -> str:
+    """JSON text of a download: bidi controls (raw or ``\\u`` escaped) removed, and ``<``, ``>``
+    and ``&`` escaped, so no markup payload survives if the file is ever shown as a page."""
+    text = BIDI_CONTROLS.sub("", text)
+    text = re.sub(r"\\u(200[efEF]|061[cC]|202[a-eA-E]|206[6-9])", "", text)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

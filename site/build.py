@@ -48,7 +48,7 @@ from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.results.report import dash_reasons, short_config
-from uisbench.site.bidi import dumps_without_bidi, strip_bidi
+from uisbench.site.bidi import download_cell, download_json, dumps_without_bidi, strip_bidi
 from uisbench.site.charts import (
     budget_spec,
     law_spec,
@@ -376,8 +376,13 @@ def strategy_notes(summary: dict[str, Any]) -> list[str]:
 def _write_data(folder: Path, name: str, frame: pd.DataFrame) -> dict[str, str]:
     """CSV and JSON downloads of a chart's data; returns their paths relative to the site."""
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / f"{name}.csv", index=False)
-    (folder / f"{name}.json").write_text(frame.to_json(orient="records", indent=1), "utf-8")
+    numeric = set(frame.select_dtypes(include=["number", "bool"]).columns)
+    cleaned = frame.copy()
+    for col in [c for c in frame.columns if c not in numeric]:
+        cleaned[col] = frame[col].map(download_cell)
+    cleaned.to_csv(folder / f"{name}.csv", index=False)
+    json_text = download_json(frame.to_json(orient="records", indent=1))
+    (folder / f"{name}.json").write_text(json_text, "utf-8")
     return {"csv": f"data/{name}.csv", "json": f"data/{name}.json"}
 
 
@@ -566,6 +571,7 @@ class _Site:
             if spec is None:
                 continue
             links = _write_data(self.out / "data", f"{page.slug}.{u}.points", pts)
+            links["fronts_csv"] = None  # no front (a board of oracle runs only)
             if len(fronts):
                 fr = fronts[fronts["unit"] == u]
                 name = f"{page.slug}.{u}.fronts"

@@ -24,6 +24,7 @@ The budget is ``budget`` × the dearest model's mean one-sample cost on the trai
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,10 @@ def candidate_plans(
     return plans
 
 
+#: Candidate plans a fit may score: 100 × the default's on five models (725).
+MAX_PLANS = 72_500
+
+
 class FrugalCascade(Cascade):
     """FrugalGPT: the most accurate cascade (chain and thresholds) within a cost budget."""
 
@@ -114,8 +119,11 @@ class FrugalCascade(Cascade):
     @dataclass
     class Params:
         budget: float = bounded(0.3, gt=0)  # × the dearest model's mean one-sample cost (train)
-        max_len: int = bounded(3, ge=1)
-        grid: int = bounded(8, ge=1)
+        # Bounded by what finishes: the fit scores Σ_l C(models, l)·grid^(l−1) plans (at most
+        # MAX_PLANS); a chain longer than 8 models or a grid finer than 1 % of the training
+        # queries buys nothing FrugalGPT's 3-model chains need.
+        max_len: int = bounded(3, ge=1, le=8)
+        grid: int = bounded(8, ge=1, le=100)
         signal: str = "auto"
         k: int = bounded(3, ge=1)
         unit: str = "auto"
@@ -179,6 +187,16 @@ class FrugalCascade(Cascade):
         p = self.params
         models = ctx.models
         self._stages = {m: simulate_stage(train, m, self.signal, self.k, unit) for m in models}
+        n_plans = sum(
+            math.comb(len(models), n) * p.grid ** (n - 1)
+            for n in range(1, min(p.max_len, len(models)) + 1)
+        )
+        if n_plans > MAX_PLANS:
+            raise UisbenchError(
+                f"frugal-cascade: {n_plans} candidate plans with max_len={p.max_len}, "
+                f"grid={p.grid} over {len(models)} models; at most {MAX_PLANS} can be "
+                "fitted in reasonable time (lower grid or max_len)"
+            )
 
         def plans() -> list[Plan]:
             order = sorted(models, key=lambda m: float(np.mean(self._stages[m].cost)))

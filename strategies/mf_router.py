@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from uisbench.errors import UisbenchError
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import RunContext, bounded
 from uisbench.strategies.routing import _QualityRouter
@@ -97,6 +98,8 @@ def fit_mf(
 
 
 L2_GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+#: The most dim × steps a fit may cost: 16 times the default's (see MFRouter.Params).
+MAX_WORK = 16 * 16 * 400
 
 
 def cross_entropy(p: MFParams, x: np.ndarray, y: np.ndarray) -> float:
@@ -133,10 +136,21 @@ class MFRouter(_QualityRouter):
 
     @dataclass
     class Params(_QualityRouter.Params):
-        dim: int = bounded(16, ge=1)  # h, the shared embedding width
-        l2: float | None = bounded(None, ge=0)  # None: chosen by cross-validation on train
-        steps: int = bounded(400, ge=1)
-        lr: float = bounded(0.02, gt=0)
+        # Bounded by what finishes: 13 full-batch fits (3-fold choice of l2 over 4 values, then
+        # one) cost ∝ dim × steps; the default takes seconds, MAX_WORK (16×) about a minute on
+        # a small bank. RouteLLM's MF router uses dim 128. Larger lr or l2 only overflow Adam.
+        dim: int = bounded(16, ge=1, le=256)  # h, the shared embedding width
+        l2: float | None = bounded(None, ge=0, le=1e3)  # None: chosen by cross-validation
+        steps: int = bounded(400, ge=1, le=4000)
+        lr: float = bounded(0.02, gt=0, le=10)
+
+        def validate(self) -> None:
+            super().validate()
+            if self.dim * self.steps > MAX_WORK:
+                raise UisbenchError(
+                    f"strategy mf-router: dim × steps = {self.dim * self.steps} must be <= "
+                    f"{MAX_WORK} (16 times the default 16 × 400, so that the fit finishes)"
+                )
 
     def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
         p = self.params

@@ -150,10 +150,12 @@ class UniScale(Strategy):
 
     @dataclass
     class Params:
-        cost_weight: float = bounded(0.3, ge=0)  # w3
-        w_correct: float = bounded(1.0, ge=0)  # w1
-        w_score: float = bounded(0.0, ge=0)  # w2 (the bank's sample score, where it has one)
-        alpha: float | None = bounded(None, ge=0)  # exploration width; None: chosen on train
+        # Rewards are w1·correct + w2·score − w3·cost (cost normalised to [0, 1]): weights up
+        # to 1e6 give any useful ratio and keep rewards finite (1e308 overflowed to inf − inf).
+        cost_weight: float = bounded(0.3, ge=0, le=1e6)  # w3
+        w_correct: float = bounded(1.0, ge=0, le=1e6)  # w1
+        w_score: float = bounded(0.0, ge=0, le=1e6)  # w2 (the bank's sample score, if any)
+        alpha: float | None = bounded(None, ge=0, le=1e6)  # exploration width; None: on train
         dim: int | None = bounded(None, ge=0, le=4096)  # principal components; None: likewise
         norm: str = "auto"  # cost normalisation: linear, log, rank; auto: chosen likewise
         max_k: int = bounded(16, ge=1)

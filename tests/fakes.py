@@ -129,7 +129,8 @@ class FakeBank:
             acc = np.broadcast_to(np.asarray(m.accuracy, dtype=float), (self.queries,))
             correct = rng.random(shape) < acc[:, None]
             answer = np.where(correct, refs[:, None], wrong[rng.integers(len(wrong), size=shape)])
-            logprob = np.where(correct, -0.2, -1.5) + 0.3 * rng.standard_normal(shape)
+            noisy = np.where(correct, -0.2, -1.5) + 0.3 * rng.standard_normal(shape)
+            logprob = np.minimum(noisy, 0.0)  # a log-probability is never above 0
             gap = rng.random(shape) < self.missing
             correct &= ~gap
             answer[gap] = None

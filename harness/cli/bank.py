@@ -142,9 +142,11 @@ def bank_import(
     if hint := cost_unit_hint(models_without_cost_unit(engine, stats.bank)):
         click.echo(hint, err=True)
     if stats.unknown_models:
+        n, shown = len(stats.unknown_models), stats.unknown_models[:5]
+        more = f", ... ({n} in all)" if n > len(shown) else ""
         click.echo(
-            f"warning: the models file describes models the bank lacks: "
-            f"{', '.join(stats.unknown_models)}",
+            f"warning: the models file describes {n} model(s) the bank lacks (not stored): "
+            f"{', '.join(shown)}{more}",
             err=True,
         )
     replaced = f"; {stats.replaced} conflicting rows replaced" if stats.replaced else ""

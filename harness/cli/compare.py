@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from uisbench.cli.options import db_option
+from uisbench.cli.options import SEED, db_option
 from uisbench.errors import UisbenchError
 
 tolerance_options = [
@@ -42,6 +42,10 @@ def with_tolerances(f):
     return f
 
 
+#: Run ids are database integers; one argument names at most this many of them.
+MAX_RUN_ID, MAX_IDS = 2**31 - 1, 100_000
+
+
 def _parse_ids(text: str) -> list[int]:
     """``12``, ``12,13`` or ``12-20`` → run ids."""
     ids: list[int] = []
@@ -49,7 +53,13 @@ def _parse_ids(text: str) -> list[int]:
         lo, dash, hi = part.partition("-")
         if not lo.isdigit() or (dash and not hi.isdigit()):
             raise UisbenchError(f"{text!r} is neither a result file nor run ids (e.g. 3,4 or 3-9)")
-        ids += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last > MAX_RUN_ID or last - first + len(ids) >= MAX_IDS:
+            raise UisbenchError(
+                f"{part!r}: a run id is at most {MAX_RUN_ID}, and one argument names at most "
+                f"{MAX_IDS} of them"
+            )
+        ids += range(first, last + 1)
     return ids
 
 
@@ -158,7 +168,7 @@ def compare(
     help="Committed result file whose configurations are re-run.",
 )
 @click.option("--bank", default=None, help="Bank name or file (default: the shipped bank).")
-@click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (default: the baseline's).")
+@click.option("--seed", "seeds", type=SEED, multiple=True, help="Seeds (default: the baseline's).")
 @with_tolerances
 @click.option(
     "--db",

@@ -7,6 +7,9 @@ or foreign database — ends as one line on stderr and exit code 2, with no trac
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,8 +43,40 @@ for command in (bank, decompose, list_, run, report, site, results, compare, gat
     cli.add_command(command)
 
 
+class _NoBidi:
+    """A text stream that drops bidi controls: a bank or model named with U+202E must not
+    reorder what a terminal shows (tables, messages, errors)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from uisbench.site.bidi import BIDI_CONTROLS
+
+        self._stream.write(BIDI_CONTROLS.sub("", text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _filtered_output() -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _NoBidi(sys.stdout), _NoBidi(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every expected failure into one line on stderr and exit 2."""
+    with _filtered_output():
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     from uisbench.store import engine
 
     engine.created_databases().clear()  # only files this command creates may be discarded

@@ -8,8 +8,9 @@ import click
 
 from uisbench.errors import UisbenchError
 
-#: Seeds are numpy SeedSequence entropy and database integers: 0..2^32-1.
-SEED = click.IntRange(0, 2**32 - 1)
+#: Seeds are numpy SeedSequence entropy and database integers: 0..2^31-1, what a PostgreSQL
+#: ``integer`` holds (SQLite takes more; one rule for both).
+SEED = click.IntRange(0, 2**31 - 1)
 
 db_option = click.option(
     "--db",

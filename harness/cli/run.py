@@ -28,7 +28,7 @@ from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_o
     help="NAME[:key=value,...]; repeatable. Default: every strategy's default sweep.",
 )
 @click.option(
-    "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^32-1; repeatable (default 0)."
+    "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^31-1; repeatable (default 0)."
 )
 @click.option(
     "--bank",

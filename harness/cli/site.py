@@ -25,7 +25,7 @@ def site() -> None:
 @click.option(
     "--queries",
     "drill_queries",
-    type=int,
+    type=click.IntRange(0, 2**31 - 1),
     default=30,
     show_default=True,
     help="Test queries per task with a drill-down page (the first by query key; 0 for all).",

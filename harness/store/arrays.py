@@ -278,6 +278,24 @@ def _densify_models(
     return arrays, labels
 
 
+#: Padded cells of one (queries × samples) array beyond which replay refuses a bank whose
+#: cells are mostly padding (80 MB per float array; ten arrays per model).
+MAX_PADDED_CELLS = 10_000_000
+
+
+def _refuse_lopsided(n_queries: int, n_samples: int, held: int) -> None:
+    """Dense arrays pad every query to the largest sample count: one query of 10,000 samples
+    among thousands of one sample would make gigabytes of padding. A bank of mostly padding
+    (cells over 4 × the samples held) larger than MAX_PADDED_CELLS is refused."""
+    cells = n_queries * n_samples
+    if cells > MAX_PADDED_CELLS and cells > 4 * held:
+        raise UisbenchError(
+            f"bank too lopsided to replay: one query holds {n_samples} samples of a model that "
+            f"has {held} over {n_queries} queries, so dense arrays would pad to {cells} cells "
+            f"(limit {MAX_PADDED_CELLS} when most are padding); drop the extra samples"
+        )
+
+
 def _densify(df: pd.DataFrame, codes: np.ndarray, qids: np.ndarray) -> ModelArrays:
     Q = len(qids)
     if df.empty:
@@ -293,6 +311,7 @@ def _densify(df: pd.DataFrame, codes: np.ndarray, qids: np.ndarray) -> ModelArra
         cols = np.empty(len(df), dtype=np.int64)
         cols[order] = np.arange(len(rows_sorted)) - starts[run_id]
         S = int(cols.max()) + 1
+    _refuse_lopsided(Q, S, len(df))
     n_avail = np.bincount(rows, minlength=Q).astype(np.int32)
 
     def mat(values: np.ndarray, fill: Any, dtype: Any) -> np.ndarray:

@@ -26,6 +26,7 @@ from uisbench.store.bankfile import (
     FlatRow,
     bank_meta_beside,
     bank_name_from_path,
+    check_text,
     read_blocks,
     read_models_file,
 )
@@ -134,6 +135,7 @@ def import_file(
         raise UisbenchError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}")
     meta = read_models_file(models_path) if models_path else {}
     name = name or bank_name_from_path(path)
+    check_text("bank name", name)
     source = "synthetic" if synthetic else "import"
     with engine.begin() as conn:
         config = {"file": path.name, **bank_meta_beside(path)}
@@ -171,7 +173,11 @@ class _Importer:
         self.task_ids: dict[str, int] = {}
         # (task, query key) -> (query id, split, prompt) as stored
         self.queries: dict[tuple[str, str], tuple[int, str | None, str]] = {}
-        self.model_ids: dict[str, int] = dict(ensure_models(conn, meta)) if meta else {}
+        # Models are created when the bank names them: a models file's others are reported,
+        # not stored (80,000 of them were 80,000 inserts).
+        # embed:KIND entries (a router's embedding price) are stored: they have no samples.
+        priced = {m: meta[m] for m in embedders(meta)}
+        self.model_ids: dict[str, int] = dict(ensure_models(conn, priced)) if priced else {}
         self.seen_models: set[str] = set()
         self.rows = self.inserted = self.replaced = 0
         self.names, self.digest = Names(conn), DigestDelta()
@@ -199,7 +205,7 @@ class _Importer:
         self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_keys")
         # embed:KIND entries price a router's embedding model: no samples expected
         unknown = sorted(set(self.meta) - self.seen_models - set(embedders(self.meta)))
-        models = sorted(self.seen_models | set(self.meta))
+        models = sorted(self.seen_models)  # the models file's others: unknown, not stored
         return ImportStats(
             name, self.rows, self.inserted, sorted(self.task_ids), models, self.replaced, unknown
         )

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from uisbench.errors import UisbenchError
+from uisbench.store import schema as s
 
 #: Fields every line must carry (values may be null where the type allows).
 FIELDS = tuple(
@@ -66,29 +68,96 @@ def _num(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
-#: Value bounds of the numeric fields, the one rule set for both readers (line checks and
-#: columnar checks): (low, high, what the message says). Every number must also be finite.
-#: A negative or infinite cost would make a strategy look cheaper than free on the board;
-#: sample indexes are database integers.
-MAX_SAMPLE = 2**31 - 1
-MAX_TOKENS = 2**53
+#: The plausible-range table: (low, high, what the message says) per number uisbench stores or
+#: reads, the one rule set for bank files (both readers), models files, live recording and result
+#: files. Every number must also be finite. The ranges are generous for real data yet small
+#: enough that sums over a whole board stay finite (a cost of 1e308 passed a finiteness check
+#: and became ``inf`` on the report) and that every integer fits a PostgreSQL ``integer``:
+#:
+#: - ``sample``: 0..9,999, at most 10,000 samples per query and model (the largest repeated-
+#:   sampling study, Brown et al. 2024, drew 10,000); replay holds queries × samples arrays.
+#: - tokens: 0..10^8 per sample, ten times the longest context window offered (10M).
+#: - ``cost_usd``: 0..$1,000 per sample (10^5 output tokens at $600/Mtok, the dearest list
+#:   price, costs $60). ``latency_s``: 0..86,400 (a day per sample).
+#: - ``logprob``: -10^9..0, a log-probability (sums of 10^8 tokens at -10 each fit).
+#:   ``score``: -10^9..10^9 (a verifier's or reward model's score).
+#: - models files: ``params_b``/``active_params_b`` 0..100,000 (10^14 parameters, fifty times
+#:   the largest disclosed model), ``train_tokens_t`` 0..10,000 (10^16 tokens), prices
+#:   0..$10,000 per million tokens.
+#: - result files, per query: FLOPs 0..10^30, dollars 0..10^7, tokens 0..10^13, latency
+#:   0..10^9 s (up to 10^4 samples of the per-sample maxima above).
+MAX_SAMPLE = 9_999
+MAX_TOKENS = 10**8
 BOUNDS: dict[str, tuple[float, float, str]] = {
-    "sample": (0, MAX_SAMPLE, "an integer in 0..2^31-1"),
-    "input_tokens": (0, MAX_TOKENS, "a non-negative integer (below 2^53) or null"),
-    "output_tokens": (0, MAX_TOKENS, "a non-negative integer (below 2^53) or null"),
-    "cost_usd": (0.0, math.inf, "a finite non-negative number or null"),
-    "latency_s": (0.0, math.inf, "a finite non-negative number or null"),
-    "logprob": (-math.inf, math.inf, "a finite number or null"),
-    "score": (-math.inf, math.inf, "a finite number or null"),
+    "sample": (0, MAX_SAMPLE, f"an integer in 0..{MAX_SAMPLE}"),
+    "input_tokens": (0, MAX_TOKENS, f"an integer in 0..{MAX_TOKENS:.0e} or null"),
+    "output_tokens": (0, MAX_TOKENS, f"an integer in 0..{MAX_TOKENS:.0e} or null"),
+    "cost_usd": (0.0, 1e3, "a number in 0..1000 (USD per sample) or null"),
+    "latency_s": (0.0, 86_400.0, "a number in 0..86400 (seconds) or null"),
+    "logprob": (-1e9, 0.0, "a number in -1e9..0 (a log-probability) or null"),
+    "score": (-1e9, 1e9, "a number in -1e9..1e9 or null"),
+    "params_b": (0.0, 1e5, "a number in 0..1e5 (billions) or null"),
+    "active_params_b": (0.0, 1e5, "a number in 0..1e5 (billions) or null"),
+    "train_tokens_t": (0.0, 1e4, "a number in 0..1e4 (trillions) or null"),
+    **{p: (0.0, 1e4, "a number in 0..1e4 (USD per million tokens) or null") for p in PRICES},
+    "query_flops": (0.0, 1e30, "a number in 0..1e30 or null"),
+    "query_dollars": (0.0, 1e7, "a number in 0..1e7 or null"),
+    "query_tokens": (0, 1e13, "a number in 0..1e13 or null"),
+    "query_latency_s": (0.0, 1e9, "a number in 0..1e9 or null"),
 }
+#: The fields of a bank line that the table bounds.
+LINE_BOUNDED = (
+    "sample",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_s",
+    "logprob",
+    "score",
+)
+
+
+#: Characters a text value may hold at most where its database column is sized (from the
+#: schema): PostgreSQL refuses longer values and any NUL byte, SQLite accepts both, so both
+#: rules are checked before writing, whatever the database. Unsized text has no limit.
+TEXT_LIMITS: dict[str, int] = {
+    "task": s.tasks.c.name.type.length,
+    "query_id": s.queries.c.query_key.type.length,
+    "model": s.models.c.name.type.length,
+    "bank name": s.banks.c.name.type.length,
+    "family": s.models.c.family.type.length,
+    "config label": s.runs.c.config_label.type.length,
+}
+_TEXT_FIELDS = ("task", "query_id", "prompt", "reference", "model", "answer", "text")
+
+
+def text_problem(field: str, value: Any) -> str | None:
+    """Why a text value cannot be stored (a NUL byte, or longer than its column), or None."""
+    if not isinstance(value, str):
+        return None
+    if "\0" in value:
+        return f"{field} holds a NUL byte"
+    limit = TEXT_LIMITS.get(field)
+    if limit is not None and len(value) > limit:
+        return f"{field} is longer than {limit} characters"
+    return None
+
+
+def check_text(field: str, value: Any, where: str = "") -> None:
+    """:func:`text_problem` as one line."""
+    why = text_problem(field, value)
+    if why:
+        raise UisbenchError(f"{where}{why} ({value[:40]!r}...)")
 
 
 def out_of_bounds(field: str, value: Any) -> bool:
     """True when a number of ``field`` breaks :data:`BOUNDS` (None is always allowed)."""
     if value is None:
         return False
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return True
     lo, hi, _ = BOUNDS[field]
-    if isinstance(value, int):  # huge ints: no float conversion (it could overflow)
+    if isinstance(value, numbers.Integral):  # huge ints: no float conversion (could overflow)
         return not lo <= value <= hi
     return not (math.isfinite(value) and lo <= value <= hi)
 
@@ -109,7 +178,7 @@ _FIELD_TYPES = (
 _OK_TYPES = frozenset(itertools.product(*_FIELD_TYPES))
 _SPLITS = (None, "train", "test")
 _NOT_NULL = frozenset(("task", "query_id", "prompt", "model", "sample", "correct"))
-_FAST_BOUNDED = tuple(f for f in BOUNDS if f in FIELDS)
+_FAST_BOUNDED = tuple(f for f in LINE_BOUNDED if f in FIELDS)
 
 
 def _fast_row(obj: Any) -> FlatRow | None:
@@ -130,6 +199,8 @@ def _fast_row(obj: Any) -> FlatRow | None:
     if not (task and query_id and prompt and model) or split not in _SPLITS:
         return None
     if any(out_of_bounds(f, obj[f]) for f in _FAST_BOUNDED):
+        return None
+    if any(text_problem(f, obj.get(f)) for f in _TEXT_FIELDS):
         return None
     return FlatRow(*vals)
 
@@ -165,8 +236,13 @@ def parse_line(obj: Any, path: Path, lineno: int) -> FlatRow:
     for f in ("cost_usd", "latency_s", "logprob", "score"):
         if not _num(obj.get(f)):
             raise _bad(path, lineno, f"{f} must be a number or null")
-    for f, (_lo, _hi, what) in BOUNDS.items():
+    for f in _TEXT_FIELDS:
+        why = text_problem(f, obj.get(f))
+        if why:
+            raise _bad(path, lineno, why)
+    for f in LINE_BOUNDED:
         if out_of_bounds(f, obj.get(f)):
+            what = BOUNDS[f][2]
             raise _bad(path, lineno, f"{f} must be {what}, not {obj[f]!r}")
     return FlatRow(**{f: obj[f] for f in FIELDS}, text=obj.get("text"), score=obj.get("score"))
 
@@ -253,7 +329,23 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     split = col("split").drop_null()
     if len(split) and not pc.all(pc.is_in(split, pa.array(["train", "test"]))).as_py():
         return None
-    return table if _columns_in_bounds(table) else None
+    return table if _columns_in_bounds(table) and _texts_storable(table) else None
+
+
+def _texts_storable(table: Any) -> bool:
+    """:func:`text_problem` column-wise: no NUL byte, no value longer than its column."""
+    import pyarrow.compute as pc
+
+    for f in _TEXT_FIELDS:
+        col = table.column(f)
+        if col.null_count == len(col):
+            continue
+        if pc.any(pc.match_substring(col, "\0")).as_py():
+            return False
+        limit = TEXT_LIMITS.get(f)
+        if limit is not None and pc.max(pc.utf8_length(col)).as_py() > limit:
+            return False
+    return True
 
 
 def _columns_in_bounds(table: Any) -> bool:
@@ -261,7 +353,8 @@ def _columns_in_bounds(table: Any) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for f, (lo, hi, _) in BOUNDS.items():
+    for f in LINE_BOUNDED:
+        lo, hi, _ = BOUNDS[f]
         col = table.column(f)
         if col.null_count == len(col):
             continue
@@ -342,6 +435,23 @@ def row_to_json(row: FlatRow) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def read_json_file(path: Path) -> Any:
+    """A JSON file beside a bank or a result file, decoded; anything hostile is one line.
+
+    orjson is strict where :mod:`json` is not, and never recurses in Python: invalid UTF-8
+    (also an encoded lone surrogate), nesting deeper than 1024 levels (``json`` raised
+    RecursionError at about 1000), NaN/Infinity and numbers that overflow to infinity are all
+    refused. Integers beyond 64 bits come back as floats (and fail an integer check).
+    """
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        msg = str(exc)
+        if "UTF-8" in msg or "surrogate" in msg:
+            raise UisbenchError(f"{path.name}: not UTF-8 text ({msg})") from None
+        raise UisbenchError(f"{path.name}: invalid JSON ({msg})") from None
+
+
 #: models.json fields: all optional, numbers finite and non-negative (or null).
 MODEL_NUMBERS = ("params_b", "active_params_b", "train_tokens_t", *PRICES)
 
@@ -350,19 +460,10 @@ def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
     """``NAME.models.json``: model → metadata in billions/trillions, converted to plain units."""
     if not path.is_file():
         raise UisbenchError(f"no such models file: {path}")
-    try:
-        raw = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise UisbenchError(f"{path.name}: not UTF-8 text") from None
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise UisbenchError(f"{path.name}: invalid JSON ({exc})") from None
+    raw = read_json_file(path)
     if not isinstance(raw, dict):
         raise UisbenchError(f"{path.name}: expected an object mapping model names to metadata")
     return {name: _model_meta(path, name, m) for name, m in raw.items()}
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
 
 
 def _model_meta(path: Path, name: str, m: Any) -> dict[str, Any]:
@@ -370,12 +471,11 @@ def _model_meta(path: Path, name: str, m: Any) -> dict[str, Any]:
         raise UisbenchError(f"{path.name}: metadata of {name!r} is not an object")
     for f in MODEL_NUMBERS:
         v = m.get(f)
-        if not _num(v) or (v is not None and not (math.isfinite(v) and v >= 0)):
-            raise UisbenchError(
-                f"{path.name}: {name}.{f} must be a finite non-negative number or null, not {v!r}"
-            )
+        if out_of_bounds(f, v):
+            raise UisbenchError(f"{path.name}: {name}.{f} must be {BOUNDS[f][2]}, not {v!r}")
     if not isinstance(m.get("family"), (str, _NONE)):
         raise UisbenchError(f"{path.name}: {name}.family must be a string or null")
+    check_text("family", m.get("family"), f"{path.name}: {name}.")
     params = m.get("params_b")
     active = m.get("active_params_b", params)
     tokens = m.get("train_tokens_t")
@@ -417,10 +517,7 @@ def bank_meta_beside(path: Path) -> dict[str, str]:
     meta = bank_meta_path(path)
     if not meta.is_file():
         return {}
-    try:
-        raw = json.loads(meta.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UisbenchError(f"{meta.name}: invalid JSON ({exc})") from None
+    raw = read_json_file(meta)
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise UisbenchError(f"{meta.name}: expected an object of strings (source, licence)")
     return raw

@@ -64,9 +64,13 @@ def _tune_sqlite(engine: Engine, *, write: bool) -> None:
 def _use_wal(engine: Engine) -> None:
     """WAL (persistent in the file), set only once the file is known to be ours: a foreign
     database must be left byte for byte as it was."""
+    import sqlite3
+
     raw = engine.raw_connection()
     try:
         raw.cursor().execute("PRAGMA journal_mode = WAL")
+    except sqlite3.Error as exc:  # an immutable or read-only file: the driver's own error
+        raise OperationalError("PRAGMA journal_mode = WAL", None, exc) from None
     finally:
         raw.close()
 
@@ -82,8 +86,12 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
     except ArgumentError as exc:
         raise UisbenchError(f"invalid database URL {url_text!r}: {exc}") from None
     is_sqlite = url.get_backend_name() == "sqlite"
+    connect_args: dict = {}
     if is_sqlite and url.database not in (None, "", ":memory:"):
         path = Path(url.database)
+        _refuse_hot_journal(path)
+        if not create and path.exists():
+            connect_args["creator"] = _read_only_connect(path)
         if not path.exists():
             if not create:
                 raise UisbenchError(
@@ -92,7 +100,7 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
             _CREATED.add(path)
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, **connect_args)
     except Exception as exc:  # missing driver, bad URL parts
         raise UisbenchError(f"cannot open database {url.render_as_string()}: {exc}") from None
     if is_sqlite:
@@ -111,13 +119,63 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
     return engine
 
 
+def _refuse_hot_journal(path: Path) -> None:
+    """A rollback journal beside the file is a write that did not finish (uisbench writes in
+    WAL mode, so not one of ours): any connection, even a read, would roll it back, so the
+    database is refused before it is opened."""
+    journal = Path(f"{path}-journal")
+    if journal.is_file() and journal.stat().st_size > 0:
+        raise UisbenchError(
+            f"database {path} has a hot journal ({journal.name}: a write by another program "
+            "that did not finish); refusing to open it, which would roll that write back"
+        )
+
+
+def _read_only_connect(path: Path):
+    """Connections of read-only commands: ``mode=ro``, so that nothing (not even a journal or
+    WAL index) is created; on a read-only file system, where a WAL database's index cannot be
+    made, ``immutable=1`` (nothing can write the file there)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path))}?mode=ro"
+
+    def connect():
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if not os.statvfs(path).f_flag & os.ST_RDONLY:
+                raise
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+        return conn
+
+    return connect
+
+
+def _foreign_objects(engine: Engine, tables: set[str]) -> list[str]:
+    """What makes a database without uisbench's tables someone else's: its tables and views,
+    or (SQLite) a user_version or application_id that some program set."""
+    found = sorted(tables | set(inspect(engine).get_view_names()))
+    if engine.dialect.name == "sqlite" and not found:
+        with engine.connect() as conn:
+            for pragma in ("user_version", "application_id"):
+                value = conn.exec_driver_sql(f"PRAGMA {pragma}").scalar()
+                if value:
+                    found.append(f"{pragma} {value}")
+            conn.rollback()
+    return found
+
+
 def _ensure_schema(engine: Engine, *, create: bool) -> None:
     existing = set(inspect(engine).get_table_names())
     if schema.meta.name not in existing:
+        existing = set(_foreign_objects(engine, existing))
         if existing:  # someone else's database (or a damaged one): never write into it
             shown = ", ".join(sorted(existing)[:5]) + (", ..." if len(existing) > 5 else "")
             raise UisbenchError(
-                f"database is not a uisbench database (it holds tables {shown}); "
+                f"database is not a uisbench database (it holds {shown}); "
                 "refusing to use it: give an empty or new database"
             )
         if not create:

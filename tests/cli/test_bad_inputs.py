@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,35 @@ def work(tmp_path, capsys, monkeypatch):
     assert cli(capsys, "bank", "import", write(tmp_path / "b.jsonl", rows), "--db", str(db))[0] == 0
     args = ("run", "--bank", "b", "--strategy", "single:model=m", "--no-report", "--db", str(db))
     assert cli(capsys, *args)[0] == 0
+    assert (
+        cli(
+            capsys, "results", "export", "1", "--out", str(tmp_path / "base.json"), "--db", str(db)
+        )[0]
+        == 0
+    )
     return tmp_path, db
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def baseline(change) -> Callable[[Path], bytes]:
+    """A result file: the fixture's exported run 1 with ``change`` applied to its first run."""
+
+    def make(tmp_path: Path) -> bytes:
+        raw = json.loads((tmp_path / "base.json").read_text(encoding="utf-8"))
+        change(raw["runs"][0])
+        return json.dumps(raw).encode()
+
+    return make
+
+
+def cell(column: int, value) -> Callable[[dict], None]:
+    return lambda run: run["rows"][0].__setitem__(column, value)
+
+
+def setting(key: str, value) -> Callable[[dict], None]:
+    return lambda run: run.__setitem__(key, value)
 
 
 def line(r: dict, **change) -> bytes:
@@ -120,8 +149,150 @@ CASES = {
             ("uniscale:cost_weight=nan", "cost_weight=nan must be a finite number"),
             ("uniscale:cost_weight=inf", "cost_weight=inf must be a finite number"),
             ("t2:restarts=100000000", "restarts=100000000 must be <= 256"),
+            # bounded by what can finish (issue 20 item 14)
+            ("mf-router:dim=100000", "dim=100000 must be <= 256"),
+            ("mf-router:dim=2147483647", "dim=2147483647 must be <= 256"),
+            ("mf-router:steps=2147483647", "steps=2147483647 must be <= 4000"),
+            ("mf-router:dim=256,steps=4000", "dim × steps = 1024000 must be <= 102400"),
+            ("mf-router:lr=1e308", "lr=1e+308 must be <= 10"),
+            ("frugal-cascade:grid=100000", "grid=100000 must be <= 100"),
+            ("frugal-cascade:grid=2147483647", "grid=2147483647 must be <= 100"),
+            ("frugal-cascade:max_len=2147483647", "max_len=2147483647 must be <= 8"),
+            ("uniscale:cost_weight=1e308", "cost_weight=1e+308 must be <= 1000000.0"),
+            ("uniscale:w_correct=1e308", "w_correct=1e+308 must be <= 1000000.0"),
         ]
     },
+    # finite but absurd (the plausible-range table): never inf on the report
+    "cost 1e308": (["bank", "import", "@bank"], [row(cost_usd=1e308)], "cost_usd must be"),
+    "100k samples on one query": (["bank", "import", "@bank"], [row(sample=99_999)], "sample must"),
+    "params_b 1e300": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        b'{"m": {"params_b": 1e300}}',
+        "m.params_b must be",
+    ),
+    # result files are validated like banks (compare and gate)
+    **{
+        f"result row {what} ({command})": (
+            [command, "@result", "1"]
+            if command == "compare"
+            else ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+            baseline(cell(column, value)),
+            message,
+        )
+        for command in ("compare", "gate")
+        for what, column, value, message in [
+            ("correct 5", 1, 5, "correct must be 0 or 1"),
+            ("correct -3", 1, -3, "correct must be 0 or 1"),
+            ("correct 0.5", 1, 0.5, "correct must be 0 or 1"),
+            ("negative dollars", 3, -3.0, "dollars must be"),
+            ("dollars 1e308", 3, 1e308, "dollars must be"),
+            ("tokens as text", 4, "7", "tokens must be"),
+            ("negative latency", 5, -1, "latency_s must be"),
+        ]
+    },
+    "result file with Infinity (compare)": (
+        ["compare", "@result", "1"],
+        lambda tmp: baseline(cell(3, 0.5))(tmp).replace(b"0.5", b"Infinity", 1),
+        "invalid JSON",
+    ),
+    # what PostgreSQL refuses, refused on SQLite too (issue 20 item 20)
+    "tokens 2**31": (["bank", "import", "@bank"], [row(output_tokens=2**31)], "output_tokens must"),
+    "NUL in a prompt": (["bank", "import", "@bank"], [row(prompt="a\0b")], "prompt holds a NUL"),
+    "NUL in an answer": (["bank", "import", "@bank"], [row(answer="\0")], "answer holds a NUL"),
+    "model name of 201 characters": (
+        ["bank", "import", "@bank"],
+        [row(model="m" * 201)],
+        "model is longer than 200 characters",
+    ),
+    "query id of 301 characters": (
+        ["bank", "import", "@bank"],
+        [row(query_id="q" * 301)],
+        "query_id is longer than 300 characters",
+    ),
+    "task of 201 characters": (
+        ["bank", "import", "@bank"],
+        [row(task="t" * 201)],
+        "task is longer",
+    ),
+    "configuration label over 300 characters": (
+        ["run", "--bank", "b", "--strategy", "cascade:k=2,models=" + "+".join(["m"] * 60)],
+        None,
+        "config label is longer than 300 characters",
+    ),
+    "bank name of 201 characters": (
+        ["bank", "import", "@bank", "--name", "b" * 201],
+        [row()],
+        "bank name is longer than 200 characters",
+    ),
+    "family of 101 characters": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        json.dumps({"m": {"family": "f" * 101}}).encode(),
+        "m.family is longer than 100 characters",
+    ),
+    # JSON beside a bank and result files: one line however hostile (nesting, bytes)
+    "models.json nested 100,000 deep": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        DEEP,
+        "depth limit",
+    ),
+    "NAME.bank.json nested 100,000 deep": (
+        ["bank", "import", "@bank", "--name", "n", "@meta"],
+        DEEP,
+        "depth limit",
+    ),
+    "NAME.bank.json not UTF-8": (
+        ["bank", "import", "@bank", "--name", "n", "@meta"],
+        b'{"source": "\xff"}',
+        "not UTF-8",
+    ),
+    "result file nested deep (compare)": (["compare", "@result", "1"], DEEP, "depth limit"),
+    "result file not UTF-8 (compare)": (
+        ["compare", "1", "@result"],
+        b'{"format": "uisbench-results/1", "bank": "\xff"}',
+        "not UTF-8",
+    ),
+    "result file nested deep (gate)": (
+        ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+        DEEP,
+        "depth limit",
+    ),
+    **{
+        f"baseline {key}={value!r}": (
+            ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+            baseline(setting(key, value)),
+            message,
+        )
+        for key, value, message in [
+            ("seed", 2**64, "seed must be"),
+            ("seed", 1e300, "seed must be"),
+            ("seed", -1, "seed must be"),
+            ("split_seed", 2**70, "split_seed must be"),
+            ("prefix_cache", 5, "prefix_cache must be"),
+        ]
+    },
+    "baseline naming mf-router:dim=100000": (
+        ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+        baseline(lambda run: run.update(strategy="mf-router", params={"dim": 100000})),
+        "dim=100000 must be <= 256",
+    ),
+    "baseline with a list for a number": (
+        ["gate", "--baseline", "@result", "--bank", "b.jsonl"],
+        baseline(
+            lambda run: run.update(strategy="majority", params={"model": "m", "k": ["a", "b"]})
+        ),
+        "option k='a+b' is not a valid int",
+    ),
+    "site build --queries 10**20": (["site", "build", "--queries", str(10**20)], None, "--queries"),
+    "results export of run 10**20": (
+        ["results", "export", str(10**20), "--out", "r.json"],
+        None,
+        "run id",
+    ),
+    "results export of a range of 10**12 runs": (
+        ["results", "export", f"1-{10**12}", "--out", "r.json"],
+        None,
+        "run id",
+    ),
     "export to a folder": (["bank", "export", "--bank", "b", "--out", "@dir"], None, "directory"),
     "info of an unknown bank": (["bank", "info", "--bank", "zzz"], None, "unknown bank 'zzz'"),
 }
@@ -136,10 +307,14 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(work, capsys, case):
         "@raw": lambda: write_bytes(tmp_path / "new.jsonl", content),
         "@models": lambda: write_bytes(tmp_path / "new.models.json", content),
         "@dir": lambda: str((tmp_path / "outdir").mkdir() or tmp_path / "outdir"),
+        "@meta": lambda: write_bytes(tmp_path / "new.bank.json", content) and None,
+        "@result": lambda: write_bytes(
+            tmp_path / "r.json", content(tmp_path) if callable(content) else content
+        ),
     }
-    if "@models" in args:
+    if "@models" in args or "@meta" in args:
         write(tmp_path / "new.jsonl", [row(0, 7)])
-    argv = [files[a]() if a in files else a for a in args]
+    argv = [a for a in (files[a]() if a in files else a for a in args) if a is not None]
     before, listing = dump(db), sorted(p.name for p in tmp_path.iterdir())
     code, err = cli(capsys, *argv, "--db", str(db))
     assert code == 2 and err.count("\n") == 1 and err.startswith("uisbench: error:"), err
@@ -198,3 +373,51 @@ def test_adaptive_default_k_adapts_to_the_bank(work, capsys):
     args = ("run", "--bank", "b", "--strategy", "adaptive:model=m", "--no-report", "--db", str(db))
     code, err = cli(capsys, *args)
     assert code == 0, err
+
+
+def _immutable(path: Path) -> bool:
+    """chattr +i (root on ext4/xfs/btrfs); False where the file system or user cannot."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("chattr"):
+        return False
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+
+
+def test_immutable_database_is_one_line(work, capsys):
+    tmp_path, db = work
+    frozen = tmp_path / "frozen.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(frozen) as dst:
+        src.backup(dst)
+    with sqlite3.connect(frozen) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")  # not yet WAL: opening would switch it
+    if not _immutable(frozen):
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        before = frozen.read_bytes()
+        args = ("run", "--bank", "b", "--strategy", "majority:model=m,k=2", "--no-report")
+        code, err = cli(capsys, *args, "--db", str(frozen))
+        assert code == 2 and err.count("\n") == 1 and "readonly" in err.replace("-", ""), err
+        assert frozen.read_bytes() == before
+        assert cli(capsys, "report", "--db", str(frozen))[0] == 0  # reading still works
+    finally:
+        import subprocess
+
+        subprocess.run(["chattr", "-i", str(frozen)], check=True)
+
+
+def test_a_run_that_crashes_leaves_no_running_row(work, capsys, monkeypatch):
+    """Any failure (not only UisbenchError) before the first decision drops the run's row."""
+    tmp_path, db = work
+    from uisbench.strategies.tts import MajorityVote
+
+    def boom(self, ctx):
+        raise ValueError("min() arg is an empty sequence")
+
+    monkeypatch.setattr(MajorityVote, "run", boom)
+    before = dump(db)
+    args = ("run", "--bank", "b", "--strategy", "majority:model=m,k=2", "--no-report")
+    with pytest.raises(ValueError):
+        main([*args, "--db", str(db)])
+    assert dump(db) == before

@@ -47,3 +47,25 @@ def test_gemma_gguf_is_assembled_and_verified(tmp_path, monkeypatch) -> None:
     gemma = load_pool("cpu-tiny")[1]
     path = gguf_path(gemma.gguf)
     assert path.parent == tmp_path / "models" and path.exists()
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("params_total", 1e300, "params_b must be"),
+        ("params_active", -1, "params_b must be"),
+        ("train_tokens", 1e30, "train_tokens_t must be"),
+        ("price_out_per_mtok", 1e308, "price_out_per_mtok must be"),
+        ("name", "m\0", "holds a NUL"),
+    ],
+)
+def test_pool_numbers_are_bounded_by_the_plausible_range_table(tmp_path, field, value, message):
+    """A pool's metadata passes the same table as a bank's models file: no inf FLOPs later."""
+    import yaml
+
+    entry = dict(name="m", backend="openai", identifier="x", params_total=1e9, params_active=1e9)
+    entry[field] = value
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"models": [entry]}), encoding="utf-8")
+    with pytest.raises(UisbenchError, match=message):
+        load_pool(path)

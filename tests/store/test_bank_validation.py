@@ -53,18 +53,18 @@ def outcome(path: Path, reader) -> list[tuple] | str:
 
 
 BAD_VALUES = {
-    "cost_usd": [math.nan, math.inf, -math.inf, -0.5, 1e308],
-    "latency_s": [math.nan, math.inf, -1.0],
-    "logprob": [math.nan, -math.inf],
-    "input_tokens": [-1, 2**53 + 1, 2**63],
-    "sample": [2**31, 2**63, -1],
+    # non-finite, negative, and finite but absurd (the plausible-range table, bankfile.BOUNDS)
+    "cost_usd": [math.nan, math.inf, -math.inf, -0.5, 1e308, 1000.5],
+    "latency_s": [math.nan, math.inf, -1.0, 1e300],
+    "logprob": [math.nan, -math.inf, 0.5, -1e300],
+    "score": [1e300, -1e10],
+    "input_tokens": [-1, 10**8 + 1, 2**31, 2**53 + 1, 2**63],
+    "output_tokens": [2**31],
+    "sample": [10_000, 2**31, 2**63, -1],
 }
 
 
-@pytest.mark.parametrize(
-    "field,value",
-    [(f, v) for f, vs in BAD_VALUES.items() for v in vs if f != "cost_usd" or v != 1e308],
-)
+@pytest.mark.parametrize("field,value", [(f, v) for f, vs in BAD_VALUES.items() for v in vs])
 def test_out_of_bounds_values_are_refused_by_both_readers(tmp_path, field, value):
     rows = [row(q=i) for i in range(5)]
     rows[3][field] = value
@@ -74,9 +74,11 @@ def test_out_of_bounds_values_are_refused_by_both_readers(tmp_path, field, value
     assert isinstance(fast, str) and "line 4" in fast, fast
 
 
-def test_large_finite_cost_is_accepted(tmp_path):
-    path = write(tmp_path / "b.jsonl", [row(cost_usd=1e308)])
-    assert outcome(path, read_blocks) == outcome(path, read_rows) != []
+def test_the_largest_plausible_values_are_accepted(tmp_path):
+    top = dict(cost_usd=1000.0, latency_s=86_400.0, logprob=-1e9, input_tokens=10**8)
+    path = write(tmp_path / "b.jsonl", [row(sample=9_999, score=-1e9, **top)])
+    rows = outcome(path, read_blocks)
+    assert rows == outcome(path, read_rows) and isinstance(rows, list) and len(rows) == 1
 
 
 def row_lists():
@@ -211,10 +213,13 @@ def test_query_id_with_another_prompt_or_split(tmp_path, engine, change):
 @pytest.mark.parametrize(
     "meta,message",
     [
-        ({"m": {"params_b": -1}}, "m.params_b must be a finite non-negative number"),
-        ({"m": {"price_in_per_mtok": "x"}}, "m.price_in_per_mtok must be a finite"),
-        ({"m": {"active_params_b": "x"}}, "m.active_params_b must be a finite"),
-        ({"m": {"train_tokens_t": True}}, "m.train_tokens_t must be a finite"),
+        ({"m": {"params_b": -1}}, r"m.params_b must be a number in 0..1e5 \(billions\)"),
+        ({"m": {"params_b": 1e300}}, "m.params_b must be a number in 0..1e5"),
+        ({"m": {"price_in_per_mtok": "x"}}, "m.price_in_per_mtok must be a number"),
+        ({"m": {"price_out_per_mtok": 1e308}}, "m.price_out_per_mtok must be a number in"),
+        ({"m": {"active_params_b": "x"}}, "m.active_params_b must be a number"),
+        ({"m": {"train_tokens_t": True}}, "m.train_tokens_t must be a number"),
+        ({"m": {"train_tokens_t": 2e4}}, "m.train_tokens_t must be a number in 0..1e4"),
         ({"m": {"family": 3}}, "m.family must be a string"),
         ({"m": 3}, "metadata of 'm' is not an object"),
     ],

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import func, inspect, select, update
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
@@ -213,3 +213,55 @@ def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path):
         out[label] = stored
         engine.dispose()
     assert out["pg"] == out["lite"]
+
+
+#: What PostgreSQL refuses and SQLite would store: refused on both, before writing.
+HOSTILE = {
+    "tokens above 2^31": {"input_tokens": 2**31},
+    "NUL in a prompt": {"prompt": "a\0b"},
+    "NUL in an answer": {"answer": "x\0"},
+    "model name of 201 characters": {"model": "m" * 201},
+    "query id of 301 characters": {"query_id": "q" * 301},
+    "task of 201 characters": {"task": "t" * 201},
+}
+
+
+def _refusal(url: str, path: Path) -> tuple[str, dict]:
+    engine = open_engine(url)
+    try:
+        with pytest.raises(UisbenchError) as exc:
+            import_file(engine, path)
+        with engine.connect() as conn:
+            counts = {
+                t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+                for t in (s.samples, s.queries, s.models, s.tasks, s.banks)
+            }
+        return str(exc.value), counts
+    finally:
+        engine.dispose()
+
+
+def hostile_bank(folder: Path, change: dict) -> Path:
+    good = dict(task="t", query_id="q0", split="test", prompt="p", reference="1", model="m")
+    good |= dict(sample=0, answer="1", correct=True, input_tokens=3, output_tokens=4)
+    good |= dict(cost_usd=0.5, latency_s=0.25, logprob=-1.0)
+    path = folder / "hostile.jsonl"
+    lines = [good, {**good, "query_id": "q1", **change}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_sqlite_refuses_what_postgres_refuses(case, tmp_path):
+    """One rule set: SQLite refuses the line PostgreSQL could not store, naming it."""
+    path = hostile_bank(tmp_path, HOSTILE[case])
+    message, counts = _refusal(str(tmp_path / "lite.db"), path)
+    assert "line 2" in message and set(counts.values()) == {0}, (message, counts)
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_postgres_and_sqlite_refuse_alike(postgres_db, case, tmp_path):
+    path = hostile_bank(tmp_path, HOSTILE[case])
+    lite = _refusal(str(tmp_path / "lite.db"), path)
+    pg = _refusal(postgres_db, path)
+    assert pg == lite

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from uisbench.errors import UisbenchError
+from uisbench.store.bankfile import BOUNDS, PRICES, check_text, out_of_bounds
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
         ):
             if entry.get(key) is not None:  # YAML 1.1 reads "2.0e12" as a string
                 entry[key] = float(entry[key])
+        _check_entry(path, entry)
         try:
             specs.append(ModelSpec(**entry, gguf=GgufSource(**gguf) if gguf else None, extra=extra))
         except TypeError as exc:
@@ -103,6 +105,29 @@ def load_pool(name_or_path: str | os.PathLike[str]) -> list[ModelSpec]:
                 f"pool {path.name}: bad model entry {entry.get('name')}: {exc}"
             ) from exc
     return specs
+
+
+#: A pool entry's numbers (plain units) as the plausible-range table names them (billions,
+#: trillions), so pools and models files pass one rule set.
+_IN_TABLE = {
+    "params_total": ("params_b", 1e9),
+    "params_active": ("active_params_b", 1e9),
+    "train_tokens": ("train_tokens_t", 1e12),
+    **{p: (p, 1.0) for p in PRICES},
+}
+
+
+def _check_entry(path: Path, entry: dict[str, Any]) -> None:
+    name = entry.get("name")
+    for key in ("name", "family"):
+        check_text("model" if key == "name" else key, entry.get(key), f"pool {path.name}: ")
+    for key, (bound, unit) in _IN_TABLE.items():
+        v = entry.get(key)
+        scaled = v / unit if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+        if out_of_bounds(bound, scaled):
+            raise UisbenchError(
+                f"pool {path.name}: {name}.{key} = {v!r}: {bound} must be {BOUNDS[bound][2]}"
+            )
 
 
 def pool_prefix_cache(name_or_path: str | os.PathLike[str]) -> str | None:
