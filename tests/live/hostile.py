@@ -11,7 +11,8 @@ Modes (``Hostile.mode``):
 - ``drip``: HTTP 200, a valid completion sent one byte every ``drip_s`` seconds;
 - ``echo``: HTTP ``status`` with a body that echoes the request's ``Authorization`` header;
 - ``json``: HTTP ``status`` with ``payload`` (bytes as given, else JSON), ``headers`` added;
-  ``payload`` may be a callable of the request number (0, 1, ...) returning one of those.
+  ``payload`` may be a callable of the request number (0, 1, ...) and of how many times the
+  same request body came before (0 the first time, 1 for its first retry, ...).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Hostile:
     requests: int = 0
     sent: list[int] = field(default_factory=list)  # bytes sent per answer
     seen_auth: list[str | None] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    bodies: dict[bytes, int] = field(default_factory=dict)  # request body -> times seen
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -75,11 +78,14 @@ def _handler(server: Hostile) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with server.lock:
                 number = server.requests
                 server.requests += 1
                 server.seen_auth.append(self.headers.get("Authorization"))
+                server.arrivals.append(time.monotonic())
+                self.repeat = server.bodies.get(body, 0)
+                server.bodies[body] = self.repeat + 1
             self.deadline = time.monotonic() + server.wall_s
             self.count = 0
             try:
@@ -149,7 +155,9 @@ def _handler(server: Hostile) -> type[BaseHTTPRequestHandler]:
             self._write(body)
 
         def _json(self, number: int) -> None:
-            payload = server.payload(number) if callable(server.payload) else server.payload
+            payload = server.payload
+            if callable(payload):
+                payload = payload(number, self.repeat)
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self._head(server.status, len(body))
             self._write(body)

@@ -38,7 +38,7 @@ KEY = "sk-planted-0123456789abcdef"
 MIB = 1 << 20
 #: The child is ended past this resident size (a client without a byte cap reaches gigabytes).
 RSS_LIMIT = 1536 * MIB
-TASK_ARGS = ["--task-arg", "levels=add1", "--task-arg", "n_per_level=3"]
+TASK_ARGS = ["--task-arg", "levels=add1", "--task-arg", "n_per_level=1"]  # one query
 TASK_ARGS += ["--task-arg", "n_train_per_level=1"]
 
 
@@ -180,11 +180,11 @@ def test_one_deadline_for_the_whole_response(hostile, tmp_path, capsys):
     # one byte every 0.25 s: no single read waits 1 s, the response never completes
     server = hostile(mode="drip", drip_s=0.25)
     args = record_args(tmp_path, server.url, timeout_s=1.0, max_attempts=2)
-    start = time.monotonic()
     line = one_error_line(capsys, args)
-    took = time.monotonic() - start
+    took = time.monotonic() - server.arrivals[0]
+    print(f"\ndrip: error {took:.2f} s after the first request; {line}")
     assert "no complete response within 1 s" in line and "after 2 attempts" in line
-    assert took < 2 * 1.0 + 3.0, took  # two attempts of 1 s each, plus the task's set-up
+    assert took < 2 * 1.0 + 1.0, took  # two attempts of 1 s each (and a short backoff)
     assert server.requests == 2 and n_samples(tmp_path) == 0
 
 
@@ -236,15 +236,15 @@ def test_recorded_bank_always_reimports(hostile, tmp_path, capsys):
         completion(text=" 5 \u202e ünïcode"),
         {"choices": [{"index": 0, "text": " 5", "logprobs": {"token_logprobs": [-1e300]}}]},
     ]
-    # every other request hostile; a retry then meets an odd or plain answer
 
-    def answer(i: int) -> object:
-        return bad[i // 2 % len(bad)] if i % 2 == 0 else edge[i // 2 % len(edge)]
+    def answer(number: int, repeat: int) -> object:  # hostile first, odd but valid on a retry
+        return bad[number % len(bad)] if repeat == 0 else edge[number % len(edge)]
 
     server = hostile(mode="json", payload=answer)
-    main(record_args(tmp_path, server.url, k=2, max_attempts=2, concurrency=1))
+    args = record_args(tmp_path, server.url, k=2, max_attempts=2)
+    main([*args, "--task-arg", "n_per_level=3"])
     held = n_samples(tmp_path)
-    assert held == 3 * 2 and server.requests > 2 * held  # 3 queries, k=2, one by one
+    assert held == 3 * 2 and server.requests >= 2 * held  # 3 queries, k=2, one by one
     out = tmp_path / "export.jsonl"
     db = str(tmp_path / "bank.db")
     main(["bank", "export", "--bank", bank_of(tmp_path), "--out", str(out), "--db", db])
