@@ -96,14 +96,9 @@ def test_planted_credentials_are_stored_and_shown_nowhere(fake_openai, tmp_path,
         uisbench(tmp_path, "list", "banks", "--db", f"postgresql://u:{DB_SECRET}@h:x5432/d"),
         uisbench(tmp_path, *more),
     ]
-    assert [r.returncode for r in failing] == [2, 2], [r.stderr for r in failing]
-    assert all(len(r.stderr.strip().splitlines()) == 1 for r in failing)
 
     stored = database_text(db)
-    assert b"user:***@127.0.0.1" in stored  # the command is stored, masked
-    if kind == "postgresql":
-        assert b"postgres:***@127.0.0.1" in stored
-    else:
+    if kind == "sqlite":
         stored += Path(db).read_bytes()
     blobs = {"database": stored, "export": export.read_bytes()}
     blobs |= {str(p): p.read_bytes() for p in site.rglob("*") if p.is_file()}
@@ -112,6 +107,10 @@ def test_planted_credentials_are_stored_and_shown_nowhere(fake_openai, tmp_path,
     for secret in (KEY, DB_SECRET, URL_SECRET):
         leaks = [where for where, blob in blobs.items() if secret.encode() in blob]
         assert not leaks, f"{secret} found in {leaks}"
+    assert b"user:***@127.0.0.1" in stored  # the command is stored, masked
+    assert kind == "sqlite" or b"postgres:***@127.0.0.1" in stored
+    assert [r.returncode for r in failing] == [2, 2], [r.stderr for r in failing]
+    assert all(len(r.stderr.strip().splitlines()) == 1 for r in failing)
 
 
 def test_redaction_rules():
