@@ -6,6 +6,8 @@ the client hangs up, so a test that fails (a client that keeps reading) still fi
 Modes (``Hostile.mode``):
 
 - ``endless``: HTTP 200, chunked, a JSON completion whose text never ends;
+- ``objects``: HTTP 200, chunked, a list of choices that are empty objects, endless (a JSON
+  parser turns 3 bytes of ``{},`` into a 64-byte dict);
 - ``gzip``: HTTP 200, ``Content-Encoding: gzip``, 10 MB of gzip that inflates to 10 GB of zeros;
 - ``huge``: HTTP 200, ``Content-Length`` 1 GiB: a completion whose text is 1 GiB of ``a``;
 - ``drip``: HTTP 200, a valid completion sent one byte every ``drip_s`` seconds;
@@ -120,6 +122,13 @@ def _handler(server: Hostile) -> type[BaseHTTPRequestHandler]:
             self._head(200, None)
             piece = b"a" * (64 << 10)
             for data in itertools.chain([PREFIX], itertools.repeat(piece)):
+                if not self._write(b"%x\r\n%s\r\n" % (len(data), data)):
+                    return
+
+        def _objects(self, number: int) -> None:
+            self._head(200, None)
+            piece = b"{}," * (1 << 14)
+            for data in itertools.chain([b'{"choices": ['], itertools.repeat(piece)):
                 if not self._write(b"%x\r\n%s\r\n" % (len(data), data)):
                     return
 

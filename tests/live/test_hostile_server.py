@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from tests.live.hostile import Servers, completion
 from uisbench.cli import main
-from uisbench.live.backends.openai import ServerSettings
+from uisbench.live.backends.openai import ServerSettings, response_cap
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
 
@@ -158,7 +158,7 @@ def honest_run(tmp_path_factory) -> Child:
     return child
 
 
-@pytest.mark.parametrize("mode", ["endless", "gzip", "huge"])
+@pytest.mark.parametrize("mode", ["endless", "objects", "gzip", "huge"])
 def test_endless_bombed_or_huge_body_is_cut_at_the_byte_cap(hostile, tmp_path, mode, honest_run):
     server = hostile(mode=mode)
     child = run_child(tmp_path, record_args(tmp_path, server.url))
@@ -168,12 +168,18 @@ def test_endless_bombed_or_huge_body_is_cut_at_the_byte_cap(hostile, tmp_path, m
         f" {sum(server.sent) / MIB:.1f} MiB sent, {child.wall_s:.1f} s; {lines[-1:]}"
     )
     assert child.code == 2, child.err[-2000:]
-    cap_mib = ServerSettings().max_response_mb
+    cap = response_cap(ServerSettings().max_response_mb, n=1, max_tokens=12)  # arith-smoke
     assert len(lines) == 1 and lines[0].startswith("uisbench: error: "), child.err[-2000:]
-    assert f"over {cap_mib:g} MiB" in lines[0] and "max_response_mb" in lines[0]
-    # the cap plus a decompression step, never the body: the honest run's memory + 2 caps
-    assert child.peak_mib < honest_run.peak_mib + 2 * cap_mib, child.peak_mib
+    assert f"over {cap} bytes after decompression" in lines[0] and "max_response_mb" in lines[0]
+    # the cap and a decompression step, never the body
+    assert child.peak_mib < honest_run.peak_mib + 32, child.peak_mib
     assert server.requests == 1  # too large is not retried: it would be too large again
+
+
+def test_response_cap_is_what_an_honest_answer_needs():
+    assert response_cap(16, n=1, max_tokens=12) == MIB + 12 * 1024
+    assert response_cap(16, n=64, max_tokens=4096) == 16 * MIB  # never past max_response_mb
+    assert response_cap(0.5, n=1, max_tokens=1) == MIB // 2
 
 
 def test_one_deadline_for_the_whole_response(hostile, tmp_path, capsys):

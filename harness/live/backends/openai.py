@@ -14,9 +14,14 @@ How requests are made:
 - At most ``concurrency`` requests in flight (default 32). Each attempt has one deadline for
   the whole exchange (``timeout_s``, default 300): a server that sends a byte now and then is
   cut when it runs out, not given ``timeout_s`` per read.
-- Responses are read as a stream, at most ``max_response_mb`` (default 32 MiB) of body counted
-  after decompression (only ``gzip`` and ``deflate`` are accepted, inflated a step at a time,
-  so a gzip bomb is cut at the cap too); a larger body is an error, not retried.
+- Responses are read as a stream and cut at a byte cap counted after decompression (only
+  ``gzip`` and ``deflate`` are accepted, inflated a step at a time, so a gzip bomb is cut at the
+  cap too): what an honest answer can need, 1 MiB plus 1 KiB per requested token (``n`` ×
+  ``max_tokens``: text, token, log-prob and its bytes), and never more than ``max_response_mb``
+  (default 16). A larger body is an error, not retried. The cap bounds memory, parsing
+  included: a JSON body of empty objects (``[{},{},...]``, the worst case) parses into about
+  35 times its size, some 550 MiB at the 16 MiB ceiling; an honest chat response with log-probs
+  needs about 150 bytes a token (16 samples of 4096 tokens: 10 MB).
 - A completion's text may hold at most ``max_tokens`` × :data:`MAX_CHARS_PER_TOKEN` (256)
   characters: nothing longer can be ``max_tokens`` tokens, and nothing longer reaches the task's
   filters (lm-eval's regular expressions).
@@ -85,6 +90,9 @@ ERROR_BODY_BYTES = 64 << 10
 #: Decompressed bytes produced per inflate step (memory of a gzip bomb's step is bounded too).
 INFLATE_STEP = 1 << 20
 MIB = 1 << 20
+#: Response cap: this much, plus BYTES_PER_TOKEN per requested token, at most max_response_mb.
+BASE_RESPONSE_BYTES = MIB
+BYTES_PER_TOKEN = 1024
 
 
 @dataclass
@@ -98,7 +106,7 @@ class ServerSettings:
     backoff_max_s: float = 30.0
     cooldown_s: float = 5.0  # first time-out of a failing endpoint; doubles per failure
     n_per_request: bool = True
-    max_response_mb: float = 32.0  # body cap, counted after decompression
+    max_response_mb: float = 16.0  # most a body may hold, counted after decompression
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ServerSettings:
@@ -246,6 +254,7 @@ class OpenAIBackend:
         path = "/chat/completions" if chat else "/completions"
         body = request_body(self.model, prompt, n, config, seed)
         max_text = max(config.max_tokens, 1) * MAX_CHARS_PER_TOKEN
+        cap = response_cap(self.settings.max_response_mb, n, config.max_tokens)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=wait_random_exponential(
@@ -258,9 +267,13 @@ class OpenAIBackend:
             async for attempt in retrying:
                 with attempt:
                     async with gate:
-                        return await self._attempt(path, body, chat, max_text)
+                        return await self._attempt(path, body, chat, max_text, cap)
         except ResponseTooLarge as exc:
-            raise UisbenchError(f"model {self.name}: {exc}") from exc
+            raise UisbenchError(
+                f"model {self.name}: {exc} (the cap for n={n} of max_tokens="
+                f"{config.max_tokens}: 1 MiB + 1 KiB a token, at most max_response_mb="
+                f"{self.settings.max_response_mb:g})"
+            ) from exc
         except RetryableError as exc:
             why = redact(str(exc), self._secrets)
             raise UisbenchError(
@@ -270,7 +283,7 @@ class OpenAIBackend:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
-        self, path: str, body: dict[str, Any], chat: bool, max_text: int
+        self, path: str, body: dict[str, Any], chat: bool, max_text: int, cap: int
     ) -> list[Generation]:
         """One attempt at the least-loaded endpoint; its failure counts against that endpoint."""
         endpoint = self.pool.acquire()
@@ -279,7 +292,9 @@ class OpenAIBackend:
         timeout = self.settings.timeout_s
         try:
             # one deadline for the whole exchange: connecting, headers and every byte of body
-            status, data = await asyncio.wait_for(self._exchange(endpoint, path, body), timeout)
+            status, data = await asyncio.wait_for(
+                self._exchange(endpoint, path, body, cap), timeout
+            )
             payload = _payload(endpoint.shown, status, data, self._secrets)
             generations = parse_response(payload, chat, time.perf_counter() - start, max_text)
             ok = True
@@ -294,11 +309,10 @@ class OpenAIBackend:
             self.pool.release(endpoint, ok)
 
     async def _exchange(
-        self, endpoint: Endpoint, path: str, body: dict[str, Any]
+        self, endpoint: Endpoint, path: str, body: dict[str, Any], cap: int
     ) -> tuple[int, bytes]:
         """Status and (decoded, capped) body of one POST; error bodies are cut, not refused."""
         assert self._client is not None
-        cap = int(self.settings.max_response_mb * MIB)
         async with self._client.stream(
             "POST", endpoint.url + path, json=body, timeout=self.settings.timeout_s
         ) as response:
@@ -306,6 +320,12 @@ class OpenAIBackend:
             if 200 <= status < 300:
                 return status, await read_body(response, cap, endpoint.shown, cut=False)
             return status, await read_body(response, ERROR_BODY_BYTES, endpoint.shown, cut=True)
+
+
+def response_cap(max_response_mb: float, n: int, max_tokens: int) -> int:
+    """Bytes a response to ``n`` completions of ``max_tokens`` may hold (decompressed)."""
+    honest = BASE_RESPONSE_BYTES + n * max(max_tokens, 1) * BYTES_PER_TOKEN
+    return int(min(honest, max_response_mb * MIB))
 
 
 async def read_body(response: httpx.Response, cap: int, shown: str, cut: bool) -> bytes:
@@ -328,9 +348,7 @@ async def read_body(response: httpx.Response, cap: int, shown: str, cut: bool) -
                         if cut:
                             return bytes(out[:cap])
                         raise ResponseTooLarge(
-                            f"{shown}: response body over {cap / MIB:g} MiB (after "
-                            "decompression); raise max_response_mb in the pool's openai "
-                            "settings if the server is right"
+                            f"{shown}: response body over {cap} bytes after decompression"
                         )
     except zlib.error as exc:
         raise RetryableError(f"{shown}: malformed {encoding} body") from exc
