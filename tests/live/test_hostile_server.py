@@ -308,3 +308,41 @@ def test_basic_credentials_of_the_endpoint_are_not_printed(hostile, tmp_path, ca
     basic = base64.b64encode(b"user:S3CRET-planted").decode()
     assert server.seen_auth == [f"Basic {basic}"]
     assert "S3CRET" not in line and basic not in line and "user:***@127.0.0.1" in line, line
+
+
+# ------------------------------------- item 7: the recorder's own check, for every backend
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"input_tokens": -500},
+        {"output_tokens": 2**63},
+        {"logprob": float("-inf")},
+        {"latency_s": float("nan")},
+        {"input_tokens": 10**30},
+        "one sample short",
+    ],
+    ids=str,
+)
+def test_recorder_refuses_what_bank_import_would(fake_backend, tmp_path, monkeypatch, change):
+    """Any backend (here the fake one) is held to the bank's bounds before a row is written."""
+    from dataclasses import replace
+
+    from uisbench.errors import UisbenchError
+    from uisbench.live import record
+
+    honest = fake_backend.generate
+
+    def hostile_generate(self, prompts, n, config):
+        out = honest(self, prompts, n, config)
+        if change == "one sample short":
+            return [g[:-1] for g in out]
+        return [[replace(g, **change) for g in gens] for gens in out]
+
+    monkeypatch.setattr(fake_backend, "generate", hostile_generate)
+    engine = open_engine(str(tmp_path / "bank.db"))
+    args = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
+    with pytest.raises(UisbenchError, match="nothing of this batch was written"):
+        record(engine, "arith-smoke", "cpu-tiny", 2, backend="fake", task_overrides=args)
+    assert n_samples(tmp_path) == 0
