@@ -12,7 +12,8 @@ Modes (``Hostile.mode``):
 - ``huge``: HTTP 200, ``Content-Length`` 1 GiB: a completion whose text is 1 GiB of ``a``;
 - ``drip``: HTTP 200, a valid completion sent one byte every ``drip_s`` seconds;
 - ``echo``: HTTP ``status`` with a body that echoes the request's ``Authorization`` header;
-- ``json``: HTTP ``status`` with ``payload`` (bytes as given, else JSON), ``headers`` added;
+- ``json``: HTTP ``status`` with ``payload`` (bytes as given, else JSON), ``headers`` added
+  (``Content-Encoding: gzip`` or ``deflate`` compresses it);
   ``payload`` may be a callable of the request number (0, 1, ...) and of how many times the
   same request body came before (0 the first time, 1 for its first retry, ...).
 """
@@ -168,6 +169,10 @@ def _handler(server: Hostile) -> type[BaseHTTPRequestHandler]:
             if callable(payload):
                 payload = payload(number, self.repeat)
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            encoding = server.headers.get("Content-Encoding")
+            if encoding in ("gzip", "deflate"):  # an honest compressed answer
+                c = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+                body = c.compress(body) + c.flush()
             self._head(server.status, len(body))
             self._write(body)
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from sqlalchemy import func, select
 
 from tests.live.hostile import Servers, completion
 from uisbench.cli import main
-from uisbench.live.backends.openai import ServerSettings, response_cap
+from uisbench.live.backends.openai import INFLATE_STEP, ServerSettings, _inflate, response_cap
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
 
@@ -174,6 +175,24 @@ def test_endless_bombed_or_huge_body_is_cut_at_the_byte_cap(hostile, tmp_path, m
     # the cap and a decompression step, never the body
     assert child.peak_mib < honest_run.peak_mib + 32, child.peak_mib
     assert server.requests == 1  # too large is not retried: it would be too large again
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_honest_compressed_answers_are_read(hostile, tmp_path, encoding):
+    server = hostile(mode="json", payload=completion(), headers={"Content-Encoding": encoding})
+    main(record_args(tmp_path, server.url, k=2))
+    assert n_samples(tmp_path) == 2
+
+
+def test_inflate_steps_give_back_every_byte():
+    data = os.urandom(3000) + bytes(3 * INFLATE_STEP + 7)  # exact steps leave output pending
+    for wbits in (31, 15):
+        c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        z = c.compress(data) + c.flush()
+        for chunk in (7, 4096, len(z)):
+            d = zlib.decompressobj(wbits)
+            pieces = [p for i in range(0, len(z), chunk) for p in _inflate(d, z[i : i + chunk])]
+            assert b"".join(pieces) == data and max(map(len, pieces)) <= INFLATE_STEP
 
 
 def test_response_cap_is_what_an_honest_answer_needs():

@@ -361,9 +361,12 @@ def _inflate(inflater: Any, raw: bytes) -> Iterator[bytes]:
         yield raw
         return
     data = raw
-    while data and not inflater.eof:
-        yield inflater.decompress(data, INFLATE_STEP)
+    while not inflater.eof:
+        piece = inflater.decompress(data, INFLATE_STEP)
+        yield piece
         data = inflater.unconsumed_tail
+        if not data and len(piece) < INFLATE_STEP:  # a full step may leave output pending
+            return
 
 
 def request_body(
