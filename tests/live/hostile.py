@@ -111,6 +111,7 @@ def _handler(server: Hostile) -> type[BaseHTTPRequestHandler]:
         def _head(self, status: int, length: int | None, **extra: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")  # each answer closes: never reused half-read
             if length is None:
                 self.send_header("Transfer-Encoding", "chunked")
             else:
