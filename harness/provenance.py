@@ -10,6 +10,8 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from uisbench.redact import redact_argv
+
 
 def uisbench_version() -> str:
     try:
@@ -39,7 +41,9 @@ def _git(src: Path, *args: str) -> str:
 
 
 def command_line() -> str:
-    return shlex.join(["uisbench", *sys.argv[1:]]) if sys.argv else "uisbench"
+    """The command as typed, credentials masked (URL passwords, ``--token``-like values): it is
+    stored in ``runs.command`` and shown on run pages."""
+    return shlex.join(["uisbench", *redact_argv(sys.argv[1:])]) if sys.argv else "uisbench"
 
 
 def host() -> str:

@@ -21,6 +21,7 @@ from uisbench.cli.listing import list_
 from uisbench.cli.run import report, run
 from uisbench.cli.site import site
 from uisbench.errors import UisbenchError
+from uisbench.redact import redact
 
 EXIT_USAGE = 2
 
@@ -91,7 +92,7 @@ def _main(argv: list[str] | None) -> None:
         code, line = _one_line(exc)
         if code is None:
             raise  # a bug: keep its traceback
-        click.echo(line, err=True)
+        click.echo(redact(line), err=True)  # no credential in what is printed
         sys.exit(code)
 
 

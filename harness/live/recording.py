@@ -29,6 +29,7 @@ from uisbench.store.bank import (
     ensure_task,
     write_samples,
 )
+from uisbench.store.bankfile import BOUNDS, out_of_bounds
 
 if TYPE_CHECKING:
     from uisbench.live.backends import Backend, Generation, GenerationConfig
@@ -292,14 +293,44 @@ def _fill(
         i += len(batch)
         prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
         outs = generator.generate(prompts, k - have, top_up_config(config, have))
+        if len(outs) != len(batch) or any(len(g) != k - have for g in outs):
+            got = sorted({len(g) for g in outs})
+            raise UisbenchError(
+                f"model {spec.name}: the backend returned {got} sample(s) for {len(outs)} of "
+                f"{len(batch)} prompts, not {k - have} for each; nothing of this batch was written"
+            )
         rows = []
         for (doc, qid, _), gens in zip(batch, outs):
             scored = task.score(doc, [g.text for g in gens])
             for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
                 rows.append(_sample_row(bank_id, qid, model_id, have + j, g, answer, correct, spec))
+        _check_bounds(spec.name, rows)
         with engine.begin() as conn:
             write_samples(conn, SAMPLE_COLUMNS, rows)  # keeps the bank's digest
         yield len(rows)
+
+
+#: Fields of a sample row checked against the bank's bounds (those ``bank import`` checks), so
+#: that a recorded bank always exports and imports back.
+_COLUMN = {"sample": "sample_index"}
+_BOUNDED = tuple(
+    (f, SAMPLE_COLUMNS.index(_COLUMN.get(f, f)))
+    for f in BOUNDS
+    if _COLUMN.get(f, f) in SAMPLE_COLUMNS
+)
+
+
+def _check_bounds(model: str, rows: list[tuple]) -> None:
+    """Refuse a batch holding a number ``bank import`` would refuse (before anything is
+    written): negative or huge token counts, infinite or negative costs, log-probs that are
+    not finite."""
+    for row in rows:
+        for field, i in _BOUNDED:
+            if out_of_bounds(field, row[i]):
+                raise UisbenchError(
+                    f"model {model}: the backend gave {field} {row[i]!r}, not "
+                    f"{BOUNDS[field][-1]}; nothing of this batch was written"
+                )
 
 
 def _sample_row(

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from uisbench.errors import UisbenchError
+from uisbench.redact import redact
 from uisbench.store import schema
 from uisbench.store.dialect import insert_ignore
 
@@ -83,8 +84,8 @@ def open_engine(db: str | None = None, *, create: bool = True) -> Engine:
     url_text = resolve_url(db)
     try:
         url = make_url(url_text)
-    except ArgumentError as exc:
-        raise UisbenchError(f"invalid database URL {url_text!r}: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise UisbenchError(f"invalid database URL {redact(url_text)!r}: {exc}") from None
     is_sqlite = url.get_backend_name() == "sqlite"
     connect_args: dict = {}
     if is_sqlite and url.database not in (None, "", ":memory:"):

@@ -25,6 +25,7 @@ LAYERS = {
     "uisbench.errors": "base",
     "uisbench.registry": "base",
     "uisbench.provenance": "base",
+    "uisbench.redact": "base",
     "uisbench.store": "store",
     "uisbench.tasks": "tasks",
     "uisbench.costs": "core",
