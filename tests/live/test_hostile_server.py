@@ -33,6 +33,7 @@ from tests.live.hostile import Servers, completion
 from uisbench.cli import main
 from uisbench.live.backends.openai import INFLATE_STEP, ServerSettings, _inflate, response_cap
 from uisbench.store import schema as s
+from uisbench.store.bankfile import MAX_TOKENS
 from uisbench.store.engine import open_engine
 
 KEY = "sk-planted-0123456789abcdef"
@@ -255,11 +256,11 @@ def test_server_numbers_outside_the_bank_bounds_are_refused(hostile, tmp_path, c
 def test_recorded_bank_always_reimports(hostile, tmp_path, capsys):
     """Whatever a hostile server gets recorded exports and imports back, row for row."""
     bad = list(BAD.values())
-    edge = [  # odd but valid: recorded as given
+    edge = [  # odd but valid (at the plausible-range table's limits): recorded as given
         completion(prompt_tokens=0, completion_tokens=0),
-        completion(text="", prompt_tokens=2**40),
+        completion(text="", prompt_tokens=MAX_TOKENS),
         completion(text=" 5 \u202e ünïcode"),
-        {"choices": [{"index": 0, "text": " 5", "logprobs": {"token_logprobs": [-1e300]}}]},
+        {"choices": [{"index": 0, "text": " 5", "logprobs": {"token_logprobs": [-1e9]}}]},
     ]
 
     def answer(number: int, repeat: int) -> object:  # hostile first, odd but valid on a retry
