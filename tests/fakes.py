@@ -282,3 +282,39 @@ class FakeBackend:
         rendered = prompt if isinstance(prompt, str) else json.dumps(prompt)
         logprob = float(np.log(rng.uniform(0.05, 1.0, n_out)).sum())
         return Generation(text, len(rendered.split()), n_out, logprob, 0.001 * n_out)
+
+
+def served_pool(
+    folder: Path, url: str, *, name: str = "served", cached_price: bool = False, **openai: Any
+) -> Path:
+    """``NAME.yaml``: a one-model pool (``served-model``) behind the OpenAI-compatible ``url``,
+    with fast retries (``openai`` overrides the client settings)."""
+    settings = {"backoff_s": 0.01, "backoff_max_s": 0.05, "max_attempts": 2, **openai}
+    cached = "    price_cached_in_per_mtok: 0.25\n" if cached_price else ""
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\n"
+        "models:\n"
+        "  - name: served-model\n"
+        "    backend: openai\n"
+        "    identifier: org/served\n"
+        "    params_total: 1000000\n"
+        "    params_active: 1000000\n"
+        "    price_in_per_mtok: 1.0\n"
+        "    price_out_per_mtok: 4.0\n"
+        f"{cached}"
+        f"    endpoints: [{url}]\n"
+        f"    openai: {json.dumps(settings)}\n"
+    )
+    return path
+
+
+def cli_code(*args: str) -> int:
+    """Exit code of one in-process ``uisbench`` call."""
+    from uisbench.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

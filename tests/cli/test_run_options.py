@@ -11,17 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.cli.test_outcomes_only import outcomes_bank
-from uisbench.cli import main
+from tests.fakes import cli_code
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _runs(db: str) -> list[tuple[str, int]]:
@@ -37,7 +29,7 @@ def test_seed_zero_alone_runs_one_seed_and_the_site_goes_beside_the_db(
     monkeypatch.chdir(tmp_path / "here")
     db = str(tmp_path / "there" / "r.db")
     (tmp_path / "there").mkdir()
-    assert cli("run", "--db", db, "--seed", "0", "--no-report") == 0
+    assert cli_code("run", "--db", db, "--seed", "0", "--no-report") == 0
     assert {seed for _, seed in _runs(db)} == {0}
     site = tmp_path / "there" / "_site" / "index.html"
     assert site.exists() and f"leaderboard written to {site}" in capsys.readouterr().err
@@ -55,7 +47,7 @@ def test_default_database_is_in_the_working_directory(tmp_path: Path, monkeypatc
 def test_every_strategy_is_checked_before_any_runs(tmp_path: Path, capsys) -> None:
     bank = outcomes_bank(tmp_path / "outcomes.jsonl")
     db = str(tmp_path / "r.db")
-    code = cli(
+    code = cli_code(
         "run",
         "--bank",
         str(bank),
@@ -97,7 +89,7 @@ def test_record_pairs_data_files_with_splits(tmp_path: Path, fake_backend, capsy
     db = str(tmp_path / "r.db")
     args = ["bank", "record", "--task", "gsm8k", "--pool", "cpu-tiny", "--backend", "fake"]
     args += ["--models", "smollm2-135m-instruct", "--k", "1", "--db", db]
-    code = cli(*args, "--split", "train,test", "--task-arg", f"data_files={train},{test}")
+    code = cli_code(*args, "--split", "train,test", "--task-arg", f"data_files={train},{test}")
     assert code == 0, capsys.readouterr().err
     with open_engine(db, create=False).connect() as conn:
         splits = dict(
@@ -105,7 +97,7 @@ def test_record_pairs_data_files_with_splits(tmp_path: Path, fake_backend, capsy
         )
     assert splits == {"train": 3, "test": 2}
     # One file per split, or say so.
-    code = cli(*args, "--split", "test", "--task-arg", f"data_files={train},{test}")
+    code = cli_code(*args, "--split", "test", "--task-arg", f"data_files={train},{test}")
     assert code == 2
     assert "2 data files for 1 split" in capsys.readouterr().err
 
@@ -113,7 +105,7 @@ def test_record_pairs_data_files_with_splits(tmp_path: Path, fake_backend, capsy
 def test_run_live_takes_task_args(tmp_path: Path, fake_backend, capsys) -> None:
     pytest.importorskip("lm_eval")
     db = str(tmp_path / "r.db")
-    code = cli(
+    code = cli_code(
         "run",
         "--live",
         "--backend",

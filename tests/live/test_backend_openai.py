@@ -17,6 +17,7 @@ pytest.importorskip("tenacity")
 
 from sqlalchemy import select
 
+from tests.fakes import served_pool
 from uisbench.cli import main
 from uisbench.errors import UisbenchError
 from uisbench.live import record
@@ -188,25 +189,6 @@ def test_least_outstanding_spreads_slow_requests(fake_openai):
     assert (len(a.requests), len(b.requests)) == (4, 4)
 
 
-def pool_file(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "served.yaml"
-    path.write_text(
-        "name: served\n"
-        "models:\n"
-        "  - name: served-model\n"
-        "    backend: openai\n"
-        "    identifier: org/served\n"
-        "    params_total: 1000000\n"
-        "    params_active: 1000000\n"
-        "    price_in_per_mtok: 1.0\n"
-        "    price_out_per_mtok: 4.0\n"
-        "    price_cached_in_per_mtok: 0.25\n"
-        f"    endpoints: [{url}]\n"
-        "    openai: {backoff_s: 0.01, backoff_max_s: 0.05, max_attempts: 2}\n"
-    )
-    return path
-
-
 ARITH = {"levels": ["add1"], "n_per_level": 6, "n_train_per_level": 2}
 
 
@@ -224,7 +206,7 @@ def test_endpoint_with_a_local_backend_is_refused(tmp_path):
 
 def test_pool_endpoints_and_cached_tokens_priced(fake_openai, tmp_path):
     server = fake_openai()
-    path = pool_file(tmp_path, server.url)
+    path = served_pool(tmp_path, server.url, cached_price=True)
     assert load_pool(path)[0].endpoints == (server.url,)
     engine = open_engine(str(tmp_path / "b.db"))
     stats = record(engine, "arith-smoke", str(path), 2, splits=("test",), task_overrides=ARITH)
@@ -237,7 +219,7 @@ def test_pool_endpoints_and_cached_tokens_priced(fake_openai, tmp_path):
 
 def test_killed_server_loses_nothing_and_resume_duplicates_nothing(fake_openai, tmp_path):
     server = fake_openai()
-    path = pool_file(tmp_path, server.url)
+    path = served_pool(tmp_path, server.url, cached_price=True)
     engine = open_engine(str(tmp_path / "b.db"))
     kw = dict(splits=("test",), task_overrides=ARITH, batch_size=2)
     server.script = [None, None, None, None] + [503] * 50  # dies after two batches of 2 queries
@@ -255,7 +237,7 @@ def test_killed_server_loses_nothing_and_resume_duplicates_nothing(fake_openai, 
 def test_planted_api_key_is_sent_but_stored_nowhere(fake_openai, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("UISBENCH_API_KEY", KEY)
     server = fake_openai(script=[500])
-    path = pool_file(tmp_path, server.url)
+    path = served_pool(tmp_path, server.url, cached_price=True)
     db = str(tmp_path / "k.db")
     args = ["run", "--live", "--backend", "openai", "--endpoint", server.url, "--pool", str(path)]
     args += ["--k", "2", "--limit", "3", "--strategy", "single:model=served-model", "--db", db]

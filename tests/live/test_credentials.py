@@ -19,30 +19,13 @@ pytest.importorskip("lm_eval")
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
 
+from tests.fakes import served_pool
 from uisbench.redact import redact, redact_argv
 from uisbench.store.engine import open_engine
 
 KEY = "sk-planted-0123456789abcdef"
 DB_SECRET = "PgPlanted-Pw-4711"
 URL_SECRET = "UrlPlanted-Secret-0815"
-
-
-def pool_file(folder: Path, url: str) -> Path:
-    path = folder / "served.yaml"
-    path.write_text(
-        "name: served\n"
-        "models:\n"
-        "  - name: served-model\n"
-        "    backend: openai\n"
-        "    identifier: org/served\n"
-        "    params_total: 1000000\n"
-        "    params_active: 1000000\n"
-        "    price_in_per_mtok: 1.0\n"
-        "    price_out_per_mtok: 4.0\n"
-        f"    endpoints: [{url}]\n"
-        "    openai: {backoff_s: 0.01, backoff_max_s: 0.05, max_attempts: 2}\n"
-    )
-    return path
 
 
 def uisbench(folder: Path, *args: str) -> subprocess.CompletedProcess:
@@ -78,7 +61,7 @@ def test_planted_credentials_are_stored_and_shown_nowhere(fake_openai, tmp_path,
         db = str(tmp_path / "secrets.db")
     assert DB_SECRET in db or kind == "sqlite"
     site, export = tmp_path / "_site", tmp_path / "runs.json"
-    pool = str(pool_file(tmp_path, server.url))
+    pool = str(served_pool(tmp_path, server.url))
     live = ["run", "--live", "--backend", "openai", "--endpoint", endpoint, "--pool", pool]
     live += ["--k", "2", "--limit", "3", "--strategy", "single:model=served-model", "--db", db]
     done = [

@@ -29,6 +29,7 @@ pytest.importorskip("lm_eval")
 
 from sqlalchemy import func, select
 
+from tests.fakes import served_pool
 from tests.live.hostile import Servers, completion
 from uisbench.cli import main
 from uisbench.live.backends.openai import INFLATE_STEP, ServerSettings, _inflate, response_cap
@@ -51,27 +52,8 @@ def hostile():
     servers.close()
 
 
-def pool_file(folder: Path, url: str, **openai: float) -> Path:
-    settings = {"backoff_s": 0.01, "backoff_max_s": 0.05, "max_attempts": 1, **openai}
-    path = folder / "hostile.yaml"
-    path.write_text(
-        "name: hostile\n"
-        "models:\n"
-        "  - name: served-model\n"
-        "    backend: openai\n"
-        "    identifier: org/served\n"
-        "    params_total: 1000000\n"
-        "    params_active: 1000000\n"
-        "    price_in_per_mtok: 1.0\n"
-        "    price_out_per_mtok: 4.0\n"
-        f"    endpoints: [{url}]\n"
-        f"    openai: {json.dumps(settings)}\n"
-    )
-    return path
-
-
 def record_args(folder: Path, url: str, k: int = 1, **openai: float) -> list[str]:
-    pool = pool_file(folder, url, **openai)
+    pool = served_pool(folder, url, name="hostile", **{"max_attempts": 1, **openai})
     db = str(folder / "bank.db")
     return ["bank", "record", "--task", "arith-smoke", "--pool", str(pool), "--k", str(k)] + [
         *TASK_ARGS,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import cli_code
 from uisbench.cli.main import main
 from uisbench.strategies.base import STRATEGIES, Decisions
 from uisbench.strategies.tts import MajorityVote, majority_column, require_model, take
@@ -116,15 +117,6 @@ def test_export_and_compare_by_run_ids(tmp_path: Path, capsys: pytest.CaptureFix
     assert exc.value.code == 2
 
 
-def cli(*args: str) -> int:
-    """Exit code of one in-process ``uisbench`` call."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def test_gate_reruns_with_the_baselines_prefix_cache(tmp_path: Path) -> None:
     """A result file keeps its runs' caching assumption and the gate re-runs under it, so costs
     compare like with like (adaptive made under ``none`` is re-run under ``none``, not the
@@ -133,8 +125,8 @@ def test_gate_reruns_with_the_baselines_prefix_cache(tmp_path: Path) -> None:
     bank = Path(__file__).resolve().parents[2] / "harness/data/banks/arith-smoke-cpu-tiny.jsonl.gz"
     db, out, gate_db = tmp_path / "b.db", tmp_path / "none.json", tmp_path / "gate.db"
     run = ["run", "--db", str(db), "--bank", str(bank), "--strategy", adaptive, "--no-report"]
-    assert cli(*run, "--prefix-cache", "none") == 0
-    assert cli("results", "export", "--db", str(db), "--out", str(out)) == 0
+    assert cli_code(*run, "--prefix-cache", "none") == 0
+    assert cli_code("results", "export", "--db", str(db), "--out", str(out)) == 0
     assert [r["prefix_cache"] for r in json.loads(out.read_text())["runs"]] == ["none"]
     assert gate("--baseline", str(out), "--bank", str(bank), "--db", str(gate_db)) == 0
     with sqlite3.connect(gate_db) as conn:

@@ -8,21 +8,13 @@ from pathlib import Path
 
 from junitparser import JUnitXml
 
+from tests.fakes import cli_code
 from tests.results.test_compare import outcomes, result_set
-from uisbench.cli import main
 from uisbench.results.compare import compare
 from uisbench.results.compare_render import print_table, to_junit, to_markdown
 from uisbench.results.export import write_results
 
 LONG = "majority:model=some-rather-long-model-name-8b-instruct,k=16,tie=first"
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _files(tmp_path: Path, base, cand) -> tuple[str, str]:
@@ -49,7 +41,7 @@ def _regressed():
 def test_missing_configuration_is_a_failure_everywhere(tmp_path: Path, capsys) -> None:
     base, cand = _missing()
     cmp = compare(base, cand)
-    assert cli("compare", *_files(tmp_path, base, cand)) == 1
+    assert cli_code("compare", *_files(tmp_path, base, cand)) == 1
     out = capsys.readouterr().out
     assert "0 regression(s)" not in out
     assert "FAIL" in out and "missing in the candidate" in out
@@ -63,11 +55,11 @@ def test_missing_configuration_is_a_failure_everywhere(tmp_path: Path, capsys) -
 
 
 def test_compare_exits_1_on_a_regression_it_prints_as_fail(tmp_path: Path, capsys) -> None:
-    assert cli("compare", *_files(tmp_path, *_regressed())) == 1
+    assert cli_code("compare", *_files(tmp_path, *_regressed())) == 1
     out = capsys.readouterr().out
     assert "FAIL accuracy" in out and "uisbench compare: FAIL" in out
     base, _ = _regressed()
-    assert cli("compare", *_files(tmp_path, base, base)) == 0
+    assert cli_code("compare", *_files(tmp_path, base, base)) == 0
     assert "uisbench compare: PASS" in capsys.readouterr().out
 
 
