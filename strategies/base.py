@@ -220,8 +220,28 @@ def parse_params(params_cls: type, given: dict[str, Any], strategy: str) -> Any:
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``name:key=value,key=value`` → (name, {key: value})."""
-    name, _, rest = spec.partition(":")
+    """``name:key=value,key=value`` → (name, {key: value}).
+
+    A strategy not registered as a plugin is named by a *reference* instead of a name:
+    ``path/to/file.py:Class`` or ``module.path:Class``, its options after a second colon
+    (``file.py:Class:k=4,unit=flops``). The part before the first colon is a file when it ends
+    in ``.py``; otherwise it is a module when what follows the first colon is a bare identifier
+    (no ``=``) and the part before is not a registered strategy's name. A path holding a colon
+    cannot be given. The reference (``FILE.py:Class`` or ``module:Class``) is returned as the
+    name; :func:`is_reference` tells the two apart.
+    """
+    parts = spec.split(":")
+    head = parts[0].strip()
+    second = parts[1].strip() if len(parts) > 1 else ""
+    module_like = all(p.isidentifier() for p in head.split("."))
+    if head.endswith(".py") or (second.isidentifier() and module_like and head not in STRATEGIES):
+        if not second.isidentifier():
+            raise UisbenchError(
+                f"bad strategy reference {spec!r} (expected FILE.py:Class[:key=value,...])"
+            )
+        name, rest = f"{head}:{second}", ":".join(parts[2:])
+    else:
+        name, _, rest = spec.partition(":")
     params: dict[str, str] = {}
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
@@ -229,6 +249,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise UisbenchError(f"bad strategy option {part!r} in {spec!r} (expected key=value)")
         params[key.strip()] = value.strip()
     return name.strip(), params
+
+
+def is_reference(name: str) -> bool:
+    """Is ``name`` a reference to an unregistered class (``FILE.py:Class``, ``module:Class``)?"""
+    return ":" in name
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("uisbench.strategies", "strategy", Strategy)
