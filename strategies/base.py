@@ -175,8 +175,22 @@ def bounded(
     return field(default=default, metadata={"bounds": (ge, gt, le), "allow_inf": allow_inf})
 
 
+def choice(default: str, *choices: str) -> Any:
+    """A text Params field whose value :func:`parse_params` keeps among ``default`` and
+    ``choices`` (one line listing them otherwise), e.g. ``unit: str = choice("auto", "flops",
+    "dollars", "param_calls")``: a typo fails when the option is parsed, not at fit time."""
+    allowed = (default, *(c for c in choices if c != default))
+    return field(default=default, metadata={"choices": allowed})
+
+
 def _check_value(f: dataclasses.Field, value: Any, strategy: str) -> None:
-    """Every number finite and in range; declared bounds (:func:`bounded`) hold."""
+    """Every number finite and in range; declared bounds (:func:`bounded`) and choices
+    (:func:`choice`) hold."""
+    allowed = f.metadata.get("choices")
+    if allowed is not None and value not in allowed:
+        raise UisbenchError(
+            f"strategy {strategy}: option {f.name}={value!r} must be one of {', '.join(allowed)}"
+        )
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     bad = None
