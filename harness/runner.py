@@ -50,7 +50,7 @@ from uisbench.strategies.base import (
     is_reference,
     parse_spec,
 )
-from uisbench.strategies.references import Reference
+from uisbench.strategies.references import Reference, plugin_code_version
 from uisbench.strategies.references import resolve as resolve_reference
 
 ISOLATION = ("auto", "process", "inprocess")
@@ -282,12 +282,16 @@ class Runner:
         }
 
     def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
-        """A strategy named by reference: its code version (the digest of the file that runs,
-        or of the module's source), so that an edit gives new runs."""
+        """The code version of a strategy run in its own process, so that an edit gives new
+        runs: for one named by reference, the digest of the file that runs (or of the module's
+        source); for a registered third-party plugin, its distribution's version and its
+        module's digest."""
         source = getattr(strat, "source", "")
-        if not is_reference(source):
-            return {}
-        return {"code": self._refs[source].code_version, "reference": source}
+        if is_reference(source):
+            return {"code": self._refs[source].code_version, "reference": source}
+        if isinstance(strat, Described) and source in STRATEGIES:
+            return {"code": plugin_code_version(STRATEGIES.entry_point(source))}
+        return {}
 
     def run(
         self,
