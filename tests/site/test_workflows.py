@@ -65,7 +65,12 @@ def resolve(args: list[str]) -> tuple[click.Command, list[str], str]:
 
 def test_the_example_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert names == {"uisbench-gate.yml", "uisbench-gate-comment.yml", "uisbench-site.yml"}
+    assert names == {
+        "uisbench-gate.yml",
+        "uisbench-gate-comment.yml",
+        "uisbench-site.yml",
+        "uisbench-submission.yml",
+    }
 
 
 def _load(name: str) -> dict:
