@@ -112,3 +112,21 @@ def test_an_edited_file_is_not_verified(world, capsys):
     assert code == 1 and "not verified" in err and "accuracy" in err
     html, _ = build(capsys, world)
     assert "verified</span>" not in html.split("<tbody>")[-1]
+
+
+def test_the_ci_script_verifies_each_file_on_the_bank_it_names(world, tmp_path):
+    """scripts/verify_submissions.sh: a bank named by NAME.bank.txt, a verdict per file."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    results = world["results"]
+    (results / "elsewhere.json").unlink()
+    (results / "ada.bank.txt").write_text(str(tmp_path / "theirs" / "toy.jsonl") + "\n")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "verify_submissions.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(script), str(results)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((results / "ada.verified.json").read_text())["verified"] is True
