@@ -238,10 +238,11 @@ def run_job(req: RunRequest) -> None:
     prefix_cache(req)  # a bad setting stops the job before any bank is imported
     pairs = plan(engine, req)
     work = _work_list(engine, pairs, req, seeds)
-    resumed, skipped = _execute(work, req.force, tolerant=not req.strategies)
+    resumed, skipped, failed = _execute(work, req.force, tolerant=not req.strategies)
     print(
-        f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped} executed "
-        f"({resumed} resumed), {skipped} already complete",
+        f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped - failed} executed "
+        f"({resumed} resumed), {skipped} already complete"
+        + (f", {failed} of broken plugins skipped" if failed else ""),
         file=sys.stderr,
     )
     if req.report:
@@ -301,15 +302,16 @@ def preflight(runner: Runner, specs: list[str]) -> list[str]:
 
 def _execute(
     work: list[tuple[Runner, str, int]], force: bool, tolerant: bool = False
-) -> tuple[int, int]:
-    """Run the work list under a progress bar; returns how many runs resumed and were skipped
-    (already complete). ``tolerant`` (strategies not named on the command line): a third-party
-    plugin whose run fails is skipped with one line, its other runs with it, and the rest run
-    (its failed run leaves no row)."""
+) -> tuple[int, int, int]:
+    """Run the work list under a progress bar; returns how many runs resumed, were skipped
+    (already complete) and were left out (a broken plugin's). ``tolerant`` (strategies not
+    named on the command line): a third-party plugin whose run fails is skipped with one line,
+    its other runs with it, and the rest run (its failed run leaves no row)."""
     from uisbench.strategies.base import parse_spec
 
     resumed = skipped = 0
     failed: set[str] = set()
+    n_failed = 0
     with progress_bar(transient=True) as progress:
         overall = progress.add_task("runs", total=len(work))
         current = progress.add_task("", total=1)
@@ -320,6 +322,7 @@ def _execute(
         for runner, spec, seed in work:
             name = parse_spec(spec)[0]
             if name in failed:
+                n_failed += 1
                 progress.advance(overall)
                 continue
             progress.update(current, description=f"{runner.task} {spec} seed={seed}", completed=0)
@@ -329,13 +332,14 @@ def _execute(
                 if not (tolerant and third_party(name)):
                     raise
                 failed.add(name)
+                n_failed += 1
                 print(f"skipped: plugin {name} cannot run: {one_line(exc)}", file=sys.stderr)
                 progress.advance(overall)
                 continue
             resumed += result.resumed
             skipped += result.skipped
             progress.advance(overall)
-    return resumed, skipped
+    return resumed, skipped, n_failed
 
 
 def site_folder(db: str | None) -> Path:

@@ -33,7 +33,14 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
         table.add_column("family")
         if verbose:
             table.add_column("options: default (bounds)")
-        for name, cls in STRATEGIES.all().items():
+        for name in STRATEGIES.names():
+            try:
+                cls = STRATEGIES.get(name)
+            except Exception as exc:  # a broken plugin: listed as such, the rest still shown
+                text = " ".join(str(exc).split())[:200] or type(exc).__name__
+                broken = f"cannot be loaded: {type(exc).__name__}: {text}"
+                add_row(table, name, broken, "—", *(["—"] if verbose else []))
+                continue
             extra = ["\n".join(option_lines(cls)) or "none"] if verbose else []
             add_row(table, name, cls.description, cls.family, *extra)
     elif what == "tasks":

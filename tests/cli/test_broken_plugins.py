@@ -50,7 +50,8 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
         main(list(args))
         raise SystemExit(0)
-    return exc.value.code, capsys.readouterr().err
+    out = capsys.readouterr()
+    return exc.value.code, out.err + out.out
 
 
 def strategies_run(db: str) -> set[str]:
@@ -67,6 +68,14 @@ def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
     assert "the sweep is broken" in next(x for x in skipped if "bad-sweep" in x)
     assert "a_package_that_is_not_installed" in next(x for x in skipped if "bad-import" in x)
     assert strategies_run(db) == {"fine", "single"}  # the failed run left no row
+    assert "1 of broken plugins skipped" in err  # fails-in-run's one setting, not "executed"
+
+
+def test_list_shows_a_broken_plugin_as_such(db, capsys):
+    code, out = run_cli(capsys, "list", "strategies")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "cannot be loaded" in text and "fine" in text
 
 
 @pytest.mark.parametrize("name", ["fails-in-run", "no-such-class"])
