@@ -282,15 +282,16 @@ class Runner:
         }
 
     def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
-        """The code version of a strategy run in its own process, so that an edit gives new
+        """The code version of a strategy not shipped with uisbench, so that an edit gives new
         runs: for one named by reference, the digest of the file that runs (or of the module's
-        source); for a registered third-party plugin, its distribution's version and its
-        module's digest."""
+        source); for a plugin another distribution registers (in its own process or not), the
+        distribution's version and its module's digest."""
         source = getattr(strat, "source", "")
         if is_reference(source):
             return {"code": self._refs[source].code_version, "reference": source}
-        if isinstance(strat, Described) and source in STRATEGIES:
-            return {"code": plugin_code_version(STRATEGIES.entry_point(source))}
+        name = source or strat.name  # in-process or not, one key
+        if name in STRATEGIES and STRATEGIES.distribution(name) != "uisbench":
+            return {"code": plugin_code_version(STRATEGIES.entry_point(name))}
         return {}
 
     def run(
