@@ -21,6 +21,7 @@ TRIGGERS = {
     "uisbench-gate.yml": {"pull_request"},
     "uisbench-site.yml": {"push", "workflow_dispatch"},
     "uisbench-gate-comment.yml": {"workflow_run"},
+    "uisbench-submission.yml": {"pull_request", "push"},
 }
 
 
