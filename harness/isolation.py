@@ -444,14 +444,17 @@ class ForkServer:
         self._described: dict[str, Described] = {}
         self._exit_pending = False
         self.roots: list[str] = []  # import roots of strategies named module:Class
+        self.tops: list[str] = []  # what of each root is bound: the package or the module
         self.sources: dict[str, bytes] = {}  # texts of strategies named FILE.py:Class
         self._sent: set[str] = set()
 
     def use(self, ref: Reference) -> None:
         """Make a strategy named by reference loadable by the template: a module's import root
         on its path (the template restarts to get it), a file's text sent to it."""
-        if ref.root is not None and ref.root not in self.roots:
-            self.roots.append(ref.root)
+        if ref.root is not None and ref.top not in self.tops:
+            if ref.root not in self.roots:
+                self.roots.append(ref.root)
+            self.tops.append(ref.top or ref.root)
             self.close()
         if ref.source is not None and self.sources.get(ref.target) != ref.source:
             if ref.target in self.sources:  # edited since it was sent: a fresh template
@@ -469,8 +472,8 @@ class ForkServer:
         env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty}
         if bwrap_works():
             binds = path[len(self.roots) :] + sites + code + ([cache] if cache else [])
-            hidden = self._hidden(binds + self.roots)
-            sandbox = _bwrap_argv(binds, hidden, self.roots)
+            hidden = self._hidden(binds + self.tops)
+            sandbox = _bwrap_argv(binds, hidden, self.tops)
             for key, value in env.items():
                 sandbox[-2:-2] = ["--setenv", key, value]
             argv = [*sandbox, *argv]

@@ -40,6 +40,9 @@ class Reference:
     source: bytes | None  # a file's text (sent to the strategy's process)
     root: str | None  # a module's import root (added to the strategy's process's path)
     code_version: str
+    #: what of the root is bound into the strategy's sandbox: its top-level package folder,
+    #: or the module's file (never the whole root: the current directory may hold a bank)
+    top: str | None = None
 
 
 def _digest(data: bytes) -> str:
@@ -69,7 +72,9 @@ def resolve(ref: str) -> Reference:
         version = "module+" + _digest(Path(origin).read_bytes())
     except OSError:
         version = "module+unknown"
-    return Reference(ref, "module", target, cls, None, root, version)
+    first = Path(root) / target.split(".")[0]
+    top = str(first) if first.is_dir() else str(first.with_suffix(".py"))
+    return Reference(ref, "module", target, cls, None, root, version, os.path.realpath(top))
 
 
 def plugin_code_version(ep: Any) -> str:

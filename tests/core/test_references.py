@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests.fakes import FakeBank, FakeModel
 from uisbench.cli import main
 from uisbench.errors import UisbenchError
+from uisbench.isolation import bwrap_works
 from uisbench.runner import Runner
 from uisbench.store import schema as s
 from uisbench.store.bank import import_file
@@ -162,3 +163,52 @@ def test_cli_runs_a_file_strategy(db, tmp_path, capsys):
         raise SystemExit(0)
     assert exc.value.code == 0
     assert [r["config_label"] for r in runs(db)] == ["first-of:model=n,k=1"]
+
+
+PROBE = """
+import os
+from dataclasses import dataclass
+
+from uisbench.strategies import Decisions, Strategy
+
+
+class Probe(Strategy):
+    name = "probe"
+    family = "reference"
+    description = "reports whether it can see a path"
+
+    @dataclass
+    class Params:
+        path: str = ""
+
+    def run(self, ctx):
+        draw = ctx.meter.draw(ctx.models[0], ctx.stream, 1)
+        saw = os.path.exists(self.params.path)
+        yield Decisions(ctx.stream, draw.handle[:, 0], extra=[{"saw": saw}] * len(ctx.stream))
+"""
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="needs bubblewrap")
+def test_a_module_strategy_sees_its_package_not_the_rest_of_its_folder(db, tmp_path, monkeypatch):
+    """The current directory may hold a bank file (its answers): only the package is bound."""
+    pkg = tmp_path / "work" / "probepkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(PROBE)
+    secret = tmp_path / "work" / "toy.jsonl"
+    secret.write_text("the answers\n")
+    monkeypatch.chdir(tmp_path / "work")
+    runner = Runner(db, "toy", "toy")
+    res = runner.run(f"probepkg:Probe:path={secret}", seed=0)
+    seen = f"probepkg:Probe:path={pkg / '__init__.py'}"
+    res2 = runner.run(seen, seed=0)  # its own package: there
+    with db.connect() as conn:
+        extra = dict(
+            conn.execute(
+                select(s.decisions.c.run_id, s.decisions.c.extra).where(
+                    s.decisions.c.run_id.in_([res.run_id, res2.run_id])
+                )
+            ).all()
+        )
+    assert extra[res.run_id] == {"saw": False}
+    assert extra[res2.run_id] == {"saw": True}
+    runner.close()
