@@ -58,7 +58,8 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
 
 
 def option_lines(cls) -> list[str]:
-    """``name=default`` per option of a strategy, with its bounds where it declares them."""
+    """``name=default`` per option of a strategy, with its bounds and choices where it
+    declares them."""
     import dataclasses
 
     lines = []
@@ -69,6 +70,8 @@ def option_lines(cls) -> list[str]:
         bounds += [f"<= {le}"] if le is not None else []
         if f.metadata.get("allow_inf"):
             bounds.append("inf allowed")
+        if f.metadata.get("choices"):
+            bounds.append("one of " + ", ".join(f.metadata["choices"]))
         shown = "''" if default == "" else default
         lines.append(f"{f.name}={shown}" + (f" ({', '.join(bounds)})" if bounds else ""))
     return lines
