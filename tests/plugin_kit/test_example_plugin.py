@@ -54,6 +54,8 @@ def plugin(tmp_path, monkeypatch) -> Path:
     lines = [f"{k} = {v}" for k, v in eps.items()]
     (info / "entry_points.txt").write_text("[uisbench.strategies]\n" + "\n".join(lines) + "\n")
     monkeypatch.syspath_prepend(str(root))
+    for mod in [m for m in sys.modules if m.startswith("uisbench_example")]:
+        monkeypatch.delitem(sys.modules, mod)  # e.g. imported by `list strategies` (installed)
     for attr in ("_eps", "_loaded", "_dists"):
         monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
     monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
