@@ -69,13 +69,6 @@ class Registry(Generic[T]):
             raise UisbenchError(self._unknown(name))
         return code_version(eps[name])
 
-    def entry_point(self, name: str) -> metadata.EntryPoint:
-        """The entry point registering ``name``; nothing is imported."""
-        eps = self._entry_points()
-        if name not in eps:
-            raise UisbenchError(self._unknown(name))
-        return eps[name]
-
     def distribution(self, name: str) -> str | None:
         """Name of the distribution whose entry point registers ``name`` (None if unknown);
         nothing is imported."""

@@ -50,7 +50,7 @@ from uisbench.strategies.base import (
     is_reference,
     parse_spec,
 )
-from uisbench.strategies.references import Reference, plugin_code_version
+from uisbench.strategies.references import Reference
 from uisbench.strategies.references import resolve as resolve_reference
 
 ISOLATION = ("auto", "process", "inprocess")
@@ -271,28 +271,29 @@ class Runner:
             "bank": self.arrays.bank,
             "models": self.models,
             "strategy": strat.name,
-            "code": strategy_code_version(strat),  # an edited plugin: new runs
+            "code": self._code_version(strat),  # an edited plugin: new runs
             "params": dataclasses.asdict(strat.params),
             "seed": seed,
             "split_seed": self.split_seed,
             "mode": "replay",
             "prefix_cache": str(self.prefix_cache),
             "bank_digest": self.arrays.digest,  # a bank grown under the same name: new runs
-            **{k: v for k, v in self._reference_code(strat).items() if k == "code"},
         }
 
-    def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
-        """The code version of a strategy not shipped with uisbench, so that an edit gives new
-        runs: for one named by reference, the digest of the file that runs (or of the module's
-        source); for a plugin another distribution registers (in its own process or not), the
-        distribution's version and its module's digest."""
+    def _code_version(self, strat: Strategy | Described) -> str:
+        """:func:`strategy_code_version`, or for a strategy named by reference the digest of
+        the file that runs (``file+``) or of the module's source (``module+``)."""
         source = getattr(strat, "source", "")
         if is_reference(source):
-            return {"code": self._refs[source].code_version, "reference": source}
-        name = source or strat.name  # in-process or not, one key
-        if name in STRATEGIES and STRATEGIES.distribution(name) != "uisbench":
-            return {"code": plugin_code_version(STRATEGIES.entry_point(name))}
-        return {}
+            return self._refs[source].code_version
+        return strategy_code_version(strat)
+
+    def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
+        """Where a strategy named by reference came from, for the run's summary."""
+        source = getattr(strat, "source", "")
+        if not is_reference(source):
+            return {}
+        return {"code": self._refs[source].code_version, "reference": source}
 
     def run(
         self,

@@ -77,19 +77,6 @@ def resolve(ref: str) -> Reference:
     return Reference(ref, "module", target, cls, None, root, version, os.path.realpath(top))
 
 
-def plugin_code_version(ep: Any) -> str:
-    """``DIST_VERSION+module+SHA256[:16]`` of a registered plugin (an entry point): its
-    distribution's version and the digest of its module's source, found without importing it."""
-    dist = getattr(ep, "dist", None)
-    version = dist.version if dist is not None else "unknown"
-    origin, _ = _locate(ep.module)
-    try:
-        digest = _digest(Path(origin or "").read_bytes())
-    except OSError:
-        digest = "unknown"
-    return f"{version}+module+{digest}"
-
-
 def _locate(module: str) -> tuple[str | None, str | None]:
     """(source file, import root) of ``module``, found by the finders without executing it
     (``importlib.util.find_spec`` would import its parent packages); the current directory is
