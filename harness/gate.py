@@ -62,9 +62,17 @@ def _bank(engine: Engine, baseline: ResultSet, bank_ref: str | None) -> str:
 
 
 def rerun(
-    engine: Engine, bank: str, baseline: ResultSet, seeds: Sequence[int] | None = None
+    engine: Engine,
+    bank: str,
+    baseline: ResultSet,
+    seeds: Sequence[int] | None = None,
+    isolation: str = "auto",
 ) -> list[int]:
-    """Run every configuration of the baseline afresh; returns the new run ids."""
+    """Run every configuration of the baseline afresh; returns the new run ids. ``isolation``
+    is ``auto`` (plugins in their own process) or ``process`` (every strategy: verifying a
+    submitted result), never ``inprocess``."""
+    if isolation not in ("auto", "process"):
+        raise UisbenchError("the gate runs strategies isolated: auto or process")
     from uisbench.runner import Runner
 
     runners: dict[tuple, Runner] = {}
@@ -82,7 +90,7 @@ def rerun(
                 list(models),
                 run.split_seed or 0,
                 run.prefix_cache,
-                isolation="auto",
+                isolation=isolation,
             )
         for seed in seeds if seeds else [run.seed]:
             if (where, run.config, seed) in done:
@@ -111,10 +119,11 @@ def run_gate(
     db: str | None = None,
     seeds: Sequence[int] | None = None,
     tolerances: Tolerances | None = None,
+    isolation: str = "auto",
 ) -> Comparison:
     """Re-run the baseline's configurations and compare; bad input raises UisbenchError."""
     baseline = read_results(baseline_path)
     with _engine(db) as engine:
         bank = _bank(engine, baseline, bank_ref)
-        candidate = load_results(engine, rerun(engine, bank, baseline, seeds))
+        candidate = load_results(engine, rerun(engine, bank, baseline, seeds, isolation))
     return compare(baseline, candidate, tolerances)

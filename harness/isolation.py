@@ -46,7 +46,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -54,6 +54,9 @@ from uisbench.blind import BlindView, ModelView
 from uisbench.errors import UisbenchError
 from uisbench.meter import OPS, MeterService
 from uisbench.store.arrays import BankArrays, ModelArrays
+
+if TYPE_CHECKING:
+    from uisbench.strategies.references import Reference
 
 #: dtypes a message may carry (no object arrays: nothing is unpickled).
 DTYPES = {
@@ -286,7 +289,9 @@ def _bind_roots() -> tuple[list[str], list[str], list[str]]:
     return path, sites, code
 
 
-def _bwrap_argv(binds: list[str], hidden: list[tuple[str, str]] | None) -> list[str]:
+def _bwrap_argv(
+    binds: list[str], hidden: list[tuple[str, str]] | None, late: list[str] | None = None
+) -> list[str]:
     exe = shutil.which("bwrap")
     if exe is None:
         return []
@@ -310,6 +315,13 @@ def _bwrap_argv(binds: list[str], hidden: list[tuple[str, str]] | None) -> list[
     for source, target in hidden or []:
         argv += ["--ro-bind", source, target]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+    # packages of strategies named by module (uisbench.strategies.references); what is hidden
+    # inside them stays hidden
+    for path in late or []:
+        argv += ["--ro-bind", path, path]
+    for source, target in hidden or []:
+        if any(Path(target).is_relative_to(p) for p in late or []):
+            argv += ["--ro-bind", source, target]
     argv += ["--remount-ro", "/"]
     return [*argv, "--chdir", "/"]
 
@@ -382,6 +394,8 @@ class Described:
     params: Any  # a dataclass instance (``dataclasses.asdict`` works on it)
     evaluates: bool
     _label: str
+    #: what the strategy's process was asked to build: a registered name or a reference
+    source: str = ""
 
     def label(self) -> str:
         return self._label
@@ -429,18 +443,37 @@ class ForkServer:
         self._noted = False
         self._described: dict[str, Described] = {}
         self._exit_pending = False
+        self.roots: list[str] = []  # import roots of strategies named module:Class
+        self.tops: list[str] = []  # what of each root is bound: the package or the module
+        self.sources: dict[str, bytes] = {}  # texts of strategies named FILE.py:Class
+        self._sent: set[str] = set()
+
+    def use(self, ref: Reference) -> None:
+        """Make a strategy named by reference loadable by the template: a module's import root
+        on its path (the template restarts to get it), a file's text sent to it."""
+        if ref.root is not None and ref.top not in self.tops:
+            if ref.root not in self.roots:
+                self.roots.append(ref.root)
+            self.tops.append(ref.top or ref.root)
+            self.close()
+        if ref.source is not None and self.sources.get(ref.target) != ref.source:
+            if ref.target in self.sources:  # edited since it was sent: a fresh template
+                self.close()
+                self._described.clear()
+            self.sources[ref.target] = ref.source
 
     # -------------------------------------------------------------- lifecycle
     def _start(self) -> None:
         path, sites, code = _bind_roots()
+        path = [*self.roots, *path]
         boot = json.dumps({"path": path, "sites": sites})  # code paths only, no database
         argv = [_python(), "-I", "-S", "-c", _BOOT, boot]
         cache = feature_cache()
         env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty}
         if bwrap_works():
-            binds = path + sites + code + ([cache] if cache else [])
-            hidden = self._hidden(binds)
-            sandbox = _bwrap_argv(binds, hidden)
+            binds = path[len(self.roots) :] + sites + code + ([cache] if cache else [])
+            hidden = self._hidden(binds + self.tops)
+            sandbox = _bwrap_argv(binds, hidden, self.tops)
             for key, value in env.items():
                 sandbox[-2:-2] = ["--setenv", key, value]
             argv = [*sandbox, *argv]
@@ -466,6 +499,7 @@ class ForkServer:
         reply, _ = self._read(time.monotonic() + max(self.timeout_s, 60.0))
         if reply.get("op") != "ready":
             raise ProtocolError("the strategy process did not start")
+        self._sent = set()
 
     def _hidden(self, binds: list[str]) -> list[tuple[str, str]]:
         """Read-only empty stand-ins over what must not be reachable inside the binds: the
@@ -503,7 +537,12 @@ class ForkServer:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
-        assert self.proc is not None
+        assert self.proc is not None and self.proc.stdin is not None
+        for path, text in self.sources.items():  # no reply: the template only keeps it
+            if path not in self._sent:
+                arr = np.frombuffer(text, dtype=np.uint8)
+                write_message(self.proc.stdin, {"op": "source", "path": path}, {"text": arr})
+                self._sent.add(path)
         return self.proc
 
     def _read(self, deadline: float, max_arrays: int = MAX_ARRAYS) -> tuple[dict, dict]:
@@ -536,6 +575,7 @@ class ForkServer:
         if key not in self._described:
             head = {"op": "describe", "name": name, "params": params}
             self._described[key] = _described(self._ask(head))
+            self._described[key].source = name
         return self._described[key]
 
     def sweep(self, name: str, models: list[str], max_k: dict[str, int]) -> tuple[list, bool]:

@@ -177,7 +177,8 @@ def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:
 def expand(strategies: list[str], runner) -> list[str]:
     """Explicit specs as given; none means every registered strategy's default sweep. An
     isolated strategy is checked and swept by its own process (its module is not imported
-    here)."""
+    here). A third-party plugin that cannot be loaded or swept is skipped with one line (the
+    rest still run); a strategy named explicitly, or shipped with uisbench, fails the job."""
     from uisbench.strategies.base import STRATEGIES
 
     if strategies:
@@ -186,11 +187,31 @@ def expand(strategies: list[str], runner) -> list[str]:
         return list(strategies)
     out = []
     for name in STRATEGIES.names():
-        specs, why = runner.default_specs(name)
+        try:
+            specs, why = runner.default_specs(name)
+        except Exception as exc:
+            if not third_party(name):
+                raise
+            print(f"skipped: plugin {name} cannot be loaded: {one_line(exc)}", file=sys.stderr)
+            continue
         if why:
             print(f"skipped: {why}", file=sys.stderr)
         out += specs
     return out
+
+
+def third_party(name: str) -> bool:
+    """Is ``name`` a plugin some other distribution registers (a reference counts as one)?"""
+    from uisbench.strategies.base import STRATEGIES, is_reference
+
+    return is_reference(name) or STRATEGIES.distribution(name) != "uisbench"
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, UisbenchError):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:300]
 
 
 def prefix_cache(req: RunRequest) -> str:
@@ -217,10 +238,11 @@ def run_job(req: RunRequest) -> None:
     prefix_cache(req)  # a bad setting stops the job before any bank is imported
     pairs = plan(engine, req)
     work = _work_list(engine, pairs, req, seeds)
-    resumed, skipped = _execute(work, req.force)
+    resumed, skipped, failed = _execute(work, req.force, tolerant=not req.strategies)
     print(
-        f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped} executed "
-        f"({resumed} resumed), {skipped} already complete",
+        f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped - failed} executed "
+        f"({resumed} resumed), {skipped} already complete"
+        + (f", {failed} of broken plugins skipped" if failed else ""),
         file=sys.stderr,
     )
     if req.report:
@@ -278,10 +300,18 @@ def preflight(runner: Runner, specs: list[str]) -> list[str]:
     return problems
 
 
-def _execute(work: list[tuple[Runner, str, int]], force: bool) -> tuple[int, int]:
-    """Run the work list under a progress bar; returns how many runs resumed and were skipped
-    (already complete)."""
+def _execute(
+    work: list[tuple[Runner, str, int]], force: bool, tolerant: bool = False
+) -> tuple[int, int, int]:
+    """Run the work list under a progress bar; returns how many runs resumed, were skipped
+    (already complete) and were left out (a broken plugin's). ``tolerant`` (strategies not
+    named on the command line): a third-party plugin whose run fails is skipped with one line,
+    its other runs with it, and the rest run (its failed run leaves no row)."""
+    from uisbench.strategies.base import parse_spec
+
     resumed = skipped = 0
+    failed: set[str] = set()
+    n_failed = 0
     with progress_bar(transient=True) as progress:
         overall = progress.add_task("runs", total=len(work))
         current = progress.add_task("", total=1)
@@ -290,12 +320,26 @@ def _execute(work: list[tuple[Runner, str, int]], force: bool) -> tuple[int, int
             progress.update(current, completed=done, total=total)
 
         for runner, spec, seed in work:
+            name = parse_spec(spec)[0]
+            if name in failed:
+                n_failed += 1
+                progress.advance(overall)
+                continue
             progress.update(current, description=f"{runner.task} {spec} seed={seed}", completed=0)
-            result = runner.run(spec, seed, force=force, progress=tick)
+            try:
+                result = runner.run(spec, seed, force=force, progress=tick)
+            except UisbenchError as exc:
+                if not (tolerant and third_party(name)):
+                    raise
+                failed.add(name)
+                n_failed += 1
+                print(f"skipped: plugin {name} cannot run: {one_line(exc)}", file=sys.stderr)
+                progress.advance(overall)
+                continue
             resumed += result.resumed
             skipped += result.skipped
             progress.advance(overall)
-    return resumed, skipped
+    return resumed, skipped, n_failed
 
 
 def site_folder(db: str | None) -> Path:

@@ -47,8 +47,11 @@ from uisbench.strategies.base import (
     Decisions,
     Strategy,
     config_label,
+    is_reference,
     parse_spec,
 )
+from uisbench.strategies.references import Reference
+from uisbench.strategies.references import resolve as resolve_reference
 
 ISOLATION = ("auto", "process", "inprocess")
 #: A strategy as the runner takes it: a spec ``name:key=value``, (name, params), or an object.
@@ -156,6 +159,7 @@ class Runner:
         self.isolation = isolation
         self.timeout_s = timeout_s
         self._server: ForkServer | None = None
+        self._refs: dict[str, Reference] = {}  # strategies named by reference, resolved
         self.engine = engine
         self.task = task
         self.prefix_cache = PrefixCache.parse(prefix_cache)
@@ -180,7 +184,13 @@ class Runner:
         """Does ``strategy`` run in a child process? Shipped strategies (registered by the
         uisbench distribution) run in-process unless ``process``; every other one is isolated
         unless ``inprocess``. A Strategy object not registered under its name cannot be rebuilt
-        in a child: under ``auto`` it runs in-process (its code already runs in the caller)."""
+        in a child: under ``auto`` it runs in-process (its code already runs in the caller).
+        A strategy named by reference (``FILE.py:Class``, ``module:Class``) is always isolated:
+        this process never imports it."""
+        if not isinstance(strategy, Strategy):
+            name = strategy[0] if isinstance(strategy, tuple) else parse_spec(strategy)[0]
+            if is_reference(name):
+                return True
         if self.isolation != "auto":
             return self.isolation == "process"
         if isinstance(strategy, Strategy):
@@ -216,6 +226,12 @@ class Runner:
                 return self._fork_server().describe(name, params)
             return strategy
         name, params = strategy if isinstance(strategy, tuple) else parse_spec(strategy)
+        if is_reference(name):
+            ref = resolve_reference(name)
+            self._refs[ref.ref] = ref
+            server = self._fork_server()
+            server.use(ref)
+            return server.describe(ref.ref, dict(params))
         if self.isolated((name, params)):
             STRATEGIES.distribution(name)  # an unknown name: one line, nothing started
             return self._fork_server().describe(name, dict(params))
@@ -255,7 +271,7 @@ class Runner:
             "bank": self.arrays.bank,
             "models": self.models,
             "strategy": strat.name,
-            "code": strategy_code_version(strat),  # an edited plugin: new runs
+            "code": self._code_version(strat),  # an edited plugin: new runs
             "params": dataclasses.asdict(strat.params),
             "seed": seed,
             "split_seed": self.split_seed,
@@ -263,6 +279,21 @@ class Runner:
             "prefix_cache": str(self.prefix_cache),
             "bank_digest": self.arrays.digest,  # a bank grown under the same name: new runs
         }
+
+    def _code_version(self, strat: Strategy | Described) -> str:
+        """:func:`strategy_code_version`, or for a strategy named by reference the digest of
+        the file that runs (``file+``) or of the module's source (``module+``)."""
+        source = getattr(strat, "source", "")
+        if is_reference(source):
+            return self._refs[source].code_version
+        return strategy_code_version(strat)
+
+    def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
+        """Where a strategy named by reference came from, for the run's summary."""
+        source = getattr(strat, "source", "")
+        if not is_reference(source):
+            return {}
+        return {"code": self._refs[source].code_version, "reference": source}
 
     def run(
         self,
@@ -333,7 +364,13 @@ class Runner:
         stream = arrival_order(self.test_pos, seed)
         outcome: dict[str, Any] = {}
         served = self._fork_server().run(
-            strat.name, params, seed, stream, MeterService(meter), self.arrays, outcome
+            strat.source or strat.name,
+            params,
+            seed,
+            stream,
+            MeterService(meter),
+            self.arrays,
+            outcome,
         )
 
         def chunks():  # each committed to the meter by the server, before the child resumes
@@ -529,6 +566,7 @@ class Runner:
         }
         if learned:
             summary["strategy"] = learned
+        summary.update(self._reference_code(strat))  # where an unregistered strategy came from
         with self.engine.begin() as conn:
             conn.execute(
                 s.runs.update()

@@ -100,8 +100,10 @@ def select_runs(
     return found
 
 
-def load_results(engine: Engine, run_ids: list[int]) -> ResultSet:
-    """The runs' per-query outcomes; all runs must share one bank."""
+def load_results(engine: Engine, run_ids: list[int], submitter: str | None = None) -> ResultSet:
+    """The runs' per-query outcomes; all runs must share one bank. The provenance names the
+    uisbench version and commit, the ``submitter`` if given, and the code version of each
+    strategy that ran in its own process (a plugin's digest, see the runner)."""
     r, t, b = s.runs, s.tasks, s.banks
     q = (
         select(r, t.c.name.label("task"), b.c.name.label("bank"))
@@ -135,7 +137,15 @@ def load_results(engine: Engine, run_ids: list[int]) -> ResultSet:
         )
         for row in runs
     ]
-    provenance = {"uisbench_version": uisbench_version(), "git_commit": git_commit()}
+    provenance: dict[str, Any] = {
+        "uisbench_version": uisbench_version(),
+        "git_commit": git_commit(),
+    }
+    if submitter:
+        provenance["submitter"] = submitter
+    code = {r["strategy"]: (r["summary"] or {}).get("code") for r in runs}
+    if any(code.values()):
+        provenance["code"] = {k: v for k, v in sorted(code.items()) if v}
     return ResultSet(banks[0], digest, out, provenance)
 
 

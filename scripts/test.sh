@@ -21,6 +21,10 @@ bash scripts/setup.sh --full
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q "$@"
+# The example plugin (docs/PLUGINS.md): installed as a plugin author would, then its own tests,
+# which call uisbench.testing.check_strategy (about 20 s).
+.venv/bin/python -m pip install -q --no-deps -e examples/strategy-plugin
+.venv/bin/python -m pytest -q -p no:cacheprovider examples/strategy-plugin/tests
 # The regression gate: the committed baseline's configurations, re-run with this code.
 mkdir -p test-artifacts
 .venv/bin/uisbench gate --baseline results/baselines/arith-smoke.json \

@@ -408,6 +408,7 @@ class _Site:
         self.version = uisbench_version()
         self.commit = git_commit()
         self.paths: list[str] = []
+        self.submitted: list = []  # result files others submitted (results/submitted.py)
 
     def render(self, template: str, path: str, **ctx: Any) -> None:
         depth = path.count("/")
@@ -468,7 +469,11 @@ class _Site:
             index_tasks.append(self._task(board, runs, models, curves))
         self.progress(len(boards), len(boards), f"{self.pages} pages")
         self.render(
-            "index.html", "index.html", tasks=index_tasks, include_synthetic=self.include_synthetic
+            "index.html",
+            "index.html",
+            tasks=index_tasks,
+            include_synthetic=self.include_synthetic,
+            submitted=self.submitted,
         )
         (self.out / "sitemap.xml").unlink(missing_ok=True)
         if self.base_url:
@@ -811,11 +816,19 @@ def build_site(
     drill_queries: int = DRILL_QUERIES,
     base_url: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    results_dir: Path | None = None,
 ) -> Path:
     """Render the site into ``out`` (default ``_site/`` in the current directory); returns it.
-    ``progress(done, total, label)`` hears of each task as its pages are written."""
+    ``progress(done, total, label)`` hears of each task as its pages are written;
+    ``results_dir``: result files others submitted, shown beside the local runs
+    (:mod:`uisbench.results.submitted`)."""
     out = Path(out) if out is not None else Path.cwd() / "_site"
     if drill_queries < 0:
         raise UisbenchError("--queries must be 0 (all) or more")
     base_url = check_base_url(base_url)
-    return _Site(engine, out, include_synthetic, drill_queries, base_url, progress).build()
+    site = _Site(engine, out, include_synthetic, drill_queries, base_url, progress)
+    if results_dir is not None:
+        from uisbench.results.submitted import load_submissions
+
+        site.submitted = load_submissions(engine, Path(results_dir))
+    return site.build()

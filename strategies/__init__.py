@@ -29,6 +29,7 @@ from uisbench.strategies.base import (
     RunContext,
     Strategy,
     bounded,
+    choice,
     make_strategy,
 )
 from uisbench.strategies.costing import (
@@ -45,6 +46,7 @@ from uisbench.strategies.routing import Router, Routes
 
 __all__ = [
     "bounded",
+    "choice",
     "AGGREGATORS",
     "STRATEGIES",
     "Decisions",

@@ -175,8 +175,22 @@ def bounded(
     return field(default=default, metadata={"bounds": (ge, gt, le), "allow_inf": allow_inf})
 
 
+def choice(default: str, *choices: str) -> Any:
+    """A text Params field whose value :func:`parse_params` keeps among ``default`` and
+    ``choices`` (one line listing them otherwise), e.g. ``unit: str = choice("auto", "flops",
+    "dollars", "param_calls")``: a typo fails when the option is parsed, not at fit time."""
+    allowed = (default, *(c for c in choices if c != default))
+    return field(default=default, metadata={"choices": allowed})
+
+
 def _check_value(f: dataclasses.Field, value: Any, strategy: str) -> None:
-    """Every number finite and in range; declared bounds (:func:`bounded`) hold."""
+    """Every number finite and in range; declared bounds (:func:`bounded`) and choices
+    (:func:`choice`) hold."""
+    allowed = f.metadata.get("choices")
+    if allowed is not None and value not in allowed:
+        raise UisbenchError(
+            f"strategy {strategy}: option {f.name}={value!r} must be one of {', '.join(allowed)}"
+        )
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     bad = None
@@ -220,8 +234,28 @@ def parse_params(params_cls: type, given: dict[str, Any], strategy: str) -> Any:
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``name:key=value,key=value`` → (name, {key: value})."""
-    name, _, rest = spec.partition(":")
+    """``name:key=value,key=value`` → (name, {key: value}).
+
+    A strategy not registered as a plugin is named by a *reference* instead of a name:
+    ``path/to/file.py:Class`` or ``module.path:Class``, its options after a second colon
+    (``file.py:Class:k=4,unit=flops``). The part before the first colon is a file when it ends
+    in ``.py``; otherwise it is a module when what follows the first colon is a bare identifier
+    (no ``=``) and the part before is not a registered strategy's name. A path holding a colon
+    cannot be given. The reference (``FILE.py:Class`` or ``module:Class``) is returned as the
+    name; :func:`is_reference` tells the two apart.
+    """
+    parts = spec.split(":")
+    head = parts[0].strip()
+    second = parts[1].strip() if len(parts) > 1 else ""
+    module_like = all(p.isidentifier() for p in head.split("."))
+    if head.endswith(".py") or (second.isidentifier() and module_like and head not in STRATEGIES):
+        if not second.isidentifier():
+            raise UisbenchError(
+                f"bad strategy reference {spec!r} (expected FILE.py:Class[:key=value,...])"
+            )
+        name, rest = f"{head}:{second}", ":".join(parts[2:])
+    else:
+        name, _, rest = spec.partition(":")
     params: dict[str, str] = {}
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
@@ -229,6 +263,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise UisbenchError(f"bad strategy option {part!r} in {spec!r} (expected key=value)")
         params[key.strip()] = value.strip()
     return name.strip(), params
+
+
+def is_reference(name: str) -> bool:
+    """Is ``name`` a reference to an unregistered class (``FILE.py:Class``, ``module:Class``)?"""
+    return ":" in name
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("uisbench.strategies", "strategy", Strategy)

@@ -34,9 +34,9 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import RunContext, bounded
-from uisbench.strategies.costing import cost_unit, log_grid, request_cost
-from uisbench.strategies.routing import Cascade, check_signal
+from uisbench.strategies.base import RunContext, bounded, choice
+from uisbench.strategies.costing import UNITS, cost_unit, log_grid, request_cost
+from uisbench.strategies.routing import SIGNALS, Cascade, check_signal
 
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the chain
 
@@ -124,9 +124,9 @@ class FrugalCascade(Cascade):
         # queries buys nothing FrugalGPT's 3-model chains need.
         max_len: int = bounded(3, ge=1, le=8)
         grid: int = bounded(8, ge=1, le=100)
-        signal: str = "auto"
+        signal: str = choice(*SIGNALS)
         k: int = bounded(3, ge=1)
-        unit: str = "auto"
+        unit: str = choice("auto", *UNITS)
 
         def validate(self) -> None:
             check_signal(self.signal, self.k)

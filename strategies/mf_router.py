@@ -144,8 +144,7 @@ class MFRouter(_QualityRouter):
         steps: int = bounded(400, ge=1, le=4000)
         lr: float = bounded(0.02, gt=0, le=10)
 
-        def validate(self) -> None:
-            super().validate()
+        def validate(self) -> None:  # features and unit: their choices, checked when parsed
             if self.dim * self.steps > MAX_WORK:
                 raise UisbenchError(
                     f"strategy mf-router: dim × steps = {self.dim * self.steps} must be <= "

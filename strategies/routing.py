@@ -40,8 +40,9 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
+    UNITS,
     cost_unit,
     draw_by_choice,
     expected_cost,
@@ -51,11 +52,6 @@ from uisbench.strategies.costing import (
     request_cost,
 )
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
-
-
-def _check_features(kind: str) -> None:
-    if kind not in KINDS:
-        raise UisbenchError(f"unknown features={kind!r} (one of {', '.join(KINDS)})")
 
 
 def model_costs(train: BankArrays, models: list[str], unit: str) -> np.ndarray:
@@ -130,11 +126,8 @@ class _QualityRouter(Router):
     class Params:
         # willingness to pay (RouterBench's λ): larger buys dearer answers; inf: quality only
         wtp: float = bounded(20.0, gt=0, allow_inf=True)
-        features: str = "auto"
-        unit: str = "auto"
-
-        def validate(self) -> None:
-            _check_features(self.features)
+        features: str = choice("auto", *KINDS)
+        unit: str = choice("auto", *UNITS)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -269,14 +262,9 @@ class ThresholdRouter(Router):
         share: float = bounded(0.5, ge=0, le=1)
         strong: str = ""
         weak: str = ""
-        pair: str = "auto"  # auto: best two-model front on train; extremes: RouteLLM's
-        features: str = "auto"
-        unit: str = "auto"
-
-        def validate(self) -> None:
-            if self.pair not in ("auto", "extremes"):
-                raise UisbenchError("pair must be auto or extremes")
-            _check_features(self.features)
+        pair: str = choice("auto", "extremes")  # auto: best two-model front on train
+        features: str = choice("auto", *KINDS)
+        unit: str = choice("auto", *UNITS)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -357,10 +345,14 @@ def escalates(conf: np.ndarray, tie: np.ndarray, tau: Threshold) -> np.ndarray:
     return (conf < tau[0]) | ((conf == tau[0]) & (tie < tau[1]))
 
 
+#: A cascade's confidence signals (``auto``: log-prob where the bank has it).
+SIGNALS = ("auto", "logprob", "agreement")
+
+
 def check_signal(signal: str, k: int) -> None:
     """A cascade's confidence signal: the first sample's log-prob, or agreement of k samples."""
-    if signal not in ("auto", "logprob", "agreement"):
-        raise UisbenchError("signal must be auto, logprob or agreement")
+    if signal not in SIGNALS:
+        raise UisbenchError(f"signal must be one of {', '.join(SIGNALS)}")
     if k < 2 and signal == "agreement":
         raise UisbenchError("signal=agreement needs k >= 2 samples")
 
@@ -376,11 +368,11 @@ class Cascade(Strategy):
     @dataclass
     class Params:
         escalate: float = bounded(0.3, ge=0, le=1)
-        signal: str = "auto"
+        signal: str = choice(*SIGNALS)
         k: int = bounded(3, ge=1)
         models: tuple = ()
         skip: int = bounded(0, ge=0)
-        unit: str = "auto"
+        unit: str = choice("auto", *UNITS)
 
         def validate(self) -> None:
             check_signal(self.signal, self.k)

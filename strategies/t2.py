@@ -62,8 +62,9 @@ from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
+    UNITS,
     cost_unit,
     expected_cost,
     log_grid,
@@ -307,15 +308,11 @@ class T2Optimal(Strategy):
         budget: float = bounded(
             0.3, gt=0
         )  # per-query budget, × the dearest model's one-sample cost (train)
-        metric: str = "maj"  # "maj" (deployable) or "pass" (oracle verifier: upper bound)
+        metric: str = choice("maj", "pass")  # maj: deployable; pass: oracle verifier (a bound)
         approach: int = bounded(1, ge=1, le=2)  # Approach 1 (law on −log metric) or 2 (Beta)
         served: float = bounded(0.0, ge=0)  # queries 6·N·D is amortised over; 0: sunk
         restarts: int = bounded(32, ge=1, le=MAX_RESTARTS)  # L-BFGS-B starts (time grows with it)
-        unit: str = "auto"
-
-        def validate(self) -> None:
-            if self.metric not in ("maj", "pass"):
-                raise UisbenchError("t2: metric must be maj or pass")
+        unit: str = choice("auto", *UNITS)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

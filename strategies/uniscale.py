@@ -62,8 +62,9 @@ from uisbench.meter import Meter
 from uisbench.sampling import seeded_rng
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, take
-from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded
+from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
+    UNITS,
     cost_unit,
     expected_cost,
     log_grid,
@@ -157,20 +158,14 @@ class UniScale(Strategy):
         w_score: float = bounded(0.0, ge=0, le=1e6)  # w2 (the bank's sample score, if any)
         alpha: float | None = bounded(None, ge=0, le=1e6)  # exploration width; None: on train
         dim: int | None = bounded(None, ge=0, le=4096)  # principal components; None: likewise
-        norm: str = "auto"  # cost normalisation: linear, log, rank; auto: chosen likewise
+        norm: str = choice("auto", *NORMS)  # cost normalisation; auto: chosen on train
         max_k: int = bounded(16, ge=1)
         warm_start: bool = True
         batch: int = bounded(
             16, ge=1
         )  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
-        features: str = "auto"
-        unit: str = "auto"
-
-        def validate(self) -> None:
-            if self.features not in KINDS:
-                raise UisbenchError(f"unknown features={self.features!r}")
-            if self.norm not in ("auto", *NORMS):
-                raise UisbenchError(f"unknown norm={self.norm!r} (auto, {', '.join(NORMS)})")
+        features: str = choice("auto", *KINDS)
+        unit: str = choice("auto", *UNITS)
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

@@ -34,7 +34,18 @@ from uisbench.isolation import (
     write_message,
 )
 from uisbench.meter import MeterClient
-from uisbench.strategies.base import STRATEGIES, RunContext, Strategy
+from uisbench.strategies.base import STRATEGIES, RunContext, Strategy, is_reference
+from uisbench.strategies.references import load_class
+
+#: Texts of strategies named ``FILE.py:Class``, as the parent read them (op ``source``).
+_SOURCES: dict[str, bytes] = {}
+
+
+def strategy_class(name: str) -> type:
+    """A registered strategy by name, or one named by reference (loaded once here)."""
+    if is_reference(name):
+        return load_class(name, _SOURCES.get(name.rpartition(":")[0]))
+    return STRATEGIES.get(name)
 
 
 def _warm(view: BlindView) -> None:
@@ -71,6 +82,8 @@ def template_main() -> None:
             bpf = arrays["seccomp"].tobytes() if "seccomp" in arrays else None
             _warm(view)
             write_message(writer, {"op": "ready"})
+        elif op == "source":
+            _SOURCES[str(head.get("path"))] = arrays["text"].tobytes()
         elif op in ("describe", "sweep"):
             write_message(writer, _answer_about(head))
         elif op == "run":
@@ -79,7 +92,7 @@ def template_main() -> None:
 
 def _answer_about(head: dict[str, Any]) -> dict[str, Any]:
     try:
-        cls = STRATEGIES.get(head["name"])
+        cls = strategy_class(head["name"])
         if head["op"] == "sweep":
             settings = cls.sweep(head["models"], head["max_k"])
             return {"op": "sweep", "settings": settings, "needs_answers": cls.needs_answers}
@@ -149,7 +162,7 @@ def _children() -> list[int]:
 
 
 def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None:
-    cls = STRATEGIES.get(head["name"])  # imported here, in the template: the next fork is warm
+    cls = strategy_class(head["name"])  # imported here, in the template: the next fork is warm
     stream = arrays["stream"]
     strat, ctx = _prefit(cls, head, stream, train, view)
     if _children():  # e.g. started at import by a plugin, to carry state from run to run

@@ -106,6 +106,7 @@ def results() -> None:
     help="File to write: F.json (the result file compare and gate read) or F.csv (one row "
     "per run and query, for a spreadsheet).",
 )
+@click.option("--submitter", default=None, help="Who made the runs (kept in the provenance).")
 @db_option
 def results_export(
     run_ids: tuple[str, ...],
@@ -113,6 +114,7 @@ def results_export(
     configs: tuple[str, ...],
     bank: str | None,
     out: Path,
+    submitter: str | None,
     db: str | None,
 ) -> None:
     """Write runs (ids like 3 4 or 3-9, or a selection) with per-query outcomes to a file."""
@@ -128,7 +130,7 @@ def results_export(
     ids = [i for ref in run_ids for i in _parse_ids(ref)]
     engine = open_engine(db, create=False)
     chosen = select_runs(engine, ids or None, task, list(configs) or None, bank)
-    data = load_results(engine, chosen)
+    data = load_results(engine, chosen, submitter)
     (write_csv if suffix == ".csv" else write_results)(data, out)
     click.echo(f"{len(data.runs)} run(s) on bank {data.bank} written to {out}")
 
@@ -176,6 +178,13 @@ def compare(
     help="Database for the runs (default: a throw-away one). Runs of the same definition "
     "already in it are discarded and redone, so the gate always tests this code.",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Verify a submitted result file: re-run every strategy in its own process and write "
+    "NAME.verified.json beside it, verified when every configuration is equal within the "
+    "tolerances both ways (exit 1 otherwise); site build --results shows it as verified.",
+)
 def gate(
     baseline: Path,
     bank: str | None,
@@ -186,11 +195,23 @@ def gate(
     markdown: Path | None,
     junit: Path | None,
     db: str | None,
+    verify: bool,
 ) -> None:
     """Re-run a baseline's configurations; exit 1 on a significant regression beyond tolerance."""
     from uisbench.gate import run_gate
     from uisbench.results.compare import Tolerances
 
     tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
-    cmp = run_gate(baseline, bank, db, list(seeds) or None, tol)
-    _report(cmp, markdown, junit, "gate")
+    isolation = "process" if verify else "auto"
+    cmp = run_gate(baseline, bank, db, list(seeds) or None, tol, isolation=isolation)
+    ok = True
+    if verify:  # the verdict is written whatever the comparison says
+        from uisbench.results.submitted import equal_within_tolerance, write_verification
+
+        record, ok = write_verification(baseline, cmp)
+        click.echo(f"{'verified' if ok else 'not verified'}: {record}", err=True)
+        for line in equal_within_tolerance(cmp):
+            click.echo(f"  {line}", err=True)
+    _report(cmp, markdown, junit, "gate")  # exit 1 on a regression
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -33,7 +33,14 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
         table.add_column("family")
         if verbose:
             table.add_column("options: default (bounds)")
-        for name, cls in STRATEGIES.all().items():
+        for name in STRATEGIES.names():
+            try:
+                cls = STRATEGIES.get(name)
+            except Exception as exc:  # a broken plugin: listed as such, the rest still shown
+                text = " ".join(str(exc).split())[:200] or type(exc).__name__
+                broken = f"cannot be loaded: {type(exc).__name__}: {text}"
+                add_row(table, name, broken, "—", *(["—"] if verbose else []))
+                continue
             extra = ["\n".join(option_lines(cls)) or "none"] if verbose else []
             add_row(table, name, cls.description, cls.family, *extra)
     elif what == "tasks":
@@ -51,7 +58,8 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
 
 
 def option_lines(cls) -> list[str]:
-    """``name=default`` per option of a strategy, with its bounds where it declares them."""
+    """``name=default`` per option of a strategy, with its bounds and choices where it
+    declares them."""
     import dataclasses
 
     lines = []
@@ -62,6 +70,8 @@ def option_lines(cls) -> list[str]:
         bounds += [f"<= {le}"] if le is not None else []
         if f.metadata.get("allow_inf"):
             bounds.append("inf allowed")
+        if f.metadata.get("choices"):
+            bounds.append("one of " + ", ".join(f.metadata["choices"]))
         shown = "''" if default == "" else default
         lines.append(f"{f.name}={shown}" + (f" ({', '.join(bounds)})" if bounds else ""))
     return lines

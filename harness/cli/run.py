@@ -25,7 +25,9 @@ from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_o
     "--strategy",
     "strategies",
     multiple=True,
-    help="NAME[:key=value,...]; repeatable. Default: every strategy's default sweep.",
+    help="NAME[:key=value,...], or an unregistered class FILE.py:Class[:key=value,...] or "
+    "module:Class[:key=value,...] (always run isolated); repeatable. Default: every "
+    "strategy's default sweep.",
 )
 @click.option(
     "--seed", "seeds", type=SEED, multiple=True, help="Seed in 0..2^31-1; repeatable (default 0)."

@@ -36,12 +36,22 @@ def site() -> None:
     help="Address the site is deployed at (e.g. https://org.github.io/repo/): canonical links "
     "and sitemap.xml. Links are relative, so any sub-path works.",
 )
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of result files others exported (uisbench results export): those made on a "
+    "local bank (same content digest) are shown beside the local runs, as submitted or, "
+    "after uisbench gate --verify, verified.",
+)
 @db_option
 def site_build(
     out: Path | None,
     include_synthetic: bool,
     drill_queries: int,
     base_url: str | None,
+    results_dir: Path | None,
     db: str | None,
 ) -> None:
     """Render the leaderboard, Pareto plots and drill-down pages from the database.
@@ -55,5 +65,7 @@ def site_build(
     engine = open_engine(db, create=False)
     with progress_bar(transient=True) as bar:
         tick = site_progress(bar)
-        path = build_site(engine, out, include_synthetic, drill_queries, base_url, tick)
+        path = build_site(
+            engine, out, include_synthetic, drill_queries, base_url, tick, results_dir=results_dir
+        )
     click.echo(f"site written to {path / 'index.html'}")

@@ -160,6 +160,13 @@ CASES = {
             ("frugal-cascade:max_len=2147483647", "max_len=2147483647 must be <= 8"),
             ("uniscale:cost_weight=1e308", "cost_weight=1e+308 must be <= 1000000.0"),
             ("uniscale:w_correct=1e308", "w_correct=1e+308 must be <= 1000000.0"),
+            # text options declared with choice(): refused when parsed, choices listed
+            ("lr-router:unit=flop", "unit='flop' must be one of auto, flops, dollars"),
+            ("cascade:signal=lp", "signal='lp' must be one of auto, logprob, agreement"),
+            ("uniscale:norm=lin", "norm='lin' must be one of auto, linear, log, rank"),
+            ("t2:metric=majority", "metric='majority' must be one of maj, pass"),
+            ("threshold-router:pair=both", "pair='both' must be one of auto, extremes"),
+            ("lr-router:features=bert", "features='bert' must be one of auto, minilm, hash"),
         ]
     },
     # finite but absurd (the plausible-range table): never inf on the report

@@ -47,3 +47,4 @@ def test_list_strategies_verbose_shows_options_defaults_and_bounds(capsys) -> No
     assert code == 0
     assert "confidence=0.95 (>= 0.5, <= 0.999999)" in text
     assert "wtp=20.0 (> 0, inf allowed)" in text
+    assert "signal=auto (one of auto, logprob, agreement)" in text

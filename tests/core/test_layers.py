@@ -37,6 +37,7 @@ LAYERS = {
     "uisbench.runner": "core",
     "uisbench.replay": "core",
     "uisbench.strategies.base": "core",  # the contract the runner drives
+    "uisbench.strategies.references": "core",  # FILE.py:Class, module:Class (runner, worker)
     "uisbench.strategies": "strategies",
     "uisbench.live": "live",
     "uisbench.importers": "importers",

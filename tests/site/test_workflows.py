@@ -21,6 +21,7 @@ TRIGGERS = {
     "uisbench-gate.yml": {"pull_request"},
     "uisbench-site.yml": {"push", "workflow_dispatch"},
     "uisbench-gate-comment.yml": {"workflow_run"},
+    "uisbench-submission.yml": {"pull_request", "push"},
 }
 
 
@@ -65,7 +66,12 @@ def resolve(args: list[str]) -> tuple[click.Command, list[str], str]:
 
 def test_the_example_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert names == {"uisbench-gate.yml", "uisbench-gate-comment.yml", "uisbench-site.yml"}
+    assert names == {
+        "uisbench-gate.yml",
+        "uisbench-gate-comment.yml",
+        "uisbench-site.yml",
+        "uisbench-submission.yml",
+    }
 
 
 def _load(name: str) -> dict:

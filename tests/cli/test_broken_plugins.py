@@ -1,0 +1,86 @@
+"""A plugin that cannot be loaded or cannot run is skipped by a job that did not name it, with
+one line each, and the rest run; named explicitly, it fails the job (exit 2).
+
+``tests/cli/brokenplugins`` is a plugin distribution (package and ``dist-info`` with entry
+points) put on the path, as ``tests/core/cheaters`` is: no install needed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.fakes import FakeBank, FakeModel
+from uisbench.cli import main
+from uisbench.store import schema as s
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+from uisbench.strategies.base import STRATEGIES
+
+PLUGINS = Path(__file__).resolve().parent / "brokenplugins"
+BROKEN = ["bad-import", "bad-sweep", "fails-in-run", "no-such-class", "no-such-module"]
+BANK = FakeBank(models=(FakeModel("m", 0.5, samples=2),), queries=30, seed=3)
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    """A toy bank, the broken plugins on the path, the registry cut to them and one built-in
+    (``single``: the job stays small)."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setattr(STRATEGIES, "_eps", None)
+    monkeypatch.setattr(STRATEGIES, "_loaded", {})
+    monkeypatch.setattr(STRATEGIES, "_dists", {})
+    eps = STRATEGIES._entry_points()
+    assert set(BROKEN) | {"fine"} <= set(eps)
+    monkeypatch.setattr(
+        STRATEGIES, "_eps", {k: v for k, v in eps.items() if k in {*BROKEN, "fine", "single"}}
+    )
+    path = tmp_path / "r.db"
+    import_file(open_engine(str(path)), BANK.write(tmp_path), tmp_path / "toy.models.json")
+    monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
+    yield str(path)
+    for mod in [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]:
+        sys.modules.pop(mod)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.err + out.out
+
+
+def strategies_run(db: str) -> set[str]:
+    with open_engine(db).connect() as conn:
+        return set(conn.execute(select(s.runs.c.strategy)).scalars())
+
+
+def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
+    code, err = run_cli(capsys, "run", "--db", db, "--bank", "toy", "--no-report")
+    assert code == 0, err
+    skipped = [line for line in err.splitlines() if line.startswith("skipped: plugin")]
+    assert sorted(line.split()[2] for line in skipped) == BROKEN  # one line each
+    assert "the run is broken" in next(x for x in skipped if "fails-in-run" in x)
+    assert "the sweep is broken" in next(x for x in skipped if "bad-sweep" in x)
+    assert "a_package_that_is_not_installed" in next(x for x in skipped if "bad-import" in x)
+    assert strategies_run(db) == {"fine", "single"}  # the failed run left no row
+    assert "1 of broken plugins skipped" in err  # fails-in-run's one setting, not "executed"
+
+
+def test_list_shows_a_broken_plugin_as_such(db, capsys):
+    code, out = run_cli(capsys, "list", "strategies")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "cannot be loaded" in text and "fine" in text
+
+
+@pytest.mark.parametrize("name", ["fails-in-run", "no-such-class"])
+def test_a_broken_plugin_named_explicitly_fails_the_job(db, capsys, name):
+    code, err = run_cli(capsys, "run", "--db", db, "--bank", "toy", "--strategy", name)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert strategies_run(db) == set()
