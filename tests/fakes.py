@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from uisbench.live.backends import Generation, GenerationConfig, Prompt
 from uisbench.testing import FakeBank, FakeModel, write_jsonl
 
-__all__ = ["FakeBackend", "FakeBank", "FakeModel", "write_jsonl"]
+__all__ = ["FakeBackend", "FakeBank", "FakeModel", "cli_code", "served_pool", "write_jsonl"]
 
 
 # ----- the live backend ---------------------------------------------------------------------
