@@ -55,6 +55,9 @@ class RunRequest:
     prefix_cache: str | None = None  # none | full | block:N; None: the pool's, else block:16
     task_args: dict = field(default_factory=dict)  # with live: the task's options (--task-arg)
     isolation: str = "auto"  # auto | process | inprocess (uisbench.runner)
+    jobs: int = 1  # worker processes (uisbench.parallel); 1: every run in this process
+    executor: str = "local"  # local | ray
+    address: str | None = None  # with ray: the cluster (None: a local one)
 
 
 def shipped_banks() -> list[Path]:
@@ -238,7 +241,10 @@ def run_job(req: RunRequest) -> None:
     prefix_cache(req)  # a bad setting stops the job before any bank is imported
     pairs = plan(engine, req)
     work = _work_list(engine, pairs, req, seeds)
-    resumed, skipped, failed = _execute(work, req.force, tolerant=not req.strategies)
+    if req.executor != "local" or (req.jobs > 1 and len(work) > 1):
+        resumed, skipped, failed = _execute_parallel(work, req, tolerant=not req.strategies)
+    else:
+        resumed, skipped, failed = _execute(work, req.force, tolerant=not req.strategies)
     print(
         f"{len(work)} runs on {len(pairs)} task(s): {len(work) - skipped - failed} executed "
         f"({resumed} resumed), {skipped} already complete"
@@ -340,6 +346,34 @@ def _execute(
             skipped += result.skipped
             progress.advance(overall)
     return resumed, skipped, n_failed
+
+
+def _execute_parallel(
+    work: list[tuple[Runner, str, int]], req: RunRequest, tolerant: bool = False
+) -> tuple[int, int, int]:
+    """:func:`_execute` on ``req.jobs`` workers (:mod:`uisbench.parallel`): the bar counts runs
+    as their rows are written; ``tolerant`` as there (a failing third-party plugin is skipped
+    with one line, its runs not yet sent with it)."""
+    from uisbench.parallel import run_parallel
+
+    def tolerate(name: str, exc: UisbenchError) -> bool:
+        if not (tolerant and third_party(name)):
+            return False
+        print(f"skipped: plugin {name} cannot run: {one_line(exc)}", file=sys.stderr)
+        return True
+
+    resumed = skipped = failed = 0
+    results = run_parallel(work, req.force, req.jobs, req.executor, req.address, tolerate)
+    with progress_bar(transient=True) as progress:
+        overall = progress.add_task(f"runs ({req.jobs} workers, {req.executor})", total=len(work))
+        for result in results:
+            if result is None:
+                failed += 1
+            else:
+                resumed += result.resumed
+                skipped += result.skipped
+            progress.advance(overall)
+    return resumed, skipped, failed
 
 
 def site_folder(db: str | None) -> Path:

@@ -25,6 +25,8 @@ bash scripts/setup.sh --full
 # which call uisbench.testing.check_strategy (about 20 s).
 .venv/bin/python -m pip install -q --no-deps -e examples/strategy-plugin
 .venv/bin/python -m pytest -q -p no:cacheprovider examples/strategy-plugin/tests
+# --executor ray on a local Ray cluster (loopback): its start-up is kept out of the main run.
+.venv/bin/python -m pytest -q -m ray tests/cli/test_jobs.py
 # The regression gate: the committed baseline's configurations, re-run with this code.
 mkdir -p test-artifacts
 .venv/bin/uisbench gate --baseline results/baselines/arith-smoke.json \

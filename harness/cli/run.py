@@ -86,6 +86,23 @@ from uisbench.cli.options import SEED, db_option, parse_task_args, unsafe_exec_o
     help="Where strategies run: auto = shipped ones in-process, every other in its own "
     "process (no truth, no database); process = all isolated; inprocess = none (debugging).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes replaying runs at once (default: this machine's cores); "
+    "the parent alone writes rows.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local = worker processes on this machine; ray = Ray actors (needs uisbench[ray]).",
+)
+@click.option(
+    "--address", default=None, help="With --executor ray: the cluster (default: start a local one)."
+)
 @unsafe_exec_option
 @db_option
 def run(
@@ -106,10 +123,14 @@ def run(
     task_args: tuple[str, ...],
     prefix_cache: str | None,
     isolation: str,
+    jobs: int | None,
+    executor: str,
+    address: str | None,
     db: str | None,
 ) -> None:
     """Run strategies over a task's test queries, one decision row per query (resumable)."""
     from uisbench.job import RunRequest, run_job
+    from uisbench.parallel import default_jobs
 
     run_job(
         RunRequest(
@@ -131,6 +152,9 @@ def run(
             prefix_cache=prefix_cache,
             task_args=parse_task_args(task_args),
             isolation=isolation,
+            jobs=jobs or default_jobs(),
+            executor=executor,
+            address=address,
         )
     )
 

@@ -35,6 +35,7 @@ LAYERS = {
     "uisbench.fitcache": "core",
     "uisbench.isolation": "core",
     "uisbench.runner": "core",
+    "uisbench.parallel": "core",
     "uisbench.replay": "core",
     "uisbench.strategies.base": "core",  # the contract the runner drives
     "uisbench.strategies.references": "core",  # FILE.py:Class, module:Class (runner, worker)

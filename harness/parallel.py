@@ -1,0 +1,332 @@
+"""Runs on many cores (``uisbench run --jobs N``) or a Ray cluster (``--executor ray``).
+
+The parent keeps what it does in a single-process run: it opens each run (its key, resume
+state, provenance), and it alone writes rows, each run's decisions in one transaction once its
+worker has replayed it, then closes the run. A worker holds the working sets (bank arrays with
+their truth, splits, prefix-cache rule; never the database) and replays one (configuration,
+seed) at a time with the same code as :meth:`Runner.run`: a shipped strategy in the worker
+itself, any other in a child forked from the worker's own template (:mod:`uisbench.isolation`).
+It returns the decision rows, evaluation figures and summary, which are therefore the same
+bytes a single-process run writes.
+
+Local workers are forked from the parent after the banks are loaded, so they share its arrays
+copy-on-write; Ray actors get every working set once through the object store (``ray.put``).
+A killed job resumes as before: a run whose rows were written is complete or is closed on the
+next call; any other is replayed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import multiprocessing
+import multiprocessing.util
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from uisbench.blind import blind_view
+from uisbench.errors import UisbenchError
+from uisbench.fitcache import FitCache
+from uisbench.isolation import Described, ForkServer
+from uisbench.replay import decide, evaluation, start
+from uisbench.runner import DECISION_COLUMNS, Runner, RunResult, StrategyRef, _delete_run, run_key
+from uisbench.store import schema as s
+from uisbench.store.bankfile import check_text
+from uisbench.store.dialect import bulk_insert_ignore
+from uisbench.strategies.base import parse_spec
+
+EXECUTORS = ("local", "ray")
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Outcome:
+    """What a worker sends back for one run: rows with run id 0, or the error's one line."""
+
+    rows: list[tuple] | None = None
+    figures: dict[int, dict] | None = None
+    summary: dict[str, Any] | None = None
+    used_oracle: bool = False
+    error: str | None = None
+
+
+class Replayer(Runner):
+    """A :class:`Runner`'s working set without its database: replays a run into rows."""
+
+    def __init__(self, runner: Runner) -> None:  # noqa: D107 -- a copy, no bank loaded
+        state = {k: v for k, v in vars(runner).items() if k not in ("engine", "_server")}
+        self.__dict__.update(state)
+        self._server = None
+        self.engine = None
+        db = runner.engine.url.database if runner.engine.url.get_backend_name() == "sqlite" else ""
+        self._hide = [db, db + "-wal", db + "-shm", db + "-journal"] if db else []
+
+    def __getstate__(self) -> dict[str, Any]:  # for Ray: no template, no fits (weak refs)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_server", "cache")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._server = None
+        self.cache = FitCache()
+
+    def _fork_server(self) -> ForkServer:
+        if self._server is None:
+            view = blind_view(self.arrays)
+            self._server = ForkServer(self.train, view, self._hide, self.timeout_s)
+        return self._server
+
+    def replay(self, ref: StrategyRef, seed: int) -> Outcome:
+        """One configuration with one seed, as :meth:`Runner.run` replays it, into rows."""
+        try:
+            strat = self.describe(ref)
+            rows: list[tuple] = []
+            self._rows, self._figures = rows, {}
+            if isinstance(strat, Described):
+                params = dataclasses.asdict(strat.params)
+                meter, summary = self._run_isolated(0, strat, params, seed, set(), None)
+            else:
+                ctx, meter = start(strat, self.arrays, self.train, self.test_pos, seed,
+                                   self.prefix_cache)  # fmt: skip
+                ctx.cache = self.cache  # fits shared by this worker's runs
+                chunks = decide(strat, ctx, meter)
+                self._write_decisions(0, strat.label(), chunks, meter, ctx.stream, set(), None)
+                self._write_evaluation(0, evaluation(strat, ctx, self.arrays))
+                summary = strat.run_summary()
+            return Outcome(rows, self._figures, summary, bool(meter.used_oracle))
+        except UisbenchError as exc:
+            return Outcome(error=str(exc))
+
+    def close(self) -> None:
+        """Stop this worker's strategy template and remove its folder."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.__del__()
+
+    def _write_decisions(self, run_id, label, chunks, meter, stream, done, progress) -> None:
+        """Collect the rows instead of inserting them (same checks as the runner's)."""
+        position = {int(q): i for i, q in enumerate(stream.tolist())}
+        seen: set[int] = set()
+        for chunk in chunks:
+            self._rows += self._decision_rows(run_id, chunk, meter, position, seen, done)
+        if len(seen) < len(self.test_pos):
+            n_test = len(self.test_pos)
+            raise UisbenchError(
+                f"strategy {label} decided {len(seen)} of {n_test} queries; "
+                f"{n_test - len(seen)} have no decision"
+            )
+
+    def _write_evaluation(self, run_id: int, figures: dict[int, dict]) -> None:
+        self._figures = figures
+
+
+# ---------------------------------------------------------------------------- workers
+_REPLAYERS: list[Replayer] = []
+
+
+def _init_local(replayers: list[Replayer], parent: int) -> None:
+    _REPLAYERS[:] = replayers  # inherited through fork, not pickled
+    # a killed parent takes its workers along (they would wait on the task queue for ever)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+    multiprocessing.util.Finalize(None, _close_local, exitpriority=10)  # run as a worker exits
+
+
+def _close_local() -> None:
+    for replayer in _REPLAYERS:
+        replayer.close()
+
+
+def _replay_local(index: int, ref: StrategyRef, seed: int) -> Outcome:
+    return _REPLAYERS[index].replay(ref, seed)
+
+
+def _local_pool(replayers: list[Replayer], jobs: int) -> tuple[Callable, Callable]:
+    """(submit, close) for a pool of ``jobs`` processes forked from this one."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise UisbenchError("--jobs above 1 needs fork() (Linux or macOS)")
+    pool = ProcessPoolExecutor(
+        jobs, multiprocessing.get_context("fork"), _init_local, (replayers, os.getpid())
+    )
+
+    def submit(index: int, ref: StrategyRef, seed: int):
+        return pool.submit(_replay_local, index, ref, seed)
+
+    def close() -> None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    return submit, close
+
+
+def _ray_pool(replayers: list[Replayer], jobs: int, address: str | None) -> tuple:
+    """(submit, close) for ``jobs`` Ray actors that get the working sets once (``ray.put``)."""
+    try:
+        import ray
+    except ImportError:
+        raise UisbenchError("--executor ray needs Ray (pip install 'uisbench[ray]')") from None
+    from concurrent.futures import Future
+
+    started = not ray.is_initialized()
+    if started:  # a cluster of its own when no address is given, on loopback only
+        local = {} if address else {"_node_ip_address": "127.0.0.1", "num_cpus": jobs}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+    sets = ray.put(replayers)
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def __init__(self, sets: list[Replayer]) -> None:
+            self.sets = sets
+
+        def replay(self, index: int, ref: StrategyRef, seed: int) -> Outcome:
+            return self.sets[index].replay(ref, seed)
+
+        def close(self) -> None:
+            for replayer in self.sets:
+                replayer.close()
+
+    actors = [Worker.remote(sets) for _ in range(jobs)]
+    turn = [0]
+
+    def submit(index: int, ref: StrategyRef, seed: int) -> Future:
+        actor = actors[turn[0] % len(actors)]
+        turn[0] += 1
+        return actor.replay.remote(index, ref, seed).future()
+
+    def close() -> None:
+        with contextlib.suppress(Exception):  # an actor already gone
+            ray.get([actor.close.remote() for actor in actors])
+        for actor in actors:
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+    return submit, close
+
+
+# ---------------------------------------------------------------------------- the parent
+def run_parallel(
+    work: Sequence[tuple[Runner, str, int]],
+    force: bool,
+    jobs: int,
+    executor: str = "local",
+    address: str | None = None,
+    tolerate: Callable[[str, UisbenchError], bool] | None = None,
+) -> Iterator[RunResult | None]:
+    """Run the work list on ``jobs`` workers; yields each run's result as it is written (in
+    completion order). A run's error stops the job with that one line, as in one process,
+    unless ``tolerate(strategy name, error)`` says to skip that strategy: then it yields None
+    for the failed run and for each of that strategy's runs not yet sent."""
+    if executor not in EXECUTORS:
+        raise UisbenchError(f"unknown executor {executor!r} (choose one of: local, ray)")
+    if jobs < 1:
+        raise UisbenchError(f"--jobs must be at least 1, not {jobs}")
+    jobs = max(1, min(jobs, len(work)))  # no idle workers
+    runners: list[Runner] = []
+    for runner, _, _ in work:
+        if all(r is not runner for r in runners):
+            runners.append(runner)
+    replayers = [Replayer(r) for r in runners]
+    if executor == "ray":
+        submit, close = _ray_pool(replayers, jobs, address)
+    else:
+        submit, close = _local_pool(replayers, jobs)
+    pending: dict[Any, tuple] = {}
+    opened: list[tuple[Runner, int]] = []
+    failed: set[str] = set()
+
+    def skip(name: str, exc: UisbenchError) -> bool:
+        if tolerate is None or not tolerate(name, exc):
+            return False
+        failed.add(name)
+        return True
+
+    queue = iter(work)
+    try:
+        while True:
+            while len(pending) < 2 * jobs:  # a window: runs are opened as they are sent
+                item = next(queue, None)
+                if item is None:
+                    break
+                runner, spec, seed = item
+                name = parse_spec(spec)[0]
+                if name in failed:
+                    yield None
+                    continue
+                try:
+                    sent = _send(runner, spec, seed, force, submit, runners.index(runner))
+                except UisbenchError as exc:
+                    if not skip(name, exc):
+                        raise
+                    yield None
+                    continue
+                if isinstance(sent, RunResult):  # complete already
+                    yield sent
+                    continue
+                opened.append((runner, sent[2]))
+                pending[sent[0]] = (name, *sent[1:])
+            if not pending:
+                break
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                name, runner, strat, run_id, have = pending.pop(future)
+                opened.remove((runner, run_id))
+                try:
+                    result = _write(runner, strat, run_id, have, future.result())
+                except UisbenchError as exc:
+                    if not skip(name, exc):
+                        raise
+                    result = None
+                yield result
+    finally:
+        close()
+        for runner, run_id in opened:  # sent, never written: no trace (as a failed run)
+            runner._drop_if_empty(run_id)
+
+
+def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, index: int):
+    """Open the run and send it to a worker: (future, runner, strategy, run id, query ids
+    already written), or the RunResult of a run complete already."""
+    strat = runner.describe(spec)
+    why = runner.cannot_run(strat)
+    if why:
+        raise UisbenchError(f"cannot run {strat.label()}: {why}")
+    check_text("config label", strat.label(), "cannot run it: its ")
+    params = dataclasses.asdict(strat.params)
+    key = run_key(runner.definition(strat, seed))
+    run_id, status, have = runner._open_run(key, strat, params, seed, force, None)
+    if status == "complete":
+        acc = runner._accuracy(run_id)
+        return RunResult(run_id, strat.label(), len(runner.test_pos), acc, False, True)
+    return submit(index, spec, seed), runner, strat, run_id, have
+
+
+def _write(runner: Runner, strat, run_id: int, have: set[int], out: Outcome) -> RunResult:
+    """Write a worker's rows for ``run_id`` (those not already there) and close the run."""
+    if out.error is not None:
+        if isinstance(strat, Described):
+            with runner.engine.begin() as conn:
+                _delete_run(conn, run_id)
+            raise UisbenchError(f"strategy {strat.label()}: {out.error}")
+        runner._drop_if_empty(run_id)
+        raise UisbenchError(out.error)
+    rows = [(run_id, *row[1:]) for row in out.rows or [] if row[1] not in have]
+    if rows:
+        with runner.engine.begin() as conn:
+            bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
+    runner._write_evaluation(run_id, out.figures or {})
+    meter = SimpleNamespace(used_oracle=out.used_oracle)
+    return runner._close_run(run_id, strat, meter, bool(have), out.summary or {})
