@@ -276,7 +276,7 @@ def run_parallel(
                 if isinstance(sent, RunResult):  # complete already
                     yield sent
                     continue
-                opened.append((runner, sent[2]))
+                opened.append((runner, sent[3]))
                 pending[sent[0]] = (name, *sent[1:])
             if not pending:
                 break
