@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import sys
 from importlib import metadata
-from importlib.machinery import ModuleSpec
+from importlib.machinery import ModuleSpec, PathFinder
 from typing import Any, Generic, TypeVar
 
 from uisbench.errors import UisbenchError
@@ -133,28 +133,32 @@ def _module_origin(module: str) -> str | None:
     loaded = sys.modules.get(module)
     spec = getattr(loaded, "__spec__", None) if loaded is not None else None
     if spec is None:
-        spec = _find_spec(module)
+        spec = find_spec_unimported(module)
     origin = getattr(spec, "origin", None)
     return origin if origin and origin not in ("built-in", "frozen") else None
 
 
-def _find_spec(module: str) -> ModuleSpec | None:
-    path = None
+def find_spec_unimported(module: str, top_path: list[str] | None = None) -> ModuleSpec | None:
+    """The spec of ``module`` found by the finders without executing it or its parents
+    (``importlib.util.find_spec`` would import the parent packages); with ``top_path``, the
+    top-level package is looked for only on those folders (path finder alone)."""
+    path: Any = top_path
     spec = None
     parts = module.split(".")
     for i in range(len(parts)):
-        prefix = ".".join(parts[: i + 1])
-        spec = _spec_of(prefix, path)
+        spec = _spec_of(".".join(parts[: i + 1]), path, top_path is not None)
         if spec is None:
             return None
         path = spec.submodule_search_locations
     return spec
 
 
-def _spec_of(name: str, path: Any) -> ModuleSpec | None:
+def _spec_of(name: str, path: Any, path_only: bool) -> ModuleSpec | None:
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__spec__", None) is not None:
         return loaded.__spec__
+    if path_only:
+        return PathFinder.find_spec(name, path)
     for finder in sys.meta_path:
         find = getattr(finder, "find_spec", None)
         spec = find(name, path) if find is not None else None

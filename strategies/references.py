@@ -22,11 +22,10 @@ import os
 import sys
 import types
 from dataclasses import dataclass
-from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
-from typing import Any
 
 from uisbench.errors import UisbenchError
+from uisbench.registry import find_spec_unimported
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def _locate(module: str) -> tuple[str | None, str | None]:
     searched last, as ``python -m`` would."""
     parts = module.split(".")
     for extra in (None, [os.getcwd()]):
-        spec = _find(parts, extra)
+        spec = find_spec_unimported(module, extra)
         origin = getattr(spec, "origin", None)
         if spec is not None and origin and origin not in ("built-in", "frozen"):
             p = Path(origin)
@@ -91,32 +90,6 @@ def _locate(module: str) -> tuple[str | None, str | None]:
                 p = p.parent
             return origin, str(p.parents[len(parts) - 1])
     return None, None
-
-
-def _find(parts: list[str], top_path: list[str] | None) -> ModuleSpec | None:
-    path: Any = top_path
-    spec = None
-    for i in range(len(parts)):
-        name = ".".join(parts[: i + 1])
-        spec = _spec_of(name, path, top_path is not None)
-        if spec is None:
-            return None
-        path = spec.submodule_search_locations
-    return spec
-
-
-def _spec_of(name: str, path: Any, path_only: bool) -> ModuleSpec | None:
-    loaded = sys.modules.get(name)
-    if loaded is not None and getattr(loaded, "__spec__", None) is not None:
-        return loaded.__spec__
-    if path_only:
-        return PathFinder.find_spec(name, path)
-    for finder in sys.meta_path:
-        find = getattr(finder, "find_spec", None)
-        spec = find(name, path) if find is not None else None
-        if spec is not None:
-            return spec
-    return None
 
 
 # ------------------------------------------------------------------ the strategy's process
