@@ -74,6 +74,18 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
 
 
+def _chart(height: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A Vega-Lite spec as wide as its container, ``height`` pixels tall: the frame every chart
+    here shares, then the chart's own ``body``."""
+    return {
+        "$schema": SCHEMA,
+        "width": "container",
+        "height": height,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        **body,
+    }
+
+
 def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[str, Any] | None:
     """Accuracy vs cost (log x): every configuration with its 95% CI, each family's front,
     single models labelled, the oracle marked. None when no point has a positive cost."""
@@ -203,26 +215,25 @@ def pareto_spec(points: pd.DataFrame, fronts: pd.DataFrame, unit: str) -> dict[s
     params = [{"name": TOGGLE, "value": False}]
     if has_upper:
         params[0]["bind"] = {"input": "checkbox", "name": "show upper bounds (oracle) "}
-    return {
-        "$schema": SCHEMA,
-        "width": "container",
-        "height": 380,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "params": params,
-        "datasets": {"points": records(pts), "fronts": records(front_rows)},
-        "layer": layers,
-        "config": {
-            "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-            "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": 600},
-            "legend": {
-                "labelFontSize": 11,
-                "titleFontSize": 12,
-                "labelLimit": 220,
-                "symbolOpacity": 1,
+    return _chart(
+        380,
+        {
+            "params": params,
+            "datasets": {"points": records(pts), "fronts": records(front_rows)},
+            "layer": layers,
+            "config": {
+                "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+                "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": 600},
+                "legend": {
+                    "labelFontSize": 11,
+                    "titleFontSize": 12,
+                    "labelLimit": 220,
+                    "symbolOpacity": 1,
+                },
+                "view": {"stroke": "#ccc"},
             },
-            "view": {"stroke": "#ccc"},
         },
-    }
+    )
 
 
 def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
@@ -240,37 +251,36 @@ def regret_spec(curve: pd.DataFrame) -> dict[str, Any] | None:
     if not rows:
         return None
     data = pd.concat(rows, ignore_index=True)
-    return {
-        "$schema": SCHEMA,
-        "width": "container",
-        "height": 300,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "data": {"values": records(data)},
-        "mark": {"type": "line", "strokeWidth": 2},
-        "encoding": {
-            "x": {
-                "field": "queries_seen",
-                "type": "quantitative",
-                "title": "Queries seen (stream position)",
+    return _chart(
+        300,
+        {
+            "data": {"values": records(data)},
+            "mark": {"type": "line", "strokeWidth": 2},
+            "encoding": {
+                "x": {
+                    "field": "queries_seen",
+                    "type": "quantitative",
+                    "title": "Queries seen (stream position)",
+                },
+                "y": {
+                    "field": "regret",
+                    "type": "quantitative",
+                    "title": "Cumulative regret (reward units, mean over seeds)",
+                },
+                "color": {
+                    "field": "reference",
+                    "type": "nominal",
+                    "title": "regret against",
+                    "legend": {"orient": "bottom"},
+                },
+                "tooltip": [
+                    {"field": "queries_seen", "title": "queries seen"},
+                    {"field": "regret", "format": ".2f"},
+                    {"field": "reference"},
+                ],
             },
-            "y": {
-                "field": "regret",
-                "type": "quantitative",
-                "title": "Cumulative regret (reward units, mean over seeds)",
-            },
-            "color": {
-                "field": "reference",
-                "type": "nominal",
-                "title": "regret against",
-                "legend": {"orient": "bottom"},
-            },
-            "tooltip": [
-                {"field": "queries_seen", "title": "queries seen"},
-                {"field": "regret", "format": ".2f"},
-                {"field": "reference"},
-            ],
         },
-    }
+    )
 
 
 def learning_curve_spec(curve: dict[str, list[float]]) -> dict[str, Any] | None:
@@ -316,14 +326,13 @@ def learning_curve_spec(curve: dict[str, list[float]]) -> dict[str, Any] | None:
         )
     if not layers:
         return None
-    return {
-        "$schema": SCHEMA,
-        "width": "container",
-        "height": 240,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "layer": layers,
-        "resolve": {"scale": {"y": "independent"}},
-    }
+    return _chart(
+        240,
+        {
+            "layer": layers,
+            "resolve": {"scale": {"y": "independent"}},
+        },
+    )
 
 
 METRIC_TITLES = {"maj": "Majority-vote accuracy at k", "pass": "pass@k"}
@@ -351,25 +360,24 @@ def law_spec(points: list[dict[str, Any]], metric: str = "") -> dict[str, Any] |
     color = {"field": "model", "type": "nominal", "legend": {"orient": "right"}}
     tooltip = [{"field": "model"}, {"field": "k"}, {"field": "series"}]
     tooltip.append({"field": "value", "format": ".3f"})
-    return {
-        "$schema": SCHEMA,
-        "width": "container",
-        "height": 260,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "data": {"values": rows},
-        "layer": [
-            {
-                "transform": [{"filter": "datum.series === 'fitted law'"}],
-                "mark": {"type": "line", "strokeWidth": 2},
-                "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
-            },
-            {
-                "transform": [{"filter": "datum.series === 'observed (train)'"}],
-                "mark": {"type": "point", "filled": True, "size": 70},
-                "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
-            },
-        ],
-    }
+    return _chart(
+        260,
+        {
+            "data": {"values": rows},
+            "layer": [
+                {
+                    "transform": [{"filter": "datum.series === 'fitted law'"}],
+                    "mark": {"type": "line", "strokeWidth": 2},
+                    "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
+                },
+                {
+                    "transform": [{"filter": "datum.series === 'observed (train)'"}],
+                    "mark": {"type": "point", "filled": True, "size": 70},
+                    "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
+                },
+            ],
+        },
+    )
 
 
 def budget_spec(budget: pd.DataFrame, unit: str) -> dict[str, Any] | None:
@@ -442,40 +450,39 @@ def budget_spec(budget: pd.DataFrame, unit: str) -> dict[str, Any] | None:
         {"field": "high", "title": "95% high", "format": ".3f"},
         {"field": "claim"},
     ]
-    return {
-        "$schema": SCHEMA,
-        "width": "container",
-        "height": 300,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "data": {"values": rows},
-        "layer": [
-            {
-                "transform": [{"filter": "datum.low !== null"}],
-                "mark": {"type": "rule", "strokeWidth": 2, "opacity": 0.6},
-                "encoding": {
-                    "x": x,
-                    "xOffset": offset,
-                    "y": {**y, "field": "low"},
-                    "y2": {"field": "high"},
-                    "color": color,
-                },
-            },
-            {
-                "mark": {"type": "point", "filled": True, "size": 80, "opacity": 0.95},
-                "encoding": {
-                    "x": x,
-                    "xOffset": offset,
-                    "y": y,
-                    "color": color,
-                    "shape": {
-                        "condition": {
-                            "test": "datum.group === 'single models'",
-                            "value": "diamond",
-                        },
-                        "value": "circle",
+    return _chart(
+        300,
+        {
+            "data": {"values": rows},
+            "layer": [
+                {
+                    "transform": [{"filter": "datum.low !== null"}],
+                    "mark": {"type": "rule", "strokeWidth": 2, "opacity": 0.6},
+                    "encoding": {
+                        "x": x,
+                        "xOffset": offset,
+                        "y": {**y, "field": "low"},
+                        "y2": {"field": "high"},
+                        "color": color,
                     },
-                    "tooltip": tooltip,
                 },
-            },
-        ],
-    }
+                {
+                    "mark": {"type": "point", "filled": True, "size": 80, "opacity": 0.95},
+                    "encoding": {
+                        "x": x,
+                        "xOffset": offset,
+                        "y": y,
+                        "color": color,
+                        "shape": {
+                            "condition": {
+                                "test": "datum.group === 'single models'",
+                                "value": "diamond",
+                            },
+                            "value": "circle",
+                        },
+                        "tooltip": tooltip,
+                    },
+                },
+            ],
+        },
+    )
