@@ -34,13 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import numpy as np
 import pandas as pd
 from markupsafe import escape
-from sqlalchemy import Engine, select
 
 from uisbench.costs import DEFAULT_PREFIX_CACHE, DOLLARS_NOTE, FLOPS_NOTE
 from uisbench.errors import UisbenchError
@@ -48,6 +47,12 @@ from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.budget import METHOD as BUDGET_METHOD
 from uisbench.results.leaderboard import UNITS, TaskBoard, leaderboard, mean_curve, regret_curves
 from uisbench.results.report import dash_reasons, short_config
+from uisbench.results.site_data import (
+    bank_provenance,
+    complete_runs,
+    drill_rows,
+    models_by_name,
+)
 from uisbench.site.bidi import download_cell, download_json, dumps_without_bidi, strip_bidi
 from uisbench.site.charts import (
     budget_spec,
@@ -57,9 +62,10 @@ from uisbench.site.charts import (
     plot_group,
     regret_spec,
 )
-from uisbench.store import schema as s
-from uisbench.store.digest import bank_digest
 from uisbench.tasks import task_note
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: Strategy-table columns left out when no strategy of the task has a figure in them.
 EMPTY_COLUMN_NAMES = {
@@ -217,98 +223,9 @@ def _env() -> jinja2.Environment:
     return env
 
 
-# ----------------------------------------------------------------------- data
-def _runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
-    r, t, b = s.runs, s.tasks, s.banks
-    q = (
-        select(r, t.c.name.label("task"), b.c.name.label("bank"), b.c.synthetic)
-        .join(t, r.c.task_id == t.c.id)
-        .join(b, r.c.bank_id == b.c.id)
-        .where(r.c.status == "complete")
-        .order_by(r.c.id)
-    )
-    if not include_synthetic:
-        q = q.where(b.c.synthetic.is_(False))
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).mappings().all())
-
-
-def _models(engine: Engine) -> dict[str, dict[str, Any]]:
-    with engine.connect() as conn:
-        return {r["name"]: dict(r) for r in conn.execute(select(s.models)).mappings()}
-
-
-def _drill(
-    engine: Engine, run_ids: list[int], query_ids: list[int], bank_id: int
-) -> tuple[pd.DataFrame, dict[int, dict[str, Any]], pd.DataFrame]:
-    """Decisions of ``run_ids`` on ``query_ids``, those queries, and their recorded samples."""
-    d, qt, sm, m = s.decisions, s.queries, s.samples, s.models
-    dec_q = select(d).where(d.c.run_id.in_(run_ids), d.c.query_id.in_(query_ids))
-    sample_q = (
-        select(
-            sm.c.query_id,
-            m.c.name.label("model"),
-            sm.c.sample_index,
-            sm.c.answer,
-            sm.c.correct,
-            sm.c.output_tokens,
-            sm.c.logprob,
-        )
-        .join(m, sm.c.model_id == m.c.id)
-        .where(
-            sm.c.bank_id == bank_id,
-            sm.c.query_id.in_(query_ids),
-            sm.c.sample_index < MAX_BANK_SAMPLES,
-        )
-        .order_by(sm.c.query_id, m.c.name, sm.c.sample_index)
-    )
-    with engine.connect() as conn:
-        dec = pd.DataFrame(conn.execute(dec_q).mappings().all())
-        queries = {
-            r["id"]: dict(r)
-            for r in conn.execute(select(qt).where(qt.c.id.in_(query_ids))).mappings()
-        }
-        samples = pd.DataFrame(conn.execute(sample_q).mappings().all())
-    return dec, queries, samples
-
-
-def _first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
-    """Ids of the ``n`` first queries by key that a run decided (all when ``n`` is 0): by key,
-    not id, so the drilled set does not depend on import order."""
-    d, qt = s.decisions, s.queries
-    q = (
-        select(d.c.query_id)
-        .join(qt, d.c.query_id == qt.c.id)
-        .where(d.c.run_id == run_id)
-        .order_by(qt.c.query_key)
-    )
-    if n > 0:
-        q = q.limit(n)
-    with engine.connect() as conn:
-        return [int(x) for x in conn.execute(q).scalars()]
-
-
 def run_page(run_key: str) -> str:
     """A run's page, named by its run key (stable across databases and rebuilds)."""
     return f"runs/{run_key[:16]}.html"
-
-
-def _provenance(engine: Engine, banks: list[str]) -> list[dict[str, Any]]:
-    """Name, content digest, source and licence of each bank the site shows."""
-    out = []
-    with engine.connect() as conn:
-        for name in sorted(set(banks)):
-            config = conn.execute(select(s.banks.c.config).where(s.banks.c.name == name)).scalar()
-            config = config or {}
-            out.append(
-                {
-                    "bank": name,
-                    "digest": bank_digest(conn, name),
-                    "source": config.get("source"),
-                    "licence": config.get("licence"),
-                }
-            )
-    return out
 
 
 def build_stamp() -> str:
@@ -443,12 +360,12 @@ class _Site:
 
     def build(self) -> Path:
         run_stats, boards = leaderboard(self.engine, self.include_synthetic)
-        runs = _runs(self.engine, self.include_synthetic)
+        runs = complete_runs(self.engine, self.include_synthetic)
         self.acc_by_run = (
             dict(zip(run_stats["run_id"], run_stats["accuracy"])) if len(run_stats) else {}
         )
-        models = _models(self.engine)
-        self.provenance = _provenance(self.engine, [b.bank for b in boards])
+        models = models_by_name(self.engine)
+        self.provenance = bank_provenance(self.engine, [b.bank for b in boards])
         self._prepare_out()
         self.notes = {b.task: task_note(b.task) for b in boards}
         self.tasks_nav = [
@@ -598,9 +515,9 @@ class _Site:
         """Decisions and recorded samples of the first ``drill_queries`` test queries (by key)."""
         truns = page.runs
         run_ids = [int(r) for r in truns["id"]]
-        qids = _first_queries(self.engine, run_ids[0], self.drill_queries) if run_ids else []
         bank_id = int(truns["bank_id"].iloc[0]) if len(truns) else -1
-        dec, queries, samples = _drill(self.engine, run_ids, qids, bank_id)
+        rows = drill_rows(self.engine, run_ids, bank_id, self.drill_queries, MAX_BANK_SAMPLES)
+        qids, dec, queries = rows.query_ids, rows.decisions, rows.queries
         if len(dec):
             dec["arms_text"] = dec["arms"].map(_arms_text)
             dec["config_label"] = dec["run_id"].map(dict(zip(truns["id"], truns["config_label"])))
@@ -608,7 +525,7 @@ class _Site:
         drill = _Drill(
             qids=qids,
             queries=queries,
-            samples=samples,
+            samples=rows.samples,
             qpage={q: f"queries/{page.slug}/{slug(queries[q]['query_key'])}.html" for q in qids},
         )
         for row in dec.to_dict(orient="records") if len(dec) else []:
