@@ -25,7 +25,6 @@ from uisbench.results.aggregate import (
     per_query_accuracy,
     read_packed_outcomes,
     run_stats,
-    summarize,
     summarize_db,
 )
 from uisbench.results.budget import board_verdicts
@@ -56,7 +55,6 @@ class TaskBoard:
     families: pd.DataFrame  # one row per family, ranked
     fronts: pd.DataFrame  # Pareto-front points per family and unit
     best_single: dict[str, Any] | None = None
-    weakest_single: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     prefix_cache: str = ""  # the runs' prefix-cache setting, shown beside every FLOPs figure
     #: Per (single model's cost as budget, family): accuracy with the configuration chosen on
@@ -265,11 +263,11 @@ def _pareto_fronts(configs: pd.DataFrame, unit: str) -> tuple[pd.DataFrame, pd.S
     return (pd.concat(fronts, ignore_index=True) if fronts else pd.DataFrame()), on_front
 
 
-def _pick(frame: pd.DataFrame, best: bool) -> dict[str, Any] | None:
-    """The most (or least) accurate configuration of ``frame``, with its costs."""
+def _most_accurate(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The most accurate configuration of ``frame``, with its costs."""
     if frame.empty:
         return None
-    r = frame.loc[frame["accuracy"].idxmax() if best else frame["accuracy"].idxmin()]
+    r = frame.loc[frame["accuracy"].idxmax()]
     return {k: r[k] for k in ("config_label", "accuracy", "ci_low", "ci_high", *UNITS)}
 
 
@@ -304,8 +302,7 @@ def build_board(
         strategies=strategies,
         families=families,
         fronts=fronts,
-        best_single=_pick(single, True),
-        weakest_single=_pick(single, False),
+        best_single=_most_accurate(single),
         notes=_board_notes(configs, single, unit),
         prefix_cache=str(configs["prefix_cache"].iloc[0]) if "prefix_cache" in configs else "",
         budget=budget,
@@ -328,14 +325,6 @@ def boards_from_summary(
             pq = per_query.xs(key, level=keys).reindex(g["config_label"].tolist())
         boards.append(build_board(key[1], key[0], bool(synthetic.get(key[0], False)), g, pq))
     return boards
-
-
-def build_boards(decisions: pd.DataFrame) -> list[TaskBoard]:
-    """One board per (task, bank) from the rows of :func:`load_decisions`."""
-    if decisions.empty:
-        return []
-    synthetic = decisions.groupby("bank")["synthetic"].any().to_dict()
-    return boards_from_summary(summarize(decisions), synthetic)
 
 
 def leaderboard(

@@ -344,10 +344,6 @@ class _Site:
         target.write_text(html, encoding="utf-8")
         self.paths.append(path)
 
-    @property
-    def pages(self) -> int:
-        return len(self.paths)
-
     def _sitemap(self) -> None:
         """``sitemap.xml`` of every page at ``--base-url`` (sorted: deterministic)."""
         urls = "".join(
@@ -382,9 +378,9 @@ class _Site:
         curves = regret_curves(self.engine, [int(i) for i in online])
         index_tasks = []
         for i, board in enumerate(boards):
-            self.progress(i, len(boards), f"{board.task} ({self.pages} pages so far)")
+            self.progress(i, len(boards), f"{board.task} ({len(self.paths)} pages so far)")
             index_tasks.append(self._task(board, runs, models, curves))
-        self.progress(len(boards), len(boards), f"{self.pages} pages")
+        self.progress(len(boards), len(boards), f"{len(self.paths)} pages")
         self.render(
             "index.html",
             "index.html",
