@@ -372,13 +372,11 @@ def _run_isolated(
     cls: type, ref: str, bank: FakeBank, settings: list, seed: int, problems: list[str]
 ) -> dict[str, float]:
     """Run each setting twice with ``seed`` in the strategy's own process; record problems."""
-    from sqlalchemy import select
-
     from uisbench.errors import UisbenchError
     from uisbench.runner import Runner
-    from uisbench.store import schema as s
     from uisbench.store.bank import import_file
     from uisbench.store.engine import open_engine
+    from uisbench.store.run_reads import decision_rows, run_summary
 
     columns = ("query_id", "answer", "correct", "samples_used", "arms", "dollars", "flops")
     accuracy: dict[str, float] = {}
@@ -397,13 +395,8 @@ def _run_isolated(
                     except UisbenchError as exc:
                         problems.append(f"setting {cfg}: the isolated run failed: {exc}")
                         return accuracy
-                    with engine.connect() as conn:
-                        d = s.decisions
-                        q = select(*(d.c[c] for c in columns)).where(d.c.run_id == res.run_id)
-                        rows.append(conn.execute(q.order_by(d.c.query_id)).all())
-                        summary = conn.execute(
-                            select(s.runs.c.summary).where(s.runs.c.id == res.run_id)
-                        ).scalar_one()
+                    rows.append(decision_rows(engine, res.run_id, columns))
+                    summary = run_summary(engine, res.run_id)
                     if res.label != expected:
                         problems.append(f"label {expected!r} became {res.label!r} in its run")
                 if rows[0] != rows[1]:

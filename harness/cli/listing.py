@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
 from uisbench.cli.options import db_option
 from uisbench.live.pools import available_pools
 from uisbench.results.report import add_row, console
-from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
+from uisbench.store.lookups import stored_banks
 from uisbench.strategies.base import STRATEGIES
 from uisbench.tasks import available_tasks
 
@@ -50,10 +49,9 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
         for name, desc in available_pools().items():
             add_row(table, name, desc)
     else:
-        with open_engine(db, create=False).connect() as conn:
-            for r in conn.execute(select(s.banks)).mappings():
-                kind = r["source"] + (" (SYNTHETIC)" if r["synthetic"] else "")
-                add_row(table, r["name"], kind)
+        for bank in stored_banks(open_engine(db, create=False)):
+            kind = bank["source"] + (" (SYNTHETIC)" if bank["synthetic"] else "")
+            add_row(table, bank["name"], kind)
     console.print(table)
 
 

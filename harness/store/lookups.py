@@ -1,11 +1,20 @@
-"""Which banks hold which tasks: the lookups ``uisbench run`` plans its work with."""
+"""Which banks are stored and which tasks they hold: the lookups ``uisbench run`` plans its work
+with and ``uisbench list banks`` shows."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from uisbench.store import schema as s
 from uisbench.store.bank import get_bank_id
+
+
+def stored_banks(engine: Engine) -> list[dict[str, Any]]:
+    """Every bank's row (name, source, synthetic flag, configuration)."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(s.banks)).mappings()]
 
 
 def tasks_in_bank(engine: Engine, bank: str) -> list[str]:
