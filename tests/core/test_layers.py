@@ -1,15 +1,19 @@
 """Layers import one way: storage knows nothing of strategies, tasks or results, and so on.
 
 Every ``import`` in the package (module level and inside functions) is read with ``ast`` and
-checked against the table below; a wrong-way import fails with the file and line.
+checked against the table below; a wrong-way import fails with the file and line. Likewise every
+SQLAlchemy ``select`` built outside storage and the results layer's reads.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Source folder → package it installs as (pyproject's package-dir).
@@ -134,3 +138,115 @@ def test_checker_catches_a_wrong_way_import(tmp_path: Path) -> None:
 @pytest.mark.parametrize("module", ["uisbench.store.schema", "uisbench.site.build"])
 def test_every_module_has_a_layer(module: str) -> None:
     assert layer_of(module) in ALLOWED
+
+
+#: The folders whose modules may build a SQLAlchemy SELECT: storage, and the results layer's
+#: reads (the leaderboard's figures, the site's rows, result files).
+SQL_FOLDERS = ("harness/store", "results")
+SCHEMA = "uisbench.store.schema"
+
+
+def _from_import(module: str, name: str) -> str | None:
+    """What ``from module import name`` binds: SQLAlchemy's ``select``, a SQLAlchemy module,
+    the schema module or one of its tables, or nothing of interest (None)."""
+    if module.split(".")[0] == "sqlalchemy":
+        try:
+            obj = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return None
+        if obj is sqlalchemy.select:
+            return "select"
+        return "module" if isinstance(obj, types.ModuleType) else None
+    return "schema" if SCHEMA in (module, f"{module}.{name}") else None
+
+
+def _bindings(tree: ast.AST) -> dict[str, set[str]]:
+    """Names the module binds to SQLAlchemy's ``select``, to a SQLAlchemy module (``sa``,
+    ``sql``), and to the schema module or one of its tables."""
+    bound: dict[str, set[str]] = {"select": set(), "module": set(), "schema": set()}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "sqlalchemy":
+                    bound["module"].add(a.asname or "sqlalchemy")
+                elif a.name == SCHEMA and a.asname:
+                    bound["schema"].add(a.asname)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                kind = _from_import(node.module, a.name)
+                if kind:
+                    bound[kind].add(a.asname or a.name)
+    return bound
+
+
+def _root(node: ast.expr) -> str | None:
+    """``a`` of ``a.b.c``."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def sqlalchemy_selects(path: Path) -> list[int]:
+    """Lines that build a SQLAlchemy SELECT: ``select(...)`` imported from SQLAlchemy under any
+    name, ``sqlalchemy.select(...)`` / ``sa.sql.select(...)``, or ``.select()`` on a table of the
+    schema module (``s.runs.select()``). Not the standard library's ``select.select`` nor a
+    ``selectors`` object's ``sel.select``: the name is resolved through the module's imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bound = _bindings(tree)
+    owners = bound["module"] | bound["schema"]
+    lines = []
+    for node in ast.walk(tree):
+        f = node.func if isinstance(node, ast.Call) else None
+        if isinstance(f, ast.Name) and f.id in bound["select"]:
+            lines.append(node.lineno)
+        elif isinstance(f, ast.Attribute) and f.attr == "select" and _root(f.value) in owners:
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def selects_outside_sql_layers() -> list[str]:
+    bad = []
+    for _, path in package_modules():
+        rel = path.relative_to(ROOT).as_posix()
+        if any(rel.startswith(folder + "/") for folder in SQL_FOLDERS):
+            continue
+        bad += [f"{rel}:{line}: builds a SQL select" for line in sqlalchemy_selects(path)]
+    return bad
+
+
+def test_selects_only_in_store_and_results() -> None:
+    """Every query lives in storage (or the results layer's reads): the runner, the site, the
+    CLI and the live recorder ask those modules for rows instead of writing SQL."""
+    assert any(sqlalchemy_selects(p) for _, p in package_modules() if "harness/store" in str(p))
+    assert selects_outside_sql_layers() == []
+
+
+def test_select_checker_tells_sqlalchemy_from_select_module(tmp_path: Path) -> None:
+    """SQLAlchemy's select under any spelling is found; ``select.select`` and a selector's
+    ``sel.select`` are not (both occur in the package: isolation.py, tasks/sandbox.py)."""
+    found = tmp_path / "found.py"
+    found.write_text(
+        "import sqlalchemy as sa\n"
+        "from sqlalchemy import select as pick\n"
+        "from sqlalchemy import sql\n"
+        "from uisbench.store import schema as s\n"
+        "from uisbench.store.schema import runs\n"
+        "def f():\n"
+        "    from sqlalchemy import select\n"
+        "    return select(s.runs), pick(runs), sa.select(runs), sql.expression.select(runs)\n"
+        "s.runs.select()\n"
+        "runs.select()\n"
+    )
+    assert sqlalchemy_selects(found) == [8, 8, 8, 8, 9, 10]
+    ignored = tmp_path / "ignored.py"
+    ignored.write_text(
+        "import select\n"
+        "import selectors\n"
+        "sel = selectors.DefaultSelector()\n"
+        "select.select([0], [], [], 1.0)\n"
+        "sel.select(1.0)\n"
+        "frame.select_dtypes(include=['number'])\n"
+    )
+    assert sqlalchemy_selects(ignored) == []
+    assert sqlalchemy_selects(ROOT / "tasks" / "sandbox.py") == []
+    assert sqlalchemy_selects(ROOT / "harness" / "isolation.py") == []
