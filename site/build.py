@@ -1,5 +1,8 @@
 """``uisbench site build``: render the leaderboard database into a static HTML site.
 
+The site renders what the results layer hands it (the boards of :mod:`uisbench.results.leaderboard`,
+the rows of :mod:`uisbench.results.site_data`) and reads the database through nothing else.
+
 The site opens from ``file://`` with no network: chart libraries are vendored in ``static/`` and
 each chart's data is inlined in its page (and written beside it as CSV and JSON). Every string
 from a model or a data set passes through jinja2 with autoescape on; chart specs are embedded with
