@@ -15,14 +15,17 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from uisbench.results.aggregate import bank_labels
 from uisbench.store import schema as s
 from uisbench.store.bank import bank_config
 from uisbench.store.digest import bank_digest
 
 
 def complete_runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
-    """Complete runs, every column of the run row with its task's and bank's names and the
-    bank's synthetic flag, in the order they were opened."""
+    """Complete runs, every column of the run row with its task's and bank's names, the
+    bank's synthetic flag and ``board``, the bank's label on the leaderboard
+    (:func:`~uisbench.results.aggregate.bank_labels`: ``NAME@split=N`` on another split), in
+    the order they were opened."""
     r, t, b = s.runs, s.tasks, s.banks
     q = (
         select(r, t.c.name.label("task"), b.c.name.label("bank"), b.c.synthetic)
@@ -34,7 +37,10 @@ def complete_runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
     if not include_synthetic:
         q = q.where(b.c.synthetic.is_(False))
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).mappings().all())
+        runs = pd.DataFrame(conn.execute(q).mappings().all())
+    if len(runs):
+        runs["board"] = bank_labels(runs)
+    return runs
 
 
 def models_by_name(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -44,7 +50,7 @@ def models_by_name(engine: Engine) -> dict[str, dict[str, Any]]:
 
 
 def bank_provenance(engine: Engine, banks: list[str]) -> list[dict[str, Any]]:
-    """Name, content digest, source and licence of each bank, sorted by name."""
+    """Name, content digest, source and licence of each stored bank, sorted by name."""
     out = []
     with engine.connect() as conn:
         for name in sorted(set(banks)):

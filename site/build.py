@@ -176,7 +176,7 @@ def board_slug(board: TaskBoard) -> str:
 
 def _board_runs(board: TaskBoard, runs: pd.DataFrame) -> pd.DataFrame:
     """The runs a board summarises: its task and bank, under its prefix-cache setting."""
-    mine = runs[(runs["task"] == board.task) & (runs["bank"] == board.bank)]
+    mine = runs[(runs["task"] == board.task) & (runs["board"] == board.bank)]
     if board.prefix_cache and "prefix_cache" in mine:
         mine = mine[mine["prefix_cache"] == board.prefix_cache]
     return mine
@@ -364,7 +364,9 @@ class _Site:
             dict(zip(run_stats["run_id"], run_stats["accuracy"])) if len(run_stats) else {}
         )
         models = models_by_name(self.engine)
-        self.provenance = bank_provenance(self.engine, [b.bank for b in boards])
+        labels = {b.bank for b in boards}
+        shown = runs.loc[runs["board"].isin(labels), "bank"] if len(runs) else []
+        self.provenance = bank_provenance(self.engine, list(shown))
         self._prepare_out()
         self.notes = {b.task: task_note(b.task) for b in boards}
         self.tasks_nav = [

@@ -251,3 +251,18 @@ def test_budget_verdicts_oracle_front_and_prefix_cache_on_the_board(
     assert (front["cost"].iloc[-1], front["accuracy"].iloc[-1]) == pytest.approx(brute[-1])
     page = next((out / "tasks").glob("toy*.html")).read_text()
     assert "At each single model" in page and "prefix cache <b>block:16</b>" in page
+
+
+def test_board_of_a_seeded_split_names_its_bank_and_lists_its_runs(tmp_path: Path) -> None:
+    """Runs on another split get their own board, labelled ``NAME@split=N``; the site still
+    finds that board's bank (its provenance in the footer) and its runs (its run pages)."""
+    db = str(tmp_path / "x.db")
+    for split_seed in ("0", "1"):
+        main(["run", "--db", db, "--strategy", "random", "--seed", "0", "--split-seed", split_seed])
+    out = tmp_path / "site"
+    main(["site", "build", "--db", db, "--out", str(out)])
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (out / "tasks").glob("*.html")}
+    split_page = [text for name, text in pages.items() if "split-1" in name or "split=1" in text]
+    assert split_page, sorted(pages)
+    assert "configurations · 1 runs" in " ".join(split_page[0].split())  # its run is counted
+    assert "arith-smoke-cpu-tiny</" in (out / "index.html").read_text(encoding="utf-8")
