@@ -134,8 +134,11 @@ def generate(
             out_tok = np.maximum(
                 1, rng.lognormal(np.log(120 + 40 * skill), 0.45, (queries, samples))
             ).astype(np.int64)
-            logprob = np.where(correct, -0.02, -0.06) * out_tok + rng.normal(
-                0.0, 1.5, (queries, samples)
+            # a log-probability is never positive (the bank format's bounds refuse it)
+            logprob = np.minimum(
+                0.0,
+                np.where(correct, -0.02, -0.06) * out_tok
+                + rng.normal(0.0, 1.5, (queries, samples)),
             )
             cost = (p_in * prompt_tokens[:, None] + p_out * out_tok) / 1e6
             latency = 0.05 + out_tok / tps * rng.uniform(0.9, 1.2, (queries, samples))
