@@ -1,14 +1,17 @@
 """PostgreSQL import against plain COPY into the same table, measured in one run.
 
-Usage: ``python bench/pg_import.py BANK.jsonl.gz --url postgresql+psycopg://USER@HOST:PORT/DB``
-(a server of your own: each side drops and re-creates uisbench's tables in that database).
+Usage: ``python bench/pg_import.py BANK.jsonl.gz --url postgresql+psycopg://USER@HOST:PORT/DB
+[--plain-url postgresql+psycopg://OTHER@HOST:PORT/DB2]`` (servers of your own: each side drops
+and re-creates uisbench's tables in that database).
 
-Per round: ``uisbench`` (:func:`uisbench.store.bank.import_file`: parse, validate, resolve
-ids, conflict rules, digest, COPY into a staging table, one INSERT ... SELECT); ``COPY`` (the
-already-parsed sample tuples streamed by psycopg's ``copy.write_row`` straight into
-``samples``, the ceiling); and ``COPY, no foreign keys`` (the same with the three foreign keys
-of ``samples`` dropped: what they cost). Prints medians and the ratio of rows/s.
-The bank is synthetic: speed figures only.
+Per round and URL: ``uisbench`` (:func:`uisbench.store.bank.import_file`: parse, validate,
+resolve ids, conflict rules, digest, COPY); ``COPY`` (the already-parsed sample tuples
+streamed by psycopg's ``copy.write_row`` straight into ``samples``, the ceiling); and ``COPY,
+no foreign keys`` (the same with the three foreign keys of ``samples`` dropped: what they
+cost). ``--url`` is meant for a role that may set ``session_replication_role`` (a superuser:
+uisbench then checks the foreign keys set-wise), ``--plain-url`` for an ordinary role owning
+its database (the server's per-row foreign-key checks). Prints medians and the ratios of
+rows/s. The bank is synthetic: speed figures only.
 """
 
 from __future__ import annotations
@@ -88,27 +91,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bank", type=Path)
     ap.add_argument("--url", required=True)
+    ap.add_argument("--plain-url", help="a second database, of a role without superuser rights")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     rows, queries, models = _tuples(a.bank)
+    urls = {"": a.url, **({"plain role: ": a.plain_url} if a.plain_url else {})}
     times: dict[str, list[float]] = {}
     for _ in range(a.rounds):
-        for name, fn in (
-            ("uisbench", lambda: side_uisbench(a.url, a.bank)),
-            ("COPY", lambda: side_copy(a.url, rows, (queries, models), True)),
-            ("COPY, no foreign keys", lambda: side_copy(a.url, rows, (queries, models), False)),
-        ):
-            times.setdefault(name, []).append(fn())
-            print(f"{name:22s} {times[name][-1]:6.2f} s", flush=True)
+        for who, url in urls.items():
+            for name, fn in (
+                ("uisbench", lambda u=url: side_uisbench(u, a.bank)),
+                ("COPY", lambda u=url: side_copy(u, rows, (queries, models), True)),
+                (
+                    "COPY, no foreign keys",
+                    lambda u=url: side_copy(u, rows, (queries, models), False),
+                ),
+            ):
+                times.setdefault(who + name, []).append(fn())
+                print(f"{who + name:36s} {times[who + name][-1]:6.2f} s", flush=True)
     n = len(rows)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{n:,} rows, {a.rounds} rounds, medians; load average {os.getloadavg()[0]:.1f}")
     for k, w in med.items():
         print(f"| {k} | {w:.2f} s | {n / w:,.0f} rows/s |")
-    print(f"uisbench / COPY rate: {med['COPY'] / med['uisbench']:.2f}")
-    print(
-        f"COPY with / without foreign keys, rate: {med['COPY, no foreign keys'] / med['COPY']:.2f}"
-    )
+    for who in urls:
+        copy, no_fk = med[who + "COPY"], med[who + "COPY, no foreign keys"]
+        print(f"{who}uisbench / COPY rate: {copy / med[who + 'uisbench']:.2f}")
+        print(
+            f"{who}uisbench / COPY without foreign keys rate: {no_fk / med[who + 'uisbench']:.2f}"
+        )
+        print(f"{who}COPY with / without foreign keys, rate: {no_fk / copy:.2f}")
 
 
 if __name__ == "__main__":

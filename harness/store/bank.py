@@ -30,7 +30,7 @@ from uisbench.store.bankfile import (
     read_blocks,
     read_models_file,
 )
-from uisbench.store.dialect import bool_mean, copy_insert_ignore, insert_ignore
+from uisbench.store.dialect import bool_mean, copy_insert_ignore, copy_insert_new, insert_ignore
 from uisbench.store.digest import (
     STORED_COLUMNS,
     VALUE_FIELDS,
@@ -306,15 +306,10 @@ class _Importer:
     def _insert_new(self, columns: list[str], chunk: list[tuple], part: dict) -> bool:
         """All rows new (the bank's first import): insert them; False, and nothing written,
         when some key is held already (a duplicate in the file)."""
-        self.conn.exec_driver_sql("SAVEPOINT uisbench_chunk")
-        added = copy_insert_ignore(self.conn, s.samples, columns, chunk)
-        if added < len(chunk):
-            self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_chunk")
-            self.conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_chunk")
+        if not copy_insert_new(self.conn, s.samples, columns, chunk):
             return False
-        self.conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_chunk")
         self.digest.add(self.bank_id, self.names.rows(part, len(chunk)))
-        self.inserted += added
+        self.inserted += len(chunk)
         return True
 
     def _merge(self, columns: list[str], chunk: list[tuple], part: dict, offset: int) -> list[int]:

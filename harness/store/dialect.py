@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Float, Table, case, func
@@ -57,7 +58,8 @@ def copy_insert_ignore(
 ) -> int:
     """:func:`bulk_insert_ignore` for millions of rows: on PostgreSQL the rows are streamed
     with ``COPY`` into a temporary staging table of the same columns (no keys), then moved by
-    one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; elsewhere, ``executemany``.
+    one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (foreign keys checked set-wise where
+    the role may: :func:`_set_wise_foreign_keys`); elsewhere, ``executemany``.
     Returns the number of rows inserted."""
     if conn.dialect.name != "postgresql" or not rows:
         return bulk_insert_ignore(conn, table, columns, rows)
@@ -73,9 +75,129 @@ def copy_insert_ignore(
         with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cur.execute(
-            f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
-        )
-        added = cur.rowcount
+        with _set_wise_foreign_keys(cur, table, columns, rows):
+            cur.execute(
+                f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "
+                "ON CONFLICT DO NOTHING"
+            )
+            added = cur.rowcount
         cur.execute(f"TRUNCATE {stage}")
     return added
+
+
+def copy_insert_new(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]
+) -> bool:
+    """Insert rows whose keys are all new: True; when some key is held (or repeated among
+    ``rows``), nothing is written and False. On PostgreSQL the rows go by ``COPY`` straight
+    into the table (no staging table: a held key is a unique violation, rolled back to a
+    savepoint), foreign keys checked set-wise where the role may; elsewhere ``executemany``."""
+    if not rows:
+        return True
+    conn.exec_driver_sql("SAVEPOINT uisbench_new")
+    if conn.dialect.name == "postgresql":
+        from psycopg.errors import UniqueViolation
+
+        raw = conn.connection.dbapi_connection
+        try:
+            with raw.cursor() as cur:  # type: ignore[union-attr]
+                with _set_wise_foreign_keys(cur, table, columns, rows):
+                    with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            new = True
+        except UniqueViolation:
+            new = False
+    else:
+        new = bulk_insert_ignore(conn, table, columns, rows) == len(rows)
+    if not new:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_new")
+    conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_new")
+    return new
+
+
+#: Fewer rows than this keep PostgreSQL's per-row foreign-key checks (cheap at that size).
+SET_WISE_MIN_ROWS = 1_000
+
+
+@contextmanager
+def _set_wise_foreign_keys(
+    cur: Any, table: Table, columns: Sequence[str], rows: Sequence[tuple]
+) -> Iterator[None]:
+    """Run the block (one statement writing ``rows`` into ``table``) with the table's
+    foreign keys checked once per distinct referenced row instead of once per written row.
+
+    PostgreSQL checks a foreign key by a trigger per inserted row, each locking its parent
+    row ``FOR KEY SHARE``: at millions of rows that is most of an import (``COPY`` into
+    ``samples`` runs 5x faster without its three keys). Here each key's distinct values are
+    locked the same way by one ``SELECT ... FOR KEY SHARE`` and counted (every parent must
+    exist), then the per-row triggers are switched off for the block alone with
+    ``SET LOCAL session_replication_role = replica``. The guarantee is the one the triggers
+    give: every referenced row exists and cannot be deleted or re-keyed until the transaction
+    ends. Nothing else is locked (readers of the table are not blocked).
+
+    Done only where it is allowed and changes nothing else: the role may set
+    ``session_replication_role`` (a superuser, or ``GRANT SET ON PARAMETER
+    session_replication_role``, PostgreSQL 15+), the table has no trigger or rule besides
+    its foreign keys' own (a replica session would skip them too), and every foreign key is
+    one column written here. Otherwise, or when a parent is missing (the per-row checks then
+    raise the server's own error), the block runs with the per-row checks."""
+    plan = _set_wise_plan(cur, table, columns) if len(rows) >= SET_WISE_MIN_ROWS else None
+    if plan is not None:
+        for at, parent, key in plan:
+            ids = sorted({r[at] for r in rows})
+            cur.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {parent} WHERE {key} = ANY(%s) "
+                "FOR KEY SHARE) AS locked",
+                (ids,),
+            )
+            if cur.fetchone()[0] != len(ids):
+                plan = None
+                break
+    if plan is None:
+        yield
+        return
+    cur.execute("SELECT current_setting('session_replication_role')")
+    before = cur.fetchone()[0]
+    cur.execute("SET LOCAL session_replication_role = replica")
+    yield  # an error aborts the transaction (or its savepoint), which restores the setting
+    cur.execute("SELECT set_config('session_replication_role', %s, true)", (before,))
+
+
+def _set_wise_plan(
+    cur: Any, table: Table, columns: Sequence[str]
+) -> list[tuple[int, str, str]] | None:
+    """(position in ``columns``, parent table, parent column) per foreign key of ``table`` as
+    the server holds them, or None when :func:`_set_wise_foreign_keys` may not be used."""
+    cur.execute(
+        "SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int"
+    )
+    superuser, version = cur.fetchone()
+    if not superuser:
+        if version < 150000:
+            return None
+        cur.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+        if not cur.fetchone()[0]:
+            return None
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass "
+        "AND NOT tgisinternal) OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = "
+        "%s::regclass)",
+        (table.name, table.name),
+    )
+    if cur.fetchone()[0]:
+        return None
+    cur.execute(
+        "SELECT cardinality(c.conkey), a.attname, c.confrelid::regclass::text, "
+        "quote_ident(f.attname) FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "JOIN pg_attribute f ON f.attrelid = c.confrelid AND f.attnum = c.confkey[1] "
+        "WHERE c.conrelid = %s::regclass AND c.contype = 'f'",
+        (table.name,),
+    )
+    plan = []
+    for width, column, parent, key in cur.fetchall():
+        if width != 1 or column not in columns:
+            return None
+        plan.append((list(columns).index(column), parent, key))
+    return plan
