@@ -140,10 +140,12 @@ def import_file(
     with engine.begin() as conn:
         config = {"file": path.name, **bank_meta_beside(path)}
         bank_id = ensure_bank(conn, name, source, config, synthetic)
-        importer = _Importer(conn, bank_id, meta, describe, on_conflict == "replace")
-        for table in _prefetch(read_blocks(path)):
-            importer.add(table)
-        stats = importer.finish(name)
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            replace = on_conflict == "replace"
+            importer = _Importer(conn, bank_id, meta, describe, replace, hasher)
+            for table in _prefetch(read_blocks(path)):
+                importer.add(table)
+            stats = importer.finish(name)
     return stats
 
 
@@ -167,8 +169,9 @@ class _Importer:
         meta: dict[str, dict[str, Any]],
         describe: Callable[[str], str | None] | None,
         replace: bool,
+        hasher: ThreadPoolExecutor,
     ) -> None:
-        self.conn, self.bank_id, self.meta = conn, bank_id, meta
+        self.conn, self.bank_id, self.meta, self.hasher = conn, bank_id, meta, hasher
         self.describe, self.replace = describe, replace
         self.task_ids: dict[str, int] = {}
         # (task, query key) -> (query id, split, prompt) as stored
@@ -306,9 +309,12 @@ class _Importer:
     def _insert_new(self, columns: list[str], chunk: list[tuple], part: dict) -> bool:
         """All rows new (the bank's first import): insert them; False, and nothing written,
         when some key is held already (a duplicate in the file)."""
+        # The rows are hashed on the second core while the database takes them.
+        lanes = self.hasher.submit(self.names.later(part, len(chunk)))
         if not copy_insert_new(self.conn, s.samples, columns, chunk):
+            lanes.cancel()
             return False
-        self.digest.add(self.bank_id, self.names.rows(part, len(chunk)))
+        self.digest.add(self.bank_id, lanes.result())
         self.inserted += len(chunk)
         return True
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -169,11 +169,17 @@ class Names:
 
     def rows(self, cols: Mapping[str, Any], n: int) -> np.ndarray:
         """Row hash lanes of samples given as columns (query_id, model_id, fields)."""
+        return self.later(cols, n)()
+
+    def later(self, cols: Mapping[str, Any], n: int) -> Callable[[], np.ndarray]:
+        """:meth:`rows` in two steps: the query and model hashes are read now (the database,
+        on this thread), the rows hashed when the returned function is called (no database:
+        another thread may run it while this one writes)."""
         if n == 0:
-            return np.zeros((0, 4), np.uint64)
+            return lambda: np.zeros((0, 4), np.uint64)
         q = self._per_row(cols["query_id"], self.queries, self._fetch_queries)
         m = self._per_row(cols["model_id"], self.models, self._fetch_models)
-        return row_hashes(q, m, cols, n)
+        return lambda: row_hashes(q, m, cols, n)
 
     def _fetch_queries(self, ids: list[int]) -> dict[int, bytes]:
         q, t = s.queries.c, s.tasks.c
