@@ -411,7 +411,7 @@ def read_blocks(path: Path) -> Iterator[Any]:
                 else:
                     data, rest = data[: cut + 1], data[cut + 1 :]
                 n_lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
-                if data.strip():
+                if data and not data.isspace():  # strip() would copy the block
                     table = _arrow_block(data, n_lines, schema)
                     if table is None:
                         lines = data.split(b"\n")[:n_lines]
