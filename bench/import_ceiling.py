@@ -189,6 +189,12 @@ def main() -> None:
     print(f"\n{n:,} rows, {a.rounds} rounds, medians; load average {os.getloadavg()[0]:.1f}")
     for k, (w, c) in med.items():
         print(f"| {k} | {w:.2f} s | {n / w:,.0f} rows/s | {c:.2f} s CPU |")
+    for ceiling in ("executemany", ".import"):  # each round's own ratio, then the median
+        paired = [c / u for (c, _), (u, _) in zip(results[ceiling], results["uisbench"])]
+        shown = ", ".join(f"{r:.2f}" for r in paired)
+        print(
+            f"uisbench / {ceiling} rate per round: {shown}; median {statistics.median(paired):.2f}"
+        )
     u = med["uisbench"][0]
     print(f"uisbench / executemany rate: {med['executemany'][0] / u:.2f}")
     print(f"uisbench / .import rate: {med['.import'][0] / u:.2f}")

@@ -115,6 +115,11 @@ def main() -> None:
     for k, w in med.items():
         print(f"| {k} | {w:.2f} s | {n / w:,.0f} rows/s |")
     for who in urls:
+        # Each round's own ratio (its sides ran back to back), then their median: steadier
+        # than a ratio of medians on a machine whose load changes from minute to minute.
+        paired = [c / u for c, u in zip(times[who + "COPY"], times[who + "uisbench"])]
+        print(f"{who}uisbench / COPY rate per round: {', '.join(f'{r:.2f}' for r in paired)}")
+        print(f"{who}uisbench / COPY rate, median of rounds: {statistics.median(paired):.2f}")
         copy, no_fk = med[who + "COPY"], med[who + "COPY, no foreign keys"]
         print(f"{who}uisbench / COPY rate: {copy / med[who + 'uisbench']:.2f}")
         print(
