@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from uisbench.cli.options import SEED, db_option
 from uisbench.errors import UisbenchError
+
+if TYPE_CHECKING:
+    from uisbench.results.compare import Tolerances
 
 tolerance_options = [
     click.option(
@@ -36,10 +42,28 @@ tolerance_options = [
 ]
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """Files the verdict is also written to (--markdown, --junit)."""
+
+    markdown: Path | None
+    junit: Path | None
+
+
 def with_tolerances(f):
+    """The five options of a verdict, handed to the command as ``tol`` (the comparison's
+    ``Tolerances``) and ``outputs`` (:class:`Outputs`)."""
+
+    @functools.wraps(f)
+    def command(*, max_accuracy_drop, max_cost_increase, alpha, markdown, junit, **kwargs):
+        from uisbench.results.compare import Tolerances
+
+        tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
+        return f(tol=tol, outputs=Outputs(markdown, junit), **kwargs)
+
     for option in reversed(tolerance_options):
-        f = option(f)
-    return f
+        command = option(command)
+    return command
 
 
 #: Run ids are database integers; one argument names at most this many of them.
@@ -75,16 +99,16 @@ def _load(ref: str, db: str | None):
     return load_results(engine, select_runs(engine, run_ids=ids))
 
 
-def _report(cmp, markdown: Path | None, junit: Path | None, command: str) -> None:
+def _report(cmp, outputs: Outputs, command: str) -> None:
     """The one verdict in every form asked for; exit 1 when it is a failure (a regression or a
     configuration missing in the candidate), as the table, Markdown and JUnit all say."""
     from uisbench.results.compare_render import print_table, to_junit, to_markdown
 
     print_table(cmp, command=command)
-    if markdown:
-        markdown.write_text(to_markdown(cmp, command), encoding="utf-8")
-    if junit:
-        junit.write_text(to_junit(cmp, command), encoding="utf-8")
+    if outputs.markdown:
+        outputs.markdown.write_text(to_markdown(cmp, command), encoding="utf-8")
+    if outputs.junit:
+        outputs.junit.write_text(to_junit(cmp, command), encoding="utf-8")
     if cmp.failed:
         raise click.exceptions.Exit(1)
 
@@ -141,25 +165,16 @@ def results_export(
 @with_tolerances
 @db_option
 def compare(
-    baseline: str,
-    candidate: str,
-    max_accuracy_drop: float,
-    max_cost_increase: float,
-    alpha: float,
-    markdown: Path | None,
-    junit: Path | None,
-    db: str | None,
+    baseline: str, candidate: str, tol: Tolerances, outputs: Outputs, db: str | None
 ) -> None:
     """Pair two sets of runs (result files or run ids) query by query and report the changes.
 
     Exits 1 when a configuration regressed significantly beyond tolerance or is missing in the
     candidate (the table, --markdown and --junit say the same)."""
-    from uisbench.results.compare import Tolerances
     from uisbench.results.compare import compare as compare_sets
 
-    tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
     cmp = compare_sets(_load(baseline, db), _load(candidate, db), tol)
-    _report(cmp, markdown, junit, "compare")
+    _report(cmp, outputs, "compare")
 
 
 @click.command(short_help="Re-run a committed baseline; exit 1 on a regression.")
@@ -189,19 +204,14 @@ def gate(
     baseline: Path,
     bank: str | None,
     seeds: tuple[int, ...],
-    max_accuracy_drop: float,
-    max_cost_increase: float,
-    alpha: float,
-    markdown: Path | None,
-    junit: Path | None,
+    tol: Tolerances,
+    outputs: Outputs,
     db: str | None,
     verify: bool,
 ) -> None:
     """Re-run a baseline's configurations; exit 1 on a significant regression beyond tolerance."""
     from uisbench.gate import run_gate
-    from uisbench.results.compare import Tolerances
 
-    tol = Tolerances(max_accuracy_drop, max_cost_increase, alpha)
     isolation = "process" if verify else "auto"
     cmp = run_gate(baseline, bank, db, list(seeds) or None, tol, isolation=isolation)
     ok = True
@@ -212,6 +222,6 @@ def gate(
         click.echo(f"{'verified' if ok else 'not verified'}: {record}", err=True)
         for line in equal_within_tolerance(cmp):
             click.echo(f"  {line}", err=True)
-    _report(cmp, markdown, junit, "gate")  # exit 1 on a regression
+    _report(cmp, outputs, "gate")  # exit 1 on a regression
     if not ok:
         raise click.exceptions.Exit(1)
