@@ -19,6 +19,7 @@ from uisbench.costs import sample_charges
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter
 from uisbench.store.arrays import BankArrays
+from uisbench.strategies.base import choice
 
 
 def powers_of_two(limit: int) -> list[int]:
@@ -78,6 +79,12 @@ def spread(values: list[Any], n: int) -> list[Any]:
 
 
 UNITS = ("flops", "dollars", "param_calls")
+
+
+def unit_option() -> Any:
+    """A strategy's ``unit`` option: the cost unit it weighs, ``auto`` (:func:`cost_unit`'s
+    choice for the bank) or one of :data:`UNITS`."""
+    return choice("auto", *UNITS)
 
 
 def cost_unit(

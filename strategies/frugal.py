@@ -34,9 +34,14 @@ from uisbench.errors import UisbenchError
 from uisbench.sampling import k_subsets
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
-from uisbench.strategies.base import RunContext, bounded, choice
-from uisbench.strategies.costing import UNITS, cost_unit, log_grid, request_cost
-from uisbench.strategies.routing import SIGNALS, Cascade, check_signal
+from uisbench.strategies.base import RunContext, bounded
+from uisbench.strategies.costing import cost_unit, log_grid, request_cost, unit_option
+from uisbench.strategies.routing import (
+    Cascade,
+    SignalChecked,
+    agreement_k_option,
+    signal_option,
+)
 
 FIT_SEED = 0  # the fit is deterministic: seeds vary the test draws, not the chain
 
@@ -117,24 +122,19 @@ class FrugalCascade(Cascade):
     description = "Routing: FrugalGPT cascade, chain and thresholds fitted to a cost budget."
 
     @dataclass
-    class Params:
+    class Params(SignalChecked):
         budget: float = bounded(0.3, gt=0)  # × the dearest model's mean one-sample cost (train)
         # Bounded by what finishes: the fit scores Σ_l C(models, l)·grid^(l−1) plans (at most
         # MAX_PLANS); a chain longer than 8 models or a grid finer than 1 % of the training
         # queries buys nothing FrugalGPT's 3-model chains need.
         max_len: int = bounded(3, ge=1, le=8)
         grid: int = bounded(8, ge=1, le=100)
-        signal: str = choice(*SIGNALS)
-        k: int = bounded(3, ge=1)
-        unit: str = choice("auto", *UNITS)
-
-        def validate(self) -> None:
-            check_signal(self.signal, self.k)
+        signal: str = signal_option()
+        k: int = agreement_k_option()
+        unit: str = unit_option()
 
     @classmethod
-    def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        if len(models) < 2:
-            return []
+    def cascade_sweep(cls, models: list[str]) -> list[dict[str, Any]]:
         # × the dearest model's one-sample cost: log-spaced from below the cheapest model's
         return [{"budget": b} for b in log_grid(0.002, 1.0, 10)]
 
@@ -143,7 +143,7 @@ class FrugalCascade(Cascade):
         if train.n_queries == 0:
             raise UisbenchError("frugal-cascade needs a training split to fit the cascade on")
         unit = cost_unit(ctx.model_meta, p.unit, train)
-        self._choose_signal(train, ctx)
+        self._choose_signal(train, ctx.models, ctx)
         plans = self._plans(train, ctx, unit)
         dearest = max(float(np.nanmean(request_cost(train, m, 1, unit))) for m in ctx.models)
         budget = p.budget * dearest
@@ -160,22 +160,6 @@ class FrugalCascade(Cascade):
             m: (-np.inf if e == 0 else float(np.quantile(self._finite_conf(train, m), e)), -np.inf)
             for m, e in zip(best.chain, best.escalate)
         }
-
-    def _choose_signal(self, train: BankArrays, ctx: RunContext) -> None:
-        has_lp = all(np.isfinite(train.models[m].logprob[:, 0]).any() for m in ctx.models)
-        signal = self.params.signal
-        if signal == "auto":
-            signal = "logprob" if has_lp else "agreement"
-        if signal == "logprob" and not has_lp:
-            raise UisbenchError("signal=logprob: the bank holds no log-probs for some model")
-        self.signal = signal
-        self.k = self.params.k if signal == "agreement" else 1
-        short = [m for m in ctx.models if ctx.max_samples(m) < self.k]
-        if short:
-            raise UisbenchError(
-                f"frugal-cascade with signal=agreement needs k={self.k} samples of "
-                f"{', '.join(short)}; the bank holds fewer (lower k or use signal=logprob)"
-            )
 
     def _finite_conf(self, train: BankArrays, model: str) -> np.ndarray:
         conf = self._stages[model].conf

@@ -42,7 +42,6 @@ from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import agreement, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
-    UNITS,
     cost_unit,
     draw_by_choice,
     expected_cost,
@@ -50,6 +49,7 @@ from uisbench.strategies.costing import (
     log_grid,
     mean_correct,
     request_cost,
+    unit_option,
 )
 from uisbench.strategies.features import KINDS, query_features, single_thread, train_features
 
@@ -127,7 +127,7 @@ class _QualityRouter(Router):
         # willingness to pay (RouterBench's λ): larger buys dearer answers; inf: quality only
         wtp: float = bounded(20.0, gt=0, allow_inf=True)
         features: str = choice("auto", *KINDS)
-        unit: str = choice("auto", *UNITS)
+        unit: str = unit_option()
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -264,7 +264,7 @@ class ThresholdRouter(Router):
         weak: str = ""
         pair: str = choice("auto", "extremes")  # auto: best two-model front on train
         features: str = choice("auto", *KINDS)
-        unit: str = choice("auto", *UNITS)
+        unit: str = unit_option()
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
@@ -357,6 +357,28 @@ def check_signal(signal: str, k: int) -> None:
         raise UisbenchError("signal=agreement needs k >= 2 samples")
 
 
+def signal_option() -> Any:
+    """A cascade's ``signal`` option, one of :data:`SIGNALS`."""
+    return choice(*SIGNALS)
+
+
+def agreement_k_option() -> Any:
+    """A cascade's ``k`` option: the samples whose agreement is the confidence
+    (``signal=agreement``)."""
+    return bounded(3, ge=1)
+
+
+class SignalChecked:
+    """Base of a cascade's ``Params`` (with :func:`signal_option`, :func:`agreement_k_option`):
+    ``signal`` and ``k`` checked together when parsed."""
+
+    signal: str
+    k: int
+
+    def validate(self) -> None:
+        check_signal(self.signal, self.k)
+
+
 class Cascade(Strategy):
     """FrugalGPT-style cascade, cheapest model first, escalating on low confidence."""
 
@@ -366,21 +388,22 @@ class Cascade(Strategy):
     needs_answers = True
 
     @dataclass
-    class Params:
+    class Params(SignalChecked):
         escalate: float = bounded(0.3, ge=0, le=1)
-        signal: str = choice(*SIGNALS)
-        k: int = bounded(3, ge=1)
+        signal: str = signal_option()
+        k: int = agreement_k_option()
         models: tuple = ()
         skip: int = bounded(0, ge=0)
-        unit: str = choice("auto", *UNITS)
-
-        def validate(self) -> None:
-            check_signal(self.signal, self.k)
+        unit: str = unit_option()
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
-        if len(models) < 2:
-            return []
+        """:meth:`cascade_sweep`, or nothing on a pool of one model (a cascade needs two)."""
+        return cls.cascade_sweep(models) if len(models) > 1 else []
+
+    @classmethod
+    def cascade_sweep(cls, models: list[str]) -> list[dict[str, Any]]:
+        """The default settings on a pool of two models or more."""
         chains = [0] if len(models) == 2 else [0, len(models) - 2]
         thresholds = [round(e, 2) for e in np.linspace(0.1, 0.9, 9)]
         return [{"escalate": e, "skip": s} for s in chains for e in thresholds]
@@ -399,20 +422,7 @@ class Cascade(Strategy):
             if m not in ctx.models:
                 raise UisbenchError(f"unknown model {m!r} (pool: {', '.join(ctx.models)})")
         self.chain = chain
-        has_lp = all(np.isfinite(train.models[m].logprob[:, 0]).any() for m in chain)
-        signal = self.params.signal
-        if signal == "auto":
-            signal = "logprob" if has_lp else "agreement"
-        if signal == "logprob" and not has_lp:
-            raise UisbenchError("signal=logprob: the bank holds no log-probs for some model")
-        self.signal = signal
-        self.k = self.params.k if signal == "agreement" else 1
-        short = [m for m in chain if ctx.max_samples(m) < self.k]
-        if short:
-            raise UisbenchError(
-                f"cascade with signal=agreement needs k={self.k} samples of {', '.join(short)}; "
-                "the bank holds fewer (lower k or use signal=logprob)"
-            )
+        self._choose_signal(train, chain, ctx)
         self.tau: dict[str, Threshold] = {}
         self.train_escalated: dict[str, float] = {}  # share of scored training queries
         for m in chain[:-1]:
@@ -426,6 +436,24 @@ class Cascade(Strategy):
                 self.tau[m] = share_threshold(conf[ok], tie[ok], e) if ok.any() else NEVER
             passed = escalates(conf[ok], tie[ok], self.tau[m])
             self.train_escalated[m] = float(passed.mean()) if ok.any() else 0.0
+
+    def _choose_signal(self, train: BankArrays, models: list[str], ctx: RunContext) -> None:
+        """``self.signal`` and ``self.k``: log-prob where the bank has it for every one of
+        ``models`` (``signal=auto``), else agreement of ``k`` samples, which the bank holds."""
+        has_lp = all(np.isfinite(train.models[m].logprob[:, 0]).any() for m in models)
+        signal = self.params.signal
+        if signal == "auto":
+            signal = "logprob" if has_lp else "agreement"
+        if signal == "logprob" and not has_lp:
+            raise UisbenchError("signal=logprob: the bank holds no log-probs for some model")
+        self.signal = signal
+        self.k = self.params.k if signal == "agreement" else 1
+        short = [m for m in models if ctx.max_samples(m) < self.k]
+        if short:
+            raise UisbenchError(
+                f"{self.name} with signal=agreement needs k={self.k} samples of "
+                f"{', '.join(short)}; the bank holds fewer (lower k or use signal=logprob)"
+            )
 
     def _train_conf(self, train: BankArrays, model: str, rng: np.random.Generator) -> np.ndarray:
         arr = train.models[model]

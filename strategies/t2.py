@@ -64,11 +64,11 @@ from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, first_correct, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
-    UNITS,
     cost_unit,
     expected_cost,
     log_grid,
     powers_of_two,
+    unit_option,
     vote_counts_k,
 )
 from uisbench.strategies.estimators import pass_at_k, simulate_k
@@ -312,7 +312,7 @@ class T2Optimal(Strategy):
         approach: int = bounded(1, ge=1, le=2)  # Approach 1 (law on −log metric) or 2 (Beta)
         served: float = bounded(0.0, ge=0)  # queries 6·N·D is amortised over; 0: sunk
         restarts: int = bounded(32, ge=1, le=MAX_RESTARTS)  # L-BFGS-B starts (time grows with it)
-        unit: str = choice("auto", *UNITS)
+        unit: str = unit_option()
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:

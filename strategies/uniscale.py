@@ -64,12 +64,12 @@ from uisbench.store.arrays import BankArrays
 from uisbench.strategies.aggregators import AGGREGATORS, take
 from uisbench.strategies.base import Decisions, RunContext, Strategy, bounded, choice
 from uisbench.strategies.costing import (
-    UNITS,
     cost_unit,
     expected_cost,
     log_grid,
     powers_of_two,
     request_cost,
+    unit_option,
     vote_counts_k,
 )
 from uisbench.strategies.estimators import simulate_k
@@ -165,7 +165,7 @@ class UniScale(Strategy):
             16, ge=1
         )  # queries chosen per A⁻¹ snapshot; 1 = strictly sequential LinUCB
         features: str = choice("auto", *KINDS)
-        unit: str = choice("auto", *UNITS)
+        unit: str = unit_option()
 
     @classmethod
     def sweep(cls, models: list[str], max_k: dict[str, int]) -> list[dict[str, Any]]:
