@@ -33,10 +33,17 @@ SEEDS = [0, 1, 2, 3, 4]
 FAMILIES = ("routing", "tts", "uniscale", "t2")
 
 
+def spread(values: list, n: int) -> list:
+    """At most ``n`` items of ``values``, evenly spread and keeping both ends."""
+    if len(values) <= n:
+        return list(values)
+    idx = np.unique(np.round(np.linspace(0, len(values) - 1, n)).astype(int))
+    return [values[i] for i in idx]
+
+
 def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
     """Ten settings per family for this pool (TTS degenerates to k=1 where the bank has 1)."""
     from uisbench.strategies.base import STRATEGIES, config_label
-    from uisbench.strategies.costing import spread
 
     reg = STRATEGIES.all()
     skip = len(models) - 2

@@ -388,11 +388,8 @@ def site_folder(db: str | None) -> Path:
 
 
 def _build_site(engine: Engine, out: Path) -> None:
-    try:
-        from uisbench.site.build import build_site
-    except ImportError:  # the site builder is optional at this layer
-        return
     from uisbench.progress import progress_bar, site_progress
+    from uisbench.site.build import build_site
 
     with progress_bar(transient=True) as bar:
         out = build_site(engine, out, progress=site_progress(bar))

@@ -171,12 +171,6 @@ class Meter:
             self._cursor[model] = np.zeros(self.truth.n_queries, dtype=np.int32)
         return self._order[model]
 
-    def available(self, model: str, q: np.ndarray | int) -> np.ndarray:
-        """Samples of ``model`` still undrawn for each query in ``q``."""
-        self.draw_order(model)
-        q = _positions(q, self.truth.n_queries)
-        return self._arrays(model).n_avail[q] - self._cursor[model][q]
-
     def _new_handles(self, mi: int, q: np.ndarray, slot: np.ndarray) -> np.ndarray:
         m, n = slot.shape
         need = self._n_handles + m * n

@@ -70,14 +70,6 @@ def front_log_area(cost: np.ndarray, acc: np.ndarray, lo: float, hi: float) -> f
     return float(np.where(reach, acc[None, :], 0.0).max(axis=1, initial=0.0).mean())
 
 
-def spread(values: list[Any], n: int) -> list[Any]:
-    """At most ``n`` items of ``values``, evenly spread and keeping both ends."""
-    if len(values) <= n:
-        return list(values)
-    idx = np.unique(np.round(np.linspace(0, len(values) - 1, n)).astype(int))
-    return [values[i] for i in idx]
-
-
 UNITS = ("flops", "dollars", "param_calls")
 
 

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from uisbench.costs import training_flops
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.store.arrays import BankArrays
@@ -390,7 +391,7 @@ class T2Optimal(Strategy):
                 "t2: served > 0 amortises training FLOPs 6·N·D, which needs every model's N and "
                 "D and the FLOPs unit; this pool lacks them (use served=0)"
             )
-        return {m: 6.0 * size[m] * tokens[m] / served for m in ctx.models}
+        return {m: training_flops(size[m], tokens[m]) / served for m in ctx.models}
 
     def choose(self, score=None) -> tuple[str, int, float, bool]:
         """(model, k, expected cost, over budget): the best predicted metric that fits the budget.

@@ -325,12 +325,6 @@ class LmEvalTask:
             out.append(value[0] if isinstance(value, list) and value else value)
         return out
 
-    def extract(self, doc: dict, completions: list[str]) -> list[str | None]:
-        """The extracted answer per completion (``None`` where the filter found nothing)."""
-        return [
-            None if v in (None, "[invalid]") else str(v) for v in self._filtered(doc, completions)
-        ]
-
     def score(self, doc: dict, completions: list[str]) -> list[tuple[str | None, bool]]:
         """(extracted answer, correct) per completion: lm-eval filters then ``process_results``
         (correct = the first metric is truthy/positive)."""

@@ -25,7 +25,7 @@ from uisbench.decompose.annealing import (
     chosen_masks,
     linear_maps,
 )
-from uisbench.decompose.blocks import BlockLinear, is_trivial, to_blocks
+from uisbench.decompose.blocks import is_trivial, to_blocks
 from uisbench.decompose.criterion import Null
 from uisbench.decompose.graph import MapComponents
 from uisbench.decompose.report import build_report
@@ -109,7 +109,3 @@ def load_blocks(model: nn.Module, folder: Path) -> nn.Module:
     if missing:
         raise UisbenchError(f"{folder}: maps {', '.join(missing[:3])} are not in the model")
     return to_blocks(model, maps)
-
-
-def block_modules(model: nn.Module) -> list[BlockLinear]:
-    return [m for m in model.modules() if isinstance(m, BlockLinear)]
