@@ -178,15 +178,13 @@ def live_task_args(task: str, given: dict, splits: tuple[str, ...]) -> dict:
 
 
 def expand(strategies: list[str], runner) -> list[str]:
-    """Explicit specs as given; none means every registered strategy's default sweep. An
-    isolated strategy is checked and swept by its own process (its module is not imported
-    here). A third-party plugin that cannot be loaded or swept is skipped with one line (the
-    rest still run); a strategy named explicitly, or shipped with uisbench, fails the job."""
+    """Explicit specs as given (:func:`preflight` checks them); none means every registered
+    strategy's default sweep. An isolated strategy is swept by its own process (its module is
+    not imported here). A third-party plugin that cannot be loaded or swept is skipped with one
+    line (the rest still run); a strategy shipped with uisbench fails the job."""
     from uisbench.strategies.base import STRATEGIES
 
     if strategies:
-        for spec in strategies:
-            runner.describe(spec)  # validate every spec before running any
         return list(strategies)
     out = []
     for name in STRATEGIES.names():
@@ -286,10 +284,11 @@ MODEL_OPTIONS = ("model", "strong", "weak", "models")
 
 def preflight(runner: Runner, specs: list[str]) -> list[str]:
     """Why each named strategy cannot run on the runner's working set (one clause each): it
-    needs what the bank lacks, or an option names a model the bank does not hold."""
+    needs what the bank lacks, or an option names a model the bank does not hold. Each spec is
+    described once, here (an isolated plugin by its own process): an invalid one fails."""
     problems = []
     for spec in specs:
-        strat = runner.describe(spec)  # an isolated plugin is described by its own process
+        strat = runner.describe(spec)
         why = runner.cannot_run(strat)
         if why:
             problems.append(f"cannot run {strat.label()}: {why}")

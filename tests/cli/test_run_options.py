@@ -69,6 +69,33 @@ def test_every_strategy_is_checked_before_any_runs(tmp_path: Path, capsys) -> No
     assert _runs(db) == []  # nothing committed
 
 
+def test_each_named_strategy_is_described_once(tmp_path: Path, monkeypatch) -> None:
+    """Checking the named strategies describes each once (an isolated one is a round trip to
+    its process), not once to validate it and again to check it."""
+    from uisbench import job
+    from uisbench.runner import Runner
+
+    described: list[str] = []
+    real = Runner.describe
+
+    def counting(self, spec):
+        described.append(spec)
+        return real(self, spec)
+
+    monkeypatch.setattr(Runner, "describe", counting)
+    engine = open_engine(str(tmp_path / "r.db"))
+    bank = outcomes_bank(tmp_path / "outcomes.jsonl")
+    req = job.RunRequest(bank=str(bank), strategies=["single:model=small", "single:model=big"])
+    work = job._work_list(engine, job.plan(engine, req), req, [0, 1])
+    assert [(spec, seed) for _, spec, seed in work] == [
+        ("single:model=small", 0),
+        ("single:model=small", 1),
+        ("single:model=big", 0),
+        ("single:model=big", 1),
+    ]
+    assert described == req.strategies
+
+
 GSM8K = Path(__file__).parents[2].parent / "shared/data/tasks/gsm8k"
 
 
