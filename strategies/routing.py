@@ -6,7 +6,7 @@
   ``argmax_m  q̂_m(x) − ĉ_m / wtp``, where ĉ_m is the model's mean training-split cost divided
   by the dearest model's and ``wtp`` is RouterBench's willingness to pay λ (§4): a larger
   willingness to pay buys dearer, better answers (``wtp=inf`` weighs quality only). Sweeping it
-  traces the front. (Up to issue 15 the option was ``lam`` = 1/wtp, the other way round.)
+  traces the front.
 * ``threshold-router`` is RouteLLM (Ong et al., 2024, §3): a strong/weak pair, a predicted win
   rate P(strong beats weak | x) from a classifier, and a threshold calibrated on the training
   split (out-of-fold predictions) so that a target share of queries goes to the strong model.

@@ -1,51 +1,52 @@
 """T2-optimal (Train-to-Test scaling laws; arXiv 2604.01411): choose model and samples jointly.
 
-Approach 1 of the paper fits one law to the negative log of pass@k over model size N,
-pre-training tokens D and samples k (7 parameters):
+A smaller model can be sampled more often for the same compute, so model size N, pre-training
+tokens D and samples k are chosen together, from a law fitted to what the pool's models score.
+Approach 1 of the paper fits one law to the negative log of the metric (7 parameters):
 
     L(N, D, k) = E + A/N^α + B/D^β + G/k^γ,     L ≈ −log pass@k
 
-by minimising the squared error of log L (Huber-free least squares, as a small-data stand-in
-for the paper's Huber loss) with many L-BFGS-B restarts (scipy). Here it is fitted on the
-training split only: pass@k per (model, k) is the mean over training queries of the unbiased
-estimator 1 − C(n−c, k)/C(n, k) (Chen et al., 2021); with ``metric=maj`` the target is maj@k
-instead (majority-vote accuracy over k of the n recorded samples, averaged over seeded draws),
-which is what a deployable system without a verifier gets.
+by least squares on log L with many L-BFGS-B restarts (scipy): plain least squares stands in
+for the paper's Huber loss, as a pool gives a handful of points. The law sees the training
+split only: pass@k per (model, k) is the mean over training queries of the unbiased estimator
+(Chen et al., 2021)
 
-When some model's N or D is unknown (e.g. hosted models), the joint law cannot be fitted; the
-strategy then falls back to a per-model fit of the k term, L_m(k) = E_m + G_m/k^γ_m, and says
-so in every decision (``extra.fit``) and in the log.
+    pass@k = 1 − C(n−c, k)/C(n, k)
 
-``approach=2`` uses the paper's Approach 2 instead (:mod:`uisbench.strategies.t2_beta`): a
-per-question Beta law whose mean and concentration are functions of the Chinchilla loss,
-pass@k = 1 − B(a, b + k)/B(a, b), fitted by maximum likelihood on every training question's
-correct count.
+and with ``metric=maj`` the target is maj@k instead (majority-vote accuracy over k of the n
+recorded samples, averaged over seeded draws): what a deployable system without a verifier gets.
+Where some model's N or D is unknown (e.g. hosted models) the joint law cannot be fitted, so
+each model gets its own k term, L_m(k) = E_m + G_m/k^γ_m, which every decision (``extra.fit``)
+and the log say.
+
+``approach=2`` is the paper's Approach 2 (:mod:`uisbench.strategies.t2_beta`): a per-question
+Beta law whose mean and concentration are functions of the Chinchilla loss, fitted by maximum
+likelihood on every training question's correct count, with
+
+    pass@k = 1 − B(a, b + k)/B(a, b)
 
 For a per-query budget C (``budget`` × the mean cost of one sample of the dearest model on the
-training split), it runs the (model, k) with the best predicted metric among those whose
-expected per-query cost fits in C: inference (2·N per token, prompt once; dollars when N is
-unknown) plus, with ``served`` = S > 0, the training compute 6·N·D amortised over S served
-queries — the joint (N, D, k) choice of the paper over the models the pool holds (S = 0, the
-default, treats training as sunk, as it is for a pool of existing models). With
-``metric=maj`` only odd k are considered (1, 3, 5, 9, 17, …): ties go to the first sample, so
-maj@2 = maj@1 at twice the cost, and the law, monotone in k, would favour it.
+training split) it runs the (model, k) with the best predicted metric among those whose expected
+per-query cost fits in C:
 
-What the fit can and cannot say is reported, not hidden (``run_summary`` → the run's summary,
-and the log):
+    cost(m, k) = inference(m, k) + 6·N_m·D_m / S
 
-* ``warnings``: no more (model, k) points than law parameters, or a single k (then the k term
-  is undetermined and the law cannot trade samples for size), or one sample per question
-  (Approach 2's concentration undetermined);
-* ``extrapolation``: the law refitted on the training split without the largest k (and, when
-  it spans models, without the largest model) and its mean relative error on what was left
-  out;
-* ``best_on_train``: the plain baseline — the (model, k) with the best observed training
-  metric within the same budget — and whether the law's choice differs from it, so the law's
-  added value is visible.
+inference charged as the meter charges it (2·N per token, the prompt once; dollars when N is
+unknown), training compute amortised over S = ``served`` queries: the paper's joint (N, D, k)
+choice over the models the pool holds. S = 0, the default, drops the training term: training
+is sunk, as it is for a pool of existing models. With ``metric=maj`` only odd k are candidates
+(1, 3, 5, 9, 17, …): ties go to the first sample, so maj@2 = maj@1 at twice the cost, and the
+law, monotone in k, would favour it.
 
-The fit's relative error on the test split — |predicted − observed| / observed of the metric,
-averaged over (model, k) points, observed from the bank for evaluation only — is logged and
-stored in every decision's ``extra``.
+What the fit cannot determine is stated with the run (``run_summary``): ``warnings`` (no more
+(model, k) points than parameters, a single k, one sample per question), ``extrapolation`` (the
+law refitted without the largest k, and without the largest model where it spans models, and
+its mean relative error on what was left out) and ``best_on_train`` (the (model, k) with the
+best observed training metric in the same budget, and whether the law's choice differs, so the
+law's added value shows). The law's relative error on the test split, |predicted − observed| /
+observed averaged over (model, k) points, is evaluation only (:meth:`T2Optimal.evaluate`),
+logged and stored in every decision's ``extra``. Measured on the shared banks:
+bench/RESULTS.md, "Strategy quality", T2-optimal.
 """
 
 from __future__ import annotations

@@ -1,50 +1,53 @@
 """UniScale (Unified Inference Scaling; arXiv 2605.30898, ICML 2026): one bandit over routing and
 test-time scaling.
 
-Each arm is a joint configuration *(model, k samples, aggregation)* — majority vote over an odd
-k (1, 3, 5, 9, 17, …: with ties going to the first sample an even k buys cost without votes),
-or best-of-k by log-probability (k = 2, 4, 8, …) where the bank keeps log-probs. Arms are
-chosen by LinUCB (Li et al., 2010, Algorithm 1, disjoint arms) on the query's features x (the
-sentence embedding of :mod:`uisbench.strategies.features`, projected on the training split's
-top ``dim`` principal components, plus a constant; ``dim`` = 0 is one UCB per arm and embeds
-nothing):
+Routing chooses a model and test-time scaling a sample budget; UniScale makes them one decision,
+so a cheap model sampled often and a dear model sampled once compete for the same query. Each
+arm is a joint configuration *(model, k samples, aggregation)*: majority vote over an odd k
+(1, 3, 5, 9, 17, …: with ties going to the first sample an even k buys cost without votes), or
+best-of-k by log-probability (k = 2, 4, 8, …) where the bank keeps log-probs.
+
+Arms are chosen by LinUCB (Li et al., 2010, Algorithm 1, disjoint arms) on the query's features
+x (the sentence embedding of :mod:`uisbench.strategies.features`, projected on the training
+split's top ``dim`` principal components, plus a constant; ``dim`` = 0 is one UCB per arm and
+embeds nothing):
 
     a_t = argmax_a  θ̂_aᵀx_t + α·sqrt(x_tᵀ A_a⁻¹ x_t),   θ̂_a = A_a⁻¹ b_a
 
-and after the reward r_t is revealed, A_a⁻¹ is updated by Sherman–Morrison,
-A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x), in O(d²), with b_a ← b_a + r_t·x_t. The reward is
-UniScale's weighted sum
+Once the reward r_t is revealed, A_a⁻¹ is updated by Sherman–Morrison in O(d²) instead of
+inverted anew, and b_a ← b_a + r_t·x_t:
+
+    A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x)
+
+The reward is UniScale's weighted sum
 
     r = w₁·correct + w₂·score + w₃·(1 − normalised cost)
 
 with ``correct`` from ``meter.feedback`` (revealed only after the answer is committed), ``score``
-the bank's sample score where one exists (0 otherwise), and the query's charged cost in FLOPs —
+the bank's sample score where one exists (0 otherwise), and the query's charged cost in FLOPs,
 or in dollars when some model's parameter count is unknown (every decision records the unit).
 The paper normalises linearly, cost / c_max; when a pool's costs span decades that squashes
 every cheap arm into a sliver of the reward, so ``norm`` also offers log-cost and rank
-normalisation (:mod:`.uniscale_tuning`). ``norm``, α and ``dim`` default to ``auto``: chosen by
-replaying this bandit on the training split (never the test split), and stated in the run's
-summary. The bandit learns online over the test stream in its seeded order. With ``batch`` =
-B > 1 it chooses B consecutive queries from one snapshot of (A⁻¹, b) and then applies their B
-Sherman–Morrison updates in order — LinUCB with feedback delayed by < B queries, as a serving
+normalisation (:mod:`.uniscale_tuning`). Whatever the normalisation, a reward linear in it can
+only settle on the vertices of the arms' accuracy-vs-normalised-cost hull. ``norm``, α and
+``dim`` default to ``auto``: chosen by replaying this bandit on the training split (never the
+test split), and stated in the run's summary.
+
+The bandit learns online over the test stream in its seeded order. With ``batch`` = B > 1 it
+chooses B consecutive queries from one snapshot of (A⁻¹, b) and then applies their B
+Sherman–Morrison updates in order: LinUCB with feedback delayed by < B queries, as a serving
 system that receives feedback asynchronously would run it; ``batch=1`` is Algorithm 1 exactly.
 ``warm_start`` first fits every arm on the training split with full information (all arms'
-rewards are visible there). Sweeping w₃ (``cost_weight``, 16 log-spaced values) traces the
-cost–accuracy front.
+rewards are visible there). Sweeping w₃ (``cost_weight``: 0 and 15 log-spaced values from 0.01
+to 3) traces the cost–accuracy front.
 
 Run summary (:meth:`UniScale.run_summary`, stored under the run's ``summary.strategy`` and shown
 on its site page): ``settings`` (norm, α, dim and how they were chosen), ``pulls`` (decisions per
 arm) and ``learning_curve`` (``queries``, and the running ``mean_reward`` and ``accuracy`` after
-that many queries). Regret references — the expected reward of the best fixed arm in hindsight
-and of the per-query oracle arm — are evaluation-only figures computed after the decisions
-(:meth:`UniScale.evaluate`) and merged into each decision's ``extra``.
-
-What the paper reports and how this compares: UniScale is claimed to beat routing-only and
-TTS-only baselines by treating (model, budget) as one arm set. On the two shared banks
-(bench/RESULTS.md, "Strategy quality (issue 15)") its front matches the single-model hull at
-the dear end but not everywhere: a reward linear in normalised cost can only settle on the
-vertices of the accuracy-vs-normalised-cost hull of the arms, and in between the contextual
-choices of a few hundred training queries' features mix arms worse than the hull does.
+that many queries). Regret references (the expected reward of the best fixed arm in hindsight
+and of the per-query oracle arm) are evaluation-only figures computed after the decisions
+(:meth:`UniScale.evaluate`) and merged into each decision's ``extra``. How its fronts compare
+with the paper's claim on the shared banks: bench/RESULTS.md, "Strategy quality", UniScale.
 """
 
 from __future__ import annotations
