@@ -27,7 +27,6 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from uisbench.blind import blind_view
@@ -35,10 +34,9 @@ from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.isolation import Described, ForkServer
 from uisbench.replay import decide, evaluation, start
-from uisbench.runner import DECISION_COLUMNS, Runner, RunResult, StrategyRef, _delete_run, run_key
-from uisbench.store import schema as s
+from uisbench.runner import Runner, RunResult, StrategyRef
+from uisbench.store import runs
 from uisbench.store.bankfile import check_text
-from uisbench.store.dialect import bulk_insert_ignore
 from uisbench.strategies.base import parse_spec
 
 EXECUTORS = ("local", "ray")
@@ -93,19 +91,23 @@ class Replayer(Runner):
         try:
             strat = self.describe(ref)
             rows: list[tuple] = []
-            self._rows, self._figures = rows, {}
+            self._rows = rows
             if isinstance(strat, Described):
                 params = dataclasses.asdict(strat.params)
-                meter, summary = self._run_isolated(0, strat, params, seed, set(), None)
+                meter, summary, figures = self._run_isolated(
+                    0, strat, params, seed, frozenset(), None
+                )
             else:
                 ctx, meter = start(strat, self.arrays, self.train, self.test_pos, seed,
                                    self.prefix_cache)  # fmt: skip
                 ctx.cache = self.cache  # fits shared by this worker's runs
                 chunks = decide(strat, ctx, meter)
-                self._write_decisions(0, strat.label(), chunks, meter, ctx.stream, set(), None)
-                self._write_evaluation(0, evaluation(strat, ctx, self.arrays))
+                self._write_decisions(
+                    0, strat.label(), chunks, meter, ctx.stream, frozenset(), None
+                )
+                figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
-            return Outcome(rows, self._figures, summary, bool(meter.used_oracle))
+            return Outcome(rows, figures, summary, bool(meter.used_oracle))
         except UisbenchError as exc:
             return Outcome(error=str(exc))
 
@@ -127,9 +129,6 @@ class Replayer(Runner):
                 f"strategy {label} decided {len(seen)} of {n_test} queries; "
                 f"{n_test - len(seen)} have no decision"
             )
-
-    def _write_evaluation(self, run_id: int, figures: dict[int, dict]) -> None:
-        self._figures = figures
 
 
 # ---------------------------------------------------------------------------- workers
@@ -294,7 +293,7 @@ def run_parallel(
     finally:
         close()
         for runner, run_id in opened:  # sent, never written: no trace (as a failed run)
-            runner._drop_if_empty(run_id)
+            runs.drop_if_empty(runner.engine, run_id)
 
 
 def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, index: int):
@@ -305,28 +304,21 @@ def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, i
     if why:
         raise UisbenchError(f"cannot run {strat.label()}: {why}")
     check_text("config label", strat.label(), "cannot run it: its ")
-    params = dataclasses.asdict(strat.params)
-    key = run_key(runner.definition(strat, seed))
-    run_id, status, have = runner._open_run(key, strat, params, seed, force, None)
-    if status == "complete":
-        acc = runner._accuracy(run_id)
-        return RunResult(run_id, strat.label(), len(runner.test_pos), acc, False, True)
-    return submit(index, spec, seed), runner, strat, run_id, have
+    opened = runner.open_run(strat, dataclasses.asdict(strat.params), seed, force)
+    if opened.complete:
+        return runner.complete_result(opened, strat)
+    return submit(index, spec, seed), runner, strat, opened.id, opened.decided
 
 
-def _write(runner: Runner, strat, run_id: int, have: set[int], out: Outcome) -> RunResult:
+def _write(runner: Runner, strat, run_id: int, have: frozenset[int], out: Outcome) -> RunResult:
     """Write a worker's rows for ``run_id`` (those not already there) and close the run."""
     if out.error is not None:
         if isinstance(strat, Described):
-            with runner.engine.begin() as conn:
-                _delete_run(conn, run_id)
+            runs.delete_run(runner.engine, run_id)
             raise UisbenchError(f"strategy {strat.label()}: {out.error}")
-        runner._drop_if_empty(run_id)
+        runs.drop_if_empty(runner.engine, run_id)
         raise UisbenchError(out.error)
     rows = [(run_id, *row[1:]) for row in out.rows or [] if row[1] not in have]
-    if rows:
-        with runner.engine.begin() as conn:
-            bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
-    runner._write_evaluation(run_id, out.figures or {})
-    meter = SimpleNamespace(used_oracle=out.used_oracle)
-    return runner._close_run(run_id, strat, meter, bool(have), out.summary or {})
+    runs.write_decisions(runner.engine, rows)
+    summary, figures = out.summary or {}, out.figures or {}
+    return runner.close_run(run_id, strat, out.used_oracle, bool(have), summary, figures)

@@ -22,11 +22,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Engine
 
 from uisbench.blind import blind_view
 from uisbench.costs import PrefixCache
@@ -37,10 +36,10 @@ from uisbench.meter import Meter, MeterService
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.registry import source_digest
 from uisbench.replay import arrival_order, decide, evaluation, figures_by_position, meter_for, start
-from uisbench.store import schema as s
+from uisbench.store import runs
 from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
 from uisbench.store.bankfile import check_text
-from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.store.runs import OpenedRun
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import (
     STRATEGIES,
@@ -66,30 +65,6 @@ class RunResult:
     accuracy: float
     resumed: bool
     skipped: bool  # already complete before this call
-
-
-#: Column order of the tuples :meth:`Runner._decision_rows` builds for the bulk insert.
-DECISION_COLUMNS = (
-    "run_id",
-    "query_id",
-    "position",
-    "arms",
-    "samples_used",
-    "answer",
-    "correct",
-    "input_tokens",
-    "output_tokens",
-    "flops",
-    "dollars",
-    "latency_s",
-    "param_calls",
-    "reward",
-    "extra",
-)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def run_key(definition: dict[str, Any]) -> str:
@@ -133,11 +108,6 @@ def _registered(strategy: Strategy) -> bool:
     return name in STRATEGIES and STRATEGIES.get(name) is type(strategy)
 
 
-def _delete_run(conn: Connection, run_id: int) -> None:
-    conn.execute(s.decisions.delete().where(s.decisions.c.run_id == run_id))
-    conn.execute(s.runs.delete().where(s.runs.c.id == run_id))
-
-
 class Runner:
     """Runs strategies on one (task, bank, models) working set, loaded once."""
 
@@ -165,9 +135,7 @@ class Runner:
         self.prefix_cache = PrefixCache.parse(prefix_cache)
         with engine.begin() as conn:
             self.arrays: BankArrays = load_arrays(conn, bank, task, models)
-            self.task_id = conn.execute(
-                select(s.tasks.c.id).where(s.tasks.c.name == task)
-            ).scalar_one()
+        self.task_id = runs.task_id(engine, task)
         self.split_seed = split_seed
         self.split = assign_splits(task, self.arrays, split_seed)
         self.models = list(self.arrays.models)
@@ -275,7 +243,7 @@ class Runner:
             "params": dataclasses.asdict(strat.params),
             "seed": seed,
             "split_seed": self.split_seed,
-            "mode": "replay",
+            "mode": "replay",  # no other mode is left; kept so that stored runs keep their key
             "prefix_cache": str(self.prefix_cache),
             "bank_digest": self.arrays.digest,  # a bank grown under the same name: new runs
         }
@@ -314,16 +282,17 @@ class Runner:
         if why:
             raise UisbenchError(f"cannot run {strat.label()}: {why}")
         check_text("config label", strat.label(), "cannot run it: its ")  # PostgreSQL's rule
-        key = run_key(self.definition(strat, seed))
         params = dataclasses.asdict(strat.params)
-        run_id, status, done = self._open_run(key, strat, params, seed, force, command)
-        n_test = len(self.test_pos)
-        if status == "complete":
-            return RunResult(run_id, strat.label(), n_test, self._accuracy(run_id), False, True)
+        opened = self.open_run(strat, params, seed, force, command)
+        run_id, done = opened.id, opened.decided
+        if opened.complete:
+            return self.complete_result(opened, strat)
         isolated = isinstance(strat, Described)
         try:
             if isolated:
-                meter, summary = self._run_isolated(run_id, strat, params, seed, done, progress)
+                meter, summary, figures = self._run_isolated(
+                    run_id, strat, params, seed, done, progress
+                )
             else:
                 ctx, meter = start(
                     strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache
@@ -333,21 +302,20 @@ class Runner:
                 self._write_decisions(
                     run_id, strat.label(), chunks, meter, ctx.stream, done, progress
                 )
-                self._write_evaluation(run_id, evaluation(strat, ctx, self.arrays))
+                figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
         except UisbenchError as exc:
             if isolated:  # nothing half-written: the whole run goes
-                with self.engine.begin() as conn:
-                    _delete_run(conn, run_id)
+                runs.delete_run(self.engine, run_id)
                 raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
-            self._drop_if_empty(run_id)  # a configuration that cannot run leaves no trace
+            runs.drop_if_empty(self.engine, run_id)  # a configuration that cannot run: no trace
             raise
         except BaseException:
             # a crash or Ctrl-C before the first decision leaves no `running` row; one with
             # decisions stays, to be resumed
-            self._drop_if_empty(run_id)
+            runs.drop_if_empty(self.engine, run_id)
             raise
-        return self._close_run(run_id, strat, meter, bool(done), summary)
+        return self.close_run(run_id, strat, meter.used_oracle, bool(done), summary, figures)
 
     def _run_isolated(
         self,
@@ -355,11 +323,11 @@ class Runner:
         strat: Described,
         params: dict,
         seed: int,
-        done: set[int],
+        done: frozenset[int],
         progress: Callable[[int, int], None] | None,
-    ) -> tuple[Meter, dict[str, Any]]:
+    ) -> tuple[Meter, dict[str, Any], dict[int, dict]]:
         """One run in a child process: the parent serves its meter calls, commits and writes
-        each chunk; returns the meter and the strategy's summary."""
+        each chunk; returns the meter, the strategy's summary and its evaluation figures."""
         meter = meter_for(strat.label(), self.arrays, seed, self.prefix_cache)
         stream = arrival_order(self.test_pos, seed)
         outcome: dict[str, Any] = {}
@@ -384,9 +352,8 @@ class Runner:
             print(f"note: {strat.label()}: {outcome['note']}", file=sys.stderr)
         figures = outcome.get("figures")
         if figures is not None:
-            self._write_evaluation(run_id, figures_by_position(strat.label(), figures, stream))
-        summary = outcome.get("summary") or {}
-        return meter, summary
+            figures = figures_by_position(strat.label(), figures, stream)
+        return meter, outcome.get("summary") or {}, figures or {}
 
     def _write_decisions(
         self,
@@ -395,7 +362,7 @@ class Runner:
         chunks: Iterator[Decisions],
         meter: Meter,
         stream: np.ndarray,
-        done: set[int],
+        done: frozenset[int],
         progress: Callable[[int, int], None] | None,
     ) -> None:
         """Write each committed chunk's new decisions as it comes."""
@@ -408,8 +375,7 @@ class Runner:
         for chunk in chunks:
             rows = self._decision_rows(run_id, chunk, meter, position, seen, done)
             if rows:
-                with self.engine.begin() as conn:
-                    bulk_insert_ignore(conn, s.decisions, DECISION_COLUMNS, rows)
+                runs.write_decisions(self.engine, rows)
                 written += len(rows)
             if progress:
                 progress(written, n_test)
@@ -419,49 +385,25 @@ class Runner:
                 f"{n_test - len(seen)} have no decision"
             )
 
-    def _write_evaluation(self, run_id: int, figures: dict[int, dict]) -> None:
-        """Merge evaluation-only figures (computed after every decision was committed) into
-        the decisions' ``extra``."""
-        if not figures:
-            return
-        d = s.decisions
-        qid = {int(self.arrays.query_ids[p]): f for p, f in figures.items()}
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(d.c.id, d.c.query_id, d.c.extra).where(d.c.run_id == run_id)
-            ).all()
-            params = [
-                {"row": i, "extra": {**(extra or {}), **qid.get(int(q), {})}}
-                for i, q, extra in rows
-            ]
-            stmt = d.update().where(d.c.id == bindparam("row")).values(extra=bindparam("extra"))
-            conn.execute(stmt, params)
-
-    # ---------------------------------------------------------------- helpers
-    def _open_run(
+    # ---------------------------------------------------------------- the run's rows
+    def open_run(
         self,
-        key: str,
         strat: Strategy | Described,
         params: dict,
         seed: int,
-        force: bool,
-        command: str | None,
-    ) -> tuple[int, str, set[int]]:
-        """(run id, status, query ids already decided) of the run ``key``, created if new."""
-        with self.engine.begin() as conn:
-            row = conn.execute(select(s.runs).where(s.runs.c.run_key == key)).mappings().first()
-            if row is not None and force:
-                _delete_run(conn, row["id"])
-                row = None
-            if row is None:
-                insert_ignore(conn, s.runs, [self._run_row(key, strat, params, seed, command)])
-                row = conn.execute(select(s.runs).where(s.runs.c.run_key == key)).mappings().one()
-            done = set(
-                conn.execute(
-                    select(s.decisions.c.query_id).where(s.decisions.c.run_id == row["id"])
-                ).scalars()
-            )
-        return row["id"], row["status"], done
+        force: bool = False,
+        command: str | None = None,
+    ) -> OpenedRun:
+        """The run of ``strat`` with ``seed``: created if new (with ``force``, anew), else as
+        stored, with the query ids already decided."""
+        key = run_key(self.definition(strat, seed))
+        new_row = lambda: self._run_row(key, strat, params, seed, command)  # noqa: E731
+        return runs.open_run(self.engine, key, new_row, force=force)
+
+    def complete_result(self, opened: OpenedRun, strat: Strategy | Described) -> RunResult:
+        """The result of a run that was complete before this call."""
+        accuracy = runs.accuracy(self.engine, opened.id)
+        return RunResult(opened.id, strat.label(), len(self.test_pos), accuracy, False, True)
 
     def _run_row(
         self, key: str, strat: Strategy | Described, params: dict, seed: int, command: str | None
@@ -476,7 +418,6 @@ class Runner:
             "config_label": strat.label(),
             "seed": seed,
             "models": self.models,
-            "mode": "replay",
             "split_seed": self.split_seed,
             "n_queries": len(self.test_pos),
             "prefix_cache": str(self.prefix_cache),
@@ -485,18 +426,9 @@ class Runner:
             "git_commit": git_commit(),
             "command": command or command_line(),
             "host": host(),
-            "started_at": _now(),
+            "started_at": runs.now(),
             "status": "running",
         }
-
-    def _drop_if_empty(self, run_id: int) -> None:
-        """Delete a run that has no decision row (it failed before deciding anything)."""
-        with self.engine.begin() as conn:
-            n = conn.execute(
-                select(func.count()).select_from(s.decisions).where(s.decisions.c.run_id == run_id)
-            ).scalar_one()
-            if n == 0:
-                _delete_run(conn, run_id)
 
     def _decision_rows(
         self,
@@ -505,9 +437,10 @@ class Runner:
         meter: Meter,
         position: dict[int, int],
         seen: set[int],
-        done: set[int],
+        done: frozenset[int],
     ) -> list[tuple]:
-        """Rows in :data:`DECISION_COLUMNS` order for the chunk's queries not yet written.
+        """Rows (:data:`uisbench.store.runs.DECISION_COLUMNS`) of the chunk's queries not yet
+        written.
 
         Built column-wise (numpy, then one ``zip``) and JSON-encoded here: per-row dicts and
         SQLAlchemy's per-row parameter processing cost more than the insert itself.
@@ -520,57 +453,45 @@ class Runner:
         _check_queries(q_list, position, seen)
         if not q_list:
             return []
-        L = meter.ledger
+        ledger = meter.ledger
         cols = zip(
             itertools.repeat(run_id),
             self.arrays.query_ids[q].tolist(),
             [position[p] for p in q_list],
-            [json.dumps(L.arms[p]) for p in q_list],
-            L.samples[q].tolist(),
+            [json.dumps(ledger.arms[p]) for p in q_list],
+            ledger.samples[q].tolist(),
             meter.answer_text(answer),
             correct.astype(bool).tolist(),
-            _ints(L.input_tokens[q]),
-            _ints(L.output_tokens[q]),
-            _floats(L.flops[q]),
-            _floats(L.dollars[q]),
-            _floats(L.latency_s[q]),
-            _floats(L.param_calls[q]),
+            _ints(ledger.input_tokens[q]),
+            _ints(ledger.output_tokens[q]),
+            _floats(ledger.flops[q]),
+            _floats(ledger.dollars[q]),
+            _floats(ledger.latency_s[q]),
+            _floats(ledger.param_calls[q]),
             [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
             map(json.dumps, [None] * len(q) if chunk.extra is None else chunk.extra),
         )
         return [row for row in cols if row[1] not in done]
 
-    def _accuracy(self, run_id: int) -> float:
-        with self.engine.connect() as conn:
-            return float(
-                conn.execute(
-                    select(bool_mean(s.decisions.c.correct)).where(s.decisions.c.run_id == run_id)
-                ).scalar()
-                or 0.0
-            )
-
-    def _close_run(
+    def close_run(
         self,
         run_id: int,
         strat: Strategy | Described,
-        meter: Meter,
+        used_oracle: bool,
         resumed: bool,
         learned: dict[str, Any],
+        figures: dict[int, dict],
     ) -> RunResult:
-        acc = self._accuracy(run_id)
+        """Complete the run: its evaluation figures (by position) into its decisions, its
+        summary (what the strategy ``learned``, where it came from) and status."""
         summary = {
-            "accuracy": acc,
-            "upper_bound": bool(strat.upper_bound or meter.used_oracle),
+            "upper_bound": bool(strat.upper_bound or used_oracle),
             "family": strat.family,
             "synthetic_bank": self.arrays.synthetic,
         }
         if learned:
             summary["strategy"] = learned
         summary.update(self._reference_code(strat))  # where an unregistered strategy came from
-        with self.engine.begin() as conn:
-            conn.execute(
-                s.runs.update()
-                .where(s.runs.c.id == run_id)
-                .values(status="complete", ended_at=_now(), summary=summary)
-            )
+        by_query = {int(self.arrays.query_ids[p]): f for p, f in figures.items()}
+        acc = runs.close_run(self.engine, run_id, summary, by_query)
         return RunResult(run_id, strat.label(), len(self.test_pos), acc, resumed, False)

@@ -276,8 +276,6 @@ def upgrade_from_3(engine: Any) -> None:
                 .values(content_sum=state, content_rows=rows)
             )
         conn.execute(
-            s.meta.update()
-            .where(s.meta.c.key == "schema_version")
-            .values(value=str(s.SCHEMA_VERSION))
-        )
+            s.meta.update().where(s.meta.c.key == "schema_version").values(value="4")
+        )  # then 4 -> 5 (store/runs.py)
         insert_ignore(conn, s.meta, [{"key": "instance", "value": uuid.uuid4().hex}])

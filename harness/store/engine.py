@@ -208,6 +208,17 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
         from uisbench.store.digest import upgrade_from_3
 
         upgrade_from_3(engine)
+        found = "4"
+    if found == "4":  # before runs lost their mode column: upgraded in place by a writer
+        if not create:
+            raise UisbenchError(
+                "database schema version 4 has a runs.mode column that version 5 dropped: open "
+                "it once with a command that writes (`uisbench bank import`, `uisbench run`) to "
+                "upgrade it in place"
+            )
+        from uisbench.store.runs import upgrade_from_4
+
+        upgrade_from_4(engine)
         return
     if found != str(schema.SCHEMA_VERSION):
         raise UisbenchError(

@@ -24,7 +24,8 @@ from sqlalchemy import (
 
 #: 4: banks keep their content digest's state (content_sum, content_rows), see store/digest.py.
 #: Seeded splits are computed from content, not stored (store/splits.py).
-SCHEMA_VERSION = 4
+#: 5: ``runs`` has no ``mode`` column (every run replays a bank), see store/runs.py.
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -123,7 +124,6 @@ runs = Table(
     Column("config_label", String(300), nullable=False),
     Column("seed", Integer, nullable=False),
     Column("models", JSON, nullable=False),
-    Column("mode", String(16), nullable=False),  # "replay" | "live"
     Column("split_seed", Integer),
     # What a repeated request finds in the prompt cache: none | full | block:N (costs.PrefixCache).
     Column("prefix_cache", String(32), nullable=False),

@@ -169,6 +169,7 @@ def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path
     with engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_sum")
         conn.exec_driver_sql("ALTER TABLE banks DROP COLUMN content_rows")
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN mode VARCHAR(16) NOT NULL DEFAULT 'r'")
         conn.exec_driver_sql("UPDATE uisbench_meta SET value = '3' WHERE key = 'schema_version'")
     engine.dispose()
     with pytest.raises(UisbenchError, match="schema version 3 predates stored bank digests"):
@@ -180,6 +181,8 @@ def test_schema_3_is_upgraded_by_a_writer_and_refused_by_a_reader(tmp_path: Path
         assert conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() == 0
         assert conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar() == 0
         assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 2880
+        version = "SELECT value FROM uisbench_meta WHERE key = 'schema_version'"
+        assert conn.exec_driver_sql(version).scalar() == "5"  # then 4 -> 5 (mode dropped)
 
 
 def test_recording_writer_keeps_the_digest_and_skips_held_keys(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""The run's rows (store/runs.py): the schema 4 -> 5 upgrade that drops ``runs.mode``."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from tests.fakes import FakeBank, FakeModel
+from uisbench.errors import UisbenchError
+from uisbench.runner import Runner
+from uisbench.store.bank import import_file
+from uisbench.store.engine import open_engine
+
+BANK = FakeBank(
+    models=(FakeModel("m-a", 0.4, samples=4), FakeModel("m-b", 0.7, samples=4)), queries=30
+)
+SPEC = "majority:model=m-b,k=3"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "r.db")
+    return request.getfixturevalue("postgres_db")
+
+
+def _version(engine) -> str:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT value FROM uisbench_meta WHERE key = 'schema_version'"
+        ).scalar()
+
+
+def _decisions(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM decisions ORDER BY id")]
+
+
+def test_schema_4_is_upgraded_by_a_writer_and_refused_by_a_reader(url, tmp_path):
+    engine = open_engine(url)
+    bank = import_file(engine, BANK.write(tmp_path)).bank
+    first = Runner(engine, BANK.task, bank).run(SPEC)
+    rows = _decisions(engine)
+    with engine.begin() as conn:  # the database as schema 4 wrote it
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN mode VARCHAR(16) NOT NULL DEFAULT 'x'")
+        conn.exec_driver_sql("UPDATE runs SET mode = 'replay'")
+        conn.exec_driver_sql("UPDATE uisbench_meta SET value = '4' WHERE key = 'schema_version'")
+    engine.dispose()
+    with pytest.raises(UisbenchError, match=r"^database schema version 4 has a runs\.mode") as exc:
+        open_engine(url, create=False)
+    assert "\n" not in str(exc.value)
+    engine = open_engine(url)  # a writer upgrades it in place
+    assert _version(engine) == "5"
+    assert "mode" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    again = Runner(engine, BANK.task, bank).run(SPEC)  # same key: found complete, not run again
+    assert again.skipped and again.run_id == first.run_id and again.accuracy == first.accuracy
+    assert _decisions(engine) == rows
+    engine.dispose()
+    assert _version(open_engine(url, create=False)) == "5"  # and a reader opens it now
