@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from tests.cli.test_runner_cli import TOY, run_cli
+from tests.cli.test_runner_cli import run_cli
+from tests.core.test_runner import TOY
 from uisbench import parallel
 from uisbench.store import schema as s
 from uisbench.store.bank import import_file
