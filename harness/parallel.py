@@ -238,6 +238,8 @@ def run_parallel(
     for runner, _, _ in work:
         if all(r is not runner for r in runners):
             runners.append(runner)
+    for runner in runners:
+        runner.remember_complete_runs()  # one query per working set, not one per run
     replayers = [Replayer(r) for r in runners]
     if executor == "ray":
         submit, close = _ray_pool(replayers, jobs, address)

@@ -102,6 +102,21 @@ def _ints(x: np.ndarray) -> list[int | None]:
     return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
 
 
+def _json_lists(values: list[list[dict]]) -> list[str]:
+    """``json.dumps`` of each list, encoded once per distinct sequence of dict objects: the
+    meter appends one shared ``{"model", "n"}`` dict per draw to every query it drew for, so a
+    run's rows hold a few distinct arm lists (dicts are never changed once appended)."""
+    memo: dict[tuple[int, ...], str] = {}
+    out = []
+    for arms in values:
+        key = tuple(map(id, arms))
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = json.dumps(arms)
+        out.append(text)
+    return out
+
+
 def _registered(strategy: Strategy) -> bool:
     """Is this object's class the plugin registered under its name (rebuildable elsewhere)?"""
     name = getattr(strategy, "name", None)
@@ -146,6 +161,10 @@ class Runner:
         self.train = self.arrays.subset(self.train_pos)
         self.answers_known = any((m.answer >= 0).any() for m in self.arrays.models.values())
         self.cache = FitCache()  # fits shared by this runner's runs (a sweep fits once)
+        self._code_versions: dict[str, str] = {}  # strategy name -> code version, read once
+        self._made_by: dict[str, Any] | None = None  # the runs' provenance (same for every run)
+        self._complete: dict[str, int] = {}  # run key -> id (remember_complete_runs)
+        self._accuracy: dict[int, float] = {}  # run id -> accuracy of those complete runs
 
     # ---------------------------------------------------------------- where strategies run
     def isolated(self, strategy: StrategyRef) -> bool:
@@ -254,7 +273,9 @@ class Runner:
         source = getattr(strat, "source", "")
         if is_reference(source):
             return self._refs[source].code_version
-        return strategy_code_version(strat)
+        if strat.name not in self._code_versions:  # a file read and hashed: once per runner
+            self._code_versions[strat.name] = strategy_code_version(strat)
+        return self._code_versions[strat.name]
 
     def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
         """Where a strategy named by reference came from, for the run's summary."""
@@ -397,12 +418,23 @@ class Runner:
         """The run of ``strat`` with ``seed``: created if new (with ``force``, anew), else as
         stored, with the query ids already decided."""
         key = run_key(self.definition(strat, seed))
+        if key in self._complete and not force:
+            return OpenedRun(self._complete[key], True, frozenset())
         new_row = lambda: self._run_row(key, strat, params, seed, command)  # noqa: E731
         return runs.open_run(self.engine, key, new_row, force=force)
 
+    def remember_complete_runs(self) -> None:
+        """Read which runs of this working set are complete, with their accuracy, in one go:
+        :meth:`open_run` then skips those without a query each (a job's resume checks)."""
+        found = runs.complete_runs(self.engine, self.task_id, self.arrays.bank_id)
+        self._complete = {key: run_id for key, (run_id, _) in found.items()}
+        self._accuracy = dict(found.values())
+
     def complete_result(self, opened: OpenedRun, strat: Strategy | Described) -> RunResult:
         """The result of a run that was complete before this call."""
-        accuracy = runs.accuracy(self.engine, opened.id)
+        accuracy = self._accuracy.get(opened.id)
+        if accuracy is None:
+            accuracy = runs.accuracy(self.engine, opened.id)
         return RunResult(opened.id, strat.label(), len(self.test_pos), accuracy, False, True)
 
     def _run_row(
@@ -422,13 +454,22 @@ class Runner:
             "n_queries": len(self.test_pos),
             "prefix_cache": str(self.prefix_cache),
             "bank_digest": self.arrays.digest,
-            "uisbench_version": uisbench_version(),
-            "git_commit": git_commit(),
-            "command": command or command_line(),
-            "host": host(),
+            **self._provenance(),
+            **({"command": command} if command else {}),
             "started_at": runs.now(),
             "status": "running",
         }
+
+    def _provenance(self) -> dict[str, Any]:
+        """Version, commit, command line and host: read once, the same for all its runs."""
+        if self._made_by is None:
+            self._made_by = {
+                "uisbench_version": uisbench_version(),
+                "git_commit": git_commit(),
+                "command": command_line(),
+                "host": host(),
+            }
+        return self._made_by
 
     def _decision_rows(
         self,
@@ -458,7 +499,7 @@ class Runner:
             itertools.repeat(run_id),
             self.arrays.query_ids[q].tolist(),
             [position[p] for p in q_list],
-            [json.dumps(ledger.arms[p]) for p in q_list],
+            _json_lists([ledger.arms[p] for p in q_list]),
             ledger.samples[q].tolist(),
             meter.answer_text(answer),
             correct.astype(bool).tolist(),
@@ -469,7 +510,7 @@ class Runner:
             _floats(ledger.latency_s[q]),
             _floats(ledger.param_calls[q]),
             [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
-            map(json.dumps, [None] * len(q) if chunk.extra is None else chunk.extra),
+            itertools.repeat("null") if chunk.extra is None else map(json.dumps, chunk.extra),
         )
         return [row for row in cols if row[1] not in done]
 

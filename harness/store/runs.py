@@ -128,6 +128,21 @@ def _merge_extra(conn: Connection, run_id: int, figures: Mapping[int, dict]) -> 
     conn.execute(stmt, params)
 
 
+def complete_runs(engine: Engine, task_id: int, bank_id: int) -> dict[str, tuple[int, float]]:
+    """Run key -> (id, accuracy) of every complete run on (task, bank), in two queries: the
+    resume checks of a whole job at once."""
+    on_set = (runs.c.task_id == task_id, runs.c.bank_id == bank_id, runs.c.status == "complete")
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(runs.c.run_key, runs.c.id).where(*on_set)).tuples().all())
+        means = conn.execute(
+            select(decisions.c.run_id, bool_mean(decisions.c.correct))
+            .where(decisions.c.run_id.in_(select(runs.c.id).where(*on_set)))
+            .group_by(decisions.c.run_id)
+        )
+        acc = {run_id: float(mean or 0.0) for run_id, mean in means}
+    return {key: (run_id, acc.get(run_id, 0.0)) for key, run_id in ids.items()}
+
+
 def accuracy(engine: Engine, run_id: int) -> float:
     """Share of the run's decision rows that are correct."""
     with engine.connect() as conn:
