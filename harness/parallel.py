@@ -35,8 +35,8 @@ from uisbench.fitcache import FitCache
 from uisbench.isolation import Described, ForkServer
 from uisbench.replay import decide, evaluation, start
 from uisbench.runner import Runner, RunResult, StrategyRef
-from uisbench.store import runs
 from uisbench.store.bankfile import check_text
+from uisbench.store.runs import RunRows
 from uisbench.strategies.base import parse_spec
 
 EXECUTORS = ("local", "ray")
@@ -94,17 +94,13 @@ class Replayer(Runner):
             self._rows = rows
             if isinstance(strat, Described):
                 params = dataclasses.asdict(strat.params)
-                meter, summary, figures = self._run_isolated(
-                    0, strat, params, seed, frozenset(), None
-                )
+                meter, summary, figures, _ = self._run_isolated(None, strat, params, seed, None)
             else:
                 ctx, meter = start(strat, self.arrays, self.train, self.test_pos, seed,
                                    self.prefix_cache)  # fmt: skip
                 ctx.cache = self.cache  # fits shared by this worker's runs
                 chunks = decide(strat, ctx, meter)
-                self._write_decisions(
-                    0, strat.label(), chunks, meter, ctx.stream, frozenset(), None
-                )
+                self._write_decisions(None, strat.label(), chunks, meter, ctx.stream, None)
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
             return Outcome(rows, figures, summary, bool(meter.used_oracle))
@@ -117,18 +113,19 @@ class Replayer(Runner):
         if server is not None:
             server.__del__()
 
-    def _write_decisions(self, run_id, label, chunks, meter, stream, done, progress) -> None:
+    def _write_decisions(self, stored, label, chunks, meter, stream, progress) -> list[tuple]:
         """Collect the rows instead of inserting them (same checks as the runner's)."""
         position = {int(q): i for i, q in enumerate(stream.tolist())}
         seen: set[int] = set()
         for chunk in chunks:
-            self._rows += self._decision_rows(run_id, chunk, meter, position, seen, done)
+            self._rows += self._decision_rows(0, chunk, meter, position, seen, frozenset())
         if len(seen) < len(self.test_pos):
             n_test = len(self.test_pos)
             raise UisbenchError(
                 f"strategy {label} decided {len(seen)} of {n_test} queries; "
                 f"{n_test - len(seen)} have no decision"
             )
+        return []
 
 
 # ---------------------------------------------------------------------------- workers
@@ -246,7 +243,7 @@ def run_parallel(
     else:
         submit, close = _local_pool(replayers, jobs)
     pending: dict[Any, tuple] = {}
-    opened: list[tuple[Runner, int]] = []
+    opened: list[RunRows] = []
     failed: set[str] = set()
 
     def skip(name: str, exc: UisbenchError) -> bool:
@@ -277,16 +274,16 @@ def run_parallel(
                 if isinstance(sent, RunResult):  # complete already
                     yield sent
                     continue
-                opened.append((runner, sent[3]))
+                opened.append(sent[3])
                 pending[sent[0]] = (name, *sent[1:])
             if not pending:
                 break
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in finished:
-                name, runner, strat, run_id, have = pending.pop(future)
-                opened.remove((runner, run_id))
+                name, runner, strat, stored = pending.pop(future)
+                opened.remove(stored)
                 try:
-                    result = _write(runner, strat, run_id, have, future.result())
+                    result = _write(runner, strat, stored, future.result())
                 except UisbenchError as exc:
                     if not skip(name, exc):
                         raise
@@ -294,13 +291,13 @@ def run_parallel(
                 yield result
     finally:
         close()
-        for runner, run_id in opened:  # sent, never written: no trace (as a failed run)
-            runs.drop_if_empty(runner.engine, run_id)
+        for stored in opened:  # sent, never written: no trace (as a failed run)
+            stored.drop_if_empty()
 
 
 def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, index: int):
-    """Open the run and send it to a worker: (future, runner, strategy, run id, query ids
-    already written), or the RunResult of a run complete already."""
+    """Open the run and send it to a worker: (future, runner, strategy, the run's rows), or
+    the RunResult of a run complete already."""
     strat = runner.describe(spec)
     why = runner.cannot_run(strat)
     if why:
@@ -309,18 +306,19 @@ def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, i
     opened = runner.open_run(strat, dataclasses.asdict(strat.params), seed, force)
     if opened.complete:
         return runner.complete_result(opened, strat)
-    return submit(index, spec, seed), runner, strat, opened.id, opened.decided
+    return submit(index, spec, seed), runner, strat, opened
 
 
-def _write(runner: Runner, strat, run_id: int, have: frozenset[int], out: Outcome) -> RunResult:
-    """Write a worker's rows for ``run_id`` (those not already there) and close the run."""
+def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:
+    """Write a worker's rows (those not already there) and close the run, in one
+    transaction."""
     if out.error is not None:
         if isinstance(strat, Described):
-            runs.delete_run(runner.engine, run_id)
+            stored.discard()
             raise UisbenchError(f"strategy {strat.label()}: {out.error}")
-        runs.drop_if_empty(runner.engine, run_id)
+        stored.drop_if_empty()
         raise UisbenchError(out.error)
-    rows = [(run_id, *row[1:]) for row in out.rows or [] if row[1] not in have]
-    runs.write_decisions(runner.engine, rows)
+    have = stored.decided
+    rows = [row for row in out.rows or [] if row[1] not in have]
     summary, figures = out.summary or {}, out.figures or {}
-    return runner.close_run(run_id, strat, out.used_oracle, bool(have), summary, figures)
+    return runner.close_run(stored, strat, out.used_oracle, bool(have), summary, figures, rows)

@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from uisbench.replay import arrival_order, decide, evaluation, figures_by_positi
 from uisbench.store import runs
 from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
 from uisbench.store.bankfile import check_text
-from uisbench.store.runs import OpenedRun
+from uisbench.store.runs import RunRows
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import (
     STRATEGIES,
@@ -53,6 +54,9 @@ from uisbench.strategies.references import Reference
 from uisbench.strategies.references import resolve as resolve_reference
 
 ISOLATION = ("auto", "process", "inprocess")
+#: A run's decision rows are committed at most this often (and with its close): a killed run
+#: loses at most about this much of its work, which its resume replays.
+FLUSH_S = 1.0
 #: A strategy as the runner takes it: a spec ``name:key=value``, (name, params), or an object.
 StrategyRef = Strategy | str | tuple[str, dict[str, Any]]
 
@@ -304,15 +308,14 @@ class Runner:
             raise UisbenchError(f"cannot run {strat.label()}: {why}")
         check_text("config label", strat.label(), "cannot run it: its ")  # PostgreSQL's rule
         params = dataclasses.asdict(strat.params)
-        opened = self.open_run(strat, params, seed, force, command)
-        run_id, done = opened.id, opened.decided
-        if opened.complete:
-            return self.complete_result(opened, strat)
+        stored = self.open_run(strat, params, seed, force, command)
+        if stored.complete:
+            return self.complete_result(stored, strat)
         isolated = isinstance(strat, Described)
         try:
             if isolated:
-                meter, summary, figures = self._run_isolated(
-                    run_id, strat, params, seed, done, progress
+                meter, summary, figures, last = self._run_isolated(
+                    stored, strat, params, seed, progress
                 )
             else:
                 ctx, meter = start(
@@ -320,35 +323,36 @@ class Runner:
                 )
                 ctx.cache = self.cache  # fits shared by this runner's runs
                 chunks = decide(strat, ctx, meter)
-                self._write_decisions(
-                    run_id, strat.label(), chunks, meter, ctx.stream, done, progress
+                last = self._write_decisions(
+                    stored, strat.label(), chunks, meter, ctx.stream, progress
                 )
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
         except UisbenchError as exc:
             if isolated:  # nothing half-written: the whole run goes
-                runs.delete_run(self.engine, run_id)
+                stored.discard()
                 raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
-            runs.drop_if_empty(self.engine, run_id)  # a configuration that cannot run: no trace
+            stored.drop_if_empty()  # a configuration that cannot run leaves no trace
             raise
         except BaseException:
-            # a crash or Ctrl-C before the first decision leaves no `running` row; one with
-            # decisions stays, to be resumed
-            runs.drop_if_empty(self.engine, run_id)
+            # a crash or Ctrl-C before any decision was written leaves no `running` row; one
+            # with decisions stays, to be resumed
+            stored.drop_if_empty()
             raise
-        return self.close_run(run_id, strat, meter.used_oracle, bool(done), summary, figures)
+        resumed = bool(stored.decided)
+        return self.close_run(stored, strat, meter.used_oracle, resumed, summary, figures, last)
 
     def _run_isolated(
         self,
-        run_id: int,
+        stored: RunRows | None,
         strat: Described,
         params: dict,
         seed: int,
-        done: frozenset[int],
         progress: Callable[[int, int], None] | None,
-    ) -> tuple[Meter, dict[str, Any], dict[int, dict]]:
-        """One run in a child process: the parent serves its meter calls, commits and writes
-        each chunk; returns the meter, the strategy's summary and its evaluation figures."""
+    ) -> tuple[Meter, dict[str, Any], dict[int, dict], list[tuple]]:
+        """One run in a child process: the parent serves its meter calls, commits each chunk
+        and writes its rows; returns the meter, the strategy's summary, its evaluation
+        figures and the rows not yet written."""
         meter = meter_for(strat.label(), self.arrays, seed, self.prefix_cache)
         stream = arrival_order(self.test_pos, seed)
         outcome: dict[str, Any] = {}
@@ -366,7 +370,7 @@ class Runner:
             for q, handle, reward, extra in served:
                 yield Decisions(q, handle, reward, extra)
 
-        self._write_decisions(run_id, strat.label(), chunks(), meter, stream, done, progress)
+        last = self._write_decisions(stored, strat.label(), chunks(), meter, stream, progress)
         for _ in served:  # the child's end: summary and evaluation figures
             raise UisbenchError("decisions came after the last one")
         if outcome.get("note"):
@@ -374,37 +378,39 @@ class Runner:
         figures = outcome.get("figures")
         if figures is not None:
             figures = figures_by_position(strat.label(), figures, stream)
-        return meter, outcome.get("summary") or {}, figures or {}
+        return meter, outcome.get("summary") or {}, figures or {}, last
 
     def _write_decisions(
         self,
-        run_id: int,
+        stored: RunRows,
         label: str,
         chunks: Iterator[Decisions],
         meter: Meter,
         stream: np.ndarray,
-        done: frozenset[int],
         progress: Callable[[int, int], None] | None,
-    ) -> None:
-        """Write each committed chunk's new decisions as it comes."""
+    ) -> list[tuple]:
+        """Turn each committed chunk into rows of the decisions not yet written, and commit
+        them at most every :data:`FLUSH_S` seconds; returns the rows left for the close."""
         n_test = len(self.test_pos)
         position = {int(q): i for i, q in enumerate(stream.tolist())}
         seen: set[int] = set()
-        written = len(done)
+        written, rows = len(stored.decided), []
         if progress:
             progress(written, n_test)
+        flushed = time.monotonic()
         for chunk in chunks:
-            rows = self._decision_rows(run_id, chunk, meter, position, seen, done)
-            if rows:
-                runs.write_decisions(self.engine, rows)
-                written += len(rows)
+            rows += self._decision_rows(0, chunk, meter, position, seen, stored.decided)
+            if rows and time.monotonic() - flushed >= FLUSH_S:
+                stored.write(rows)
+                written, rows, flushed = written + len(rows), [], time.monotonic()
             if progress:
-                progress(written, n_test)
+                progress(written + len(rows), n_test)
         if len(seen) < n_test:
             raise UisbenchError(
                 f"strategy {label} decided {len(seen)} of {n_test} queries; "
                 f"{n_test - len(seen)} have no decision"
             )
+        return rows
 
     # ---------------------------------------------------------------- the run's rows
     def open_run(
@@ -414,12 +420,12 @@ class Runner:
         seed: int,
         force: bool = False,
         command: str | None = None,
-    ) -> OpenedRun:
-        """The run of ``strat`` with ``seed``: created if new (with ``force``, anew), else as
-        stored, with the query ids already decided."""
+    ) -> RunRows:
+        """The run of ``strat`` with ``seed``: as stored, with the query ids already decided,
+        or new (with ``force``, anew; stored with its first decisions)."""
         key = run_key(self.definition(strat, seed))
         if key in self._complete and not force:
-            return OpenedRun(self._complete[key], True, frozenset())
+            return runs.complete_run(self.engine, key, self._complete[key])
         new_row = lambda: self._run_row(key, strat, params, seed, command)  # noqa: E731
         return runs.open_run(self.engine, key, new_row, force=force)
 
@@ -430,7 +436,7 @@ class Runner:
         self._complete = {key: run_id for key, (run_id, _) in found.items()}
         self._accuracy = dict(found.values())
 
-    def complete_result(self, opened: OpenedRun, strat: Strategy | Described) -> RunResult:
+    def complete_result(self, opened: RunRows, strat: Strategy | Described) -> RunResult:
         """The result of a run that was complete before this call."""
         accuracy = self._accuracy.get(opened.id)
         if accuracy is None:
@@ -516,15 +522,17 @@ class Runner:
 
     def close_run(
         self,
-        run_id: int,
+        stored: RunRows,
         strat: Strategy | Described,
         used_oracle: bool,
         resumed: bool,
         learned: dict[str, Any],
         figures: dict[int, dict],
+        last: list[tuple],
     ) -> RunResult:
-        """Complete the run: its evaluation figures (by position) into its decisions, its
-        summary (what the strategy ``learned``, where it came from) and status."""
+        """Complete the run in one transaction: its ``last`` decision rows, its evaluation
+        figures (by position) into its decisions, its summary (what the strategy ``learned``,
+        where it came from) and status."""
         summary = {
             "upper_bound": bool(strat.upper_bound or used_oracle),
             "family": strat.family,
@@ -534,5 +542,5 @@ class Runner:
             summary["strategy"] = learned
         summary.update(self._reference_code(strat))  # where an unregistered strategy came from
         by_query = {int(self.arrays.query_ids[p]): f for p, f in figures.items()}
-        acc = runs.close_run(self.engine, run_id, summary, by_query)
-        return RunResult(run_id, strat.label(), len(self.test_pos), acc, resumed, False)
+        acc = stored.close(last, summary, by_query)
+        return RunResult(stored.id, strat.label(), len(self.test_pos), acc, resumed, False)

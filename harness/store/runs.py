@@ -1,17 +1,17 @@
 """A run's rows: the ``runs`` row that names and resumes it, its decisions, its close.
 
 The runner decides what a run is; this module is every statement it makes on ``runs`` and
-``decisions``. A run is opened by its key (created when new, its decided queries read back
-when resumed), its decisions are written chunk by chunk as idempotent bulk inserts (unique per
-run and query, so a resumed run writes only what is missing), and it is closed once: the
-evaluation figures merged into the decisions' ``extra``, the accuracy computed from the stored
-rows, the summary and ``complete`` status written, all in one transaction.
+``decisions``. A run is looked up by its key (read only: complete, or the queries it already
+decided); a new run's row is written with its first decision rows, so a run that fails before
+deciding anything leaves nothing. Decision rows are idempotent bulk inserts (unique per run and
+query), so a resumed run writes only what is missing, and the close (the last rows, evaluation
+figures merged into the decisions' ``extra``, the accuracy computed from the stored rows, the
+summary and ``complete`` status) is one transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +23,7 @@ from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
 
 runs, decisions = schema.runs, schema.decisions
 
-#: Column order of the decision tuples :func:`write_decisions` takes.
+#: Column order of the decision tuples :class:`RunRows` takes.
 DECISION_COLUMNS = (
     "run_id",
     "query_id",
@@ -43,13 +43,65 @@ DECISION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class OpenedRun:
-    """A run as :func:`open_run` found or created it."""
+class RunRows:
+    """One run's rows: found by its key, or new. A new run's ``runs`` row is written with its
+    first decisions (a run that fails before deciding leaves nothing), each batch of rows is
+    committed as it comes, and the last batch with the close, in one transaction."""
 
-    id: int
-    complete: bool
-    decided: frozenset[int]  # query ids whose decision row is already written
+    def __init__(
+        self,
+        engine: Engine,
+        key: str,
+        run_id: int | None,
+        complete: bool,
+        decided: frozenset[int],
+        new_row: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.engine, self.key = engine, key
+        self.id = run_id  # None: not stored yet
+        self.complete = complete
+        self.decided = decided  # query ids whose decision row is already written
+        self._new_row = new_row
+
+    def write(self, rows: Sequence[tuple]) -> None:
+        """Commit decision rows (:data:`DECISION_COLUMNS` order; their run id is filled in),
+        skipping any already written."""
+        with self.engine.begin() as conn:
+            self._insert(conn, rows)
+
+    def close(self, rows: Sequence[tuple], summary: Mapping[str, Any], figures: Mapping) -> float:
+        """Complete the run in one transaction: its last ``rows``, then ``figures`` (per query
+        id, evaluation-only values) merged into its decisions' ``extra``, then ``summary`` with
+        the accuracy of its decision rows first. Returns that accuracy."""
+        with self.engine.begin() as conn:
+            self._insert(conn, rows)
+            if figures:
+                _merge_extra(conn, self.id, figures)
+            acc = _accuracy(conn, self.id)
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == self.id)
+                .values(status="complete", ended_at=now(), summary={"accuracy": acc, **summary})
+            )
+        return acc
+
+    def _insert(self, conn: Connection, rows: Sequence[tuple]) -> None:
+        if self.id is None:
+            insert_ignore(conn, runs, [{**(self._new_row or {}), "run_key": self.key}])
+            self.id = _by_key(conn, self.key)[0]
+        if rows:
+            run_id = self.id
+            bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, [(run_id, *r[1:]) for r in rows])
+
+    def discard(self) -> None:
+        """Delete the run and its decisions (a failed isolated run leaves nothing)."""
+        if self.id is not None:
+            delete_run(self.engine, self.id)
+
+    def drop_if_empty(self) -> None:
+        """Delete the run if it has no decision row (it failed before deciding anything)."""
+        if self.id is not None:
+            drop_if_empty(self.engine, self.id)
 
 
 def now() -> datetime:
@@ -67,55 +119,34 @@ def task_id(engine: Engine, task: str) -> int:
 
 def open_run(
     engine: Engine, key: str, new_row: Callable[[], Mapping[str, Any]], *, force: bool = False
-) -> OpenedRun:
-    """The run keyed ``key`` as stored, or (none stored, or ``force``: after deleting it) a
-    new one, whose ``runs`` row ``new_row()`` builds."""
-    with engine.begin() as conn:
-        found = _by_key(conn, key)
-        if found is not None and force:
-            _delete(conn, found[0])
-            found = None
-        if found is None:
-            insert_ignore(conn, runs, [{**new_row(), "run_key": key}])
+) -> RunRows:
+    """The run keyed ``key``: as stored, with the queries it decided (read only), or a new one
+    whose ``runs`` row ``new_row()`` builds now; with ``force``, the stored one is deleted."""
+    if force:
+        with engine.begin() as conn:
             found = _by_key(conn, key)
+            if found is not None:
+                _delete(conn, found[0])
+        return RunRows(engine, key, None, False, frozenset(), new_row())
+    with engine.connect() as conn:
+        found = _by_key(conn, key)
+        if found is None:
+            return RunRows(engine, key, None, False, frozenset(), new_row())
         run_id, status = found
+        if status == "complete":
+            return RunRows(engine, key, run_id, True, frozenset())
         decided = conn.execute(select(decisions.c.query_id).where(decisions.c.run_id == run_id))
-        return OpenedRun(run_id, status == "complete", frozenset(decided.scalars()))
+        return RunRows(engine, key, run_id, False, frozenset(decided.scalars()), new_row())
+
+
+def complete_run(engine: Engine, key: str, run_id: int) -> RunRows:
+    """A run known to be complete (:func:`complete_runs`)."""
+    return RunRows(engine, key, run_id, True, frozenset())
 
 
 def _by_key(conn: Connection, key: str) -> tuple[int, str] | None:
     row = conn.execute(select(runs.c.id, runs.c.status).where(runs.c.run_key == key)).first()
     return None if row is None else (row[0], row[1])
-
-
-def write_decisions(engine: Engine, rows: Sequence[tuple]) -> int:
-    """Insert decision rows (:data:`DECISION_COLUMNS` order) in one transaction, skipping any
-    already written; returns how many were new."""
-    if not rows:
-        return 0
-    with engine.begin() as conn:
-        return bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, rows)
-
-
-def close_run(
-    engine: Engine,
-    run_id: int,
-    summary: Mapping[str, Any],
-    figures: Mapping[int, dict] | None = None,
-) -> float:
-    """Complete the run in one transaction: merge ``figures`` (per query id, evaluation-only
-    values) into its decisions' ``extra``, then store ``summary`` with the accuracy of its
-    decision rows first. Returns that accuracy."""
-    with engine.begin() as conn:
-        if figures:
-            _merge_extra(conn, run_id, figures)
-        acc = _accuracy(conn, run_id)
-        conn.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(status="complete", ended_at=now(), summary={"accuracy": acc, **summary})
-        )
-    return acc
 
 
 def _merge_extra(conn: Connection, run_id: int, figures: Mapping[int, dict]) -> None:
@@ -133,7 +164,7 @@ def complete_runs(engine: Engine, task_id: int, bank_id: int) -> dict[str, tuple
     resume checks of a whole job at once."""
     on_set = (runs.c.task_id == task_id, runs.c.bank_id == bank_id, runs.c.status == "complete")
     with engine.connect() as conn:
-        ids = dict(conn.execute(select(runs.c.run_key, runs.c.id).where(*on_set)).tuples().all())
+        ids = dict(conn.execute(select(runs.c.run_key, runs.c.id).where(*on_set)).all())
         means = conn.execute(
             select(decisions.c.run_id, bool_mean(decisions.c.correct))
             .where(decisions.c.run_id.in_(select(runs.c.id).where(*on_set)))
