@@ -306,6 +306,7 @@ def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, i
     opened = runner.open_run(strat, dataclasses.asdict(strat.params), seed, force)
     if opened.complete:
         return runner.complete_result(opened, strat)
+    opened.create()  # run ids in the order of the work list, as in one process
     return submit(index, spec, seed), runner, strat, opened
 
 

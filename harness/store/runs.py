@@ -63,6 +63,12 @@ class RunRows:
         self.decided = decided  # query ids whose decision row is already written
         self._new_row = new_row
 
+    def create(self) -> None:
+        """Write a new run's ``runs`` row now (its id then follows the order runs were opened
+        in, not the order they finish in)."""
+        if self.id is None:
+            self.write(())
+
     def write(self, rows: Sequence[tuple]) -> None:
         """Commit decision rows (:data:`DECISION_COLUMNS` order; their run id is filled in),
         skipping any already written."""

@@ -65,3 +65,16 @@ def test_seeded_split_is_reused_and_depends_on_the_seed(engine):
     c = Runner(engine, "toy", "toy", split_seed=6)
     assert list(a.split) == list(b.split) and list(a.split) != list(c.split)
     assert 0 < len(a.train_pos) < len(a.test_pos)
+
+
+def test_a_new_run_is_written_and_closed_in_one_transaction(engine):
+    """Its runs row, decision rows, summary and status: one commit (the per-run cost of
+    writing), and a complete run is then found without writing anything."""
+    from sqlalchemy import event
+
+    runner = Runner(engine, "toy", "toy")
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    res = runner.run("majority:model=m-mid,k=4", seed=3)
+    assert len(commits) == 1 and len(decisions(engine, res.run_id)) == len(runner.test_pos)
+    assert runner.run("majority:model=m-mid,k=4", seed=3).skipped and len(commits) == 1
