@@ -1,0 +1,109 @@
+"""What writing a run's rows costs on top of replaying it in memory (issue 21 item 3).
+
+One command, after ``bench/foundation.py`` has built its database::
+
+    .venv/bin/python bench/run_writes.py [--db bench/_work/foundation.db --rounds 2 --seeds 3]
+
+Each round copies the database (its runs and decisions removed; the columnar cache beside it
+copied too, so loading is not what is measured), loads the sweep's model once, replays one
+warm-up run each way, then times the majority sweep k = 1, 2, 4, ..., 64 over ``--seeds``
+seeds through :meth:`Runner.run` (decision rows written) and through
+:func:`uisbench.replay.replay` (nothing written), alternating which goes first. Prints wall and
+CPU seconds of both and their ratios, with the load average. ``--schema 4`` writes the copy as
+schema 4 (``runs.mode`` added back) so that a checkout from before schema 5 can be timed on
+the same data (run it with that checkout's package first on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def fresh_copy(src: Path, folder: Path, schema: int | None) -> Path:
+    """The database without runs or decisions, and its columnar cache beside it."""
+    dst = folder / "run_writes.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+        b.execute("DELETE FROM decisions")
+        b.execute("DELETE FROM runs")
+        if schema == 4:
+            b.execute("ALTER TABLE runs ADD COLUMN mode VARCHAR(16) NOT NULL DEFAULT 'replay'")
+            b.execute("UPDATE uisbench_meta SET value = '4' WHERE key = 'schema_version'")
+    b.close()
+    shutil.rmtree(f"{dst}.arrays", ignore_errors=True)
+    if Path(f"{src}.arrays").is_dir():
+        shutil.copytree(f"{src}.arrays", f"{dst}.arrays")
+    return dst
+
+
+def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float, float]]:
+    from uisbench.replay import replay
+    from uisbench.runner import Runner
+    from uisbench.store.engine import open_engine
+
+    engine = open_engine(str(db))
+    with sqlite3.connect(db) as conn:
+        task, bank, model = conn.execute(
+            "SELECT t.name, b.name, m.name FROM samples s JOIN queries q ON q.id = s.query_id "
+            "JOIN tasks t ON t.id = q.task_id JOIN banks b ON b.id = s.bank_id "
+            "JOIN models m ON m.id = s.model_id WHERE m.name = 'syn-3b' LIMIT 1"
+        ).fetchone()
+    conn.close()
+    runner = Runner(engine, task, bank, models=[model])
+    ks = [1, 2, 4, 8, 16, 32, 64]
+    spec = f"majority:model={model},k={{}}"
+    runner.run(spec.format(3), seed=99)  # warm-up, outside the timings
+    replay(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
+
+    def written() -> None:
+        for seed in range(seeds):
+            for k in ks:
+                runner.run(spec.format(k), seed=seed)
+
+    def in_memory() -> None:
+        for seed in range(seeds):
+            for k in ks:
+                replay(runner.arrays, runner.train, runner.test_pos, spec.format(k), seed)
+
+    order = [("memory", in_memory), ("written", written)]
+    out = {}
+    for name, fn in order if memory_first else order[::-1]:
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        out[name] = (time.perf_counter() - t, time.process_time() - c)
+    engine.dispose()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", type=Path, default=HERE / "_work" / "foundation.db")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--schema", type=int, choices=[4], help="write the copy as schema 4")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            db = fresh_copy(a.db, Path(tmp), a.schema)
+            out = one_round(db, a.seeds, memory_first=bool(r % 2))
+            (w_db, c_db), (w_mem, c_mem) = out["written"], out["memory"]
+            print(
+                f"round {r}: written {w_db:.3f} s wall {c_db:.3f} s CPU; in memory {w_mem:.3f} s "
+                f"wall {c_mem:.3f} s CPU; ratio wall {w_db / w_mem:.2f}, CPU {c_db / c_mem:.2f}; "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
