@@ -78,3 +78,42 @@ def test_a_new_run_is_written_and_closed_in_one_transaction(engine):
     res = runner.run("majority:model=m-mid,k=4", seed=3)
     assert len(commits) == 1 and len(decisions(engine, res.run_id)) == len(runner.test_pos)
     assert runner.run("majority:model=m-mid,k=4", seed=3).skipped and len(commits) == 1
+
+
+def test_a_run_stopped_between_commits_resumes_to_the_rows_of_one_never_stopped(
+    engine, tmp_path, monkeypatch
+):
+    """Rows are committed as the run goes (here after every chunk, FLUSH_S = 0): a run stopped
+    by Ctrl-C after a few chunks keeps them, and its resume writes the rest, so the run ends
+    with the rows of a run that was never stopped."""
+    import uisbench.runner as runner_module
+    import uisbench.strategies.uniscale as uniscale
+    from uisbench.strategies.base import STRATEGIES
+
+    monkeypatch.setattr(uniscale, "CHUNK", 8)  # a bandit yielding 8 queries at a time
+    spec = "uniscale:batch=4"
+    reference_db = open_engine(str(tmp_path / "ref.db"))
+    import_file(reference_db, TOY.write(tmp_path), tmp_path / "toy.models.json")
+    reference = decisions(reference_db, Runner(reference_db, "toy", "toy").run(spec).run_id)
+    cls = STRATEGIES.get("uniscale")
+    real = cls.run
+
+    def stopped(self, ctx):
+        for i, chunk in enumerate(real(self, ctx)):
+            yield chunk
+            if i == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_module, "FLUSH_S", 0.0)
+    monkeypatch.setattr(cls, "run", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(engine, "toy", "toy").run(spec)
+    with engine.connect() as conn:
+        assert conn.execute(s.runs.select()).one().status == "running"
+        kept = conn.execute(s.decisions.select()).all()
+    assert 0 < len(kept) < len(reference)  # the committed chunks, not the whole run
+    monkeypatch.setattr(cls, "run", real)
+    resumed = Runner(engine, "toy", "toy").run(spec)
+    assert resumed.resumed
+    got = decisions(engine, resumed.run_id)
+    pd.testing.assert_frame_equal(got.drop(columns="run_id"), reference.drop(columns="run_id"))
