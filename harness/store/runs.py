@@ -73,31 +73,35 @@ class RunRows:
         """Commit decision rows (:data:`DECISION_COLUMNS` order; their run id is filled in),
         skipping any already written."""
         with self.engine.begin() as conn:
-            self._insert(conn, rows)
+            run_id = self._insert(conn, rows)
+        self.id = run_id  # once committed
 
     def close(self, rows: Sequence[tuple], summary: Mapping[str, Any], figures: Mapping) -> float:
         """Complete the run in one transaction: its last ``rows``, then ``figures`` (per query
         id, evaluation-only values) merged into its decisions' ``extra``, then ``summary`` with
         the accuracy of its decision rows first. Returns that accuracy."""
         with self.engine.begin() as conn:
-            self._insert(conn, rows)
+            run_id = self._insert(conn, rows)
             if figures:
-                _merge_extra(conn, self.id, figures)
-            acc = _accuracy(conn, self.id)
+                _merge_extra(conn, run_id, figures)
+            acc = _accuracy(conn, run_id)
             conn.execute(
                 runs.update()
-                .where(runs.c.id == self.id)
+                .where(runs.c.id == run_id)
                 .values(status="complete", ended_at=now(), summary={"accuracy": acc, **summary})
             )
+        self.id = run_id
         return acc
 
-    def _insert(self, conn: Connection, rows: Sequence[tuple]) -> None:
-        if self.id is None:
+    def _insert(self, conn: Connection, rows: Sequence[tuple]) -> int:
+        """The run's id (its ``runs`` row inserted first if new), after inserting ``rows``."""
+        run_id = self.id
+        if run_id is None:
             insert_ignore(conn, runs, [{**(self._new_row or {}), "run_key": self.key}])
-            self.id = _by_key(conn, self.key)[0]
+            run_id = _by_key(conn, self.key)[0]
         if rows:
-            run_id = self.id
             bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, [(run_id, *r[1:]) for r in rows])
+        return run_id
 
     def discard(self) -> None:
         """Delete the run and its decisions (a failed isolated run leaves nothing)."""
