@@ -73,13 +73,19 @@ TMP_BYTES = 256 << 20  # the sandbox's /tmp
 MAX_TEXT = 500  # characters of an error line or a name from the child
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
 _LEN = struct.Struct("<Q")
+#: Meter calls the parent applies without answering: the child knows their reply (a commit's is
+#: empty, a charge's follows from its arguments) and goes on; the pipe keeps them in order.
+UNANSWERED = ("commit", "charge")
 
 
 # ---------------------------------------------------------------------------- framing
-def write_message(fh: BinaryIO, header: dict[str, Any], arrays: dict | None = None) -> None:
+def write_message(
+    fh: BinaryIO, header: dict[str, Any], arrays: dict | None = None, flush: bool = True
+) -> None:
     """One message: 8-byte length, the JSON header (naming each array's dtype and shape), the
-    arrays' bytes in order."""
-    arrays = {k: np.asarray(v).copy(order="C") for k, v in (arrays or {}).items()}
+    arrays' bytes in order. ``flush=False`` leaves it in ``fh``'s buffer, to go with the next
+    message that is flushed (one write, one wake-up of the reader)."""
+    arrays = {k: _contiguous(v) for k, v in (arrays or {}).items()}
     for k, v in arrays.items():
         if v.dtype.name not in DTYPES:
             raise UisbenchError(f"protocol: array {k} of dtype {v.dtype} cannot be sent")
@@ -88,7 +94,13 @@ def write_message(fh: BinaryIO, header: dict[str, Any], arrays: dict | None = No
     fh.write(_LEN.pack(len(data)) + data)
     for v in arrays.values():
         fh.write(memoryview(v).cast("B"))
-    fh.flush()
+    if flush:
+        fh.flush()
+
+
+def _contiguous(v: Any) -> np.ndarray:
+    v = np.asarray(v)
+    return v if v.flags.c_contiguous else v.copy(order="C")
 
 
 def _jsonable(x: Any) -> Any:
@@ -618,8 +630,7 @@ class ForkServer:
                 self._answer(proc, service, msg, arrays)
             elif op == "chunk" and not finished:
                 q, handle, reward, extra = _chunk(msg, arrays, n)
-                service.meter.commit(q, handle)  # committed before the child goes on
-                write_message(proc.stdin, {"op": "ack"})
+                service.meter.commit(q, handle)  # before any later call is answered
                 yield q, handle, reward, extra
             elif op == "finished" and not finished:
                 finished = True
@@ -680,6 +691,8 @@ class ForkServer:
             reply = service.call(op, {**args, **arrays})  # the meter checks every value
         except TypeError:
             raise ProtocolError(f"a meter call {op} with the wrong arguments") from None
+        if op in UNANSWERED:
+            return
         arrs = {k: v for k, v in reply.items() if isinstance(v, np.ndarray)}
         write_message(proc.stdin, {"op": "reply", "values": {}}, arrs)
 

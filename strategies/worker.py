@@ -26,6 +26,7 @@ from uisbench.blind import BlindView
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.isolation import (
+    UNANSWERED,
     load_seccomp,
     read_message,
     set_nondumpable,
@@ -33,7 +34,7 @@ from uisbench.isolation import (
     unpack_view,
     write_message,
 )
-from uisbench.meter import MeterClient
+from uisbench.meter import MeterClient, overhead_charges
 from uisbench.strategies.base import STRATEGIES, RunContext, Strategy, is_reference
 from uisbench.strategies.references import load_class
 
@@ -181,6 +182,8 @@ def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None
                     os._exit(1)
             code = _child(inp, writer, head, stream, train, view, cls, strat, ctx)
         finally:
+            with contextlib.suppress(Exception):  # what is still buffered goes before the end
+                writer.flush()
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     if head.get("wipe"):  # the sandbox's /tmp: nothing a child wrote reaches the next one
@@ -200,10 +203,25 @@ def _empty_folder(folder: str) -> None:
 STRAY = "the strategy's code left a process running in its template; refused"
 
 
+def _unanswered(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The reply to a call the parent does not answer (:data:`UNANSWERED`), known here: a
+    commit's is empty; a charge's is :func:`~uisbench.meter.overhead_charges` of its
+    arguments, the parent's own rule (a bad argument raises here, before anything is sent)."""
+    if op == "commit":
+        return {}
+    q = args["q"]
+    charges = overhead_charges(len(q), args["flops"], args["dollars"], args["latency_s"])
+    return {"charge_" + k: v for k, v in charges.items()}
+
+
 def _child(inp, writer, head, stream, train, view, cls, strat, ctx) -> int:
     def call(op: str, args: dict[str, Any]) -> dict[str, Any]:
         arrs = {k: v for k, v in args.items() if isinstance(v, np.ndarray)}
         rest = {k: v for k, v in args.items() if k not in arrs}
+        if op in UNANSWERED:  # checked and applied by the parent in order, before any later call
+            reply = _unanswered(op, args)
+            write_message(writer, {"op": "call", "call": op, "args": rest}, arrs, flush=False)
+            return reply
         write_message(writer, {"op": "call", "call": op, "args": rest}, arrs)
         reply, out = read_message(inp)
         if reply.get("op") != "reply":
@@ -224,10 +242,8 @@ def _child(inp, writer, head, stream, train, view, cls, strat, ctx) -> int:
             }
             if chunk.reward is not None:
                 arrs["reward"] = np.asarray(chunk.reward, np.float64)
-            write_message(writer, {"op": "chunk", "extra": chunk.extra}, arrs)
-            ack, _ = read_message(inp)
-            if ack.get("op") != "ack":
-                return 1
+            # no acknowledgement: the parent commits it before it answers any later call
+            write_message(writer, {"op": "chunk", "extra": chunk.extra}, arrs, flush=False)
         want = _description(strat)["evaluates"]
         write_message(writer, {"op": "finished", "summary": strat.run_summary(), "want": want})
         if want:
