@@ -122,6 +122,15 @@ def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):
     assert inproc.run("stash", 3).accuracy > honest_score(r, "stash:model=m", 3) + 0.25
 
 
+def test_a_finished_child_cannot_take_over_the_next_run(db):
+    """A child that says it has finished (and forges its template's word that it exited) gets
+    nothing of the next run: that run is its own child's, played without the truth."""
+    r = runner(db, "auto", timeout_s=30.0)
+    r.run("impostor", 0)
+    second = r.run("impostor", 1)
+    assert second.accuracy == pytest.approx(honest_score(r, "impostor:model=m", 1))
+
+
 @pytest.mark.parametrize("isolation", ["auto", "inprocess"])
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_protocol_breaches_are_refused_with_one_error(db, name, isolation):
