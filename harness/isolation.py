@@ -17,6 +17,16 @@ loads a seccomp filter (pyseccomp) denying new processes, exec, ptrace and
 child process with an empty environment and a temporary working directory, and no database path
 in its argv or environment (one note says so).
 
+Two channels: the template's stdin and stdout (the working set, questions about strategies, each
+run's header) and the children's pipe pair (meter calls and replies, decisions, the end of the
+run). A child closes its template's stdin and stdout before anything else, and the template
+reads the next header only once the last run's child is gone (it kills a child that outlives
+its run): a child never reads another run's messages nor speaks for its template. Each run
+begins with a mark on the children's channel carrying a token of that run's header; what an
+earlier child left there is skipped (:meth:`ForkServer._begin`). Meter calls whose reply the
+child knows (a commit, a charge) and decisions are not answered: the parent applies them in
+order before any later call, so one run costs one round trip per draw or feedback.
+
 Nothing from the child is unpickled: every message is a JSON header plus raw numpy arrays of a
 declared dtype and shape (:func:`read_message`), each size-bounded and checked by the parent. A
 child that crashes, hangs past the timeout or breaks the protocol ends its run with one error.
@@ -72,6 +82,7 @@ MAX_ARRAYS = 256 << 20  # bytes of a child's message's arrays
 TMP_BYTES = 256 << 20  # the sandbox's /tmp
 MAX_TEXT = 500  # characters of an error line or a name from the child
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
+MAX_STALE = 1024  # messages a finished child may leave on the channel (skipped)
 _LEN = struct.Struct("<Q")
 #: Meter calls the parent applies without answering: the child knows their reply (a commit's is
 #: empty, a charge's follows from its arguments) and goes on; the pipe keeps them in order.
@@ -341,7 +352,7 @@ def _bwrap_argv(
 _BOOT = (
     "import sys,json;h=json.loads(sys.argv[1]);sys.path[1:1]=h['path'];"
     "import site;[site.addsitedir(d) for d in h['sites']];"
-    "from uisbench.strategies.worker import template_main;template_main()"
+    "from uisbench.strategies.worker import template_main;template_main(h['data'])"
 )
 
 
@@ -454,7 +465,8 @@ class ForkServer:
         self._empty = tempfile.mkdtemp(prefix="uisbench-empty-")
         self._noted = False
         self._described: dict[str, Described] = {}
-        self._exit_pending = False
+        self._din: BinaryIO | None = None  # the run's child reads this (replies, the truth)
+        self._dout: int | None = None  # what the run's child (and its template) write
         self.roots: list[str] = []  # import roots of strategies named module:Class
         self.tops: list[str] = []  # what of each root is bound: the package or the module
         self.sources: dict[str, bytes] = {}  # texts of strategies named FILE.py:Class
@@ -478,7 +490,10 @@ class ForkServer:
     def _start(self) -> None:
         path, sites, code = _bind_roots()
         path = [*self.roots, *path]
-        boot = json.dumps({"path": path, "sites": sites})  # code paths only, no database
+        din, self_din = os.pipe()  # the children's channel, beside the template's stdin/stdout
+        self_dout, dout = os.pipe()
+        data = [din, dout]
+        boot = json.dumps({"path": path, "sites": sites, "data": data})  # no database
         argv = [_python(), "-I", "-S", "-c", _BOOT, boot]
         cache = feature_cache()
         env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty}
@@ -500,7 +515,11 @@ class ForkServer:
             cwd=self._empty,
             start_new_session=True,
             close_fds=True,
+            pass_fds=data,
         )
+        for fd in data:
+            os.close(fd)
+        self._din, self._dout = os.fdopen(self_din, "wb", buffering=1 << 16), self_dout
         assert self.proc.stdin is not None
         th, ta = pack_bank(self.train, "t")
         vh, va = pack_view(self.view)
@@ -529,7 +548,12 @@ class ForkServer:
         return out
 
     def close(self) -> None:
-        self._exit_pending = False
+        if self._din is not None:
+            with contextlib.suppress(Exception):
+                self._din.close()
+            with contextlib.suppress(OSError):
+                os.close(self._dout)
+            self._din = self._dout = None
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -545,7 +569,6 @@ class ForkServer:
         shutil.rmtree(self._empty, ignore_errors=True)
 
     def _ensure(self) -> subprocess.Popen:
-        self._drain()
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
@@ -557,10 +580,14 @@ class ForkServer:
                 self._sent.add(path)
         return self.proc
 
-    def _read(self, deadline: float, max_arrays: int = MAX_ARRAYS) -> tuple[dict, dict]:
+    def _read(
+        self, deadline: float, max_arrays: int = MAX_ARRAYS, child: bool = False
+    ) -> tuple[dict, dict]:
+        """The next message of the template (its stdout) or, ``child``, of the run's child."""
         assert self.proc is not None and self.proc.stdout is not None
+        fd = self._dout if child else self.proc.stdout.fileno()
         try:
-            return read_message(self.proc.stdout.fileno(), deadline, max_arrays)
+            return read_message(fd, deadline, max_arrays)
         except TimeoutError:
             self.close()
             raise UisbenchError(
@@ -611,23 +638,48 @@ class ForkServer:
         """Fork the run's child and serve it; yields each chunk of decisions (q, handle,
         reward, extra) for the caller to commit and write, and fills ``outcome`` (summary,
         figures, note) at the end. Any failure kills the template and raises one error."""
-        proc = self._ensure()
+        head = {"op": "run", "name": name, "params": params, "seed": seed, "wipe": bwrap_works()}
+        head["seccomp"] = seccomp_available()
         try:
-            yield from self._serve(proc, name, params, seed, stream, service, truth, outcome)
+            self._begin(head, stream)
+            yield from self._serve(name, stream, service, truth, outcome)
         except BaseException:
             self.close()
             raise
 
-    def _serve(self, proc, name, params, seed, stream, service, truth, outcome):
+    def _begin(self, head: dict[str, Any], stream: np.ndarray) -> None:
+        """Ask the template for the run's child and read up to the mark it writes on the
+        children's channel just before the fork, with a token only this run's header carried.
+
+        The header goes to the template alone (its children close its stdin and stdout), and it
+        reads the header only after the last run's child is gone: it kills that child when
+        anything new comes (the run was complete for the parent). So a child never sees another
+        run's messages, and what it left on the channel (its own forgeries included: it cannot
+        know the next token) is skipped; a channel left unreadable costs a fresh template."""
+        for attempt in (0, 1):
+            proc = self._ensure()
+            token = os.urandom(16).hex()
+            write_message(proc.stdin, dict(head, token=token), {"stream": stream})
+            try:
+                for _ in range(MAX_STALE):
+                    msg, _ = self._read(time.monotonic() + self.timeout_s, child=True)
+                    if msg.get("op") == "start" and msg.get("token") == token:
+                        return
+                raise ProtocolError("the last run's child left too much behind")
+            except ProtocolError:
+                if attempt:
+                    raise
+                self.close()
+
+    def _serve(self, name, stream, service, truth, outcome):
         n = len(stream)
-        head = {"op": "run", "name": name, "params": params, "seed": seed, "wipe": bwrap_works()}
-        write_message(proc.stdin, dict(head, seccomp=seccomp_available()), {"stream": stream})
+        din = self._din
         finished = False
         while True:
-            msg, arrays = self._read(time.monotonic() + self.timeout_s)
+            msg, arrays = self._read(time.monotonic() + self.timeout_s, child=True)
             op = msg.get("op")
             if op == "call" and not finished:
-                self._answer(proc, service, msg, arrays)
+                self._answer(din, service, msg, arrays)
             elif op == "chunk" and not finished:
                 q, handle, reward, extra = _chunk(msg, arrays, n)
                 service.meter.commit(q, handle)  # before any later call is answered
@@ -639,15 +691,14 @@ class ForkServer:
                 want = msg.get("want") is True
                 if want and os_isolated():
                     th, ta = pack_bank(truth, "x")
-                    write_message(proc.stdin, {"op": "truth", "truth": th}, ta)
+                    write_message(din, {"op": "truth", "truth": th}, ta)
                     continue
                 if want:
                     outcome["note"] = (
                         "evaluation figures skipped: the strategy's isolation is not OS-level "
                         "here (needs bubblewrap and pyseccomp)"
                     )
-                    write_message(proc.stdin, {"op": "no-truth"})
-                self._exit_pending = True  # read before the next question: off the hot path
+                    write_message(din, {"op": "no-truth"})
                 return
             elif op == "evaluation" and finished:
                 figures = msg.get("figures")
@@ -656,7 +707,6 @@ class ForkServer:
                 ):
                     raise ProtocolError("evaluate() did not give a list of dicts")
                 outcome["figures"] = figures
-                self._exit_pending = True
                 return
             elif op == "error":
                 raise UisbenchError(_one_line(msg.get("message")))
@@ -667,21 +717,7 @@ class ForkServer:
             else:
                 raise ProtocolError(f"an unexpected message {str(op)[:40]!r}")
 
-    def _drain(self) -> None:
-        """Read the template's word that the last run's child is gone; a child that did
-        anything else after its last message costs only a fresh template (its run was
-        complete)."""
-        if not self._exit_pending or self.proc is None:
-            return
-        self._exit_pending = False
-        try:
-            msg, _ = self._read(time.monotonic() + self.timeout_s)
-        except UisbenchError:
-            msg = {}
-        if msg.get("op") != "exited":
-            self.close()
-
-    def _answer(self, proc, service: MeterService, msg: dict, arrays: dict) -> None:
+    def _answer(self, din: BinaryIO, service: MeterService, msg: dict, arrays: dict) -> None:
         op, args = msg.get("call"), msg.get("args")
         if op not in OPS or not isinstance(args, dict):
             raise ProtocolError(f"an unknown meter call {str(op)[:40]!r}")
@@ -694,7 +730,7 @@ class ForkServer:
         if op in UNANSWERED:
             return
         arrs = {k: v for k, v in reply.items() if isinstance(v, np.ndarray)}
-        write_message(proc.stdin, {"op": "reply", "values": {}}, arrs)
+        write_message(din, {"op": "reply", "values": {}}, arrs)
 
 
 def _chunk(msg: dict, arrays: dict, n: int):

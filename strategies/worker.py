@@ -15,7 +15,9 @@ import contextlib
 import ctypes
 import dataclasses
 import os
+import select
 import shutil
+import signal
 import sys
 import traceback
 from typing import Any
@@ -60,9 +62,11 @@ def _warm(view: BlindView) -> None:
         features._load_disk()
 
 
-def template_main() -> None:
+def template_main(data: list[int]) -> None:
     """The fork server: holds the working set (training split, blind view), forks one child
-    per run; it never receives the test truth."""
+    per run; it never receives the test truth. Its own messages with the parent go over its
+    stdin and stdout, which no child keeps; each run's child talks over ``data`` (the fds of
+    its reading and writing ends)."""
     set_nondumpable()
     with contextlib.suppress(OSError, AttributeError):  # orphans of its children stay visible
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -70,6 +74,7 @@ def template_main() -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(2, 1)  # a plugin's print() goes to stderr, not into the protocol
     writer = os.fdopen(out, "wb", buffering=1 << 16)
+    channel = (data[0], os.fdopen(data[1], "wb", buffering=1 << 16))
     train = view = bpf = None
     while True:
         try:
@@ -88,7 +93,7 @@ def template_main() -> None:
         elif op in ("describe", "sweep"):
             write_message(writer, _answer_about(head))
         elif op == "run":
-            _fork_run(inp, writer, head, arrays, train, view, bpf)
+            _fork_run((inp, out), channel, head, arrays, train, view, bpf)
 
 
 def _answer_about(head: dict[str, Any]) -> dict[str, Any]:
@@ -162,10 +167,16 @@ def _children() -> list[int]:
     return out
 
 
-def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None:
+def _fork_run(own, channel, head, arrays, train, view, bpf: bytes | None) -> None:
+    """One run's child. Its channel first gets the run's mark (the token of the header), so the
+    parent skips whatever an earlier child left there; the child closes the template's own
+    pipes (``own``) before anything else: it never reads another run's header, nor writes as
+    its template."""
+    inp, writer = channel
     cls = strategy_class(head["name"])  # imported here, in the template: the next fork is warm
     stream = arrays["stream"]
     strat, ctx = _prefit(cls, head, stream, train, view)
+    write_message(writer, {"op": "start", "token": head.get("token")})
     if _children():  # e.g. started at import by a plugin, to carry state from run to run
         write_message(writer, {"op": "error", "message": STRAY})
         write_message(writer, {"op": "exited", "status": 1 << 8})
@@ -174,6 +185,8 @@ def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None
     if pid == 0:
         code = 1
         try:
+            for fd in own:
+                os.close(fd)
             if head.get("seccomp"):
                 try:
                     load_seccomp(bpf or b"")
@@ -185,10 +198,25 @@ def _fork_run(inp, writer, head, arrays, train, view, bpf: bytes | None) -> None
             with contextlib.suppress(Exception):  # what is still buffered goes before the end
                 writer.flush()
             os._exit(code)
+    _until_gone(pid, own[0])
     _, status = os.waitpid(pid, 0)
     if head.get("wipe"):  # the sandbox's /tmp: nothing a child wrote reaches the next one
         _empty_folder("/tmp")
     write_message(writer, {"op": "exited", "status": status})
+
+
+def _until_gone(pid: int, inp: int) -> None:
+    """Wait for the child to end; kill it when the parent writes first (the next run's header
+    or a question): the run was over for the parent, whatever the child does on."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):  # no pidfd here: wait for the child's own end
+        return
+    try:
+        if pidfd not in select.select([pidfd, inp], [], [])[0]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
 
 
 def _empty_folder(folder: str) -> None:
