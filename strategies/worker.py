@@ -77,6 +77,7 @@ def template_main(data: list[int]) -> None:
     channel = (data[0], os.fdopen(data[1], "wb", buffering=1 << 16))
     train = view = bpf = None
     while True:
+        _idle(inp, channel[0])
         try:
             head, arrays = read_message(inp, None, 1 << 62)
         except EOFError:
@@ -94,6 +95,20 @@ def template_main(data: list[int]) -> None:
             write_message(writer, _answer_about(head))
         elif op == "run":
             _fork_run((inp, out), channel, head, arrays, train, view, bpf)
+
+
+def _idle(inp: int, channel: int) -> None:
+    """Wait for the parent's next message (no child is alive), discarding what the parent wrote
+    on the children's channel that no child read: a reply, or the truth, left by a child that
+    ended without reading it. The parent wrote all of it before this next message, so the next
+    child starts on an empty channel, and a large write left unread does not block the parent."""
+    while True:
+        ready = select.select([inp, channel], [], [])[0]
+        if channel in ready or inp in ready:
+            while select.select([channel], [], [], 0)[0] and os.read(channel, 1 << 16):
+                pass
+        if inp in ready:
+            return
 
 
 def _answer_about(head: dict[str, Any]) -> dict[str, Any]:

@@ -131,6 +131,15 @@ def test_a_finished_child_cannot_take_over_the_next_run(db):
     assert second.accuracy == pytest.approx(honest_score(r, "impostor:model=m", 1))
 
 
+def test_what_a_run_left_unread_does_not_reach_the_next_run(db):
+    """The truth sent for evaluate() and left unread by a child that forged its end is gone
+    before the next run's child starts."""
+    r = runner(db, "auto", timeout_s=30.0)
+    r.run("leftover", 0)
+    second = r.run("leftover", 1)
+    assert second.accuracy == pytest.approx(honest_score(r, "leftover:model=m", 1))
+
+
 @pytest.mark.parametrize("isolation", ["auto", "inprocess"])
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_protocol_breaches_are_refused_with_one_error(db, name, isolation):

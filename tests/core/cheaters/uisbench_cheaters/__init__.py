@@ -378,3 +378,44 @@ class Impostor(Honest):
         write_message(out, {"op": "chunk", "extra": None}, {"q": stream, "handle": chosen})
         write_message(out, {"op": "finished", "summary": {}, "want": False})
         os._exit(0)
+
+
+def _protocol(frame: Any) -> tuple[int, Any] | None:
+    """(the fd the run's child reads, the writer it writes) from the worker's frame, if any."""
+    while frame is not None and frame.f_code.co_name != "_child":
+        frame = frame.f_back
+    return None if frame is None else (frame.f_locals["inp"], frame.f_locals["writer"])
+
+
+class Leftover(Honest):
+    """Asks for the truth for evaluate() and ends its run without reading it, so that it waits
+    on the channel; the next run reads what the last one left there before drawing."""
+
+    name = "leftover"
+
+    def truth(self, ctx):
+        import select
+
+        from uisbench.isolation import read_message
+
+        ends = _protocol(sys._getframe())
+        if ends is None or not select.select([ends[0]], [], [], 0.5)[0]:
+            return None
+        head, arrays = read_message(ends[0])
+        if head.get("op") != "truth":
+            return None
+        model = head["truth"]["models"].index(self.params.model)
+        return _correct_codes(arrays[f"x{model}.answer"], arrays[f"x{model}.correct"])
+
+    def run(self, ctx):
+        from uisbench.isolation import write_message
+
+        yield from super().run(ctx)
+        ends = _protocol(sys._getframe())
+        if ends is not None:  # the truth is written to the channel, then the run is over
+            write_message(ends[1], {"op": "finished", "summary": {}, "want": True})
+            write_message(ends[1], {"op": "evaluation", "figures": None})
+            os._exit(0)
+
+    def evaluate(self, truth, ctx):
+        return None
