@@ -6,7 +6,9 @@ that holds only the strategy, the training split, the blind test view
 (:class:`~uisbench.blind.BlindView`) and a :class:`~uisbench.meter.MeterClient` whose transport
 is a pipe to the parent. Each run's child is forked from a warm *template* process (started once
 per working set) that imported :mod:`uisbench.strategies` and the plugin's module but never held
-the test truth, so nothing survives from one run to the next.
+the test truth, so nothing survives from one run to the next. Seeds of one configuration do not
+share a child: they replay the same test queries, so what one run learnt from ``feedback`` or
+``evaluate`` (which answer codes are right) would score the next.
 
 Isolation, where the machine has it: the template runs under bubblewrap (no network, fresh
 namespaces, the environment cleared, every bind read-only: the interpreter, the site-packages and

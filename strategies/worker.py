@@ -3,9 +3,10 @@
 :func:`template_main` is the fork server: started once per working set, it imports the
 strategies (and each plugin's module on first use), holds the training split and the blind test
 view, warms the query-feature cache on the prompts, and forks one child per run. It never holds
-the test truth, and it is non-dumpable. The child loads the seccomp filter, builds the strategy,
-and runs it against a :class:`~uisbench.meter.MeterClient` whose every call goes over the pipe;
-after its last decision is acknowledged it may receive the truth for
+the test truth, and it is non-dumpable. The child closes the template's own pipes, loads the
+seccomp filter, builds the strategy, and runs it against a :class:`~uisbench.meter.MeterClient`
+whose every call goes over the children's channel (commits and charges unanswered, see
+:data:`~uisbench.isolation.UNANSWERED`); after its last decision it may receive the truth for
 :meth:`Strategy.evaluate` (the parent decides), then exits: nothing survives between runs.
 """
 
