@@ -54,12 +54,13 @@ def _templates(root: int, seen: dict[int, float]) -> None:
                 continue
             parent[int(name)], fields[int(name)] = int(rest[1]), rest
 
-    def template(pid: int) -> bool:
+    def template(pid: int) -> bool:  # the interpreter (not bubblewrap) running template_main
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                return b"template_main" in fh.read()
+                argv = fh.read().split(b"\0")
         except OSError:
             return False
+        return b"python" in os.path.basename(argv[0]) and b"template_main" in b" ".join(argv)
 
     tick = os.sysconf("SC_CLK_TCK")
     for pid, rest in fields.items():
