@@ -8,9 +8,12 @@ is refused, and an unknown name gets a "did you mean" (after lm-eval's ``api/reg
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import re
 import sys
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from importlib.machinery import ModuleSpec, PathFinder
 from typing import Any, Generic, TypeVar
@@ -25,6 +28,9 @@ class Registry(Generic[T]):
 
     ``base`` is the class (or runtime-checkable protocol) every plugin must be a subclass or an
     instance of. Entry points are listed once and loaded on first use.
+
+    Tests change what a registry holds only through :meth:`added` and :meth:`scoped`, two
+    context managers that restore it on exit.
     """
 
     def __init__(self, group: str, kind: str, base: type | None = None) -> None:
@@ -34,11 +40,66 @@ class Registry(Generic[T]):
         self._eps: dict[str, metadata.EntryPoint] | None = None
         self._loaded: dict[str, T] = {}
         self._dists: dict[str, str | None] = {}
+        self._kept: tuple[frozenset[str] | None, frozenset[str] | None] = (None, None)
 
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
         if self._eps is None:
-            self._eps = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
+            eps = metadata.entry_points(group=self.group)
+            self._eps = {ep.name: ep for ep in eps if self._keeps(ep)}
         return self._eps
+
+    def _keeps(self, ep: metadata.EntryPoint) -> bool:
+        dists, names = self._kept
+        if names is not None and ep.name not in names:
+            return False
+        dist = getattr(ep, "dist", None)
+        return dists is None or (dist is not None and _normal(dist.metadata["Name"]) in dists)
+
+    @contextlib.contextmanager
+    def added(
+        self, name: str, plugin: T | str, *, distribution: str | None = None
+    ) -> Iterator[None]:
+        """Within the block, ``name`` is registered as ``plugin`` (for a test), in place of an
+        installed plugin of that name; on exit the registry is as it was.
+
+        ``plugin`` is an object of this kind, or an entry-point value ``"module:attribute"``
+        loaded on first use as an installed plugin's would be. Lookups and the name and type
+        checks run as for an installed plugin; :meth:`distribution` answers ``distribution``
+        (None: not a distribution's, so a strategy runs isolated like a third party's).
+        """
+        value = plugin if isinstance(plugin, str) else _reference(plugin)
+        with self._restored():
+            self._eps = {**self._entry_points(), name: metadata.EntryPoint(name, value, self.group)}
+            self._loaded.pop(name, None)
+            self._dists[name] = distribution
+            if not isinstance(plugin, str):
+                self._loaded[name] = self._check(name, plugin, value)
+            yield
+
+    @contextlib.contextmanager
+    def scoped(
+        self, distributions: Iterable[str] | None = None, names: Iterable[str] | None = None
+    ) -> Iterator[Registry[T]]:
+        """Within the block, the registry reads the installed entry points afresh (a
+        distribution put on ``sys.path`` since is found, and a plugin's module imported again
+        when it has left ``sys.modules``) and keeps only those of ``distributions`` and named in
+        ``names`` (None: all); on exit it is as it was. For tests: the suite keeps uisbench's
+        own plugins, and a test that wants another distribution's says so.
+        """
+        with self._restored():
+            self._eps, self._loaded, self._dists = None, {}, {}
+            kept = None if distributions is None else frozenset(map(_normal, distributions))
+            self._kept = (kept, None if names is None else frozenset(names))
+            yield self
+
+    @contextlib.contextmanager
+    def _restored(self) -> Iterator[None]:
+        saved = (self._eps, self._loaded, self._dists, self._kept)
+        self._loaded, self._dists = dict(self._loaded), dict(self._dists)
+        try:
+            yield
+        finally:
+            self._eps, self._loaded, self._dists, self._kept = saved
 
     def names(self) -> list[str]:
         """Registered names, sorted; nothing is imported."""
@@ -105,6 +166,17 @@ class Registry(Generic[T]):
                 f"as {name!r}; the entry-point name is the plugin's name"
             )
         return obj
+
+
+def _normal(dist: str) -> str:
+    """A distribution name as its registry compares it (PEP 503: ``My_Plugin`` is ``my-plugin``)."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _reference(plugin: Any) -> str:
+    """``module:qualified.name`` of a class or function (of its type for any other object)."""
+    named = plugin if hasattr(plugin, "__qualname__") else type(plugin)
+    return f"{named.__module__}:{named.__qualname__}"
 
 
 def code_version(ep: metadata.EntryPoint) -> str:

@@ -149,18 +149,44 @@ def postgres_db(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def fake_backend(monkeypatch: pytest.MonkeyPatch) -> type:
+def fake_backend() -> Iterator[type]:
     """``FakeBackend`` registered as backend ``fake`` for one test, through the real registry.
 
-    The registry's entry-point list gets one more entry (nothing is installed or written into
+    The registry gets one more entry point (nothing is installed or written into
     ``pyproject.toml``), so lookups, the name check and loading all run as for a real plugin.
     """
-    from importlib.metadata import EntryPoint
-
     from tests.fakes import FakeBackend
     from uisbench.live.backends import BACKENDS
 
-    ep = EntryPoint("fake", f"{FakeBackend.__module__}:FakeBackend", BACKENDS.group)
-    monkeypatch.setattr(BACKENDS, "_eps", {**BACKENDS._entry_points(), "fake": ep})
-    monkeypatch.setattr(BACKENDS, "_loaded", dict(BACKENDS._loaded))
-    return FakeBackend
+    with BACKENDS.added("fake", f"{FakeBackend.__module__}:FakeBackend"):
+        yield FakeBackend
+
+
+def _registries() -> list:
+    from uisbench.live.backends import BACKENDS
+    from uisbench.strategies.base import STRATEGIES
+    from uisbench.tasks import TASKS
+
+    return [STRATEGIES, TASKS, BACKENDS]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_plugins_only() -> Iterator[None]:
+    """The suite sees uisbench's own plugins only: a plugin installed in this environment (the
+    example plugin, after scripts/test.sh) changes none of its results. A test that wants
+    another distribution's plugins opens a scope of its own
+    (``STRATEGIES.scoped(distributions=[...])``) or asks for ``installed_plugins``."""
+    with contextlib.ExitStack() as stack:
+        for registry in _registries():
+            stack.enter_context(registry.scoped(distributions=["uisbench"]))
+        yield
+
+
+@pytest.fixture
+def installed_plugins() -> Iterator[None]:
+    """Every plugin installed in this environment (or put on ``sys.path`` before its first
+    lookup) registered for one test, as the ``uisbench`` command would see them."""
+    with contextlib.ExitStack() as stack:
+        for registry in _registries():
+            stack.enter_context(registry.scoped())
+        yield

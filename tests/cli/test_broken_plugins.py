@@ -30,18 +30,13 @@ def db(tmp_path, monkeypatch):
     """A toy bank, the broken plugins on the path, the registry cut to them and one built-in
     (``single``: the job stays small)."""
     monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setattr(STRATEGIES, "_eps", None)
-    monkeypatch.setattr(STRATEGIES, "_loaded", {})
-    monkeypatch.setattr(STRATEGIES, "_dists", {})
-    eps = STRATEGIES._entry_points()
-    assert set(BROKEN) | {"fine"} <= set(eps)
-    monkeypatch.setattr(
-        STRATEGIES, "_eps", {k: v for k, v in eps.items() if k in {*BROKEN, "fine", "single"}}
-    )
-    path = tmp_path / "r.db"
-    import_file(open_engine(str(path)), BANK.write(tmp_path), tmp_path / "toy.models.json")
-    monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
-    yield str(path)
+    names = {*BROKEN, "fine", "single"}
+    with STRATEGIES.scoped(["uisbench", "uisbench-brokenplugins"], names):
+        assert STRATEGIES.names() == sorted(names)
+        path = tmp_path / "r.db"
+        import_file(open_engine(str(path)), BANK.write(tmp_path), tmp_path / "toy.models.json")
+        monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
+        yield str(path)
     for mod in [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]:
         sys.modules.pop(mod)
 

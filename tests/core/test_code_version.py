@@ -52,16 +52,9 @@ def plugin(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(f"[{STRATEGIES.group}]\nedited = {module}:Edited\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # an edit in the same second reloads
-    for attr in ("_eps", "_loaded", "_dists"):
-        monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
-    yield module, path
+    with STRATEGIES.scoped(distributions=["uisbench", module]):
+        yield module, path
     sys.modules.pop(module, None)
-
-
-def _reload(module: str) -> None:
-    """What a new process would see: the module and the registry's class dropped."""
-    sys.modules.pop(module, None)
-    STRATEGIES._loaded.pop("edited", None)
 
 
 def test_code_version_is_read_without_importing_the_plugin(plugin):
@@ -82,8 +75,9 @@ def test_an_edited_plugin_gets_a_new_run(plugin, tmp_path):
     again = Runner(engine, "toy", "toy").run("edited")
     assert again.skipped and again.run_id == first.run_id  # unchanged code: already complete
     path.write_text(PLUGIN.format(model=1))
-    _reload(module)
-    edited = Runner(engine, "toy", "toy").run("edited")  # as the next command would
+    sys.modules.pop(module, None)
+    with STRATEGIES.scoped(distributions=["uisbench", module]):  # what a new process would see
+        edited = Runner(engine, "toy", "toy").run("edited")
     assert not edited.skipped and edited.run_id != first.run_id
     assert edited.accuracy > first.accuracy  # the new code ran (model b, not a)
 

@@ -46,11 +46,10 @@ REFUSED = {
 
 @pytest.fixture
 def cheaters(monkeypatch):
-    """The cheaters' distribution on the path, the registry re-read (restored after)."""
+    """The cheaters' distribution on the path, the registry re-read with it (restored after)."""
     monkeypatch.syspath_prepend(str(CHEATERS))
-    for attr in ("_eps", "_loaded", "_dists"):
-        monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
-    yield
+    with STRATEGIES.scoped(distributions=["uisbench", "uisbench-cheaters"]):
+        yield
     sys.modules.pop("uisbench_cheaters", None)
 
 

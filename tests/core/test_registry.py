@@ -19,13 +19,14 @@ except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
 
 from uisbench.errors import UisbenchError
 from uisbench.live.backends import BACKENDS
-from uisbench.registry import Registry
+from uisbench.registry import Registry, source_digest
 from uisbench.strategies.base import STRATEGIES, Strategy
 from uisbench.strategies.tts import MajorityVote
 from uisbench.tasks import TASKS
 
 GROUP = "uisbench.test-plugins"
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+CHEATERS = Path(__file__).resolve().parent / "cheaters"  # a plugin distribution (dist-info)
 
 
 @pytest.fixture
@@ -107,3 +108,46 @@ def test_builtins_are_the_entry_points_in_pyproject(registry, group):
     assert set(declared) <= set(registry.names())
     for name, target in declared.items():
         assert Registry(group, registry.kind).get(name) is not None, target
+
+
+class Votes(MajorityVote):
+    """Another majority (a test's plugin)."""
+
+
+def test_added_registers_a_plugin_for_the_block_only():
+    before = STRATEGIES.names()
+    with STRATEGIES.added("majority", Votes, distribution="uisbench"):
+        assert STRATEGIES.get("majority") is Votes
+        assert STRATEGIES.distribution("majority") == "uisbench"
+        assert STRATEGIES.code_version("majority").endswith(source_digest(__name__))
+    assert STRATEGIES.get("majority") is MajorityVote
+    with STRATEGIES.added("votes", f"{__name__}:Votes"):  # loaded on first use
+        assert "votes" in STRATEGIES and STRATEGIES.distribution("votes") is None
+        with pytest.raises(UisbenchError, match="declares the name 'majority'"):
+            STRATEGIES.get("votes")  # the checks of an installed plugin
+    assert STRATEGIES.names() == before and "votes" not in STRATEGIES
+    with pytest.raises(UisbenchError, match="is not a Strategy"):
+        with STRATEGIES.added("tts", MajorityVote.run):
+            pass
+    assert STRATEGIES.names() == before
+
+
+def test_scoped_rereads_the_installed_plugins_and_keeps_those_asked_for(monkeypatch):
+    monkeypatch.syspath_prepend(str(CHEATERS))  # a distribution installed after the first look
+    with STRATEGIES.scoped(distributions=["uisbench"]):
+        assert "honest" not in STRATEGIES and "majority" in STRATEGIES
+    with STRATEGIES.scoped(distributions=["UISBENCH_cheaters"]):  # names compare normalised
+        assert "honest" in STRATEGIES and "majority" not in STRATEGIES
+        with STRATEGIES.scoped(names=["honest", "majority"]):
+            assert STRATEGIES.names() == ["honest", "majority"]
+        assert "single" not in STRATEGIES
+    assert "honest" not in STRATEGIES and "majority" in STRATEGIES
+
+
+def test_the_suite_sees_uisbench_plugins_unless_a_test_asks(monkeypatch, request):
+    monkeypatch.syspath_prepend(str(CHEATERS))
+    with STRATEGIES.scoped(distributions=["uisbench"]):  # the suite's own (tests/conftest.py)
+        assert {STRATEGIES.distribution(n) for n in STRATEGIES.names()} == {"uisbench"}
+    request.getfixturevalue("installed_plugins")
+    assert STRATEGIES.distribution("honest") == "uisbench-cheaters"
+    assert STRATEGIES.distribution("majority") == "uisbench"

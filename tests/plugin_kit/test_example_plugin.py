@@ -56,10 +56,9 @@ def plugin(tmp_path, monkeypatch) -> Path:
     monkeypatch.syspath_prepend(str(root))
     for mod in [m for m in sys.modules if m.startswith("uisbench_example")]:
         monkeypatch.delitem(sys.modules, mod)  # e.g. imported by `list strategies` (installed)
-    for attr in ("_eps", "_loaded", "_dists"):
-        monkeypatch.setattr(STRATEGIES, attr, None if attr == "_eps" else {})
     monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
-    yield root / "uisbench_example" / "cheapest.py"
+    with STRATEGIES.scoped(distributions=["uisbench", meta["name"]]):
+        yield root / "uisbench_example" / "cheapest.py"
     for mod in [m for m in sys.modules if m.startswith("uisbench_example")]:
         sys.modules.pop(mod)
 
