@@ -20,7 +20,16 @@ import numpy as np
 from uisbench.live.backends import Generation, GenerationConfig, Prompt
 from uisbench.testing import FakeBank, FakeModel, write_jsonl
 
-__all__ = ["FakeBackend", "FakeBank", "FakeModel", "cli_code", "served_pool", "write_jsonl"]
+__all__ = [
+    "FakeBackend",
+    "FakeBank",
+    "FakeModel",
+    "cli",
+    "cli_code",
+    "served_pool",
+    "words",
+    "write_jsonl",
+]
 
 
 # ----- the live backend ---------------------------------------------------------------------
@@ -98,3 +107,17 @@ def cli_code(*args: str) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """Exit code, standard output and standard error of one in-process ``uisbench`` call
+    (``capsys``: pytest's fixture)."""
+    code = cli_code(*args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def words(text: str) -> str:
+    """``text`` with every run of white space one space: a table or path wrapped at any width
+    reads the same."""
+    return " ".join(text.split())

@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import re
 
-from uisbench.cli import main
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.fakes import cli
 
 
 def test_no_arguments_prints_the_help_and_exits_0(capsys) -> None:
