@@ -153,17 +153,15 @@ def _install_guard() -> None:
     """Second line only (it can be switched off from inside): no subprocesses, sockets or
     ctypes, no writes outside the working directory."""
     root = os.getcwd()
-    deny = (
-        "socket.", "subprocess.", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn",
-        "os.spawn", "os.system", "os.kill", "os.killpg", "ctypes.", "os.setuid", "os.chroot",
-        "pty.", "_posixsubprocess.", "os.startfile", "os.putenv", "os.unsetenv",
-        "sys.addaudithook",
-    )  # fmt: skip
-    writes = frozenset((
-        "os.remove", "os.rmdir", "os.rename", "os.link", "os.symlink", "os.truncate",
-        "os.chmod", "os.chown", "os.mkdir", "shutil.rmtree", "shutil.copyfile", "shutil.move",
-        "os.utime",
-    ))  # fmt: skip
+    deny = tuple(
+        "socket. subprocess. os.fork os.forkpty os.exec os.posix_spawn os.spawn os.system os.kill"
+        " os.killpg ctypes. os.setuid os.chroot pty. _posixsubprocess. os.startfile os.putenv"
+        " os.unsetenv sys.addaudithook".split()
+    )
+    writes = frozenset(
+        "os.remove os.rmdir os.rename os.link os.symlink os.truncate os.chmod os.chown os.mkdir"
+        " shutil.rmtree shutil.copyfile shutil.move os.utime".split()
+    )
     flags_w = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
     realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
 
