@@ -302,15 +302,22 @@ PACKAGES = (
 
 
 def _locations(package: str) -> list[str]:
+    """The package's folders as real paths, with the one its ``__init__`` is in (an editable
+    install's package folder holds links to it)."""
     spec = importlib.util.find_spec(package)
-    return list(spec.submodule_search_locations or []) if spec else []
+    if spec is None:
+        return []
+    found = [os.path.realpath(d) for d in spec.submodule_search_locations or []]
+    if spec.origin:
+        found.append(os.path.dirname(os.path.realpath(spec.origin)))
+    return list(dict.fromkeys(found))
 
 
 def _bind_roots() -> tuple[list[str], list[str], list[str]]:
     """(sys.path entries, site dirs, code dirs) the template needs, as real paths."""
     sites = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
     path = [p for p in sys.path if p and os.path.isdir(p) and p not in sites]
-    code = [os.path.realpath(d) for pkg in PACKAGES for d in _locations(pkg)]
+    code = [d for pkg in PACKAGES for d in _locations(pkg)]
     return path, sites, code
 
 
@@ -539,8 +546,8 @@ class ForkServer:
         database files, their columnar cache folder and the bank folder shipped with uisbench."""
         out = []
         for folder in _locations("uisbench"):
-            shipped = Path(folder).resolve() / "data"
-            if shipped.is_dir():
+            shipped = (Path(folder) / "data").resolve()
+            if shipped.is_dir() and (self._empty, str(shipped)) not in out:
                 out.append((self._empty, str(shipped)))
         roots = [Path(os.path.realpath(b)) for b in binds]
         for p in self.hide:
