@@ -6,6 +6,7 @@ from the format's public code (named in each test), and imports the same bank a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +21,11 @@ from uisbench.store.engine import open_engine
 
 DATA = Path(__file__).parent / "data"
 LM_EVAL = DATA / "lm-eval"
+#: lm-eval's output is scored by its own task, run with lm-eval and datasets (the live extra).
+needs_lm_eval = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("lm_eval", "datasets")),
+    reason="scoring lm-eval's output runs its task with lm-eval: the 'live' extra",
+)
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -42,6 +48,7 @@ def _logged(path: Path) -> dict[str, float]:
     }
 
 
+@needs_lm_eval
 def test_lm_eval_every_response_is_a_sample_scored_by_the_task_itself():
     conv = convert(LM_EVAL / "out", "auto")
     assert detect_format(LM_EVAL / "out") == "lm-eval"
@@ -67,6 +74,7 @@ def test_lm_eval_every_response_is_a_sample_scored_by_the_task_itself():
     assert len({r.correct for r in conv.rows}) == 2  # both outcomes occur
 
 
+@needs_lm_eval
 def test_lm_eval_import_runs_majority_and_best_of_k_on_the_board(tmp_path, capsys):
     db = str(tmp_path / "r.db")
     rc, out, err = cli(
@@ -102,6 +110,7 @@ def test_lm_eval_import_runs_majority_and_best_of_k_on_the_board(tmp_path, capsy
     assert "best-of-k:model=SmolLM2-135M-Instruct,k=5" in pages
 
 
+@needs_lm_eval
 def test_lm_eval_config_with_python_functions_is_refused(tmp_path):
     out = tmp_path / "out"
     shutil.copytree(LM_EVAL / "out", out)

