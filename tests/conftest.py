@@ -1,4 +1,6 @@
-"""Shared fixtures. ``postgres_url`` starts a throw-away PostgreSQL server on loopback.
+"""Shared fixtures. ``postgres_url`` starts a throw-away PostgreSQL server on loopback; the
+registries hold uisbench's own plugins only (``installed_plugins`` for a test that wants the
+environment's); ``fake_backend`` registers the fake live backend.
 
 The PostgreSQL round trip must run against a real server, not a mock, so the suite starts one
 itself from Debian's ``postgresql`` binaries (``/usr/lib/postgresql/*/bin``, or ``$PG_BIN``, or
