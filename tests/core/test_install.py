@@ -35,8 +35,9 @@ def test_import_from_the_folder_above_a_checkout_named_uisbench_finds_the_packag
 
 
 def test_the_editable_install_holds_every_module_of_harness():
-    """A module added at the top of ``harness/`` is found once ``pip install -e .`` ran again
-    (the folders below it, and strategies/, tasks/, results/, site/, are linked whole)."""
+    """A module or package added at the top of ``harness/`` is found once ``pip install -e .``
+    ran again (the folders below it, and strategies/, tasks/, results/, site/, are linked
+    whole)."""
     package = Path(uisbench.__file__).parent
     if not Path(uisbench.__file__).is_symlink():
         pytest.skip(f"not an editable install of this checkout ({package})")
@@ -45,6 +46,7 @@ def test_the_editable_install_holds_every_module_of_harness():
     missing = sorted(
         p.name
         for p in (ROOT / "harness").iterdir()
-        if p.suffix == ".py" and not os.path.lexists(package / p.name)
+        if (p.suffix == ".py" or (p / "__init__.py").exists())
+        and not os.path.lexists(package / p.name)
     )
     assert not missing, f"{', '.join(missing)} not installed: run pip install -e . again"
