@@ -128,10 +128,12 @@ def phase_sweep(a: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - t0
     # One run each way first, outside the timings: imports and compiled statements are paid
     # once per process, not per run (seed 1 is not part of the sweep).
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
 
     runner.run(f"majority:model={a.model},k=3", seed=1)
-    replay(runner.arrays, runner.train, runner.test_pos, f"majority:model={a.model},k=3", 1)
+    replay_in_memory(
+        runner.arrays, runner.train, runner.test_pos, f"majority:model={a.model},k=3", 1
+    )
     per_k = []
     decisions = 0
     for k in powers_of_two(a.samples):
@@ -144,7 +146,9 @@ def phase_sweep(a: argparse.Namespace) -> dict:
     # The same runs in memory (nothing written): what writing decisions costs on top.
     t = time.perf_counter()
     for k in powers_of_two(a.samples):
-        replay(runner.arrays, runner.train, runner.test_pos, f"majority:model={a.model},k={k}", 0)
+        replay_in_memory(
+            runner.arrays, runner.train, runner.test_pos, f"majority:model={a.model},k={k}", 0
+        )
     memory_s = time.perf_counter() - t
     # Loading again: the columnar cache beside the database (keyed by the bank's digest).
     t = time.perf_counter()

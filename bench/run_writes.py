@@ -8,7 +8,7 @@ Each round copies the database (its runs and decisions removed; the columnar cac
 copied too, so loading is not what is measured), loads the sweep's model once, replays one
 warm-up run each way, then times the majority sweep k = 1, 2, 4, ..., 64 over ``--seeds``
 seeds through :meth:`Runner.run` (decision rows written) and through
-:func:`uisbench.replay.replay` (nothing written), alternating which goes first. Prints wall and
+:func:`uisbench.run_loop.replay` (nothing written), alternating which goes first. Prints wall and
 CPU seconds of both and their ratios, with the load average. ``--schema 4`` writes the copy as
 schema 4 (``runs.mode`` added back) so that a checkout from before schema 5 can be timed on
 the same data (run it with that checkout's package first on ``PYTHONPATH``).
@@ -47,7 +47,7 @@ def fresh_copy(src: Path, folder: Path, schema: int | None) -> Path:
 
 
 def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float, float]]:
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
     from uisbench.runner import Runner
     from uisbench.store.engine import open_engine
 
@@ -63,7 +63,7 @@ def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float
     ks = [1, 2, 4, 8, 16, 32, 64]
     spec = f"majority:model={model},k={{}}"
     runner.run(spec.format(3), seed=99)  # warm-up, outside the timings
-    replay(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
+    replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
 
     def written() -> None:
         for seed in range(seeds):
@@ -73,7 +73,7 @@ def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float
     def in_memory() -> None:
         for seed in range(seeds):
             for k in ks:
-                replay(runner.arrays, runner.train, runner.test_pos, spec.format(k), seed)
+                replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(k), seed)
 
     order = [("memory", in_memory), ("written", written)]
     out = {}

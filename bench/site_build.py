@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from uisbench.results.leaderboard import leaderboard
 from uisbench.site.build import build_site
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 
@@ -30,9 +30,9 @@ def main() -> None:
     args = ap.parse_args()
     engine = open_engine(args.db, create=False)
     with engine.connect() as conn:
-        n_samples = conn.execute(select(func.count()).select_from(s.samples)).scalar()
-        n_runs = conn.execute(select(func.count()).select_from(s.runs)).scalar()
-        n_dec = conn.execute(select(func.count()).select_from(s.decisions)).scalar()
+        n_samples = conn.execute(select(func.count()).select_from(schema.samples)).scalar()
+        n_runs = conn.execute(select(func.count()).select_from(schema.runs)).scalar()
+        n_dec = conn.execute(select(func.count()).select_from(schema.decisions)).scalar()
     print(f"database: {n_samples:,} samples, {n_runs:,} runs, {n_dec:,} decisions")
     t0, c0 = time.perf_counter(), time.process_time()
     runs, boards = leaderboard(engine, include_synthetic=True)

@@ -56,15 +56,17 @@ def split_report(folder: Path) -> None:
 def _extrapolation(r, run_id: int) -> float:
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
 
     with r.engine.connect() as conn:
-        summary = conn.execute(select(s.runs.c.summary).where(s.runs.c.id == run_id)).scalar()
+        summary = conn.execute(
+            select(schema.runs.c.summary).where(schema.runs.c.id == run_id)
+        ).scalar()
     return summary["strategy"]["extrapolation"]["without_largest_k"]["rel_error"]
 
 
 def cascade_report(folder: Path, skip: int, seeds: list[int]) -> None:
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
     from uisbench.strategies.base import make_strategy
 
     r = runner([BANK], folder)
@@ -75,7 +77,7 @@ def cascade_report(folder: Path, skip: int, seeds: list[int]) -> None:
         shares, cost = [], []
         for seed in seeds:
             strat = make_strategy(f"cascade:escalate={esc},skip={skip}")
-            rp = replay(r.arrays, r.train, r.test_pos, strat, seed)
+            rp = replay_in_memory(r.arrays, r.train, r.test_pos, strat, seed)
             passed = sum(e["model"] != strat.chain[0] for e in rp.extra)
             shares.append(f"{passed}/{len(rp.extra)}")
             cost.append(rp.dollars)

@@ -9,7 +9,7 @@ configuration (accuracy, $/query, FLOPs/query) and the issue's quality bars.
     .venv/bin/python bench/strategies_sweep.py --mode memory   # strategies only, no DB writes
 
 ``--mode runner`` is what ``uisbench run`` does (decision rows written to a fresh SQLite file);
-``--mode memory`` replays the same runs in memory (``uisbench.replay``) and times
+``--mode memory`` replays the same runs in memory (``uisbench.run_loop``) and times
 the strategies and the meter alone. Query embeddings are cached on disk after their first
 computation (``features.py``); the first ever run on a machine pays for embedding every prompt
 once (minutes on a CPU) and that is not part of the sweep's time — run it once to warm.
@@ -66,7 +66,7 @@ def family_specs(models: list[str], max_k: dict[str, int]) -> dict:
 
 
 def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple[dict, list]:
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
     from uisbench.runner import Runner
 
     runner = Runner(engine, task, bank)
@@ -79,7 +79,7 @@ def run_bank(engine, bank: str, task: str, mode: str, seeds: list[int]) -> tuple
                 if mode == "runner":
                     runner.run(spec, seed, command="bench/strategies_sweep.py")
                 else:
-                    r = replay(
+                    r = replay_in_memory(
                         runner.arrays, runner.train, runner.test_pos, spec, seed, runner.cache
                     )
                     rows.append(

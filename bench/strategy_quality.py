@@ -50,11 +50,13 @@ def default_specs(models: list[str], max_k: dict[str, int]) -> dict[str, list[st
 
 def replay_config(runner, spec: str, seeds: list[int]) -> tuple[pd.Series, float, str, bool]:
     """Per-query accuracy (mean over seeds, indexed by query position), mean cost, unit."""
-    from uisbench.replay import replay_seeds
+    from uisbench.run_loop import replay_seeds_in_memory
     from uisbench.strategies.costing import all_sizes_known
 
     unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
-    r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, seeds, runner.cache)
+    r = replay_seeds_in_memory(
+        runner.arrays, runner.train, runner.test_pos, spec, seeds, runner.cache
+    )
     return pd.Series(r.correct, index=r.q), getattr(r, unit), unit, r.upper_bound
 
 
@@ -128,13 +130,13 @@ def markdown(bank: str, summary: pd.DataFrame, budget: pd.DataFrame, unit: str) 
 
 def t2_extrapolation(runner, bank: str) -> list[str]:
     """Markdown rows: each T2 approach's fit warnings and extrapolation errors on ``bank``."""
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
     from uisbench.strategies.base import make_strategy
 
     rows = []
     for approach in (1, 2):
         s = make_strategy(f"t2:approach={approach}")
-        replay(runner.arrays, runner.train, runner.test_pos, s, 0)
+        replay_in_memory(runner.arrays, runner.train, runner.test_pos, s, 0)
         x = s.run_summary()["extrapolation"]
         k = x.get("without_largest_k")
         m = x.get("without_largest_model")

@@ -2,13 +2,13 @@
 
 The public API for a notebook is re-exported here; the CLI (``uisbench``) is a thin layer
 over it. Load a bank (``open_engine``, ``import_file``), run strategies into the database
-(``Runner``) or replay them in memory (``replay``, ``replay_seeds``). What a strategy plugin
-is written with is exported by :mod:`uisbench.strategies`.
+(``Runner``) or replay them in memory (``replay_in_memory``, ``replay_seeds_in_memory``).
+What a strategy plugin is written with is exported by :mod:`uisbench.strategies`.
 """
 
 from uisbench.errors import UisbenchError
 from uisbench.meter import Draw, Meter
-from uisbench.replay import Replay, replay, replay_seeds
+from uisbench.run_loop import InMemoryRun, replay_in_memory, replay_seeds_in_memory
 from uisbench.runner import Runner, RunResult
 from uisbench.store.arrays import BankArrays, load_arrays
 from uisbench.store.bank import import_file
@@ -25,8 +25,8 @@ __all__ = [
     "BankArrays",
     "Decisions",
     "Draw",
+    "InMemoryRun",
     "Meter",
-    "Replay",
     "RunContext",
     "RunResult",
     "Runner",
@@ -37,6 +37,6 @@ __all__ = [
     "load_arrays",
     "make_strategy",
     "open_engine",
-    "replay",
-    "replay_seeds",
+    "replay_in_memory",
+    "replay_seeds_in_memory",
 ]

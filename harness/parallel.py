@@ -33,7 +33,7 @@ from uisbench.blind import blind_view
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.isolation import Described, ForkServer
-from uisbench.replay import decide, evaluation, start
+from uisbench.run_loop import decide, evaluation, start
 from uisbench.runner import Runner, RunResult, StrategyRef
 from uisbench.store.bankfile import check_text
 from uisbench.store.runs import RunRows

@@ -36,7 +36,14 @@ from uisbench.isolation import DEFAULT_TIMEOUT_S, Described, ForkServer
 from uisbench.meter import Meter, MeterService
 from uisbench.provenance import command_line, git_commit, host, uisbench_version
 from uisbench.registry import source_digest
-from uisbench.replay import arrival_order, decide, evaluation, figures_by_position, meter_for, start
+from uisbench.run_loop import (
+    arrival_order,
+    decide,
+    evaluation,
+    figures_by_position,
+    meter_for,
+    start,
+)
 from uisbench.store import runs
 from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
 from uisbench.store.bankfile import check_text

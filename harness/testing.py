@@ -376,7 +376,7 @@ def _run_isolated(
     from uisbench.runner import Runner
     from uisbench.store.bank import import_file
     from uisbench.store.engine import open_engine
-    from uisbench.store.run_reads import decision_rows, run_summary
+    from uisbench.store.runs import decision_rows, run_summary
 
     columns = ("query_id", "answer", "correct", "samples_used", "arms", "dollars", "flops")
     accuracy: dict[str, float] = {}

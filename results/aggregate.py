@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, Float, Integer, cast, func, select
 
-from uisbench.store import schema as s
+from uisbench.store import schema
 
 BOOTSTRAP = 1000
 MAX_LEVELS = 256  # distinct per-query values up to which the bootstrap works on a histogram
@@ -32,7 +32,7 @@ def load_runs(
     engine: Engine, task: str | None = None, include_synthetic: bool = False
 ) -> pd.DataFrame:
     """Complete runs with their task, bank, family and upper-bound flag (one row per run)."""
-    r, t, b = s.runs, s.tasks, s.banks
+    r, t, b = schema.runs, schema.tasks, schema.banks
     q = (
         select(
             r.c.id.label("run_id"),
@@ -93,7 +93,7 @@ def load_decisions(
     runs = load_runs(engine, task, include_synthetic)
     if runs.empty:
         return pd.DataFrame()
-    d = s.decisions
+    d = schema.decisions
     frames = []
     ids = runs["run_id"].tolist()
     with engine.connect() as conn:
@@ -189,7 +189,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 def run_stats(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
     """Per run, computed in the database along the run index: decisions, accuracy, rewards
     recorded, mean samples and mean of each cost with the count of known values."""
-    d = s.decisions
+    d = schema.decisions
     cols = [
         d.c.run_id,
         func.count().label("n_decisions"),
@@ -262,7 +262,7 @@ def _number_configs(runs: pd.DataFrame) -> pd.DataFrame:
 def read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
     """One integer per decision, (run_id·2³² + query_id)·2 + correct, read through the DBAPI
     cursor: the hot path of a million-decision build (Row objects cost ~4× more)."""
-    d = s.decisions
+    d = schema.decisions
     code = (cast(d.c.run_id, BigInteger) * 2**32 + d.c.query_id) * 2 + cast(d.c.correct, Integer)
     packed = []
     with engine.connect() as conn:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bankfile import BOUNDS, out_of_bounds, read_json_file
 from uisbench.store.digest import bank_digest
 
@@ -79,7 +79,7 @@ def select_runs(
     bank: str | None = None,
 ) -> list[int]:
     """Complete runs by id, or by task / configuration label / bank (ids in ascending order)."""
-    r, t, b = s.runs, s.tasks, s.banks
+    r, t, b = schema.runs, schema.tasks, schema.banks
     q = select(r.c.id).join(t, r.c.task_id == t.c.id).join(b, r.c.bank_id == b.c.id)
     q = q.where(r.c.status == "complete").order_by(r.c.id)
     if run_ids:
@@ -104,7 +104,7 @@ def load_results(engine: Engine, run_ids: list[int], submitter: str | None = Non
     """The runs' per-query outcomes; all runs must share one bank. The provenance names the
     uisbench version and commit, the ``submitter`` if given, and the code version of each
     strategy that ran in its own process (a plugin's digest, see the runner)."""
-    r, t, b = s.runs, s.tasks, s.banks
+    r, t, b = schema.runs, schema.tasks, schema.banks
     q = (
         select(r, t.c.name.label("task"), b.c.name.label("bank"))
         .join(t, r.c.task_id == t.c.id)
@@ -150,7 +150,7 @@ def load_results(engine: Engine, run_ids: list[int], submitter: str | None = Non
 
 
 def _decisions(conn: Any, run_ids: list[int]) -> pd.DataFrame:
-    d, q = s.decisions, s.queries
+    d, q = schema.decisions, schema.queries
     stmt = (
         select(
             d.c.run_id,

@@ -30,7 +30,7 @@ from uisbench.results.aggregate import (
 from uisbench.results.budget import board_verdicts
 from uisbench.results.oracle import ORACLE_NOTE, oracle_fronts
 from uisbench.results.pareto import aiq, aiq_log, apgr, cost_to_match, pareto_front
-from uisbench.store import schema as s
+from uisbench.store import schema
 
 #: Cost units a board is computed in, in order of preference for ranking, with their labels.
 UNITS: dict[str, str] = {
@@ -379,7 +379,7 @@ def regret_curves(engine: Engine, run_ids: list[int]) -> pd.DataFrame:
     cols = ["run_id", "position", "reward", "cum_reward", "regret_best_fixed", "regret_oracle"]
     if not run_ids:
         return pd.DataFrame(columns=cols)
-    d = s.decisions
+    d = schema.decisions
     q = (
         select(d.c.run_id, d.c.position, d.c.reward, d.c.extra)
         .where(d.c.run_id.in_(run_ids), d.c.reward.is_not(None))

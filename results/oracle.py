@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from uisbench.results.pareto import oracle_front
-from uisbench.store import schema as s
+from uisbench.store import schema
 
 MAX_CAPS = 40
 
@@ -29,7 +29,7 @@ ORACLE_NOTE = (
 
 def _per_query_cost(engine: Engine, run_ids: list[int], unit: str) -> pd.DataFrame:
     """Mean over runs of each query's cost in ``unit`` and correctness (decisions of few runs)."""
-    d = s.decisions
+    d = schema.decisions
     col = d.c.input_tokens + d.c.output_tokens if unit == "tokens" else d.c[unit]
     q = select(d.c.query_id, d.c.correct, col.label("cost")).where(d.c.run_id.in_(run_ids))
     with engine.connect() as conn:

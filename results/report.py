@@ -271,26 +271,26 @@ def split_accuracy(conn, bank: str | None = None) -> pd.DataFrame:
     the share of samples correct."""
     from sqlalchemy import func, select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
     from uisbench.store.dialect import bool_mean
 
-    split = func.coalesce(s.queries.c.split, "").label("split")
+    split = func.coalesce(schema.queries.c.split, "").label("split")
     q = (
         select(
-            s.banks.c.name.label("bank"),
-            s.tasks.c.name.label("task"),
-            s.models.c.name.label("model"),
+            schema.banks.c.name.label("bank"),
+            schema.tasks.c.name.label("task"),
+            schema.models.c.name.label("model"),
             split,
-            bool_mean(s.samples.c.correct).label("accuracy"),
+            bool_mean(schema.samples.c.correct).label("accuracy"),
         )
-        .join(s.banks, s.samples.c.bank_id == s.banks.c.id)
-        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
-        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
-        .join(s.models, s.samples.c.model_id == s.models.c.id)
-        .group_by(s.banks.c.name, s.tasks.c.name, s.models.c.name, split)
+        .join(schema.banks, schema.samples.c.bank_id == schema.banks.c.id)
+        .join(schema.queries, schema.samples.c.query_id == schema.queries.c.id)
+        .join(schema.tasks, schema.queries.c.task_id == schema.tasks.c.id)
+        .join(schema.models, schema.samples.c.model_id == schema.models.c.id)
+        .group_by(schema.banks.c.name, schema.tasks.c.name, schema.models.c.name, split)
     )
     if bank:
-        q = q.where(s.banks.c.name == bank)
+        q = q.where(schema.banks.c.name == bank)
     return pd.DataFrame(conn.execute(q).mappings().all())
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from uisbench.results.aggregate import bank_labels
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import bank_config
 from uisbench.store.digest import bank_digest
 
@@ -26,7 +26,7 @@ def complete_runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
     bank's synthetic flag and ``board``, the bank's label on the leaderboard
     (:func:`~uisbench.results.aggregate.bank_labels`: ``NAME@split=N`` on another split), in
     the order they were opened."""
-    r, t, b = s.runs, s.tasks, s.banks
+    r, t, b = schema.runs, schema.tasks, schema.banks
     q = (
         select(r, t.c.name.label("task"), b.c.name.label("bank"), b.c.synthetic)
         .join(t, r.c.task_id == t.c.id)
@@ -46,7 +46,7 @@ def complete_runs(engine: Engine, include_synthetic: bool) -> pd.DataFrame:
 def models_by_name(engine: Engine) -> dict[str, dict[str, Any]]:
     """Every model's row (size, training tokens, prices), by model name."""
     with engine.connect() as conn:
-        return {r["name"]: dict(r) for r in conn.execute(select(s.models)).mappings()}
+        return {r["name"]: dict(r) for r in conn.execute(select(schema.models)).mappings()}
 
 
 def bank_provenance(engine: Engine, banks: list[str]) -> list[dict[str, Any]]:
@@ -84,7 +84,7 @@ def drill_rows(
     decided, every run's decisions on them and the first ``max_samples`` samples per model
     that ``bank_id`` holds for them."""
     qids = first_queries(engine, run_ids[0], n_queries) if run_ids else []
-    d, qt = s.decisions, s.queries
+    d, qt = schema.decisions, schema.queries
     with engine.connect() as conn:
         dec_q = select(d).where(d.c.run_id.in_(run_ids), d.c.query_id.in_(qids))
         decisions = pd.DataFrame(conn.execute(dec_q).mappings().all())
@@ -97,7 +97,7 @@ def drill_rows(
 
 
 def _samples_query(query_ids: list[int], bank_id: int, max_samples: int) -> Any:
-    sm, m = s.samples, s.models
+    sm, m = schema.samples, schema.models
     return (
         select(
             sm.c.query_id,
@@ -121,7 +121,7 @@ def _samples_query(query_ids: list[int], bank_id: int, max_samples: int) -> Any:
 def first_queries(engine: Engine, run_id: int, n: int) -> list[int]:
     """Ids of the ``n`` first queries by key that a run decided (all when ``n`` is 0): by key,
     not id, so the drilled set does not depend on import order."""
-    d, qt = s.decisions, s.queries
+    d, qt = schema.decisions, schema.queries
     q = (
         select(d.c.query_id)
         .join(qt, d.c.query_id == qt.c.id)

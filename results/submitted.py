@@ -31,7 +31,7 @@ from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.compare import Comparison
 from uisbench.results.export import ResultSet, read_results
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.digest import bank_digest
 
 VERIFICATION_FORMAT = "uisbench-verification/1"
@@ -118,7 +118,9 @@ class Submission:
 
 def _local_digests(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
-        names = list(conn.execute(select(s.banks.c.name).order_by(s.banks.c.name)).scalars())
+        names = list(
+            conn.execute(select(schema.banks.c.name).order_by(schema.banks.c.name)).scalars()
+        )
         return {bank_digest(conn, name): name for name in names}
 
 

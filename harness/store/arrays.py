@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from uisbench.errors import UisbenchError
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import EMBEDDER_PREFIX, bank_models_meta, get_bank_id
 
 #: Columns of the samples table read per model, in the order :func:`_densify` receives them.
@@ -88,11 +88,13 @@ def load_arrays(
     conn: Connection, bank: str, task: str, models: Sequence[str] | None = None
 ) -> BankArrays:
     """Load a bank's samples for one task into dense arrays (the replay working set)."""
-    bank_row = conn.execute(select(s.banks).where(s.banks.c.name == bank)).mappings().first()
+    bank_row = (
+        conn.execute(select(schema.banks).where(schema.banks.c.name == bank)).mappings().first()
+    )
     if bank_row is None:
         get_bank_id(conn, bank)  # raises the standard message
     bank_id = bank_row["id"]
-    task_id = conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == task)).scalar()
+    task_id = conn.execute(select(schema.tasks.c.id).where(schema.tasks.c.name == task)).scalar()
     if task_id is None:
         raise UisbenchError(f"unknown task {task!r} in the database")
     meta = _chosen_models(bank_models_meta(conn, bank), models, bank)
@@ -122,7 +124,7 @@ def load_arrays(
 
 def embedder_meta(conn: Connection) -> dict[str, dict[str, Any]]:
     """Rows of ``models`` named ``embed:KIND`` (their prices), by name."""
-    m = s.models
+    m = schema.models
     rows = conn.execute(select(m).where(m.c.name.startswith(EMBEDDER_PREFIX))).mappings()
     return {r["name"]: dict(r) for r in rows}
 
@@ -167,13 +169,15 @@ def _chosen_models(
 
 def _task_queries(conn: Connection, bank_id: int, task_id: int) -> list:
     """(id, query_key, split, prompt) of the task's queries the bank has samples for, by id."""
-    q = s.queries
+    q = schema.queries
     return conn.execute(
         select(q.c.id, q.c.query_key, q.c.split, q.c.prompt)
         .where(
             q.c.task_id == task_id,
             q.c.id.in_(
-                select(s.samples.c.query_id).where(s.samples.c.bank_id == bank_id).distinct()
+                select(schema.samples.c.query_id)
+                .where(schema.samples.c.bank_id == bank_id)
+                .distinct()
             ),
         )
         .order_by(q.c.id)
@@ -234,8 +238,10 @@ def _cache_path(conn: Connection, bank_id: int, model_id: int) -> Path | None:
     db = conn.engine.url.database
     if db == ":memory:":
         return None
-    instance = conn.execute(select(s.meta.c.value).where(s.meta.c.key == "instance")).scalar()
-    b = s.banks.c
+    instance = conn.execute(
+        select(schema.meta.c.value).where(schema.meta.c.key == "instance")
+    ).scalar()
+    b = schema.banks.c
     state = conn.execute(select(b.content_sum).where(b.id == bank_id)).scalar()
     if not instance or not state:
         return None

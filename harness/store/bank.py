@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.errors import UisbenchError
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bankfile import (
     FlatRow,
     bank_meta_beside,
@@ -56,28 +56,30 @@ def ensure_bank(
 ) -> int:
     insert_ignore(
         conn,
-        s.banks,
+        schema.banks,
         [{"name": name, "source": source, "config": config, "synthetic": synthetic}],
     )
-    return conn.execute(select(s.banks.c.id).where(s.banks.c.name == name)).scalar_one()
+    return conn.execute(select(schema.banks.c.id).where(schema.banks.c.name == name)).scalar_one()
 
 
 def ensure_task(conn: Connection, name: str, description: str | None = None) -> int:
-    insert_ignore(conn, s.tasks, [{"name": name, "description": description}])
-    return conn.execute(select(s.tasks.c.id).where(s.tasks.c.name == name)).scalar_one()
+    insert_ignore(conn, schema.tasks, [{"name": name, "description": description}])
+    return conn.execute(select(schema.tasks.c.id).where(schema.tasks.c.name == name)).scalar_one()
 
 
 def ensure_models(conn: Connection, meta: dict[str, dict[str, Any]]) -> dict[str, int]:
     """Create models by name; fill metadata columns that are still empty (never overwrite)."""
-    insert_ignore(conn, s.models, [{"name": n} for n in meta])
-    rows = conn.execute(select(s.models).where(s.models.c.name.in_(list(meta)))).mappings()
+    insert_ignore(conn, schema.models, [{"name": n} for n in meta])
+    rows = conn.execute(
+        select(schema.models).where(schema.models.c.name.in_(list(meta)))
+    ).mappings()
     ids = {}
     for r in rows:
         ids[r["name"]] = r["id"]
         fill = {k: v for k, v in meta[r["name"]].items() if k in MODEL_META and v is not None}
         fill = {k: v for k, v in fill.items() if r[k] is None}
         if fill:
-            conn.execute(s.models.update().where(s.models.c.id == r["id"]).values(**fill))
+            conn.execute(schema.models.update().where(schema.models.c.id == r["id"]).values(**fill))
     return ids
 
 
@@ -85,13 +87,13 @@ def ensure_queries(
     conn: Connection, task_id: int, rows: Sequence[dict[str, Any]]
 ) -> dict[str, int]:
     """Insert queries (by key) that are new; return key → id for the given rows."""
-    insert_ignore(conn, s.queries, [{"task_id": task_id, **r} for r in rows])
+    insert_ignore(conn, schema.queries, [{"task_id": task_id, **r} for r in rows])
     keys = [r["query_key"] for r in rows]
     out: dict[str, int] = {}
     for i in range(0, len(keys), 900):
         part = keys[i : i + 900]
-        q = select(s.queries.c.query_key, s.queries.c.id).where(
-            s.queries.c.task_id == task_id, s.queries.c.query_key.in_(part)
+        q = select(schema.queries.c.query_key, schema.queries.c.id).where(
+            schema.queries.c.task_id == task_id, schema.queries.c.query_key.in_(part)
         )
         out.update(dict(conn.execute(q).all()))
     return out
@@ -186,7 +188,7 @@ class _Importer:
         self.names, self.digest = Names(conn), DigestDelta()
         # A bank without samples yet: chunks are inserted whole, and looked up only when the
         # file repeats a key. Otherwise every chunk is looked up by its keys first.
-        held = select(s.samples.c.id).where(s.samples.c.bank_id == bank_id).limit(1)
+        held = select(schema.samples.c.id).where(schema.samples.c.bank_id == bank_id).limit(1)
         self.fresh = conn.execute(held).first() is None
 
     def add(self, table: Any) -> None:
@@ -274,8 +276,8 @@ class _Importer:
             )
             qid = self.queries[keys[u]][0]
             self.conn.execute(
-                s.queries.update()
-                .where(s.queries.c.id == qid)
+                schema.queries.update()
+                .where(schema.queries.c.id == qid)
                 .values(split=split, prompt=prompt, reference=ref)
             )
             self.queries[keys[u]] = (qid, split, prompt)
@@ -311,7 +313,7 @@ class _Importer:
         when some key is held already (a duplicate in the file)."""
         # The rows are hashed on the second core while the database takes them.
         lanes = self.hasher.submit(self.names.later(part, len(chunk)))
-        if not copy_insert_new(self.conn, s.samples, columns, chunk):
+        if not copy_insert_new(self.conn, schema.samples, columns, chunk):
             lanes.cancel()
             return False
         self.digest.add(self.bank_id, lanes.result())
@@ -350,7 +352,7 @@ class _Importer:
         ids = {k: new[k].to_numpy() for k in key}
         if fresh.any():
             rows = [chunk[i] for i in np.flatnonzero(fresh).tolist()]
-            self.inserted += copy_insert_ignore(self.conn, s.samples, columns, rows)
+            self.inserted += copy_insert_ignore(self.conn, schema.samples, columns, rows)
             self.digest.add(self.bank_id, self.names.rows(_take(ids, mine, fresh), len(rows)))
         bad = np.flatnonzero(differs)
         if not len(bad) or not self.replace:
@@ -420,9 +422,9 @@ def _hash_columns(
 def _query_samples(conn: Connection, query_ids: list[int]) -> list[tuple]:
     """(bank, STORED_COLUMNS...) of every stored sample of the queries, whatever the bank:
     probes of the unique key's (bank, model) prefix, not a scan of the table."""
-    banks = conn.execute(select(s.banks.c.id)).scalars().all()
-    models = conn.execute(select(s.models.c.id)).scalars().all()
-    sc = s.samples.c
+    banks = conn.execute(select(schema.banks.c.id)).scalars().all()
+    models = conn.execute(select(schema.models.c.id)).scalars().all()
+    sc = schema.samples.c
     pairs = [(b, m) for b in banks for m in models]
     if len(pairs) > 10_000:  # a long model list: the pairs that hold samples (one index scan)
         pairs = [tuple(p) for p in conn.execute(select(sc.bank_id, sc.model_id).distinct())]
@@ -472,7 +474,7 @@ def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple
     delta, names = DigestDelta(), Names(conn)
     cols = stored_columns(rows, columns)
     conn.exec_driver_sql("SAVEPOINT uisbench_write")
-    added = copy_insert_ignore(conn, s.samples, columns, rows)
+    added = copy_insert_ignore(conn, schema.samples, columns, rows)
     if added < len(rows):  # some were held: insert only the new ones
         conn.exec_driver_sql("ROLLBACK TO SAVEPOINT uisbench_write")
         key = ["model_id", "query_id", "sample_index"]
@@ -488,7 +490,7 @@ def write_samples(conn: Connection, columns: Sequence[str], rows: Sequence[tuple
             keep[group.index[is_held]] = False
         rows = [rows[i] for i in np.flatnonzero(keep.to_numpy()).tolist()]
         cols = stored_columns(rows, columns)
-        added = copy_insert_ignore(conn, s.samples, columns, rows)
+        added = copy_insert_ignore(conn, schema.samples, columns, rows)
     conn.exec_driver_sql("RELEASE SAVEPOINT uisbench_write")
     bank_ids = np.asarray(cols["bank_id"], dtype=np.int64) if rows else np.zeros(0, np.int64)
     lanes = names.rows(cols, len(rows))
@@ -528,7 +530,7 @@ def _stored_queries(
     conn: Connection, task_id: int, rows: Sequence[dict[str, Any]]
 ) -> dict[str, tuple[int, str | None, str]]:
     keys = [r["query_key"] for r in rows]
-    q = s.queries.c
+    q = schema.queries.c
     out = {}
     for i in range(0, len(keys), 900):
         part = keys[i : i + 900]
@@ -554,9 +556,9 @@ def _prefetch(blocks: Iterable[Any]) -> Iterator[Any]:
 
 
 def get_bank_id(conn: Connection, name: str) -> int:
-    bid = conn.execute(select(s.banks.c.id).where(s.banks.c.name == name)).scalar()
+    bid = conn.execute(select(schema.banks.c.id).where(schema.banks.c.name == name)).scalar()
     if bid is None:
-        known = conn.execute(select(s.banks.c.name)).scalars().all()
+        known = conn.execute(select(schema.banks.c.name)).scalars().all()
         raise UisbenchError(f"unknown bank {name!r} (known: {', '.join(known) or 'none'})")
     return bid
 
@@ -566,31 +568,36 @@ def export_rows(conn: Connection, bank: str, task: str | None = None) -> Iterabl
     bank_id = get_bank_id(conn, bank)
     q = (
         select(
-            s.tasks.c.name,
-            s.queries.c.query_key,
-            s.queries.c.split,
-            s.queries.c.prompt,
-            s.queries.c.reference,
-            s.models.c.name,
-            s.samples.c.sample_index,
-            s.samples.c.answer,
-            s.samples.c.correct,
-            s.samples.c.input_tokens,
-            s.samples.c.output_tokens,
-            s.samples.c.cost_usd,
-            s.samples.c.latency_s,
-            s.samples.c.logprob,
-            s.samples.c.text,
-            s.samples.c.score,
+            schema.tasks.c.name,
+            schema.queries.c.query_key,
+            schema.queries.c.split,
+            schema.queries.c.prompt,
+            schema.queries.c.reference,
+            schema.models.c.name,
+            schema.samples.c.sample_index,
+            schema.samples.c.answer,
+            schema.samples.c.correct,
+            schema.samples.c.input_tokens,
+            schema.samples.c.output_tokens,
+            schema.samples.c.cost_usd,
+            schema.samples.c.latency_s,
+            schema.samples.c.logprob,
+            schema.samples.c.text,
+            schema.samples.c.score,
         )
-        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
-        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
-        .join(s.models, s.samples.c.model_id == s.models.c.id)
-        .where(s.samples.c.bank_id == bank_id)
-        .order_by(s.tasks.c.name, s.models.c.name, s.queries.c.id, s.samples.c.sample_index)
+        .join(schema.queries, schema.samples.c.query_id == schema.queries.c.id)
+        .join(schema.tasks, schema.queries.c.task_id == schema.tasks.c.id)
+        .join(schema.models, schema.samples.c.model_id == schema.models.c.id)
+        .where(schema.samples.c.bank_id == bank_id)
+        .order_by(
+            schema.tasks.c.name,
+            schema.models.c.name,
+            schema.queries.c.id,
+            schema.samples.c.sample_index,
+        )
     )
     if task:
-        q = q.where(s.tasks.c.name == task)
+        q = q.where(schema.tasks.c.name == task)
     for r in conn.execute(q).yield_per(10_000):
         yield FlatRow(*r[:8], bool(r[8]), *r[9:])
 
@@ -598,7 +605,9 @@ def export_rows(conn: Connection, bank: str, task: str | None = None) -> Iterabl
 def bank_config(conn: Connection, bank: str) -> dict[str, Any]:
     """The bank's stored configuration (file name, provenance, a live backend's settings)."""
     bank_id = get_bank_id(conn, bank)
-    config = conn.execute(select(s.banks.c.config).where(s.banks.c.id == bank_id)).scalar()
+    config = conn.execute(
+        select(schema.banks.c.config).where(schema.banks.c.id == bank_id)
+    ).scalar()
     return dict(config or {})
 
 
@@ -613,8 +622,10 @@ def embedders(meta: dict[str, Any]) -> list[str]:
 
 def bank_models_meta(conn: Connection, bank: str) -> dict[str, dict[str, Any]]:
     bank_id = get_bank_id(conn, bank)
-    ids = select(s.samples.c.model_id).where(s.samples.c.bank_id == bank_id).distinct()
-    rows = conn.execute(select(s.models).where(s.models.c.id.in_(ids)).order_by(s.models.c.name))
+    ids = select(schema.samples.c.model_id).where(schema.samples.c.bank_id == bank_id).distinct()
+    rows = conn.execute(
+        select(schema.models).where(schema.models.c.id.in_(ids)).order_by(schema.models.c.name)
+    )
     return {r["name"]: dict(r) for r in rows.mappings()}
 
 
@@ -622,26 +633,28 @@ def info(conn: Connection, bank: str | None = None) -> pd.DataFrame:
     """Per bank, task and model: queries, samples per query, accuracy, mean cost and tokens."""
     q = (
         select(
-            s.banks.c.name.label("bank"),
-            s.banks.c.synthetic,
-            s.tasks.c.name.label("task"),
-            s.models.c.name.label("model"),
-            func.count(s.samples.c.query_id.distinct()).label("queries"),
+            schema.banks.c.name.label("bank"),
+            schema.banks.c.synthetic,
+            schema.tasks.c.name.label("task"),
+            schema.models.c.name.label("model"),
+            func.count(schema.samples.c.query_id.distinct()).label("queries"),
             func.count().label("samples"),
-            bool_mean(s.samples.c.correct).label("accuracy"),
-            func.avg(s.samples.c.input_tokens).label("input_tokens"),
-            func.avg(s.samples.c.output_tokens).label("output_tokens"),
-            func.avg(s.samples.c.cost_usd).label("cost_usd"),
+            bool_mean(schema.samples.c.correct).label("accuracy"),
+            func.avg(schema.samples.c.input_tokens).label("input_tokens"),
+            func.avg(schema.samples.c.output_tokens).label("output_tokens"),
+            func.avg(schema.samples.c.cost_usd).label("cost_usd"),
         )
-        .join(s.banks, s.samples.c.bank_id == s.banks.c.id)
-        .join(s.queries, s.samples.c.query_id == s.queries.c.id)
-        .join(s.tasks, s.queries.c.task_id == s.tasks.c.id)
-        .join(s.models, s.samples.c.model_id == s.models.c.id)
-        .group_by(s.banks.c.name, s.banks.c.synthetic, s.tasks.c.name, s.models.c.name)
-        .order_by(s.banks.c.name, s.tasks.c.name, s.models.c.name)
+        .join(schema.banks, schema.samples.c.bank_id == schema.banks.c.id)
+        .join(schema.queries, schema.samples.c.query_id == schema.queries.c.id)
+        .join(schema.tasks, schema.queries.c.task_id == schema.tasks.c.id)
+        .join(schema.models, schema.samples.c.model_id == schema.models.c.id)
+        .group_by(
+            schema.banks.c.name, schema.banks.c.synthetic, schema.tasks.c.name, schema.models.c.name
+        )
+        .order_by(schema.banks.c.name, schema.tasks.c.name, schema.models.c.name)
     )
     if bank:
-        q = q.where(s.banks.c.name == bank)
+        q = q.where(schema.banks.c.name == bank)
     df = pd.DataFrame(conn.execute(q).mappings().all())
     if df.empty:
         return df

@@ -20,7 +20,7 @@ from typing import IO, Any
 import orjson
 
 from uisbench.errors import UisbenchError
-from uisbench.store import schema as s
+from uisbench.store.schema import banks, models, queries, runs, tasks
 
 #: Fields every line must carry (values may be null where the type allows).
 FIELDS = tuple(
@@ -121,12 +121,12 @@ LINE_BOUNDED = (
 #: schema): PostgreSQL refuses longer values and any NUL byte, SQLite accepts both, so both
 #: rules are checked before writing, whatever the database. Unsized text has no limit.
 TEXT_LIMITS: dict[str, int] = {
-    "task": s.tasks.c.name.type.length,
-    "query_id": s.queries.c.query_key.type.length,
-    "model": s.models.c.name.type.length,
-    "bank name": s.banks.c.name.type.length,
-    "family": s.models.c.family.type.length,
-    "config label": s.runs.c.config_label.type.length,
+    "task": tasks.c.name.type.length,
+    "query_id": queries.c.query_key.type.length,
+    "model": models.c.name.type.length,
+    "bank name": banks.c.name.type.length,
+    "family": models.c.family.type.length,
+    "config label": runs.c.config_label.type.length,
 }
 _TEXT_FIELDS = ("task", "query_id", "prompt", "reference", "model", "answer", "text")
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.dialect import insert_ignore
 
 VERSION = b"uisbench bank content v2\0"
@@ -141,7 +141,7 @@ def bank_digest(conn: Connection, bank: str) -> str:
     from uisbench.store.bank import get_bank_id
 
     bank_id = get_bank_id(conn, bank)
-    b = s.banks.c
+    b = schema.banks.c
     state, rows = conn.execute(select(b.content_sum, b.content_rows).where(b.id == bank_id)).one()
     return digest_of(state, rows)
 
@@ -182,15 +182,15 @@ class Names:
         return lambda: row_hashes(q, m, cols, n)
 
     def _fetch_queries(self, ids: list[int]) -> dict[int, bytes]:
-        q, t = s.queries.c, s.tasks.c
+        q, t = schema.queries.c, schema.tasks.c
         sel = select(q.id, t.name, q.query_key, q.split, q.prompt, q.reference).join(
-            s.tasks, q.task_id == t.id
+            schema.tasks, q.task_id == t.id
         )
         rows = self.conn.execute(sel.where(q.id.in_(ids))).all()
         return {r[0]: query_hash(*r[1:]) for r in rows}
 
     def _fetch_models(self, ids: list[int]) -> dict[int, bytes]:
-        m = s.models.c
+        m = schema.models.c
         rows = self.conn.execute(select(m.id, m.name).where(m.id.in_(ids))).all()
         return {i: model_hash(name) for i, name in rows}
 
@@ -210,13 +210,13 @@ class DigestDelta:
         self.counts[bank_id] = self.counts.get(bank_id, 0) + sign * len(lanes)
 
     def apply(self, conn: Connection) -> None:
-        b = s.banks.c
+        b = schema.banks.c
         for bank_id, delta in self.sums.items():
             state, rows = conn.execute(
                 select(b.content_sum, b.content_rows).where(b.id == bank_id).with_for_update()
             ).one()
             conn.execute(
-                s.banks.update()
+                schema.banks.update()
                 .where(b.id == bank_id)
                 .values(
                     content_sum=_hex(_lanes(state) + delta),
@@ -258,7 +258,7 @@ def upgrade_from_3(engine: Any) -> None:
     The samples, the bank's content, are kept."""
     with engine.begin() as conn:
         found = conn.execute(
-            select(s.meta.c.value).where(s.meta.c.key == "schema_version")
+            select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
         ).scalar()
         if found != "3":  # another process upgraded it while this one waited for the lock
             return
@@ -266,16 +266,16 @@ def upgrade_from_3(engine: Any) -> None:
             f"ALTER TABLE banks ADD COLUMN content_sum VARCHAR(64) NOT NULL DEFAULT '{ZERO}'"
         )
         conn.exec_driver_sql("ALTER TABLE banks ADD COLUMN content_rows INTEGER NOT NULL DEFAULT 0")
-        conn.execute(s.decisions.delete())
-        conn.execute(s.runs.delete())
-        for bank_id in conn.execute(select(s.banks.c.id)).scalars().all():
+        conn.execute(schema.decisions.delete())
+        conn.execute(schema.runs.delete())
+        for bank_id in conn.execute(select(schema.banks.c.id)).scalars().all():
             state, rows = recompute_state(conn, bank_id)
             conn.execute(
-                s.banks.update()
-                .where(s.banks.c.id == bank_id)
+                schema.banks.update()
+                .where(schema.banks.c.id == bank_id)
                 .values(content_sum=state, content_rows=rows)
             )
         conn.execute(
-            s.meta.update().where(s.meta.c.key == "schema_version").values(value="4")
+            schema.meta.update().where(schema.meta.c.key == "schema_version").values(value="4")
         )  # then 4 -> 5 (store/runs.py)
-        insert_ignore(conn, s.meta, [{"key": "instance", "value": uuid.uuid4().hex}])
+        insert_ignore(conn, schema.meta, [{"key": "instance", "value": uuid.uuid4().hex}])

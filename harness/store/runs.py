@@ -234,3 +234,17 @@ def upgrade_from_4(engine: Engine) -> None:
             return
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN mode")
         conn.execute(schema.meta.update().where(version).values(value=str(schema.SCHEMA_VERSION)))
+
+
+def decision_rows(engine: Engine, run_id: int, columns: Sequence[str]) -> list[tuple]:
+    """A stored run's decisions read back, ``columns`` of each, ordered by query id."""
+    q = select(*(decisions.c[c] for c in columns)).where(decisions.c.run_id == run_id)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(q.order_by(decisions.c.query_id))]
+
+
+def run_summary(engine: Engine, run_id: int) -> dict[str, Any]:
+    """A stored run's summary (the strategy's figures, its flags); the run must exist."""
+    q = select(runs.c.summary).where(runs.c.id == run_id)
+    with engine.connect() as conn:
+        return conn.execute(q).scalar_one()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from uisbench.cli import main
 from uisbench.results.aggregate import load_runs
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 
@@ -63,7 +63,7 @@ def test_grown_bank_gets_new_runs_and_old_ones_keep_their_label(tmp_path, capsys
     assert code == 0 and "0 already complete" in out
     engine = open_engine(db)
     with engine.connect() as conn:
-        rows = conn.execute(select(s.runs.c.n_queries, s.runs.c.bank_digest)).all()
+        rows = conn.execute(select(schema.runs.c.n_queries, schema.runs.c.bank_digest)).all()
     assert sorted(n for n, _ in rows) == [30, 50]
     assert len({d for _, d in rows}) == 2
     labels = sorted(load_runs(engine)["bank"])

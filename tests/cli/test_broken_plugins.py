@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.cli import main
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies.base import STRATEGIES
@@ -51,7 +51,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
 
 def strategies_run(db: str) -> set[str]:
     with open_engine(db).connect() as conn:
-        return set(conn.execute(select(s.runs.c.strategy)).scalars())
+        return set(conn.execute(select(schema.runs.c.strategy)).scalars())
 
 
 def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):

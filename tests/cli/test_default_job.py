@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from uisbench.cli import main
 from uisbench.job import shipped_banks
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 from uisbench.strategies.base import STRATEGIES
 from uisbench.tasks import task_note
@@ -41,10 +41,12 @@ def test_run_without_arguments_runs_every_strategy_and_builds_the_site(
     engine = open_engine(db, create=False)
     with engine.connect() as conn:
         ran = set(
-            conn.execute(select(s.runs.c.strategy).where(s.runs.c.status == "complete")).scalars()
+            conn.execute(
+                select(schema.runs.c.strategy).where(schema.runs.c.status == "complete")
+            ).scalars()
         )
         per_run = conn.execute(
-            select(func.count()).select_from(s.decisions).group_by(s.decisions.c.run_id)
+            select(func.count()).select_from(schema.decisions).group_by(schema.decisions.c.run_id)
         ).scalars()
         assert set(per_run) == {120}  # one decision per test query in every run
     # decomposed runs only on a bank holding a MODEL@decomposed variant; the shipped one has none

@@ -15,7 +15,7 @@ import pytest
 from tests.cli.test_runner_cli import run_cli
 from tests.core.test_runner import TOY
 from uisbench import parallel
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
@@ -52,7 +52,7 @@ def job(capsys, db: str, *extra: str) -> str:
 
 def rows(db: str) -> tuple[dict, dict]:
     """Decision rows (every column but ids) and run labels/summaries, by run key."""
-    d, r = s.decisions, s.runs
+    d, r = schema.decisions, schema.runs
     keep = [c for c in d.c if c.name not in ("id", "run_id")]
     with open_engine(db, create=False).connect() as conn:
         runs = {
@@ -106,16 +106,18 @@ def test_jobs_resumes_a_killed_job_and_skips_complete_runs(tmp_path, capsys, mon
     job(capsys, two, "--jobs", "2")
     engine = open_engine(two)
     with engine.begin() as conn:  # a kill: one run half-written, another opened with no row
-        first, second = conn.execute(s.runs.select().order_by(s.runs.c.id).limit(2)).all()
+        first, second = conn.execute(schema.runs.select().order_by(schema.runs.c.id).limit(2)).all()
         ids = conn.execute(
-            s.decisions.select()
-            .where(s.decisions.c.run_id == first.id)
-            .with_only_columns(s.decisions.c.id)
+            schema.decisions.select()
+            .where(schema.decisions.c.run_id == first.id)
+            .with_only_columns(schema.decisions.c.id)
         ).scalars()
-        conn.execute(s.decisions.delete().where(s.decisions.c.id.in_(list(ids)[::2])))
-        conn.execute(s.decisions.delete().where(s.decisions.c.run_id == second.id))
+        conn.execute(schema.decisions.delete().where(schema.decisions.c.id.in_(list(ids)[::2])))
+        conn.execute(schema.decisions.delete().where(schema.decisions.c.run_id == second.id))
         conn.execute(
-            s.runs.update().where(s.runs.c.id.in_([first.id, second.id])).values(status="running")
+            schema.runs.update()
+            .where(schema.runs.c.id.in_([first.id, second.id]))
+            .values(status="running")
         )
     err = job(capsys, two, "--jobs", "2")
     assert f"{len(SPECS) * len(SEEDS)} runs on 1 task(s): 2 executed (1 resumed)" in err
@@ -129,7 +131,7 @@ def test_jobs_error_is_one_line_and_leaves_no_trace(tmp_path, capsys, monkeypatc
     code, _, err = run_cli(capsys, *args, "--strategy", "majority:model=m-big,k=16")
     assert code == 2 and err.count("\n") == 1 and "holds 8 samples" in err
     with open_engine(db, create=False).connect() as conn:
-        assert conn.execute(s.runs.select()).first() is None
+        assert conn.execute(schema.runs.select()).first() is None
 
 
 @pytest.mark.ray
@@ -171,11 +173,13 @@ def test_a_run_failing_in_a_worker_is_one_line_and_leaves_no_rows(tmp_path, caps
     assert code == 2 and err.count("\n") == 1, err
     assert "random broke after its first chunk" in err
     with open_engine(db, create=False).connect() as conn:
-        runs = conn.execute(s.runs.select()).all()
+        runs = conn.execute(schema.runs.select()).all()
         assert all(r.status == "complete" for r in runs)  # the failed one and the unsent: gone
         assert not [r for r in runs if r.strategy == "random"]
         kept = {r.id for r in runs}
-        ids = conn.execute(s.decisions.select().with_only_columns(s.decisions.c.run_id)).scalars()
+        ids = conn.execute(
+            schema.decisions.select().with_only_columns(schema.decisions.c.run_id)
+        ).scalars()
         assert set(ids) <= kept
 
 
@@ -195,7 +199,7 @@ def test_killed_parent_takes_its_workers_and_the_job_resumes(tmp_path, capsys, m
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill once some run is complete
         with engine.connect() as conn:
-            if conn.execute(s.runs.select().where(s.runs.c.status == "complete")).first():
+            if conn.execute(schema.runs.select().where(schema.runs.c.status == "complete")).first():
                 break
         time.sleep(0.05)
     kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)

@@ -12,13 +12,15 @@ from sqlalchemy import func, select
 
 from tests.cli.test_outcomes_only import outcomes_bank
 from tests.fakes import cli_code
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 
 def _runs(db: str) -> list[tuple[str, int]]:
     with open_engine(db, create=False).connect() as conn:
-        return sorted(map(tuple, conn.execute(select(s.runs.c.config_label, s.runs.c.seed))))
+        return sorted(
+            map(tuple, conn.execute(select(schema.runs.c.config_label, schema.runs.c.seed)))
+        )
 
 
 def test_seed_zero_alone_runs_one_seed_and_the_site_goes_beside_the_db(
@@ -120,7 +122,9 @@ def test_record_pairs_data_files_with_splits(tmp_path: Path, fake_backend, capsy
     assert code == 0, capsys.readouterr().err
     with open_engine(db, create=False).connect() as conn:
         splits = dict(
-            conn.execute(select(s.queries.c.split, func.count()).group_by(s.queries.c.split)).all()
+            conn.execute(
+                select(schema.queries.c.split, func.count()).group_by(schema.queries.c.split)
+            ).all()
         )
     assert splits == {"train": 3, "test": 2}
     # One file per split, or say so.
@@ -155,7 +159,7 @@ def test_run_live_takes_task_args(tmp_path: Path, fake_backend, capsys) -> None:
     )
     assert code == 0, capsys.readouterr().err
     with open_engine(db, create=False).connect() as conn:
-        keys = sorted(conn.execute(select(s.queries.c.query_key)).scalars())
-        config = json.loads(json.dumps(conn.execute(select(s.banks.c.config)).scalar()))
+        keys = sorted(conn.execute(select(schema.queries.c.query_key)).scalars())
+        config = json.loads(json.dumps(conn.execute(select(schema.banks.c.config)).scalar()))
     assert len(keys) == 5 and all("add1" in k for k in keys)
     assert config["task_overrides"]["levels"] == "add1"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.core.test_runner import TOY
 from uisbench.cli import main
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
@@ -55,7 +55,10 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, engine, capsys, monkeypat
     assert err.count("\n") == 1 and err.startswith("uisbench: error:") and message in err
     assert not (tmp_path / "nope.jsonl").exists() and not list(tmp_path.glob("*.part"))
     with engine.connect() as conn:  # a configuration that could not run left no run behind
-        assert conn.execute(s.runs.select().where(s.runs.c.status != "complete")).first() is None
+        assert (
+            conn.execute(schema.runs.select().where(schema.runs.c.status != "complete")).first()
+            is None
+        )
 
 
 def test_export_gz_is_compressed_into_new_dirs_and_unwritable_target_is_one_line(

@@ -12,7 +12,7 @@ from tests.fakes import FakeBank, FakeModel
 from uisbench.blind import HIDDEN_MESSAGE
 from uisbench.errors import UisbenchError
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies import Decisions, RunContext, Strategy
@@ -91,14 +91,14 @@ def test_a_peeking_plugin_fails_with_a_clear_error_and_leaves_no_run(runner):
         runner.run(Peeking(), seed=0)
     assert str(err.value) == f"correct: {HIDDEN_MESSAGE}"
     with runner.engine.connect() as conn:
-        assert conn.execute(s.runs.select()).first() is None
+        assert conn.execute(schema.runs.select()).first() is None
 
 
 def test_evaluation_figures_are_written_after_the_decisions(runner):
     res = runner.run(Evaluated(), seed=0)
     with runner.engine.connect() as conn:
         rows = (
-            conn.execute(s.decisions.select().where(s.decisions.c.run_id == res.run_id))
+            conn.execute(schema.decisions.select().where(schema.decisions.c.run_id == res.run_id))
             .mappings()
             .all()
         )

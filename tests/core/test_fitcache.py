@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.fitcache import FitCache
-from uisbench.replay import replay
+from uisbench.run_loop import replay_in_memory
 from uisbench.store.arrays import BankArrays
 
 MODELS = tuple(
@@ -31,7 +31,7 @@ def bank(seed: int, name: str) -> BankArrays:
 
 def run(b: BankArrays, spec: str, cache: FitCache | None = None):
     test = np.arange(TRAIN, b.n_queries)
-    r = replay(b, b.subset(np.arange(TRAIN)), test, spec, seed=0, cache=cache)
+    r = replay_in_memory(b, b.subset(np.arange(TRAIN)), test, spec, seed=0, cache=cache)
     return repr((r.accuracy, r.dollars, r.extra))  # repr: NaN figures compare equal
 
 

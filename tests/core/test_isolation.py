@@ -22,9 +22,9 @@ from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.isolation import os_isolated
 from uisbench.meter import Meter
-from uisbench.replay import arrival_order
+from uisbench.run_loop import arrival_order
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies.base import STRATEGIES
@@ -81,7 +81,7 @@ def honest_score(r: Runner, label: str, seed: int) -> float:
 
 def runs(engine) -> list:
     with engine.connect() as conn:
-        return conn.execute(select(s.runs)).mappings().all()
+        return conn.execute(select(schema.runs)).mappings().all()
 
 
 def test_honest_plugin_scores_the_same_isolated_and_in_process(db):
@@ -173,7 +173,7 @@ def test_evaluation_figures_of_an_isolated_plugin(db, capfd):
     res = runner(db, "auto").run("evaluated", 0)
     with db.connect() as conn:
         extra = conn.execute(
-            select(s.decisions.c.extra).where(s.decisions.c.run_id == res.run_id)
+            select(schema.decisions.c.extra).where(schema.decisions.c.run_id == res.run_id)
         ).scalars()
         shares = [(e or {}).get("share_correct") for e in extra]
     if os_isolated():
@@ -207,6 +207,6 @@ def test_isolated_runs_are_identical_to_in_process_for_shipped_strategies(db):
         assert x.run_id == y.run_id  # the same run key: the second finds it complete
         assert y.skipped
     with db.connect() as conn:
-        n = conn.execute(select(s.runs.c.id)).all()
+        n = conn.execute(select(schema.runs.c.id)).all()
     assert len(n) == len(specs)
     assert np.isfinite(a.run("uniscale:features=hash", 0, force=True).accuracy)

@@ -40,7 +40,7 @@ LAYERS = {
     "uisbench.isolation": "core",
     "uisbench.runner": "core",
     "uisbench.parallel": "core",
-    "uisbench.replay": "core",
+    "uisbench.run_loop": "core",
     "uisbench.strategies.base": "core",  # the contract the runner drives
     "uisbench.strategies.references": "core",  # FILE.py:Class, module:Class (runner, worker)
     "uisbench.strategies": "strategies",

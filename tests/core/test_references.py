@@ -13,7 +13,7 @@ from uisbench.cli import main
 from uisbench.errors import UisbenchError
 from uisbench.isolation import bwrap_works
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies.base import parse_spec
@@ -55,7 +55,7 @@ def db(tmp_path, monkeypatch):
 
 def runs(engine) -> list:
     with engine.connect() as conn:
-        return conn.execute(select(s.runs).order_by(s.runs.c.id)).mappings().all()
+        return conn.execute(select(schema.runs).order_by(schema.runs.c.id)).mappings().all()
 
 
 @pytest.mark.parametrize(
@@ -204,8 +204,8 @@ def test_a_module_strategy_sees_its_package_not_the_rest_of_its_folder(db, tmp_p
     with db.connect() as conn:
         extra = dict(
             conn.execute(
-                select(s.decisions.c.run_id, s.decisions.c.extra).where(
-                    s.decisions.c.run_id.in_([res.run_id, res2.run_id])
+                select(schema.decisions.c.run_id, schema.decisions.c.extra).where(
+                    schema.decisions.c.run_id.in_([res.run_id, res2.run_id])
                 )
             ).all()
         )

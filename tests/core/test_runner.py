@@ -7,7 +7,7 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
@@ -30,8 +30,8 @@ def engine(tmp_path):
 
 def decisions(engine, run_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
-        query = s.decisions.select().where(s.decisions.c.run_id == run_id)
-        rows = conn.execute(query.order_by(s.decisions.c.query_id)).mappings().all()
+        query = schema.decisions.select().where(schema.decisions.c.run_id == run_id)
+        rows = conn.execute(query.order_by(schema.decisions.c.query_id)).mappings().all()
     return pd.DataFrame(rows).drop(columns=["id"])
 
 
@@ -52,8 +52,8 @@ def test_resume_writes_only_missing_decisions_with_identical_results(engine):
     reference = decisions(engine, full.run_id)
     with engine.begin() as conn:  # simulate a kill: half the rows lost, status still running
         drop = reference["query_id"].iloc[::2].tolist()
-        conn.execute(s.decisions.delete().where(s.decisions.c.query_id.in_(drop)))
-        conn.execute(s.runs.update().values(status="running"))
+        conn.execute(schema.decisions.delete().where(schema.decisions.c.query_id.in_(drop)))
+        conn.execute(schema.runs.update().values(status="running"))
     resumed = Runner(engine, "toy", "toy").run(spec, seed=2)
     assert resumed.resumed and resumed.run_id == full.run_id
     pd.testing.assert_frame_equal(decisions(engine, full.run_id), reference)
@@ -109,8 +109,8 @@ def test_a_run_stopped_between_commits_resumes_to_the_rows_of_one_never_stopped(
     with pytest.raises(KeyboardInterrupt):
         Runner(engine, "toy", "toy").run(spec)
     with engine.connect() as conn:
-        assert conn.execute(s.runs.select()).one().status == "running"
-        kept = conn.execute(s.decisions.select()).all()
+        assert conn.execute(schema.runs.select()).one().status == "running"
+        kept = conn.execute(schema.decisions.select()).all()
     assert 0 < len(kept) < len(reference)  # the committed chunks, not the whole run
     monkeypatch.setattr(cls, "run", real)
     resumed = Runner(engine, "toy", "toy").run(spec)

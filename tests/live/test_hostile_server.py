@@ -33,7 +33,7 @@ from tests.fakes import served_pool
 from tests.live.hostile import Servers, completion
 from uisbench.cli import main
 from uisbench.live.backends.openai import INFLATE_STEP, ServerSettings, _inflate, response_cap
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bankfile import MAX_TOKENS
 from uisbench.store.engine import open_engine
 
@@ -65,7 +65,7 @@ def record_args(folder: Path, url: str, k: int = 1, **openai: float) -> list[str
 def n_samples(folder: Path) -> int:
     engine = open_engine(str(folder / "bank.db"))
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(s.samples)).scalar_one()
+        return conn.execute(select(func.count()).select_from(schema.samples)).scalar_one()
 
 
 def one_error_line(capsys, args: list[str]) -> str:
@@ -260,13 +260,13 @@ def test_recorded_bank_always_reimports(hostile, tmp_path, capsys):
     main(["bank", "import", str(out), "--db", str(again)])
     engine = open_engine(str(again))
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(s.samples)).scalar_one() == held
+        assert conn.execute(select(func.count()).select_from(schema.samples)).scalar_one() == held
 
 
 def bank_of(folder: Path) -> str:
     engine = open_engine(str(folder / "bank.db"))
     with engine.connect() as conn:
-        return conn.execute(select(s.banks.c.name)).scalar_one()
+        return conn.execute(select(schema.banks.c.name)).scalar_one()
 
 
 def test_redirect_with_a_json_body_is_not_a_completion(hostile, tmp_path, capsys, monkeypatch):

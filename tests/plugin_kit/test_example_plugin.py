@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.cli import main
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies.base import STRATEGIES
@@ -85,10 +85,10 @@ def test_the_example_runs_isolated_shows_on_the_site_and_an_edit_gives_new_runs(
 
     cli(*run, "cheapest-enough:target=0.9")  # unchanged code: the same run, complete
     with open_engine(db).connect() as conn:
-        assert len(conn.execute(select(s.runs)).all()) == 1
+        assert len(conn.execute(select(schema.runs)).all()) == 1
     plugin.write_text(plugin.read_text() + "\n# an edit\n")
     cli(*run, "cheapest-enough:target=0.9")
     with open_engine(db).connect() as conn:
-        rows = conn.execute(select(s.runs.c.run_key, s.runs.c.summary)).all()
+        rows = conn.execute(select(schema.runs.c.run_key, schema.runs.c.summary)).all()
     assert len(rows) == 2 and rows[0].run_key != rows[1].run_key
     assert rows[1].summary["strategy"]["model"] == "big"  # what it chose on train

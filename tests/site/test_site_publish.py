@@ -69,11 +69,11 @@ def test_every_page_states_its_provenance(db: str, tmp_path: Path) -> None:
 def test_permalinks_come_from_keys(db: str, tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
     from uisbench.store.engine import open_engine
 
     with open_engine(db, create=False).connect() as conn:
-        keys = conn.execute(select(s.runs.c.run_key)).scalars().all()
+        keys = conn.execute(select(schema.runs.c.run_key)).scalars().all()
     files = build(db, tmp_path / "s")
     assert {k for k in files if k.startswith("runs/")} == {f"runs/{k[:16]}.html" for k in keys}
     queries = sorted(k.rsplit("/", 1)[1] for k in files if k.startswith("queries/"))

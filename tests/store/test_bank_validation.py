@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from uisbench.errors import UisbenchError
-from uisbench.store import bankfile
-from uisbench.store import schema as s
+from uisbench.store import bankfile, schema
 from uisbench.store.bank import export_rows, import_file
 from uisbench.store.bankfile import ALL_FIELDS, read_blocks, read_models_file, read_rows
 from uisbench.store.engine import open_engine
@@ -131,7 +130,7 @@ def import_outcome(path: Path, db: Path, **kw) -> tuple:
 
 
 def _has_bank(conn) -> bool:
-    return conn.execute(select(func.count()).select_from(s.banks)).scalar() > 0
+    return conn.execute(select(func.count()).select_from(schema.banks)).scalar() > 0
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -192,7 +191,7 @@ def test_duplicate_within_a_file_with_another_answer_is_refused(tmp_path, engine
     with pytest.raises(UisbenchError, match="another answer"):
         import_file(engine, write(tmp_path / "b.jsonl", rows))
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(s.samples)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(schema.samples)).scalar() == 0
     same = [row(), row(q=1), row()]
     assert import_file(engine, write(tmp_path / "b.jsonl", same)).inserted == 2
 

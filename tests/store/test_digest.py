@@ -41,11 +41,11 @@ def test_bank_json_beside_the_file_is_stored(tmp_path: Path) -> None:
     stats = import_file(engine, SHIPPED / "arith-smoke-cpu-tiny.jsonl.gz")
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
 
     with engine.connect() as conn:
         config = conn.execute(
-            select(s.banks.c.config).where(s.banks.c.name == stats.bank)
+            select(schema.banks.c.config).where(schema.banks.c.name == stats.bank)
         ).scalar_one()
     meta = json.loads((SHIPPED / "arith-smoke-cpu-tiny.bank.json").read_text())
     assert config == {"file": "arith-smoke-cpu-tiny.jsonl.gz", **meta}

@@ -15,7 +15,7 @@ from sqlalchemy import func, inspect, select, update
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import export_rows, import_file, info
 from uisbench.store.bankfile import models_file_beside, row_to_json
 from uisbench.store.engine import open_engine
@@ -75,7 +75,7 @@ def round_trip(url: str, bank: Path, models: Path | None) -> dict:
     """Every step of the round trip on one database; returns what must match across dialects."""
     engine = open_engine(url)
     try:
-        assert set(s.metadata.tables) <= set(inspect(engine).get_table_names())
+        assert set(schema.metadata.tables) <= set(inspect(engine).get_table_names())
         first = import_file(engine, bank, models)
         again = import_file(engine, bank, models)
         assert first.inserted == first.rows > 0
@@ -83,7 +83,7 @@ def round_trip(url: str, bank: Path, models: Path | None) -> dict:
         with engine.connect() as conn:
             df = info(conn, first.bank)
             exported = [json.loads(row_to_json(r)) for r in export_rows(conn, first.bank)]
-            synthetic = conn.execute(select(s.banks.c.synthetic)).scalar_one()
+            synthetic = conn.execute(select(schema.banks.c.synthetic)).scalar_one()
         (task,) = first.tasks
         runner = Runner(engine, task, first.bank)
         decisions, accuracy = {}, {}
@@ -95,24 +95,26 @@ def round_trip(url: str, bank: Path, models: Path | None) -> dict:
             with engine.connect() as conn:
                 rows = conn.execute(
                     select(
-                        s.queries.c.query_key,
-                        s.decisions.c.position,
-                        s.decisions.c.arms,
-                        s.decisions.c.samples_used,
-                        s.decisions.c.answer,
-                        s.decisions.c.correct,
-                        s.decisions.c.input_tokens,
-                        s.decisions.c.output_tokens,
-                        s.decisions.c.flops,
-                        s.decisions.c.dollars,
-                        s.decisions.c.latency_s,
+                        schema.queries.c.query_key,
+                        schema.decisions.c.position,
+                        schema.decisions.c.arms,
+                        schema.decisions.c.samples_used,
+                        schema.decisions.c.answer,
+                        schema.decisions.c.correct,
+                        schema.decisions.c.input_tokens,
+                        schema.decisions.c.output_tokens,
+                        schema.decisions.c.flops,
+                        schema.decisions.c.dollars,
+                        schema.decisions.c.latency_s,
                     )
-                    .join(s.queries, s.decisions.c.query_id == s.queries.c.id)
-                    .where(s.decisions.c.run_id == res.run_id)
-                    .order_by(s.queries.c.query_key)
+                    .join(schema.queries, schema.decisions.c.query_id == schema.queries.c.id)
+                    .where(schema.decisions.c.run_id == res.run_id)
+                    .order_by(schema.queries.c.query_key)
                 ).all()
                 summary = conn.execute(
-                    select(s.runs.c.summary, s.runs.c.status).where(s.runs.c.id == res.run_id)
+                    select(schema.runs.c.summary, schema.runs.c.status).where(
+                        schema.runs.c.id == res.run_id
+                    )
                 ).one()
             assert summary.status == "complete" and summary.summary["accuracy"] == res.accuracy
             assert len(rows) == res.n_queries
@@ -166,7 +168,9 @@ def test_postgres_round_trip_matches_sqlite(postgres_db, tmp_path, bank_files):
 def test_postgres_refuses_another_schema_version(postgres_db):
     engine = open_engine(postgres_db)
     with engine.begin() as conn:
-        conn.execute(update(s.meta).where(s.meta.c.key == "schema_version").values(value="999"))
+        conn.execute(
+            update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="999")
+        )
     engine.dispose()
     with pytest.raises(UisbenchError, match="schema version 999"):
         open_engine(postgres_db)
@@ -234,7 +238,7 @@ def _refusal(url: str, path: Path) -> tuple[str, dict]:
         with engine.connect() as conn:
             counts = {
                 t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                for t in (s.samples, s.queries, s.models, s.tasks, s.banks)
+                for t in (schema.samples, schema.queries, schema.models, schema.tasks, schema.banks)
             }
         return str(exc.value), counts
     finally:

@@ -20,8 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.store.test_postgres import tiny_bank
 from uisbench.errors import UisbenchError
 from uisbench.store import bank as bank_mod
-from uisbench.store import dialect
-from uisbench.store import schema as s
+from uisbench.store import dialect, schema
 from uisbench.store.bank import (
     ensure_bank,
     ensure_models,
@@ -121,9 +120,11 @@ def test_set_wise_and_per_row_checks_store_what_sqlite_stores(
 
 
 def _held_ids(conn) -> tuple[int, int, int]:
-    bank = conn.execute(select(s.banks.c.id)).scalar_one()
-    model = conn.execute(select(s.models.c.id)).scalars().first()
-    query = conn.execute(select(s.queries.c.id).order_by(s.queries.c.id)).scalars().first()
+    bank = conn.execute(select(schema.banks.c.id)).scalar_one()
+    model = conn.execute(select(schema.models.c.id)).scalars().first()
+    query = (
+        conn.execute(select(schema.queries.c.id).order_by(schema.queries.c.id)).scalars().first()
+    )
     return bank, model, query
 
 
@@ -149,7 +150,7 @@ def test_set_wise_locks_the_parents_as_the_triggers_do_and_not_the_readers(
         plans = _spy_plans(monkeypatch)
         with engine.begin() as conn:
             rows = [(new_bank, query_id, new_model, k, True) for k in range(5)]
-            assert dialect.copy_insert_new(conn, s.samples, COLUMNS, rows)
+            assert dialect.copy_insert_new(conn, schema.samples, COLUMNS, rows)
             assert plans[-1] is not None
             setting = "SELECT current_setting('session_replication_role')"
             assert conn.exec_driver_sql(setting).scalar() == "origin"
@@ -161,7 +162,7 @@ def test_set_wise_locks_the_parents_as_the_triggers_do_and_not_the_readers(
                 with pytest.raises(psycopg.errors.LockNotAvailable):
                     other.execute(f"DELETE FROM banks WHERE id = {new_bank}")
         with engine.connect() as conn:
-            sc = s.samples.c
+            sc = schema.samples.c
             new = select(func.count()).where(sc.bank_id == new_bank, sc.model_id == new_model)
             assert conn.execute(new).scalar() == 5
     finally:
@@ -177,13 +178,13 @@ def test_a_missing_parent_is_the_servers_error(postgres_db, tmp_path, monkeypatc
         import_file(engine, bank, name="held")
         with engine.connect() as conn:
             bank_id, model_id, query_id = _held_ids(conn)
-            before = conn.execute(select(func.count()).select_from(s.samples)).scalar()
+            before = conn.execute(select(func.count()).select_from(schema.samples)).scalar()
         rows = [(bank_id, query_id, model_id, 900 + k, True) for k in range(5)]
         rows.append((bank_id, query_id, 10**6, 0, True))  # no such model
         with pytest.raises(psycopg.errors.ForeignKeyViolation), engine.begin() as conn:
-            getattr(dialect, bulk)(conn, s.samples, COLUMNS, rows)
+            getattr(dialect, bulk)(conn, schema.samples, COLUMNS, rows)
         with engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(s.samples)).scalar() == before
+            assert conn.execute(select(func.count()).select_from(schema.samples)).scalar() == before
     finally:
         engine.dispose()
 

@@ -17,7 +17,7 @@ from tests.fakes import FakeBank, FakeModel
 from uisbench.cli import main
 from uisbench.results.aggregate import summarize_db
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.store.splits import TRAIN_FRACTION, seeded_split
@@ -89,7 +89,11 @@ def _real_db(tmp_path: Path, banks: list[str]) -> tuple[str, str, dict]:
     for spec in REAL:
         runner.run(spec, seed=0)
     with engine.connect() as conn:
-        rows = conn.execute(s.runs.select().where(s.runs.c.strategy == "t2")).mappings().all()
+        rows = (
+            conn.execute(schema.runs.select().where(schema.runs.c.strategy == "t2"))
+            .mappings()
+            .all()
+        )
     t2 = {r["config_label"]: json.dumps(r["summary"]["strategy"], sort_keys=True) for r in rows}
     return db, _report(db), t2
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeBank, FakeModel
-from uisbench.replay import replay
+from uisbench.run_loop import replay_in_memory
 from uisbench.strategies.base import make_strategy
 from uisbench.strategies.routing import escalates, share_threshold
 
@@ -47,7 +47,7 @@ BANK = FakeBank(
 @pytest.mark.parametrize("share", SHARES)
 def test_each_stage_escalates_exactly_the_share_of_training_queries(share):
     strat = make_strategy(f"cascade:escalate={share},signal=agreement")
-    replay(BANK, BANK.subset(np.arange(N // 2)), np.arange(N // 2, N), strat, seed=3)
+    replay_in_memory(BANK, BANK.subset(np.arange(N // 2)), np.arange(N // 2, N), strat, seed=3)
     assert strat.run_summary()["train_escalated"] == {"small": round(share * N / 2) / (N / 2)}
 
 
@@ -55,7 +55,7 @@ def escalated_share(share: float, seed: int) -> tuple[float, float]:
     """(share of test queries passed on to the big model, mean dollars per query)."""
     strat = make_strategy(f"cascade:escalate={share},signal=agreement")
     train, test = np.arange(N // 2), np.arange(N // 2, N)
-    r = replay(BANK, BANK.subset(train), test, strat, seed)
+    r = replay_in_memory(BANK, BANK.subset(train), test, strat, seed)
     return float(np.mean([e["model"] == "big" for e in r.extra])), r.dollars
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from uisbench.errors import UisbenchError
-from uisbench.replay import replay
+from uisbench.run_loop import replay_in_memory
 from uisbench.store.arrays import BankArrays, ModelArrays
 from uisbench.strategies.base import STRATEGIES
 from uisbench.strategies.decomposed import variant_name
@@ -62,8 +62,8 @@ def test_sweep_is_empty_without_a_variant() -> None:
 
 def test_runs_the_variant_through_the_meter() -> None:
     bank = make_bank(True)
-    out = replay(bank, bank.subset(TRAIN), TEST, "decomposed:model=m@decomposed", 0)
-    dense = replay(bank, bank.subset(TRAIN), TEST, "single:model=m", 0)
+    out = replay_in_memory(bank, bank.subset(TRAIN), TEST, "decomposed:model=m@decomposed", 0)
+    dense = replay_in_memory(bank, bank.subset(TRAIN), TEST, "single:model=m", 0)
     variant = bank.models["m@decomposed"]
     assert out.samples == 1
     assert out.accuracy == pytest.approx(variant.correct[TEST, 0].mean())
@@ -76,4 +76,4 @@ def test_runs_the_variant_through_the_meter() -> None:
 def test_refuses_a_model_that_is_not_a_variant() -> None:
     bank = make_bank(True)
     with pytest.raises(UisbenchError, match="not one"):
-        replay(bank, bank.subset(TRAIN), TEST, "decomposed:model=m", 0)
+        replay_in_memory(bank, bank.subset(TRAIN), TEST, "decomposed:model=m", 0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeBank, FakeModel
-from uisbench.replay import replay
+from uisbench.run_loop import replay_in_memory
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.frugal import Stage, evaluate
 from uisbench.strategies.mf_router import MFParams, _grads
@@ -73,8 +73,10 @@ def test_mf_gradients_match_finite_differences() -> None:
 
 
 def test_mf_router_routes_each_topic_to_its_model(bank: BankArrays) -> None:
-    singles = {m: replay(bank, bank.subset(TRAIN), TEST, f"single:model={m}") for m in ACC}
-    mf = replay(bank, bank.subset(TRAIN), TEST, "mf-router:wtp=inf,features=hash")
+    singles = {
+        m: replay_in_memory(bank, bank.subset(TRAIN), TEST, f"single:model={m}") for m in ACC
+    }
+    mf = replay_in_memory(bank, bank.subset(TRAIN), TEST, "mf-router:wtp=inf,features=hash")
     # Topic-wise best is 0.9 everywhere; the best single model (big) averages 0.7.
     assert mf.accuracy > max(s.accuracy for s in singles.values()) + 0.1
     # each topic (a third of the queries) goes to its own model
@@ -95,11 +97,11 @@ def test_frugal_cascade_replays_its_training_estimate_and_meets_the_budget(bank)
     train = bank.subset(TRAIN)
     for budget in (0.05, 0.3, 0.6):
         # the training split replayed as the test stream: accuracy and cost must be the plan's
-        r = replay(bank, train, TRAIN, f"frugal-cascade:budget={budget}")
+        r = replay_in_memory(bank, train, TRAIN, f"frugal-cascade:budget={budget}")
         e = r.extra[0]
         assert r.accuracy == pytest.approx(e["train_accuracy"], abs=1e-12)
         assert r.flops == pytest.approx(e["train_cost"], rel=1e-9)
         assert not e["over_budget"] and r.flops <= e["budget"] * (1 + 1e-9)
-    big = replay(bank, train, TEST, "single:model=big")
-    rich = replay(bank, train, TEST, "frugal-cascade:budget=1")
+    big = replay_in_memory(bank, train, TEST, "single:model=big")
+    rich = replay_in_memory(bank, train, TEST, "frugal-cascade:budget=1")
     assert rich.accuracy > big.accuracy  # small/mid first, big for the unsure: beats big alone

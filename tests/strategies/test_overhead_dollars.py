@@ -15,7 +15,7 @@ import pytest
 from tests.fakes import FakeBank, FakeModel
 from uisbench.meter import Meter, local_client
 from uisbench.runner import Runner
-from uisbench.store import schema as s
+from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 from uisbench.strategies.features import (
@@ -77,7 +77,9 @@ def test_a_models_file_prices_the_router_and_every_decision_pays_it(tmp_path):
     runner = Runner(engine, "toy", "toy")
     run = runner.run("knn-router:features=hash,wtp=inf")
     with engine.connect() as conn:
-        rows = conn.execute(s.decisions.select().where(s.decisions.c.run_id == run.run_id))
+        rows = conn.execute(
+            schema.decisions.select().where(schema.decisions.c.run_id == run.run_id)
+        )
         d = pd.DataFrame(rows.mappings().all())
     chosen = d["extra"].map(lambda e: e["model"])
     p_in, p_out = (chosen.map(lambda m, i=i: PRICES[m][i]) for i in (0, 1))

@@ -40,9 +40,9 @@ def runners(tmp_path_factory):
 
 
 def mean_run(runner, spec: str) -> tuple[float, float]:
-    from uisbench.replay import replay_seeds
+    from uisbench.run_loop import replay_seeds_in_memory
 
-    r = replay_seeds(runner.arrays, runner.train, runner.test_pos, spec, SEEDS)
+    r = replay_seeds_in_memory(runner.arrays, runner.train, runner.test_pos, spec, SEEDS)
     return r.accuracy, r.dollars
 
 
@@ -90,14 +90,14 @@ def budget_gains(runner, specs: list[str]) -> tuple[dict, pd.DataFrame, pd.Serie
     cost: (gain, 95% paired-bootstrap interval) per single model (NaN where they cannot spend
     that little), from per-query accuracy averaged over ``SEEDS``; with that per-query table
     and the mean costs."""
-    from uisbench.replay import replay_seeds
     from uisbench.results.budget import budget_table
+    from uisbench.run_loop import replay_seeds_in_memory
     from uisbench.strategies.costing import all_sizes_known
 
     unit = "flops" if all_sizes_known(runner.arrays.model_meta) else "dollars"
     singles = [f"single:model={m}" for m in runner.models]
     runs = {
-        s: replay_seeds(runner.arrays, runner.train, runner.test_pos, s, SEEDS)
+        s: replay_seeds_in_memory(runner.arrays, runner.train, runner.test_pos, s, SEEDS)
         for s in singles + specs
     }
     table = pd.DataFrame({s: pd.Series(x.correct, index=x.q) for s, x in runs.items()}).T
@@ -171,10 +171,10 @@ def test_uniscale_plays_the_ladder_model_its_cost_weight_makes_best(uniscale_gai
 
 
 def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
 
     r = runners["date-mot"]
-    out = replay(r.arrays, r.train, r.test_pos, "t2:budget=0.1", 0)
+    out = replay_in_memory(r.arrays, r.train, r.test_pos, "t2:budget=0.1", 0)
     e = out.extra[0]
     assert "N or D unknown" in e["fit"] and e["unit"] == "dollars"
     # The law is fitted on the training split, so it fits there better than on test: measured
@@ -182,23 +182,23 @@ def test_t2_reports_fit_error_and_falls_back_on_date(runners) -> None:
     assert 0 < e["fit_rel_error_train"] < e["fit_rel_error_test"] / 3
     assert e["fit_rel_error_test"] < 0.15
     mm = runners["mmlu-llama-ladder"]
-    e2 = replay(mm.arrays, mm.train, mm.test_pos, "t2:budget=0.3", 0).extra[0]
+    e2 = replay_in_memory(mm.arrays, mm.train, mm.test_pos, "t2:budget=0.3", 0).extra[0]
     assert e2["fit"].startswith("T2 approach 1") and e2["unit"] == "flops"
 
 
 def test_uniscale_through_the_runner_writes_rewards_and_regret(runners) -> None:
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
 
     r = runners["date-mot"]
     res = r.run("uniscale:cost_weight=0.3,features=hash", 0)
     assert res.n_queries == len(r.test_pos) and not res.skipped
     with r.engine.connect() as conn:
         rows = conn.execute(
-            select(s.decisions.c.reward, s.decisions.c.extra, s.decisions.c.position)
-            .where(s.decisions.c.run_id == res.run_id)
-            .order_by(s.decisions.c.position)
+            select(schema.decisions.c.reward, schema.decisions.c.extra, schema.decisions.c.position)
+            .where(schema.decisions.c.run_id == res.run_id)
+            .order_by(schema.decisions.c.position)
         ).all()
     assert len(rows) == len(r.test_pos)
     assert all(x.reward is not None for x in rows)
@@ -207,14 +207,14 @@ def test_uniscale_through_the_runner_writes_rewards_and_regret(runners) -> None:
 
 
 def test_t2_choice_differs_from_best_on_train_and_extrapolation_is_reported(runners) -> None:
-    from uisbench.replay import replay
+    from uisbench.run_loop import replay_in_memory
     from uisbench.strategies.base import make_strategy
 
     r = runners["date-mot"]
     differs, extrapolation = [], None
     for params in make_strategy("t2").sweep(r.models, r.max_k()):
         s = make_strategy(f"t2:budget={params['budget']}")
-        replay(r.arrays, r.train, r.test_pos, s, 0)
+        replay_in_memory(r.arrays, r.train, r.test_pos, s, 0)
         differs.append(s.run_summary()["law_differs"])
         extrapolation = s.run_summary()["extrapolation"]
     assert any(differs)  # the law adds something the plain best-on-train choice does not

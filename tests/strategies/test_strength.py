@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import FakeBank, FakeModel
-from uisbench.replay import arrival_order, replay
+from uisbench.run_loop import arrival_order, replay_in_memory
 from uisbench.store.arrays import BankArrays
 from uisbench.strategies.base import make_strategy
 from uisbench.strategies.t2 import candidate_ks, fit_t2, law
@@ -40,7 +40,7 @@ def tiny_bank(q: int = 40, s: int = 1, seed: int = 0, unanimous: bool = False) -
 def test_uniscale_rewards_and_regret_references_by_hand() -> None:
     b = tiny_bank()
     train, test = np.arange(20), np.arange(20, 40)
-    r = replay(
+    r = replay_in_memory(
         b, b.subset(train), test, "uniscale:cost_weight=0.5,norm=linear,max_k=1,features=hash"
     )
     # k = 1 arms: cost = 2·N·(prompt + output); linear norm by the dearest arm (big).
@@ -82,7 +82,7 @@ def test_one_standard_error_rule_prefers_the_simpler_setting() -> None:
 def test_uniscale_settings_chosen_on_train_and_reported() -> None:
     b = tiny_bank(q=80)
     s = make_strategy("uniscale:cost_weight=0.2,max_k=1,features=hash")
-    replay(b, b.subset(np.arange(40)), np.arange(40, 80), s)
+    replay_in_memory(b, b.subset(np.arange(40)), np.arange(40, 80), s)
     summary = s.run_summary()
     settings = summary["settings"]
     assert settings["norm"] in ("linear", "log", "rank") and "norm_area" in settings
@@ -93,7 +93,7 @@ def test_uniscale_settings_chosen_on_train_and_reported() -> None:
 
 def test_adaptive_charges_each_request_its_uncached_prompt_tail() -> None:
     b = tiny_bank(q=40, s=8, unanimous=True)
-    r = replay(
+    r = replay_in_memory(
         b, b.subset(np.arange(20)), np.arange(20, 40), "adaptive:model=small,k=8,confidence=0.95"
     )
     # Unanimous votes decide at v = 4 samples, drawn one request at a time. The first request
@@ -139,7 +139,7 @@ def test_t2_amortised_training_compute_and_best_on_train() -> None:
     b = tiny_bank(q=80, s=4)
     train, test = b.subset(np.arange(40)), np.arange(40, 80)
     s = make_strategy("t2:budget=1,served=1e9,metric=pass")
-    replay(b, train, test, s)
+    replay_in_memory(b, train, test, s)
     infer = 2 * SIZE["small"] * (PROMPT + OUT)  # one sample of small
     amortised = 6 * SIZE["small"] * 1e12 / 1e9
     costs = {(m, k): c for m, k, c in s.candidates}

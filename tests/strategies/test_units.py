@@ -15,7 +15,7 @@ import pytest
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
 from uisbench.meter import Meter, local_client
-from uisbench.replay import replay
+from uisbench.run_loop import replay_in_memory
 from uisbench.store.arrays import BankArrays, ModelArrays
 from uisbench.strategies.aggregators import AGGREGATORS, SampleView
 from uisbench.strategies.base import STRATEGIES, RunContext
@@ -60,7 +60,7 @@ def bank() -> BankArrays:
 
 
 def run(bank: BankArrays, spec: str, seed: int = 0):
-    return replay(bank, bank.subset(TRAIN), TEST, spec, seed)
+    return replay_in_memory(bank, bank.subset(TRAIN), TEST, spec, seed)
 
 
 def test_every_strategy_has_description_family_and_params() -> None:

@@ -207,15 +207,15 @@ def _truth_from_database(ctx: RunContext) -> Any:
         return None, None
     from sqlalchemy import select
 
-    from uisbench.store import schema as s
+    from uisbench.store import schema
     from uisbench.store.arrays import load_arrays
     from uisbench.store.engine import open_engine
 
     engine = open_engine(path, create=False)
     with engine.connect() as conn:
-        tasks = conn.execute(select(s.tasks.c.name)).scalars().all()
+        tasks = conn.execute(select(schema.tasks.c.name)).scalars().all()
         bank = load_arrays(conn, ctx.meter.bank.bank, tasks[0])
-        refs = dict(conn.execute(select(s.queries.c.id, s.queries.c.reference)).all())
+        refs = dict(conn.execute(select(schema.queries.c.id, schema.queries.c.reference)).all())
     return bank, refs
 
 

@@ -1,8 +1,8 @@
-"""Replaying a strategy: the one place a run's seeded stream, meter and fit-then-run are set up.
+"""The run loop: the one place a run's seeded stream, meter and fit-then-run are set up.
 
 :class:`uisbench.runner.Runner` drives a replay and writes its decisions to the database;
-:func:`replay` drives the same replay in memory (sweeps, benchmarks, tests) and returns the
-per-configuration means the leaderboard would show. Both start from :func:`start`, so a
+:func:`replay_in_memory` drives the same replay in memory (sweeps, benchmarks, tests) and
+returns the per-configuration means the leaderboard would show. Both start from :func:`start`, so a
 configuration and seed give the same decisions either way:
 
 * the test queries arrive in a seeded permutation that depends on the seed only, so every
@@ -88,7 +88,7 @@ def figures_by_position(label: str, figures: list | None, stream: np.ndarray) ->
 
 
 @dataclass
-class Replay:
+class InMemoryRun:
     """One configuration and seed replayed in memory; costs are means per test query."""
 
     label: str
@@ -98,20 +98,20 @@ class Replay:
     flops: float  # NaN when some model's size is unknown
     dollars: float
     samples: float
-    correct: np.ndarray  # per test query, in stream order (replay_seeds: by position)
+    correct: np.ndarray  # per test query, in stream order (replay_seeds_in_memory: by position)
     reward: np.ndarray | None = None
     extra: list[dict[str, Any]] = field(default_factory=list)
     q: np.ndarray | None = None  # the query position of each entry of ``correct``
 
 
-def replay(
+def replay_in_memory(
     arrays: BankArrays,
     train: BankArrays,
     test_pos: np.ndarray,
     strategy: Strategy | str,
     seed: int = 0,
     cache: FitCache | None = None,
-) -> Replay:
+) -> InMemoryRun:
     """Run one configuration with one seed over the test queries; nothing is written. Fits
     go to ``cache`` (pass one to share them between calls), else to a cache of this call."""
     strat = make_strategy(strategy)
@@ -123,7 +123,7 @@ def replay(
     _, correct = meter.resolve(np.concatenate([np.asarray(c.handle) for c in chunks]))
     rewards = [c.reward for c in chunks]
     ledger = meter.ledger
-    return Replay(
+    return InMemoryRun(
         label=strat.label(),
         family=strat.family,
         upper_bound=bool(strat.upper_bound or meter.used_oracle),
@@ -141,14 +141,14 @@ def replay(
     )
 
 
-def replay_seeds(
+def replay_seeds_in_memory(
     arrays: BankArrays,
     train: BankArrays,
     test_pos: np.ndarray,
     spec: str,
     seeds: list[int],
     cache: FitCache | None = None,
-) -> Replay:
+) -> InMemoryRun:
     """Mean over seeds of one configuration (accuracy and costs averaged); the seeds share one
     fit cache (``cache``, else one of this call).
 
@@ -156,10 +156,10 @@ def replay_seeds(
     position (``correct[i]`` belongs to ``q[i]``, positions ascending), never by arrival index.
     """
     cache = cache if cache is not None else FitCache()
-    runs = [replay(arrays, train, test_pos, spec, s, cache) for s in seeds]
+    runs = [replay_in_memory(arrays, train, test_pos, spec, s, cache) for s in seeds]
     by_pos = [r.correct[np.argsort(r.q)] for r in runs]
     first = runs[0]
-    return Replay(
+    return InMemoryRun(
         label=first.label,
         family=first.family,
         upper_bound=any(r.upper_bound for r in runs),
