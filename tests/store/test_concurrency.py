@@ -161,7 +161,7 @@ def test_sigkill_at_random_moments_then_resume(template, tmp_path):
     rng = np.random.default_rng(2024)
     kills = 0
     killed_at: list[int] = []  # decisions committed when each kill landed (for diagnosis)
-    for _ in range(3):
+    for _ in range(4):
         before = max(count_decisions(db), 0)
         if before >= total:
             break
@@ -185,8 +185,10 @@ def test_sigkill_at_random_moments_then_resume(template, tmp_path):
         assert proc.returncode in (0, -signal.SIGKILL)
         # Whatever was committed is consistent: no run has a query twice (checked inside).
         decisions_by_run(db)
-    assert kills >= 2, f"runs finished before they could be killed ({killed_at} of {total})"
-    assert all(k < total for k in killed_at), (killed_at, total)
+    # Rows are committed in bursts (at most a second apart), so a late kill can land after the
+    # last burst, while the process closes its runs: still a kill, but not inside the stream.
+    inside = [k for k in killed_at if k < total]
+    assert kills >= 2 and len(inside) >= 2, f"kills inside the stream: {killed_at} of {total}"
     finish(cli_run(db, *RESUME_ARGS))
     resumed = decisions_by_run(db)
     assert resumed.keys() == reference.keys()

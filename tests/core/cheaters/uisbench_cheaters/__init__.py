@@ -322,7 +322,9 @@ class Garbage(Honest):
 
     def truth(self, ctx):
         print("a plugin's print() is harmless")
-        for fd in range(3, 64):
+        # every open descriptor, whatever its number (a parent with many files open hands
+        # the channel's pipes over at high numbers)
+        for fd in sorted(int(x) for x in os.listdir("/proc/self/fd") if int(x) > 2):
             try:
                 if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
                     os.write(fd, b"\xff" * 64)
