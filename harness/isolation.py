@@ -31,7 +31,8 @@ order before any later call, so one run costs one round trip per draw or feedbac
 
 Nothing from the child is unpickled: every message is a JSON header plus raw numpy arrays of a
 declared dtype and shape (:func:`read_message`), each size-bounded and checked by the parent. A
-child that crashes, hangs past the timeout or breaks the protocol ends its run with one error.
+child that crashes, hangs past the timeout (reading or, through :class:`TimedWriter`, not
+reading what the parent writes) or breaks the protocol ends its run with one error.
 :meth:`Strategy.evaluate` (which reads the test truth) runs in the child only after its last
 decision is committed and only under OS-level isolation (bubblewrap and seccomp); else it is
 skipped with one note.
@@ -93,7 +94,10 @@ UNANSWERED = ("commit", "charge")
 
 # ---------------------------------------------------------------------------- framing
 def write_message(
-    fh: BinaryIO, header: dict[str, Any], arrays: dict | None = None, flush: bool = True
+    fh: BinaryIO | TimedWriter,
+    header: dict[str, Any],
+    arrays: dict | None = None,
+    flush: bool = True,
 ) -> None:
     """One message: 8-byte length, the JSON header (naming each array's dtype and shape), the
     arrays' bytes in order. ``flush=False`` leaves it in ``fh``'s buffer, to go with the next
@@ -109,6 +113,43 @@ def write_message(
         fh.write(memoryview(v).cast("B"))
     if flush:
         fh.flush()
+
+
+class TimedWriter:
+    """The parent's end of a pipe to a strategy's process: writes buffered until a flush, which
+    gives up after ``timeout_s`` without progress. A process that stops reading (the truth,
+    a large reply, a run header) then ends its run with a timeout instead of blocking the
+    parent on a full pipe forever."""
+
+    def __init__(self, fd: int, timeout_s: float) -> None:
+        os.set_blocking(fd, False)
+        self.fd, self.timeout_s = fd, timeout_s
+        self._buf = bytearray()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._buf += data
+        return len(data)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        view, done = memoryview(self._buf), 0
+        try:
+            while done < len(view):
+                try:
+                    done += os.write(self.fd, view[done:])
+                    continue
+                except BlockingIOError:
+                    pass
+                if not select.select([], [self.fd], [], timeout_s)[1]:
+                    raise UisbenchError(
+                        f"the strategy's process read nothing for {timeout_s:g} s (timeout)"
+                    )
+        finally:
+            view.release()
+            del self._buf[:done]
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _contiguous(v: Any) -> np.ndarray:
@@ -474,7 +515,8 @@ class ForkServer:
         self._empty = tempfile.mkdtemp(prefix="uisbench-empty-")
         self._noted = False
         self._described: dict[str, Described] = {}
-        self._din: BinaryIO | None = None  # the run's child reads this (replies, the truth)
+        self._din: TimedWriter | None = None  # the run's child reads this (replies, truth)
+        self._tin: TimedWriter | None = None  # the template's stdin
         self._dout: int | None = None  # what the run's child (and its template) write
         self.roots: list[str] = []  # import roots of strategies named module:Class
         self.tops: list[str] = []  # what of each root is bound: the package or the module
@@ -528,14 +570,16 @@ class ForkServer:
         )
         for fd in data:
             os.close(fd)
-        self._din, self._dout = os.fdopen(self_din, "wb", buffering=1 << 16), self_dout
+        self._din, self._dout = TimedWriter(self_din, self.timeout_s), self_dout
         assert self.proc.stdin is not None
+        self._tin = TimedWriter(self.proc.stdin.fileno(), self.timeout_s)
         th, ta = pack_bank(self.train, "t")
         vh, va = pack_view(self.view)
         bpf = seccomp_program()  # compiled here: the sandbox has no ldconfig to find libseccomp
         extra = {} if bpf is None else {"seccomp": np.frombuffer(bpf, dtype=np.uint8)}
         init = {"op": "init", "train": th, "view": vh}
-        write_message(self.proc.stdin, init, {**ta, **va, **extra})
+        write_message(self._tin, init, {**ta, **va, **extra}, flush=False)
+        self._tin.flush(max(self.timeout_s, 60.0))  # the template reads it once it has started
         reply, _ = self._read(time.monotonic() + max(self.timeout_s, 60.0))
         if reply.get("op") != "ready":
             raise ProtocolError("the strategy process did not start")
@@ -563,6 +607,7 @@ class ForkServer:
             with contextlib.suppress(OSError):
                 os.close(self._dout)
             self._din = self._dout = None
+        self._tin = None  # its descriptor is the template's stdin, closed below
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -585,7 +630,7 @@ class ForkServer:
         for path, text in self.sources.items():  # no reply: the template only keeps it
             if path not in self._sent:
                 arr = np.frombuffer(text, dtype=np.uint8)
-                write_message(self.proc.stdin, {"op": "source", "path": path}, {"text": arr})
+                write_message(self._tin, {"op": "source", "path": path}, {"text": arr})
                 self._sent.add(path)
         return self.proc
 
@@ -610,8 +655,8 @@ class ForkServer:
             raise
 
     def _ask(self, header: dict[str, Any]) -> dict[str, Any]:
-        proc = self._ensure()
-        write_message(proc.stdin, header)
+        self._ensure()
+        write_message(self._tin, header)
         reply, _ = self._read(time.monotonic() + self.timeout_s)
         if reply.get("op") == "error":
             raise UisbenchError(_text(str(reply.get("message"))[:MAX_TEXT], "an error"))
@@ -666,9 +711,9 @@ class ForkServer:
         run's messages, and what it left on the channel (its own forgeries included: it cannot
         know the next token) is skipped; a channel left unreadable costs a fresh template."""
         for attempt in (0, 1):
-            proc = self._ensure()
+            self._ensure()
             token = os.urandom(16).hex()
-            write_message(proc.stdin, dict(head, token=token), {"stream": stream})
+            write_message(self._tin, dict(head, token=token), {"stream": stream})
             try:
                 for _ in range(MAX_STALE):
                     msg, _ = self._read(time.monotonic() + self.timeout_s, child=True)

@@ -11,7 +11,10 @@ higher: the test can fail.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ from sqlalchemy import select
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.errors import UisbenchError
-from uisbench.isolation import os_isolated
+from uisbench.isolation import TimedWriter, os_isolated, write_message
 from uisbench.meter import Meter
 from uisbench.run_loop import arrival_order
 from uisbench.runner import Runner
@@ -210,3 +213,26 @@ def test_isolated_runs_are_identical_to_in_process_for_shipped_strategies(db):
         n = conn.execute(select(schema.runs.c.id)).all()
     assert len(n) == len(specs)
     assert np.isfinite(a.run("uniscale:features=hash", 0, force=True).accuracy)
+
+
+def test_a_process_that_stops_reading_cannot_hang_the_parent():
+    """The parent's writes to a strategy's process (the truth, replies, run headers) are
+    bounded by the run's timeout: a child that never reads gets one timeout error, never a
+    parent blocked on a full pipe."""
+    r, w = os.pipe()
+    try:
+        out = TimedWriter(w, timeout_s=0.5)
+        start = time.monotonic()
+        with pytest.raises(UisbenchError, match="timeout"):
+            write_message(out, {"op": "truth"}, {"x": np.zeros(1 << 20, dtype=np.uint8)})
+        assert time.monotonic() - start < 5
+        ok_r, ok_w = os.pipe()
+        small = TimedWriter(ok_w, timeout_s=0.5)
+        write_message(small, {"op": "reply"}, {"x": np.arange(10)})  # fits: written at once
+        assert len(os.read(ok_r, 1 << 16)) > 80
+        small.close()
+        os.close(ok_r)
+    finally:
+        os.close(r)
+        with contextlib.suppress(OSError):
+            os.close(w)
