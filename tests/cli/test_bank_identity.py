@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from uisbench.cli import main
+from tests.fakes import cli
 from uisbench.results.aggregate import load_runs
 from uisbench.store import schema
 from uisbench.store.engine import open_engine
@@ -41,26 +40,18 @@ def write_bank(path: Path, n_queries: int) -> Path:
     return path
 
 
-def cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out + out.err
-
-
 def test_grown_bank_gets_new_runs_and_old_ones_keep_their_label(tmp_path, capsys):
     db = str(tmp_path / "r.db")
     run = ("run", "--bank", "mm", "--strategy", "single:model=m", "--no-report", "--db", db)
     small = write_bank(tmp_path / "small.jsonl", 30)
     assert cli(capsys, "bank", "import", str(small), "--name", "mm", "--db", db)[0] == 0
     assert cli(capsys, *run)[0] == 0
-    code, out = cli(capsys, *run)
-    assert code == 0 and "1 already complete" in out  # same content: nothing to do
+    code, out, err = cli(capsys, *run)
+    assert code == 0 and "1 already complete" in out + err  # same content: nothing to do
     full = write_bank(tmp_path / "full.jsonl", 50)
     assert cli(capsys, "bank", "import", str(full), "--name", "mm", "--db", db)[0] == 0
-    code, out = cli(capsys, *run)
-    assert code == 0 and "0 already complete" in out
+    code, out, err = cli(capsys, *run)
+    assert code == 0 and "0 already complete" in out + err
     engine = open_engine(db)
     with engine.connect() as conn:
         rows = conn.execute(select(schema.runs.c.n_queries, schema.runs.c.bank_digest)).all()
@@ -68,5 +59,5 @@ def test_grown_bank_gets_new_runs_and_old_ones_keep_their_label(tmp_path, capsys
     assert len({d for _, d in rows}) == 2
     labels = sorted(load_runs(engine)["bank"])
     assert len(set(labels)) == 2 and all(x.startswith("mm@") for x in labels)
-    code, out = cli(capsys, "report", "--db", db)
-    assert code == 0 and out.count("mm@") >= 2
+    code, out, err = cli(capsys, "report", "--db", db)
+    assert code == 0 and (out + err).count("mm@") >= 2

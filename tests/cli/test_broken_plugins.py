@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.fakes import FakeBank, FakeModel
-from uisbench.cli import main
+from tests.fakes import FakeBank, FakeModel, cli
 from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
@@ -41,21 +40,14 @@ def db(tmp_path, monkeypatch):
         sys.modules.pop(mod)
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.err + out.out
-
-
 def strategies_run(db: str) -> set[str]:
     with open_engine(db).connect() as conn:
         return set(conn.execute(select(schema.runs.c.strategy)).scalars())
 
 
 def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
-    code, err = run_cli(capsys, "run", "--db", db, "--bank", "toy", "--no-report")
+    code, out, err = cli(capsys, "run", "--db", db, "--bank", "toy", "--no-report")
+    err += out  # both streams, stderr first
     assert code == 0, err
     skipped = [line for line in err.splitlines() if line.startswith("skipped: plugin")]
     assert sorted(line.split()[2] for line in skipped) == BROKEN  # one line each
@@ -67,15 +59,16 @@ def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
 
 
 def test_list_shows_a_broken_plugin_as_such(db, capsys):
-    code, out = run_cli(capsys, "list", "strategies")
+    code, out, err = cli(capsys, "list", "strategies")
     assert code == 0
-    text = " ".join(out.split())
+    text = " ".join((err + out).split())
     assert "cannot be loaded" in text and "fine" in text
 
 
 @pytest.mark.parametrize("name", ["fails-in-run", "no-such-class"])
 def test_a_broken_plugin_named_explicitly_fails_the_job(db, capsys, name):
-    code, err = run_cli(capsys, "run", "--db", db, "--bank", "toy", "--strategy", name)
+    code, out, err = cli(capsys, "run", "--db", db, "--bank", "toy", "--strategy", name)
+    err += out  # both streams, stderr first
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert strategies_run(db) == set()

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from tests.fakes import FakeBank, FakeModel
-from uisbench.cli import main
+from tests.fakes import FakeBank, FakeModel, cli
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
 
@@ -23,14 +22,6 @@ BANK = FakeBank(
     train=20,
 )
 OTHER = FakeBank(models=BANK.models, queries=40, train=20, seed=9)  # same name, other samples
-
-
-def cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out + out.err
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def world(tmp_path, monkeypatch, capsys):
     theirs_db, ours_db = str(theirs / "r.db"), str(ours / "r.db")
     assert cli(capsys, *run, "--db", theirs_db, "--strategy", "majority:model=big,k=3")[0] == 0
     assert cli(capsys, *run, "--db", ours_db, "--strategy", "single:model=small")[0] == 0
-    code, _ = cli(
+    code, _, _ = cli(
         capsys, "results", "export", "--db", theirs_db, "--bank", "toy",
         "--submitter", "Ada Example", "--out", str(results / "ada.json"),
     )  # fmt: skip
@@ -65,10 +56,11 @@ def world(tmp_path, monkeypatch, capsys):
 
 
 def build(capsys, world) -> tuple[str, str]:
-    code, err = cli(
+    code, out, err = cli(
         capsys, "site", "build", "--db", world["db"], "--out", str(world["site"]),
         "--include-synthetic", "--results", str(world["results"]),
     )  # fmt: skip
+    err = out + err  # both streams
     assert code == 0, err
     return (world["site"] / "index.html").read_text(), err
 
@@ -83,7 +75,8 @@ def test_submitted_then_verified_by_the_gate(world, capsys):
     assert "elsewhere.json</td>" not in html
 
     gate = ["gate", "--baseline", str(world["results"] / "ada.json"), "--bank", "toy"]
-    code, err = cli(capsys, *gate, "--db", world["db"], "--verify")
+    code, out, err = cli(capsys, *gate, "--db", world["db"], "--verify")
+    err = out + err  # both streams
     assert code == 0, err
     assert "verified:" in err
     record = json.loads((world["results"] / "ada.verified.json").read_text())
@@ -108,7 +101,8 @@ def test_an_edited_file_is_not_verified(world, capsys):
     path.write_text(claimed)
     html, _ = build(capsys, world)  # the old verdict names the old file's digest
     assert "verified</span>" not in html.split("<tbody>")[-1]
-    code, err = cli(capsys, *gate)
+    code, out, err = cli(capsys, *gate)
+    err = out + err  # both streams
     assert code == 1 and "not verified" in err and "accuracy" in err
     html, _ = build(capsys, world)
     assert "verified</span>" not in html.split("<tbody>")[-1]
