@@ -23,11 +23,11 @@ import resource
 import time
 from pathlib import Path
 
-from uisbench.store.arrays import load_arrays
 from uisbench.store.bank import import_file
 from uisbench.store.bankfile import models_file_beside
 from uisbench.store.digest import bank_digest
 from uisbench.store.engine import open_engine
+from uisbench.store.loading import load_arrays
 
 
 def clock(label: str, f, extra=lambda r: "") -> object:

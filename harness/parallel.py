@@ -29,6 +29,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from uisbench.blind import blind_view
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
@@ -140,6 +142,9 @@ def _init_local(replayers: list[Replayer], parent: int) -> None:
     if os.getppid() != parent:
         os._exit(1)
     multiprocessing.util.Finalize(None, _close_local, exitpriority=10)  # run as a worker exits
+    # one BLAS thread per worker: the workers already fill the cores (idle OpenBLAS threads
+    # spin on them otherwise)
+    threadpool_limits(1)
 
 
 def _close_local() -> None:

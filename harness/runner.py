@@ -45,8 +45,9 @@ from uisbench.run_loop import (
     start,
 )
 from uisbench.store import runs
-from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
+from uisbench.store.arrays import BankArrays
 from uisbench.store.bankfile import check_text
+from uisbench.store.loading import CACHE_SUFFIX, load_arrays
 from uisbench.store.runs import RunRows
 from uisbench.store.splits import assign_splits
 from uisbench.strategies.base import (

@@ -17,7 +17,6 @@ import ctypes
 import dataclasses
 import os
 import select
-import shutil
 import signal
 import sys
 import traceback
@@ -235,11 +234,19 @@ def _until_gone(pid: int, inp: int) -> None:
         os.close(pidfd)
 
 
-def _empty_folder(folder: str) -> None:
+def _empty_folder(folder: str, device: int | None = None) -> None:
+    """Remove what ``folder`` holds, but not what is mounted in it: the read-only binds of code
+    that lives under /tmp (a plugin's folder, the working directory on ``sys.path``) are the
+    sandbox's own and cannot hold anything a child wrote; walking them cost milliseconds a run."""
+    if device is None:
+        device = os.stat(folder).st_dev
     for entry in os.scandir(folder):
         with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_dev != device:
+                continue  # a mount point
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+                _empty_folder(entry.path, device)
+                os.rmdir(entry.path)
             else:
                 os.unlink(entry.path)
 

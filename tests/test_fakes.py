@@ -7,10 +7,10 @@ import pytest
 
 from tests.fakes import FakeBackend, FakeBank, FakeModel
 from uisbench.live.backends import Backend
-from uisbench.store.arrays import load_arrays
 from uisbench.store.bank import import_file, info
 from uisbench.store.bankfile import models_file_beside
 from uisbench.store.engine import open_engine
+from uisbench.store.loading import load_arrays
 
 BANK = FakeBank(
     models=(

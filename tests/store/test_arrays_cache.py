@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from tests.fakes import FakeBank, FakeModel, write_jsonl
-from uisbench.store.arrays import CACHE_SUFFIX, BankArrays, load_arrays
+from uisbench.store.arrays import BankArrays
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
+from uisbench.store.loading import CACHE_SUFFIX, load_arrays
 
 BANK = FakeBank(
     models=(FakeModel("small", 0.3, samples=3, cost_usd=1e-6), FakeModel("big", 0.8, 2)),

@@ -9,10 +9,10 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel, write_jsonl
 from uisbench.errors import UisbenchError
-from uisbench.store.arrays import load_arrays
 from uisbench.store.bank import export_rows, import_file, info
 from uisbench.store.bankfile import read_rows, row_to_json
 from uisbench.store.engine import open_engine
+from uisbench.store.loading import load_arrays
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "banks"
 needs_shared = pytest.mark.skipif(

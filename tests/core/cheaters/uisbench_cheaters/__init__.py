@@ -208,8 +208,8 @@ def _truth_from_database(ctx: RunContext) -> Any:
     from sqlalchemy import select
 
     from uisbench.store import schema
-    from uisbench.store.arrays import load_arrays
     from uisbench.store.engine import open_engine
+    from uisbench.store.loading import load_arrays
 
     engine = open_engine(path, create=False)
     with engine.connect() as conn:
