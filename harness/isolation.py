@@ -87,10 +87,18 @@ MAX_TEXT = 500  # characters of an error line or a name from the child
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
 MAX_STALE = 1024  # messages a finished child may leave on the channel (skipped)
 _LEN = struct.Struct("<Q")
-#: A strategy's process is one of ``--jobs`` running at once: BLAS and OpenMP keep to one
-#: thread there (OpenBLAS's idle threads otherwise spin on the other cores: measured 2.3× the
-#: template's CPU for the same fits, and 3.6× its children's, on the 2-core machine).
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: A strategy process's environment beyond its home and the embedding cache. It is one of
+#: ``--jobs`` running at once: BLAS and OpenMP keep to one thread there (OpenBLAS's idle threads
+#: otherwise spin on the other cores: measured 2.3× the template's CPU for the same fits, and
+#: 3.6× its children's, on the 2-core machine). joblib (imported by scikit-learn) stays serial
+#: without a warning on the user's terminal: no process may start there, and /dev/shm is
+#: read-only.
+STRATEGY_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "JOBLIB_MULTIPROCESSING": "0",
+}
 #: Meter calls the parent applies without answering: the child knows their reply (a commit's is
 #: empty, a charge's follows from its arguments) and goes on; the pipe keeps them in order.
 UNANSWERED = ("commit", "charge")
@@ -551,7 +559,7 @@ class ForkServer:
         boot = json.dumps({"path": path, "sites": sites, "data": data})  # no database
         argv = [_python(), "-I", "-S", "-c", _BOOT, boot]
         cache = feature_cache()
-        env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty, **ONE_THREAD}
+        env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty, **STRATEGY_ENV}
         if bwrap_works():
             binds = path[len(self.roots) :] + sites + code + ([cache] if cache else [])
             hidden = self._hidden(binds + self.tops)

@@ -186,6 +186,19 @@ def test_evaluation_figures_of_an_isolated_plugin(db, capfd):
         assert "evaluation figures skipped" in capfd.readouterr().err
 
 
+def test_a_strategy_process_keeps_blas_to_one_thread_and_prints_nothing(db, capfd):
+    """A strategy's process is one of --jobs: BLAS keeps to one thread there (idle OpenBLAS
+    threads spun on the other cores: 2-4x the CPU of the same fits), and importing
+    scikit-learn prints no joblib warning about the sandbox's read-only /dev/shm."""
+    res = runner(db, "auto").run("probe", 0)
+    with db.connect() as conn:
+        summary = conn.execute(
+            select(schema.runs.c.summary).where(schema.runs.c.id == res.run_id)
+        ).scalar_one()
+    assert summary["strategy"]["blas_threads"] == 1
+    assert capfd.readouterr().err == ""
+
+
 def test_a_plugin_ranks_no_higher_than_its_honest_choice(db):
     """Every cheater that completes, on the report's accuracy: none above the honest score of
     its own samples, so none ranks above the honest plugins on merit it did not earn."""

@@ -421,3 +421,19 @@ class Leftover(Honest):
 
     def evaluate(self, truth, ctx):
         return None
+
+
+class Probe(Honest):
+    """Not a cheater: reports what its process looks like from inside (BLAS threads after
+    importing scikit-learn, as the shipped routers do)."""
+
+    name = "probe"
+
+    def fit(self, train, ctx):
+        import sklearn.linear_model  # noqa: F401 -- what a router's fit imports
+        from threadpoolctl import threadpool_info
+
+        self.blas_threads = max((i["num_threads"] for i in threadpool_info()), default=0)
+
+    def run_summary(self):
+        return {"blas_threads": self.blas_threads}
