@@ -34,10 +34,18 @@ def sample_order(rng: np.random.Generator, n_avail: np.ndarray, width: int) -> n
     ``n_avail``: samples held per row; ``width``: the padded width of the bank's arrays.
     Returns ``(rows, width)`` slot indices (int64).
     """
+    return sample_orders(rng, n_avail, width, 1)[0]
+
+
+def sample_orders(
+    rng: np.random.Generator, n_avail: np.ndarray, width: int, draws: int
+) -> np.ndarray:
+    """``draws`` orders of :func:`sample_order` at once, ``(draws, rows, width)``: the same
+    orders as ``draws`` calls one after the other (the generator fills its keys in order)."""
     n_avail = np.asarray(n_avail)
-    keys = rng.random((len(n_avail), width))
-    keys[np.arange(width)[None, :] >= n_avail[:, None]] = np.inf
-    return np.argsort(keys, axis=1, kind="stable")
+    keys = rng.random((draws, len(n_avail), width))
+    keys[:, np.arange(width)[None, :] >= n_avail[:, None]] = np.inf
+    return np.argsort(keys, axis=-1, kind="stable")
 
 
 def k_subsets(rng: np.random.Generator, n_avail: np.ndarray, width: int, k: int) -> np.ndarray:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from uisbench.sampling import k_subsets
+from uisbench.sampling import sample_orders
 from uisbench.store.arrays import ModelArrays
 from uisbench.strategies.aggregators import Aggregator, SampleView, take
+
+#: Cells (draws × queries × samples) of random keys drawn at once by :func:`simulate_k`.
+SIMULATE_CELLS = 1 << 22
 
 
 def _check(n: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
@@ -71,17 +74,25 @@ def simulate_k(
     """
     rows = np.arange(len(arr.n_avail)) if rows is None else np.asarray(rows)
     answer, logprob = arr.answer[rows], arr.logprob[rows]
-    correct = np.zeros((draws, len(rows)))
-    score = np.zeros((draws, len(rows)))
-    for d in range(draws):
-        slot = k_subsets(rng, arr.n_avail[rows], answer.shape[1], k)
+    n, width = answer.shape
+    correct = np.zeros((draws, n))
+    score = np.zeros((draws, n))
+    # Several draws at a time, stacked as rows (an aggregator decides row by row): the same
+    # draws as one after another, without a Python loop per draw on small banks.
+    per_block = max(1, SIMULATE_CELLS // max(n * width, 1))
+    for lo in range(0, draws, per_block):
+        d = min(per_block, draws - lo)
+        slot = sample_orders(rng, arr.n_avail[rows], width, d)[:, :, :k].reshape(d * n, -1)
+        r = np.tile(np.arange(n), d)
         col = aggregate(
             SampleView(
-                np.take_along_axis(answer, slot, axis=1), np.take_along_axis(logprob, slot, axis=1)
+                np.take_along_axis(answer[r], slot, axis=1),
+                np.take_along_axis(logprob[r], slot, axis=1),
             )
         )
         pick = np.maximum(take(slot, col), 0)
         chosen = col >= 0
-        correct[d] = np.where(chosen, arr.correct[rows, pick], False)
-        score[d] = np.where(chosen, np.nan_to_num(arr.score[rows, pick].astype(float)), 0.0)
+        correct[lo : lo + d] = np.where(chosen, arr.correct[rows[r], pick], False).reshape(d, n)
+        picked = np.nan_to_num(arr.score[rows[r], pick].astype(float))
+        score[lo : lo + d] = np.where(chosen, picked, 0.0).reshape(d, n)
     return correct, score

@@ -7,10 +7,14 @@ import zlib
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from tests.core.test_meter import make_bank
 from uisbench.meter import Meter
-from uisbench.sampling import k_subsets, sample_order, seeded_rng
+from uisbench.sampling import k_subsets, sample_order, sample_orders, seeded_rng
+from uisbench.strategies import estimators
+from uisbench.strategies.aggregators import AGGREGATORS, SampleView
+from uisbench.strategies.estimators import simulate_k
 
 
 def test_order_is_a_permutation_with_padding_last() -> None:
@@ -48,3 +52,42 @@ def test_meter_order_is_the_recorded_construction() -> None:
     expected = np.argsort(keys, axis=1, kind="stable")
     order = Meter(bank, seed=5, stream="cfg:k=2").draw_order("a")
     np.testing.assert_array_equal(order, expected)
+
+
+def test_orders_drawn_at_once_are_the_orders_drawn_one_after_another() -> None:
+    n_avail = np.array([0, 2, 5, 7, 3])
+    together = sample_orders(np.random.default_rng(4), n_avail, 7, 5)
+    rng = np.random.default_rng(4)
+    apart = np.stack([sample_order(rng, n_avail, 7) for _ in range(5)])
+    np.testing.assert_array_equal(together, apart)
+
+
+@pytest.mark.parametrize("aggregator", sorted(AGGREGATORS))
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_simulate_k_is_the_same_whatever_the_draws_per_block(
+    aggregator: str, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """simulate_k stacks several draws as rows: the result equals one draw at a time (a block
+    of one draw per loop), each draw a k-subset of the row's held samples as k_subsets gives."""
+    arr = make_bank(Q=40, S=6, seed=2).models["a"]
+    arr.answer[::3] = np.random.default_rng(1).integers(-1, 3, size=arr.answer[::3].shape)
+    rows = np.arange(0, 40, 2)
+    runs = []
+    for cells in (1 << 22, 1):  # all draws in one block; one draw per block
+        monkeypatch.setattr(estimators, "SIMULATE_CELLS", cells)
+        rng = np.random.default_rng(9)
+        runs.append(simulate_k(arr, k, AGGREGATORS[aggregator], rng, 7, rows))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    # draw d is the aggregate of the d-th seeded k-subset of each row
+    rng = np.random.default_rng(9)
+    for d in range(7):
+        slot = k_subsets(rng, arr.n_avail[rows], arr.answer.shape[1], k)
+        view = SampleView(
+            np.take_along_axis(arr.answer[rows], slot, 1),
+            np.take_along_axis(arr.logprob[rows], slot, 1),
+        )
+        col = AGGREGATORS[aggregator](view)
+        pick = np.maximum(np.take_along_axis(slot, np.maximum(col, 0)[:, None], 1)[:, 0], 0)
+        expect = np.where(col >= 0, arr.correct[rows, pick], False)
+        np.testing.assert_array_equal(runs[0][0][d], expect)
