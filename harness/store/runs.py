@@ -11,15 +11,16 @@ summary and ``complete`` status) is one transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, case, func, select
 
 from uisbench.errors import UisbenchError
 from uisbench.store import schema
-from uisbench.store.dialect import bool_mean, bulk_insert_ignore, insert_ignore
+from uisbench.store.dialect import bulk_insert_ignore, insert_ignore
 
 runs, decisions = schema.runs, schema.decisions
 
@@ -62,6 +63,7 @@ class RunRows:
         self.complete = complete
         self.decided = decided  # query ids whose decision row is already written
         self._new_row = new_row
+        self._wrote = False  # some decision rows committed by this object before the close
 
     def create(self) -> None:
         """Write a new run's ``runs`` row now (its id then follows the order runs were opened
@@ -75,16 +77,21 @@ class RunRows:
         with self.engine.begin() as conn:
             run_id = self._insert(conn, rows)
         self.id = run_id  # once committed
+        self._wrote = self._wrote or bool(rows)
 
     def close(self, rows: Sequence[tuple], summary: Mapping[str, Any], figures: Mapping) -> float:
         """Complete the run in one transaction: its last ``rows``, then ``figures`` (per query
         id, evaluation-only values) merged into its decisions' ``extra``, then ``summary`` with
         the accuracy of its decision rows first. Returns that accuracy."""
         with self.engine.begin() as conn:
-            run_id = self._insert(conn, rows)
-            if figures:
-                _merge_extra(conn, run_id, figures)
-            acc = _accuracy(conn, run_id)
+            if self.decided or self._wrote:  # some rows are stored: merge and count there
+                run_id = self._insert(conn, rows)
+                if figures:
+                    _merge_extra(conn, run_id, figures)
+                acc = _accuracy(conn, run_id)
+            else:  # every row of the run is in hand: the same figures and count, no re-read
+                run_id = self._insert(conn, _with_figures(rows, figures) if figures else rows)
+                acc = _share(sum(1 for r in rows if r[CORRECT]), len(rows))
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id)
@@ -160,6 +167,7 @@ def _by_key(conn: Connection, key: str) -> tuple[int, str] | None:
 
 
 def _merge_extra(conn: Connection, run_id: int, figures: Mapping[int, dict]) -> None:
+    """Evaluation figures (by query id) merged into the stored decisions' ``extra``."""
     d = decisions
     rows = conn.execute(select(d.c.id, d.c.query_id, d.c.extra).where(d.c.run_id == run_id))
     params = [
@@ -169,18 +177,37 @@ def _merge_extra(conn: Connection, run_id: int, figures: Mapping[int, dict]) -> 
     conn.execute(stmt, params)
 
 
+#: Positions in a decision tuple (:data:`DECISION_COLUMNS`).
+QUERY, CORRECT, EXTRA = (DECISION_COLUMNS.index(c) for c in ("query_id", "correct", "extra"))
+
+
+def _with_figures(rows: Sequence[tuple], figures: Mapping[int, dict]) -> list[tuple]:
+    """Rows not yet written with the figures merged into their ``extra`` (JSON text), as
+    :func:`_merge_extra` stores them (``json.dumps`` of the merged dict, every row)."""
+    out = []
+    for r in rows:
+        merged = {**(json.loads(r[EXTRA]) or {}), **figures.get(int(r[QUERY]), {})}
+        out.append((*r[:EXTRA], json.dumps(merged), *r[EXTRA + 1 :]))
+    return out
+
+
+def _share(correct: int, n: int) -> float:
+    """A run's accuracy from its counts (one division: the same float in every database)."""
+    return correct / n if n else 0.0
+
+
 def complete_runs(engine: Engine, task_id: int, bank_id: int) -> dict[str, tuple[int, float]]:
     """Run key -> (id, accuracy) of every complete run on (task, bank), in two queries: the
     resume checks of a whole job at once."""
     on_set = (runs.c.task_id == task_id, runs.c.bank_id == bank_id, runs.c.status == "complete")
     with engine.connect() as conn:
         ids = dict(conn.execute(select(runs.c.run_key, runs.c.id).where(*on_set)).all())
-        means = conn.execute(
-            select(decisions.c.run_id, bool_mean(decisions.c.correct))
+        counts = conn.execute(
+            select(decisions.c.run_id, _n_correct(), func.count())
             .where(decisions.c.run_id.in_(select(runs.c.id).where(*on_set)))
             .group_by(decisions.c.run_id)
         )
-        acc = {run_id: float(mean or 0.0) for run_id, mean in means}
+        acc = {run_id: _share(int(c or 0), int(n)) for run_id, c, n in counts}
     return {key: (run_id, acc.get(run_id, 0.0)) for key, run_id in ids.items()}
 
 
@@ -191,8 +218,13 @@ def accuracy(engine: Engine, run_id: int) -> float:
 
 
 def _accuracy(conn: Connection, run_id: int) -> float:
-    mean = select(bool_mean(decisions.c.correct)).where(decisions.c.run_id == run_id)
-    return float(conn.execute(mean).scalar() or 0.0)
+    q = select(_n_correct(), func.count()).where(decisions.c.run_id == run_id)
+    correct, n = conn.execute(q).one()
+    return _share(int(correct or 0), int(n))
+
+
+def _n_correct() -> Any:
+    return func.sum(case((decisions.c.correct, 1), else_=0))
 
 
 def drop_if_empty(engine: Engine, run_id: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import inspect
 
@@ -57,3 +59,40 @@ def test_schema_4_is_upgraded_by_a_writer_and_refused_by_a_reader(url, tmp_path)
     assert _decisions(engine) == rows
     engine.dispose()
     assert _version(open_engine(url, create=False)) == "5"  # and a reader opens it now
+
+
+def _rows_of(engine, run_id: int) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                "SELECT query_id, position, arms, samples_used, answer, correct, input_tokens, "
+                "output_tokens, flops, dollars, latency_s, param_calls, reward, extra "
+                f"FROM decisions WHERE run_id = {int(run_id)} ORDER BY query_id"
+            )
+        ]
+
+
+def test_a_run_closed_whole_stores_what_a_run_written_in_batches_stores(url, tmp_path, monkeypatch):
+    """A run whose rows all come with its close merges its evaluation figures into them and
+    counts its accuracy before inserting; one whose rows were committed in batches merges and
+    counts in the database. Both store the same rows and the same accuracy, in both dialects."""
+    import uisbench.runner as runner_module
+    import uisbench.strategies.uniscale as uniscale
+
+    engine = open_engine(url)
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
+    monkeypatch.setattr(uniscale, "CHUNK", 4)  # several chunks, so batches can be committed
+    spec = "uniscale:features=hash"
+    results, rows = [], []
+    for flush_s in (0.0, 1e9):  # a commit after every chunk; all rows in the close
+        monkeypatch.setattr(runner_module, "FLUSH_S", flush_s)
+        res = Runner(engine, "toy", "toy").run(spec, 0, force=True)
+        results.append(res)
+        rows.append(_rows_of(engine, res.run_id))
+    assert rows[0] == rows[1]
+    assert results[0].accuracy == results[1].accuracy
+    extras = [json.loads(r[-1]) if isinstance(r[-1], str) else r[-1] for r in rows[1]]
+    assert all("best_fixed_reward" in e for e in extras)  # the figures, in every row
+    correct = [bool(r[5]) for r in rows[1]]
+    assert results[1].accuracy == sum(correct) / len(correct)
