@@ -22,6 +22,7 @@ from typing import Any
 from uisbench.errors import UisbenchError
 from uisbench.importers.base import Converted, Format, as_text, read_json, read_jsonl
 from uisbench.store.bankfile import FlatRow
+from uisbench.tasks.requirements import require_live_extra
 
 _RESULTS = re.compile(r"^results_(?P<stamp>.+)\.json$")
 _CODE = re.compile(r"^\s*(def |lambda\b|<function |async def )")
@@ -141,6 +142,7 @@ def _refuse_code(task: str, config: dict) -> None:
 
 def _scorer(task: str, config: dict, docs: list[dict], score_filter: str | None) -> Any:
     """An :class:`uisbench.tasks.LmEvalTask` over the logged config, its dataset the logged docs."""
+    require_live_extra("re-scoring lm-eval's output with its own task")
     import datasets
     from lm_eval.api.task import ConfigurableTask
 

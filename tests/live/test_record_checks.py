@@ -10,6 +10,7 @@ from uisbench.errors import UisbenchError
 from uisbench.live import RecordRequest, pools, record, recording
 from uisbench.store import schema
 from uisbench.store.engine import open_engine
+from uisbench.tasks import requirements
 
 ARGS = {"levels": ["add1"], "n_per_level": 2, "n_train_per_level": 1}
 
@@ -28,7 +29,7 @@ def test_every_models_package_is_checked_before_any_generates(tmp_path, monkeypa
 
 
 def test_live_extra_hint_names_a_command_that_works_from_a_clone(monkeypatch) -> None:
-    monkeypatch.setattr(recording, "_importable", lambda m: False)
+    monkeypatch.setattr(requirements, "_importable", lambda m: False)
     with pytest.raises(UisbenchError) as exc:
         recording.require_live_extra()
     assert "bash scripts/setup.sh --full" in str(exc.value)
