@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -125,9 +126,8 @@ def test_lm_eval_config_with_python_functions_is_refused(tmp_path):
 def test_lm_eval_output_without_the_live_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
     """Re-scoring lm-eval's output runs its task with lm-eval and datasets: without them, the
     command says which extra to install (it raised ModuleNotFoundError: datasets)."""
-    from uisbench.tasks import requirements
-
-    monkeypatch.setattr(requirements, "_importable", lambda m: m not in ("lm_eval", "datasets"))
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "lm_eval", None)
     db = tmp_path / "x.db"
     args = ["bank", "import", str(LM_EVAL / "out"), "--format", "lm-eval", "--db", str(db)]
     rc, _, err = cli(args, capsys)
