@@ -192,7 +192,12 @@ class LogisticRouter(_QualityRouter):
         c: float = bounded(1.0, gt=0)  # inverse L2 strength of the logistic fit
 
     def _fit(self, x: np.ndarray, y: np.ndarray, train: BankArrays, ctx: RunContext) -> None:
-        self.models_ = [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
+        def fit() -> list[Any]:
+            return [fit_logistic(x, y[:, j], self.params.c) for j in range(y.shape[1])]
+
+        # the same fit for every willingness to pay and seed of a sweep: fitted once
+        key = ("lr-router", tuple(ctx.models), self.params.features, self.params.c)
+        self.models_ = ctx.cache.get(train, key, fit)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.column_stack([predict_logistic(m, x) for m in self.models_])
@@ -280,8 +285,14 @@ class ThresholdRouter(Router):
         unit = cost_unit(ctx.model_meta, self.params.unit, train)
         x = train_features(train.prompts, self.params.features)
         self.weak, self.strong = self._pair(train, ctx, x, unit)
-        with single_thread():
-            self.clfs, oof = oof_win_rate(x, win_target(train, self.weak, self.strong), ctx.seed)
+
+        def classifiers() -> tuple[list[Any], np.ndarray]:
+            with single_thread():
+                return oof_win_rate(x, win_target(train, self.weak, self.strong), ctx.seed)
+
+        # the same classifiers for every share of a sweep (with one seed): fitted once
+        key = ("threshold-clfs", self.weak, self.strong, self.params.features, ctx.seed)
+        self.clfs, oof = ctx.cache.get(train, key, classifiers)
         self.threshold = float(np.quantile(oof, 1.0 - self.params.share))
 
     def _pair(self, train: BankArrays, ctx: RunContext, x: np.ndarray, unit: str):

@@ -41,6 +41,7 @@ SPECS = [
     "frugal-cascade:budget=0.3",
     "mf-router:features=hash,steps=60",
     "threshold-router:features=hash",
+    "lr-router:features=hash",
     "uniscale:features=hash,max_k=2",
 ]
 
@@ -65,6 +66,34 @@ def test_a_cache_is_shared_within_its_owner_and_keyed_by_content():
     assert len(cache) > n
     assert cache.digest(a) != cache.digest(b)
     assert cache.digest(a) == cache.digest(bank(0, "other name"))
+
+
+@pytest.mark.parametrize(
+    ("sweep", "fits"),
+    [
+        # one logistic model per model of the pool, whatever the willingness to pay
+        (["lr-router:features=hash,wtp=1", "lr-router:features=hash,wtp=30"], 3),
+        # five out-of-fold classifiers of the chosen pair, whatever the share (one seed)
+        (
+            [
+                "threshold-router:features=hash,pair=extremes,share=0.3",
+                "threshold-router:features=hash,pair=extremes,share=0.7",
+            ],
+            5,
+        ),
+    ],
+)
+def test_a_router_sweep_fits_its_classifiers_once(sweep, fits, monkeypatch):
+    import uisbench.strategies.routing as routing
+
+    calls = []
+    real = routing.fit_logistic
+    monkeypatch.setattr(routing, "fit_logistic", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache, b = FitCache(), bank(0, "same")
+    alone = [run(b, spec) for spec in sweep]  # each with a fresh cache
+    calls.clear()
+    assert [run(b, spec, cache) for spec in sweep] == alone
+    assert len(calls) == fits
 
 
 def test_strategies_keep_no_module_level_cache():
