@@ -98,8 +98,9 @@ class Replayer(Runner):
                 params = dataclasses.asdict(strat.params)
                 meter, summary, figures, _ = self._run_isolated(None, strat, params, seed, None)
             else:
-                ctx, meter = start(strat, self.arrays, self.train, self.test_pos, seed,
-                                   self.prefix_cache)  # fmt: skip
+                ctx, meter = start(
+                    strat, self.arrays, self.train, self.test_pos, seed, self.prefix_cache
+                )
                 ctx.cache = self.cache  # fits shared by this worker's runs
                 chunks = decide(strat, ctx, meter)
                 self._write_decisions(None, strat.label(), chunks, meter, ctx.stream, None)

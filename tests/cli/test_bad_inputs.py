@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import cli as run_cli
 from uisbench.cli import main
 
 
@@ -31,10 +32,9 @@ def write_bytes(path: Path, data: bytes) -> str:
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    return exc.value.code, capsys.readouterr().err
+    """Exit code and standard error of one call."""
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 
 def dump(db: Path) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import cli as run_cli
 from uisbench.cli import main
 
 
@@ -29,11 +30,9 @@ def row(q: int, k: int, model: str, **change) -> dict:
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.err
+    """Exit code and standard error of one call."""
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 
 @pytest.fixture

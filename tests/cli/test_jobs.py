@@ -138,8 +138,11 @@ def test_jobs_error_is_one_line_and_leaves_no_trace(tmp_path, capsys, monkeypatc
 def test_ray_executor_writes_the_rows_of_one_process(tmp_path, capsys, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'uisbench[ray]')")
     monkeypatch.chdir(tmp_path)
-    dbs = {(iso, ex): make_db(tmp_path, f"{iso}-{ex}") for iso in ("auto", "process")
-           for ex in ("one", "ray")}  # fmt: skip
+    dbs = {
+        (iso, ex): make_db(tmp_path, f"{iso}-{ex}")
+        for iso in ("auto", "process")
+        for ex in ("one", "ray")
+    }
     for iso in ("auto", "process"):
         job(capsys, dbs[iso, "one"], "--jobs", "1", "--isolation", iso)
     ray.init(address="local", include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1")
@@ -168,8 +171,8 @@ def test_a_run_failing_in_a_worker_is_one_line_and_leaves_no_rows(tmp_path, caps
     monkeypatch.chdir(tmp_path)
     db = make_db(tmp_path, "fail")
     args = ["run", "--bank", "toy", "--no-report", "--db", db, "--jobs", "2"]
-    code, _, err = run_cli(capsys, *args, "--strategy", "majority:model=m-mid,k=4", "--strategy",
-                           "random", "--seed", "0", "--seed", "1")  # fmt: skip
+    strategies = ["--strategy", "majority:model=m-mid,k=4", "--strategy", "random"]
+    code, _, err = run_cli(capsys, *args, *strategies, "--seed", "0", "--seed", "1")
     assert code == 2 and err.count("\n") == 1, err
     assert "random broke after its first chunk" in err
     with open_engine(db, create=False).connect() as conn:

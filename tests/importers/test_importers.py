@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from uisbench.cli import main
+from tests.fakes import cli as run_cli
 from uisbench.errors import UisbenchError
 from uisbench.importers import FORMATS, convert, detect_format
 from uisbench.store.engine import open_engine
@@ -30,13 +30,7 @@ needs_lm_eval = pytest.mark.skipif(
 
 
 def cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return int(code), out.out, out.err
+    return run_cli(capsys, *args)
 
 
 # ---------------------------------------------------------------------------- lm-eval

@@ -8,20 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_outcomes_only import outcomes_bank
+from tests.fakes import cli as run_cli
+from tests.fakes import words
 from tests.site.toysite import make_toy_db, toy_bank
 from uisbench import Runner, import_file, open_engine
-from uisbench.cli import main
 from uisbench.results.report import short_config
 from uisbench.store.bankfile import models_file_beside
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, " ".join(capsys.readouterr().out.split())  # one line: no table wrapping
+    """Exit code and standard output as one line (no table wrapping)."""
+    code, out, _ = run_cli(capsys, *args)
+    return code, words(out)
 
 
 @pytest.fixture(scope="module")

@@ -40,10 +40,10 @@ def world(tmp_path, monkeypatch, capsys):
     theirs_db, ours_db = str(theirs / "r.db"), str(ours / "r.db")
     assert cli(capsys, *run, "--db", theirs_db, "--strategy", "majority:model=big,k=3")[0] == 0
     assert cli(capsys, *run, "--db", ours_db, "--strategy", "single:model=small")[0] == 0
+    export = ["results", "export", "--db", theirs_db, "--bank", "toy"]
     code, _, _ = cli(
-        capsys, "results", "export", "--db", theirs_db, "--bank", "toy",
-        "--submitter", "Ada Example", "--out", str(results / "ada.json"),
-    )  # fmt: skip
+        capsys, *export, "--submitter", "Ada Example", "--out", str(results / "ada.json")
+    )
     assert code == 0
     # a file made on a bank of the same name but other content: left out
     other = tmp_path / "other"
@@ -56,10 +56,8 @@ def world(tmp_path, monkeypatch, capsys):
 
 
 def build(capsys, world) -> tuple[str, str]:
-    code, out, err = cli(
-        capsys, "site", "build", "--db", world["db"], "--out", str(world["site"]),
-        "--include-synthetic", "--results", str(world["results"]),
-    )  # fmt: skip
+    where = ["--db", world["db"], "--out", str(world["site"]), "--results", str(world["results"])]
+    code, out, err = cli(capsys, "site", "build", *where, "--include-synthetic")
     err = out + err  # both streams
     assert code == 0, err
     return (world["site"] / "index.html").read_text(), err
