@@ -50,3 +50,14 @@ def test_the_editable_install_holds_every_module_of_harness():
         and not os.path.lexists(package / p.name)
     )
     assert not missing, f"{', '.join(missing)} not installed: run pip install -e . again"
+
+
+def test_every_public_name_resolves_from_where_the_package_says():
+    """The package re-exports lazily (PEP 562): ``__all__``, the name -> module table and what
+    each module defines agree, so ``from uisbench import X`` works for every listed name."""
+    assert set(uisbench.__all__) == {*uisbench._EXPORTS, "UisbenchError"}
+    for name, module in uisbench._EXPORTS.items():
+        assert getattr(uisbench, name) is getattr(__import__(module, fromlist=[name]), name)
+    assert set(uisbench.__all__) <= set(dir(uisbench))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        uisbench.nope  # noqa: B018
