@@ -31,10 +31,9 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from uisbench.blind import blind_view
 from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
-from uisbench.isolation import Described, ForkServer
+from uisbench.isolation import Described
 from uisbench.run_loop import decide, evaluation, start
 from uisbench.runner import Runner, RunResult, StrategyRef
 from uisbench.store.bankfile import check_text
@@ -71,8 +70,6 @@ class Replayer(Runner):
         self.__dict__.update(state)
         self._server = None
         self.engine = None
-        db = runner.engine.url.database if runner.engine.url.get_backend_name() == "sqlite" else ""
-        self._hide = [db, db + "-wal", db + "-shm", db + "-journal"] if db else []
 
     def __getstate__(self) -> dict[str, Any]:  # for Ray: no template, no fits (weak refs)
         return {k: v for k, v in self.__dict__.items() if k not in ("_server", "cache")}
@@ -81,12 +78,6 @@ class Replayer(Runner):
         self.__dict__.update(state)
         self._server = None
         self.cache = FitCache()
-
-    def _fork_server(self) -> ForkServer:
-        if self._server is None:
-            view = blind_view(self.arrays)
-            self._server = ForkServer(self.train, view, self._hide, self.timeout_s)
-        return self._server
 
     def replay(self, ref: StrategyRef, seed: int) -> Outcome:
         """One configuration with one seed, as :meth:`Runner.run` replays it, into rows."""

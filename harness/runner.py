@@ -129,6 +129,15 @@ def _json_lists(values: list[list[dict]]) -> list[str]:
     return out
 
 
+def database_files(engine: Engine) -> list[str]:
+    """A SQLite database's files (the file, its WAL, shared memory and journal) and the folder
+    of columnar copies of its samples beside it: what a strategy's sandbox must not read."""
+    db = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not db:
+        return []
+    return [db, db + "-wal", db + "-shm", db + "-journal", db + CACHE_SUFFIX]
+
+
 def _registered(strategy: Strategy) -> bool:
     """Is this object's class the plugin registered under its name (rebuildable elsewhere)?"""
     name = getattr(strategy, "name", None)
@@ -173,6 +182,7 @@ class Runner:
         self.train = self.arrays.subset(self.train_pos)
         self.answers_known = any((m.answer >= 0).any() for m in self.arrays.models.values())
         self.cache = FitCache()  # fits shared by this runner's runs (a sweep fits once)
+        self.hidden = database_files(engine)  # covered in a strategy's sandbox
         self._code_versions: dict[str, str] = {}  # strategy name -> code version, read once
         self._made_by: dict[str, Any] | None = None  # the runs' provenance (same for every run)
         self._complete: dict[str, int] = {}  # run key -> id (remember_complete_runs)
@@ -199,12 +209,8 @@ class Runner:
 
     def _fork_server(self) -> ForkServer:
         if self._server is None:
-            hide = []
-            if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database:
-                db = self.engine.url.database
-                hide = [db, db + "-wal", db + "-shm", db + "-journal", db + CACHE_SUFFIX]
             view = blind_view(self.arrays)
-            self._server = ForkServer(self.train, view, hide, self.timeout_s)
+            self._server = ForkServer(self.train, view, self.hidden, self.timeout_s)
         return self._server
 
     def close(self) -> None:

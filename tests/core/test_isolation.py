@@ -22,15 +22,16 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from tests.fakes import FakeBank, FakeModel
+from tests.fakes import FakeBank, FakeModel, cli
 from uisbench.errors import UisbenchError
-from uisbench.isolation import TimedWriter, os_isolated, write_message
+from uisbench.isolation import TimedWriter, bwrap_works, os_isolated, write_message
 from uisbench.meter import Meter
 from uisbench.run_loop import arrival_order
 from uisbench.runner import Runner
 from uisbench.store import schema
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
+from uisbench.store.loading import CACHE_SUFFIX
 from uisbench.strategies.base import STRATEGIES
 
 CHEATERS = Path(__file__).resolve().parent / "cheaters"
@@ -199,6 +200,27 @@ def test_a_strategy_process_keeps_blas_to_one_thread_and_prints_nothing(db, capf
     assert summary["strategy"]["blas_threads"] == 1
     err = capfd.readouterr().err  # (an earlier test's template may still write as it ends)
     assert "joblib" not in err and "Warning" not in err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_columnar_cache_beside_the_database_is_hidden(db, tmp_path, monkeypatch, capsys, jobs):
+    """With the database's folder on ``sys.path`` (``python -m`` puts the working directory
+    there) that folder is bound into the sandbox; the database and the columnar copy of its
+    samples (correctness included) are covered by empty stand-ins, in one process and in the
+    ``--jobs`` workers alike (the workers left the cache visible)."""
+    if not bwrap_works():
+        pytest.skip("the sandbox's binds need bubblewrap")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "r.db"
+    cache = Path(f"{path}{CACHE_SUFFIX}")
+    spec = f"cache-probe:folder={cache}"
+    args = ["run", "--bank", "toy", "--no-report", "--db", str(path), "--strategy", spec]
+    code, _, err = cli(capsys, *args, "--seed", "0", "--seed", "1", "--jobs", jobs)
+    assert code == 0, err
+    assert any(cache.iterdir())  # the cache is there, outside the sandbox
+    with db.connect() as conn:
+        summaries = conn.execute(select(schema.runs.c.summary)).scalars().all()
+    assert [s["strategy"]["cache_files"] for s in summaries] == [0, 0]
 
 
 def test_a_plugin_ranks_no_higher_than_its_honest_choice(db):

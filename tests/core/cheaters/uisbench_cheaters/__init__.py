@@ -437,3 +437,24 @@ class Probe(Honest):
 
     def run_summary(self):
         return {"blas_threads": self.blas_threads}
+
+
+class CacheProbe(Honest):
+    """Counts the files it can list in ``folder`` (the columnar cache of the bank's samples,
+    correctness included, kept beside a SQLite database): a path is easy to guess."""
+
+    name = "cache-probe"
+
+    @dataclass
+    class Params(Honest.Params):
+        folder: str = ""
+
+    def run(self, ctx):
+        try:
+            self.seen = len(os.listdir(self.params.folder))
+        except OSError:
+            self.seen = 0
+        yield from super().run(ctx)
+
+    def run_summary(self):
+        return {"cache_files": self.seen}
