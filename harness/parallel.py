@@ -112,7 +112,7 @@ class Replayer(Runner):
         position = {int(q): i for i, q in enumerate(stream.tolist())}
         seen: set[int] = set()
         for chunk in chunks:
-            self._rows += self._decision_rows(0, chunk, meter, position, seen, frozenset())
+            self._rows += self._decision_rows(chunk, meter, position, seen, frozenset())
         if len(seen) < len(self.test_pos):
             n_test = len(self.test_pos)
             raise UisbenchError(

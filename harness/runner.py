@@ -413,7 +413,7 @@ class Runner:
             progress(written, n_test)
         flushed = time.monotonic()
         for chunk in chunks:
-            rows += self._decision_rows(0, chunk, meter, position, seen, stored.decided)
+            rows += self._decision_rows(chunk, meter, position, seen, stored.decided)
             if rows and time.monotonic() - flushed >= FLUSH_S:
                 stored.write(rows)
                 written, rows, flushed = written + len(rows), [], time.monotonic()
@@ -493,7 +493,6 @@ class Runner:
 
     def _decision_rows(
         self,
-        run_id: int,
         chunk: Decisions,
         meter: Meter,
         position: dict[int, int],
@@ -501,7 +500,7 @@ class Runner:
         done: frozenset[int],
     ) -> list[tuple]:
         """Rows (:data:`uisbench.store.runs.DECISION_COLUMNS`) of the chunk's queries not yet
-        written.
+        written, with run id 0 (:class:`~uisbench.store.runs.RunRows` writes the run's own).
 
         Built column-wise (numpy, then one ``zip``) and JSON-encoded here: per-row dicts and
         SQLAlchemy's per-row parameter processing cost more than the insert itself.
@@ -516,7 +515,7 @@ class Runner:
             return []
         ledger = meter.ledger
         cols = zip(
-            itertools.repeat(run_id),
+            itertools.repeat(0),
             self.arrays.query_ids[q].tolist(),
             [position[p] for p in q_list],
             _json_lists([ledger.arms[p] for p in q_list]),

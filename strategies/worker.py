@@ -104,9 +104,8 @@ def _idle(inp: int, channel: int) -> None:
     child starts on an empty channel, and a large write left unread does not block the parent."""
     while True:
         ready = select.select([inp, channel], [], [])[0]
-        if channel in ready or inp in ready:
-            while select.select([channel], [], [], 0)[0] and os.read(channel, 1 << 16):
-                pass
+        while select.select([channel], [], [], 0)[0] and os.read(channel, 1 << 16):
+            pass
         if inp in ready:
             return
 

@@ -153,7 +153,7 @@ def open_run(
         if status == "complete":
             return RunRows(engine, key, run_id, True, frozenset())
         decided = conn.execute(select(decisions.c.query_id).where(decisions.c.run_id == run_id))
-        return RunRows(engine, key, run_id, False, frozenset(decided.scalars()), new_row())
+        return RunRows(engine, key, run_id, False, frozenset(decided.scalars()))
 
 
 def complete_run(engine: Engine, key: str, run_id: int) -> RunRows:
