@@ -9,6 +9,11 @@ itself, any other in a child forked from the worker's own template (:mod:`uisben
 It returns the decision rows, evaluation figures and summary, which are therefore the same
 bytes a single-process run writes.
 
+Work goes out in *batches*: consecutive runs of one strategy on one working set (its settings
+× seeds, :func:`batches`), replayed by one worker in turn. A sweep's settings share their fits
+(``ctx.cache``, one per worker); sent run by run, every worker fitted every strategy again
+(the default job's workers spent 8.6 s of CPU where one process spends 6.4 s).
+
 Local workers are forked from the parent after the banks are loaded, so they share its arrays
 copy-on-write; Ray actors get every working set once through the object store (``ray.put``).
 A killed job resumes as before: a run whose rows were written is complete or is closed on the
@@ -144,8 +149,8 @@ def _close_local() -> None:
         replayer.close()
 
 
-def _replay_local(index: int, ref: StrategyRef, seed: int) -> Outcome:
-    return _REPLAYERS[index].replay(ref, seed)
+def _replay_local(index: int, batch: Sequence[tuple[StrategyRef, int]]) -> list[Outcome]:
+    return [_REPLAYERS[index].replay(ref, seed) for ref, seed in batch]
 
 
 def _local_pool(replayers: list[Replayer], jobs: int) -> tuple[Callable, Callable]:
@@ -156,8 +161,8 @@ def _local_pool(replayers: list[Replayer], jobs: int) -> tuple[Callable, Callabl
         jobs, multiprocessing.get_context("fork"), _init_local, (replayers, os.getpid())
     )
 
-    def submit(index: int, ref: StrategyRef, seed: int):
-        return pool.submit(_replay_local, index, ref, seed)
+    def submit(index: int, batch: Sequence[tuple[StrategyRef, int]]):
+        return pool.submit(_replay_local, index, batch)
 
     def close() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -184,8 +189,8 @@ def _ray_pool(replayers: list[Replayer], jobs: int, address: str | None) -> tupl
         def __init__(self, sets: list[Replayer]) -> None:
             self.sets = sets
 
-        def replay(self, index: int, ref: StrategyRef, seed: int) -> Outcome:
-            return self.sets[index].replay(ref, seed)
+        def replay(self, index: int, batch: Sequence[tuple[StrategyRef, int]]) -> list[Outcome]:
+            return [self.sets[index].replay(ref, seed) for ref, seed in batch]
 
         def close(self) -> None:
             for replayer in self.sets:
@@ -194,10 +199,10 @@ def _ray_pool(replayers: list[Replayer], jobs: int, address: str | None) -> tupl
     actors = [Worker.remote(sets) for _ in range(jobs)]
     turn = [0]
 
-    def submit(index: int, ref: StrategyRef, seed: int) -> Future:
+    def submit(index: int, batch: Sequence[tuple[StrategyRef, int]]) -> Future:
         actor = actors[turn[0] % len(actors)]
         turn[0] += 1
-        return actor.replay.remote(index, ref, seed).future()
+        return actor.replay.remote(index, batch).future()
 
     def close() -> None:
         with contextlib.suppress(Exception):  # an actor already gone
@@ -211,6 +216,34 @@ def _ray_pool(replayers: list[Replayer], jobs: int, address: str | None) -> tupl
 
 
 # ---------------------------------------------------------------------------- the parent
+#: Batches per worker the work list is cut into at least (a bound on the imbalance at the end).
+BATCHES_PER_JOB = 4
+#: Decision rows a batch may carry back at most (a bound on the parent's memory).
+BATCH_ROWS = 200_000
+
+
+def batches(work: Sequence[tuple[Runner, str, int]], jobs: int) -> list[list[int]]:
+    """The work list's positions cut into batches, in order: runs next to each other with the
+    same working set and strategy name, at most ``len(work) / (jobs * BATCHES_PER_JOB)`` runs
+    (so that every worker gets several and the last ones finish together) and
+    :data:`BATCH_ROWS` decision rows each; a longer group is cut into near-equal parts."""
+    keys = [(id(runner), parse_spec(spec)[0]) for runner, spec, _ in work]
+    groups: list[list[int]] = []
+    for i, key in enumerate(keys):
+        if groups and keys[groups[-1][0]] == key:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    most = max(1, len(work) // (jobs * BATCHES_PER_JOB))
+    out = []
+    for group in groups:
+        size = min(most, max(1, BATCH_ROWS // max(1, len(work[group[0]][0].test_pos))))
+        parts = -(-len(group) // size)
+        cuts = [round(j * len(group) / parts) for j in range(parts + 1)]
+        out += [group[a:b] for a, b in zip(cuts, cuts[1:])]
+    return out
+
+
 def run_parallel(
     work: Sequence[tuple[Runner, str, int]],
     force: bool,
@@ -219,10 +252,11 @@ def run_parallel(
     address: str | None = None,
     tolerate: Callable[[str, UisbenchError], bool] | None = None,
 ) -> Iterator[RunResult | None]:
-    """Run the work list on ``jobs`` workers; yields each run's result as it is written (in
-    completion order). A run's error stops the job with that one line, as in one process,
-    unless ``tolerate(strategy name, error)`` says to skip that strategy: then it yields None
-    for the failed run and for each of that strategy's runs not yet sent."""
+    """Run the work list on ``jobs`` workers, a batch (:func:`batches`) at a time; yields each
+    run's result as it is written (in the order batches complete). A run's error stops the job
+    with that one line, as in one process, unless ``tolerate(strategy name, error)`` says to
+    skip that strategy: then it yields None for the failed run and for each of that strategy's
+    runs not yet written."""
     if executor not in EXECUTORS:
         raise UisbenchError(f"unknown executor {executor!r} (choose one of: local, ray)")
     if jobs < 1:
@@ -239,7 +273,7 @@ def run_parallel(
         submit, close = _ray_pool(replayers, jobs, address)
     else:
         submit, close = _local_pool(replayers, jobs)
-    pending: dict[Any, tuple] = {}
+    pending: dict[Any, list[tuple]] = {}
     opened: list[RunRows] = []
     failed: set[str] = set()
 
@@ -249,52 +283,63 @@ def run_parallel(
         failed.add(name)
         return True
 
-    queue = iter(work)
+    queue = iter(batches(work, jobs))
     try:
         while True:
             while len(pending) < 2 * jobs:  # a window: runs are opened as they are sent
-                item = next(queue, None)
-                if item is None:
+                batch = next(queue, None)
+                if batch is None:
                     break
-                runner, spec, seed = item
-                name = parse_spec(spec)[0]
-                if name in failed:
-                    yield None
-                    continue
-                try:
-                    sent = _send(runner, spec, seed, force, submit, runners.index(runner))
-                except UisbenchError as exc:
-                    if not skip(name, exc):
-                        raise
-                    yield None
-                    continue
-                if isinstance(sent, RunResult):  # complete already
-                    yield sent
-                    continue
-                opened.append(sent[3])
-                pending[sent[0]] = (name, *sent[1:])
+                sent: list[tuple] = []  # (name, runner, strategy, rows) of each run sent
+                for i in batch:
+                    runner, spec, seed = work[i]
+                    name = parse_spec(spec)[0]
+                    if name in failed:
+                        yield None
+                        continue
+                    try:
+                        result = _open(runner, spec, seed, force)
+                    except UisbenchError as exc:
+                        if not skip(name, exc):
+                            raise
+                        yield None
+                        continue
+                    if isinstance(result, RunResult):  # complete already
+                        yield result
+                        continue
+                    opened.append(result[1])
+                    sent.append((name, runner, *result, spec, seed))
+                if sent:
+                    index = runners.index(sent[0][1])
+                    future = submit(index, [(spec, seed) for *_, spec, seed in sent])
+                    pending[future] = sent
             if not pending:
                 break
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in finished:
-                name, runner, strat, stored = pending.pop(future)
-                opened.remove(stored)
-                try:
-                    result = _write(runner, strat, stored, future.result())
-                except UisbenchError as exc:
-                    if not skip(name, exc):
-                        raise
-                    result = None
-                yield result
+                sent = pending.pop(future)
+                for (name, runner, strat, stored, *_), out in zip(sent, future.result()):
+                    opened.remove(stored)
+                    if name in failed:  # an earlier run of this batch failed
+                        stored.drop_if_empty()
+                        yield None
+                        continue
+                    try:
+                        result = _write(runner, strat, stored, out)
+                    except UisbenchError as exc:
+                        if not skip(name, exc):
+                            raise
+                        result = None
+                    yield result
     finally:
         close()
         for stored in opened:  # sent, never written: no trace (as a failed run)
             stored.drop_if_empty()
 
 
-def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, index: int):
-    """Open the run and send it to a worker: (future, runner, strategy, the run's rows), or
-    the RunResult of a run complete already."""
+def _open(runner: Runner, spec: str, seed: int, force: bool):
+    """Open the run to send it to a worker: (strategy, the run's rows), or the RunResult of a
+    run complete already."""
     strat = runner.describe(spec)
     why = runner.cannot_run(strat)
     if why:
@@ -304,7 +349,7 @@ def _send(runner: Runner, spec: str, seed: int, force: bool, submit: Callable, i
     if opened.complete:
         return runner.complete_result(opened, strat)
     opened.create()  # run ids in the order of the work list, as in one process
-    return submit(index, spec, seed), runner, strat, opened
+    return strat, opened
 
 
 def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:
