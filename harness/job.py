@@ -255,7 +255,7 @@ def run_job(req: RunRequest) -> None:
         for task in sorted({t for t, _ in pairs}):
             print_report(engine, task)
     if default_job:
-        _build_site(engine, site_folder(req.db))
+        _build_site(engine, site_folder(req.db), req.jobs)
 
 
 def _work_list(
@@ -386,10 +386,10 @@ def site_folder(db: str | None) -> Path:
     return Path.cwd() / "_site"
 
 
-def _build_site(engine: Engine, out: Path) -> None:
+def _build_site(engine: Engine, out: Path, jobs: int) -> None:
     from uisbench.progress import progress_bar, site_progress
     from uisbench.site.build import build_site
 
     with progress_bar(transient=True) as bar:
-        out = build_site(engine, out, progress=site_progress(bar))
+        out = build_site(engine, out, progress=site_progress(bar), jobs=jobs)
     print(f"leaderboard written to {out / 'index.html'}", file=sys.stderr)

@@ -65,6 +65,7 @@ from uisbench.site.charts import (
     plot_group,
     regret_spec,
 )
+from uisbench.site.writer import PageWriter
 from uisbench.tasks import task_note
 
 if TYPE_CHECKING:
@@ -316,6 +317,7 @@ class _Site:
         drill_queries: int,
         base_url: str | None = None,
         progress: Callable[[int, int, str], None] | None = None,
+        jobs: int = 1,
     ) -> None:
         self.engine = engine
         self.progress = progress or (lambda done, total, label: None)
@@ -328,23 +330,21 @@ class _Site:
         self.version = uisbench_version()
         self.commit = git_commit()
         self.paths: list[str] = []
+        self.pages = PageWriter(self.env, out, jobs)
         self.submitted: list = []  # result files others submitted (results/submitted.py)
 
     def render(self, template: str, path: str, **ctx: Any) -> None:
-        depth = path.count("/")
-        html = self.env.get_template(template).render(
-            root="../" * depth,
-            built_at=self.built_at,
-            version=self.version,
-            commit=self.commit,
-            provenance=self.provenance,
-            canonical=f"{self.base_url}{path}" if self.base_url else None,
-            tasks_nav=self.tasks_nav,
-            **ctx,
-        )
-        target = self.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(html, encoding="utf-8")
+        """Queue the page ``path`` (written by every core at the end of the build)."""
+        common = {
+            "root": "../" * path.count("/"),
+            "built_at": self.built_at,
+            "version": self.version,
+            "commit": self.commit,
+            "provenance": self.provenance,
+            "canonical": f"{self.base_url}{path}" if self.base_url else None,
+            "tasks_nav": self.tasks_nav,
+        }
+        self.pages.add(template, path, {**common, **ctx})
         self.paths.append(path)
 
     def _sitemap(self) -> None:
@@ -393,6 +393,7 @@ class _Site:
             include_synthetic=self.include_synthetic,
             submitted=self.submitted,
         )
+        self.pages.flush()
         (self.out / "sitemap.xml").unlink(missing_ok=True)
         if self.base_url:
             self._sitemap()
@@ -735,16 +736,21 @@ def build_site(
     base_url: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     results_dir: Path | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """Render the site into ``out`` (default ``_site/`` in the current directory); returns it.
-    ``progress(done, total, label)`` hears of each task as its pages are written;
+    ``progress(done, total, label)`` hears of each task as its pages are decided;
     ``results_dir``: result files others submitted, shown beside the local runs
-    (:mod:`uisbench.results.submitted`)."""
+    (:mod:`uisbench.results.submitted`); ``jobs``: processes writing the pages (default: this
+    machine's cores)."""
+    from uisbench.parallel import default_jobs
+
     out = Path(out) if out is not None else Path.cwd() / "_site"
     if drill_queries < 0:
         raise UisbenchError("--queries must be 0 (all) or more")
     base_url = check_base_url(base_url)
-    site = _Site(engine, out, include_synthetic, drill_queries, base_url, progress)
+    jobs = default_jobs() if jobs is None else jobs
+    site = _Site(engine, out, include_synthetic, drill_queries, base_url, progress, jobs)
     if results_dir is not None:
         from uisbench.results.submitted import load_submissions
 

@@ -45,6 +45,12 @@ def site() -> None:
     "local bank (same content digest) are shown beside the local runs, as submitted or, "
     "after uisbench gate --verify, verified.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes writing the pages (default: this machine's cores); the files are the same.",
+)
 @db_option
 def site_build(
     out: Path | None,
@@ -52,6 +58,7 @@ def site_build(
     drill_queries: int,
     base_url: str | None,
     results_dir: Path | None,
+    jobs: int | None,
     db: str | None,
 ) -> None:
     """Render the leaderboard, Pareto plots and drill-down pages from the database.
@@ -66,6 +73,13 @@ def site_build(
     with progress_bar(transient=True) as bar:
         tick = site_progress(bar)
         path = build_site(
-            engine, out, include_synthetic, drill_queries, base_url, tick, results_dir=results_dir
+            engine,
+            out,
+            include_synthetic,
+            drill_queries,
+            base_url,
+            tick,
+            results_dir=results_dir,
+            jobs=jobs,
         )
     click.echo(f"site written to {path / 'index.html'}")

@@ -50,6 +50,47 @@ def test_two_builds_differ_only_in_the_stamp(
     assert build(db, tmp_path / "a") == first  # rebuilding into the same folder
 
 
+def test_pages_written_by_several_processes_are_the_same_bytes(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent import futures
+
+    from uisbench.site import writer
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    one = build(db, tmp_path / "one", "--jobs", "1")
+    forks: list[int] = []
+    real = futures.ProcessPoolExecutor
+
+    def pool(jobs, *args):
+        forks.append(jobs)
+        return real(jobs, *args)
+
+    monkeypatch.setattr(writer, "ProcessPoolExecutor", pool)
+    monkeypatch.setattr(writer, "PARALLEL_PAGES", 2)  # this small site too
+    two = build(db, tmp_path / "two", "--jobs", "2")
+    assert forks == [2] and len(one) > 20
+    assert one == two
+
+
+def test_a_page_that_fails_in_a_writer_stops_the_build(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uisbench.site import writer
+
+    monkeypatch.setattr(writer, "PARALLEL_PAGES", 2)
+    real = writer._write
+
+    def broken(env, out, pages):
+        if any(path.startswith("runs/") for _, path, _ in pages):
+            raise RuntimeError("a run page broke")
+        real(env, out, pages)
+
+    monkeypatch.setattr(writer, "_write", broken)
+    with pytest.raises(RuntimeError, match="a run page broke"):
+        main(["site", "build", "--db", db, "--out", str(tmp_path / "s"), "--jobs", "2"])
+
+
 def test_every_page_states_its_provenance(db: str, tmp_path: Path) -> None:
     from uisbench.store.digest import bank_digest
     from uisbench.store.engine import open_engine
