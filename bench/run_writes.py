@@ -9,7 +9,9 @@ copied too, so loading is not what is measured), loads the sweep's model once, r
 warm-up run each way, then times the majority sweep k = 1, 2, 4, ..., 64 over ``--seeds``
 seeds through :meth:`Runner.run` (decision rows written) and through
 :func:`uisbench.run_loop.replay` (nothing written), alternating which goes first. Prints wall and
-CPU seconds of both and their ratios, with the load average. ``--schema 4`` writes the copy as
+CPU seconds of both and their ratios, with the load average, then the driver's floor: the same
+rows inserted by ``sqlite3`` alone into an in-memory database (what no change to uisbench's
+own code can go under while each decision is a row). ``--schema 4`` writes the copy as
 schema 4 (``runs.mode`` added back) so that a checkout from before schema 5 can be timed on
 the same data (run it with that checkout's package first on ``PYTHONPATH``).
 """
@@ -85,6 +87,41 @@ def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float
     return out
 
 
+def insert_floor(db: Path) -> tuple[float, float, int]:
+    """Seconds per run for the driver alone to insert the runs' decision rows as written (the
+    same tuples, one ``executemany`` and commit per run) into an in-memory SQLite database:
+    into a table of the same columns with no key or index, and into the real table (its key and
+    index, foreign keys off); and the rows per run."""
+    cols = "run_id, query_id, position, arms, samples_used, answer, correct, input_tokens, "
+    cols += "output_tokens, flops, dollars, latency_s, param_calls, reward, extra"
+    with sqlite3.connect(db) as conn:
+        runs = [r for (r,) in conn.execute("SELECT id FROM runs ORDER BY id")]
+        rows = {
+            r: conn.execute(f"SELECT {cols} FROM decisions WHERE run_id = ?", (r,)).fetchall()
+            for r in runs
+        }
+        ddl = [
+            sql
+            for (sql,) in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'decisions' AND sql IS NOT NULL"
+            )
+        ]
+    conn.close()
+    out = []
+    for tables in (["CREATE TABLE decisions (" + cols + ")"], ddl):
+        mem = sqlite3.connect(":memory:")
+        for sql in tables:
+            mem.execute(sql)
+        marks = ", ".join("?" * 15)
+        t = time.perf_counter()
+        for r in runs:
+            mem.executemany(f"INSERT INTO decisions ({cols}) VALUES ({marks})", rows[r])
+            mem.commit()
+        out.append((time.perf_counter() - t) / len(runs))
+        mem.close()
+    return out[0], out[1], len(rows[runs[0]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", type=Path, default=HERE / "_work" / "foundation.db")
@@ -101,6 +138,15 @@ def main() -> None:
                 f"round {r}: written {w_db:.3f} s wall {c_db:.3f} s CPU; in memory {w_mem:.3f} s "
                 f"wall {c_mem:.3f} s CPU; ratio wall {w_db / w_mem:.2f}, CPU {c_db / c_mem:.2f}; "
                 f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            bare, keyed, n = insert_floor(db)
+            per_run = w_mem / (a.seeds * 7)
+            print(
+                f"  the driver's floor, {n} rows a run into an in-memory database: "
+                f"{bare * 1e3:.1f} ms a run with no key ({bare / per_run:.2f} of the replay's "
+                f"{per_run * 1e3:.1f} ms), {keyed * 1e3:.1f} ms into the real table "
+                f"({keyed / per_run:.2f})",
                 flush=True,
             )
 
