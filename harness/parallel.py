@@ -277,11 +277,15 @@ def run_parallel(
     opened: list[RunRows] = []
     failed: set[str] = set()
 
-    def skip(name: str, exc: UisbenchError) -> bool:
-        if tolerate is None or not tolerate(name, exc):
-            return False
-        failed.add(name)
-        return True
+    def guarded(name: str, step: Callable, *args: Any) -> Any:
+        """``step(*args)``, or None when it failed with an error tolerated for ``name``."""
+        try:
+            return step(*args)
+        except UisbenchError as exc:
+            if tolerate is None or not tolerate(name, exc):
+                raise
+            failed.add(name)
+            return None
 
     queue = iter(batches(work, jobs))
     try:
@@ -297,14 +301,8 @@ def run_parallel(
                     if name in failed:
                         yield None
                         continue
-                    try:
-                        result = _open(runner, spec, seed, force)
-                    except UisbenchError as exc:
-                        if not skip(name, exc):
-                            raise
-                        yield None
-                        continue
-                    if isinstance(result, RunResult):  # complete already
+                    result = guarded(name, _open, runner, spec, seed, force)
+                    if result is None or isinstance(result, RunResult):  # failed, or complete
                         yield result
                         continue
                     opened.append(result[1])
@@ -324,13 +322,7 @@ def run_parallel(
                         stored.drop_if_empty()
                         yield None
                         continue
-                    try:
-                        result = _write(runner, strat, stored, out)
-                    except UisbenchError as exc:
-                        if not skip(name, exc):
-                            raise
-                        result = None
-                    yield result
+                    yield guarded(name, _write, runner, strat, stored, out)
     finally:
         close()
         for stored in opened:  # sent, never written: no trace (as a failed run)

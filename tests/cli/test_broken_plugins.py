@@ -72,3 +72,30 @@ def test_a_broken_plugin_named_explicitly_fails_the_job(db, capsys, name):
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert strategies_run(db) == set()
+
+
+def test_a_batch_stops_at_its_plugin_s_first_failed_run(db, capsys, monkeypatch):
+    """``--jobs``: the runs of a plugin's batch after its failed one are dropped, not written
+    and not reported again (one line), and the other strategies' batches run."""
+    from uisbench import parallel
+
+    def whole(work, jobs):  # each strategy's runs in one batch, whatever their number
+        out: list[list[int]] = []
+        for i, (_, spec, _) in enumerate(work):
+            same = out and work[out[-1][0]][1].split(":")[0] == spec.split(":")[0]
+            out[-1].append(i) if same else out.append([i])
+        return out
+
+    monkeypatch.setattr(parallel, "batches", whole)
+    seeds = ["--seed", "0", "--seed", "1", "--seed", "2"]
+    args = ["run", "--db", db, "--bank", "toy", "--no-report", "--jobs", "2", *seeds]
+    code, out, err = cli(capsys, *args)
+    err += out
+    assert code == 0, err
+    assert [line.split()[2] for line in err.splitlines() if "fails-in-run" in line] == [
+        "fails-in-run"
+    ]
+    assert "3 of broken plugins skipped" in err  # its three seeds: one failed, two dropped
+    with open_engine(db).connect() as conn:
+        runs = conn.execute(select(schema.runs.c.strategy, schema.runs.c.status)).all()
+    assert sorted(runs) == [("fine", "complete")] * 3 + [("single", "complete")] * 3
