@@ -7,6 +7,7 @@ replay is :mod:`uisbench.store.arrays`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from uisbench.store.digest import (
     Names,
     stored_columns,
 )
+from uisbench.store.rowsha import ShaProcess, sha_rows
 
 SAMPLE_COLUMNS = tuple(
     """bank_id query_id model_id sample_index text answer correct score
@@ -142,13 +144,33 @@ def import_file(
     with engine.begin() as conn:
         config = {"file": path.name, **bank_meta_beside(path)}
         bank_id = ensure_bank(conn, name, source, config, synthetic)
-        with ThreadPoolExecutor(max_workers=1) as hasher:
+        with ThreadPoolExecutor(max_workers=1) as hasher, _row_sha(path) as sha:
             replace = on_conflict == "replace"
-            importer = _Importer(conn, bank_id, meta, describe, replace, hasher)
+            importer = _Importer(conn, bank_id, meta, describe, replace, hasher, sha)
             for table in _prefetch(read_blocks(path)):
                 importer.add(table)
             stats = importer.finish(name)
     return stats
+
+
+#: Bank files at least this big (bytes, as stored) hash their rows in a helper process.
+SHA_PROCESS_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def _row_sha(path: Path) -> Iterator[Callable[[bytes, int], bytes]]:
+    """What hashes an import's new rows: a helper process for a big file (the hashes no longer
+    wait on the inserting thread's interpreter lock, :mod:`uisbench.store.rowsha`), this
+    process for a small one (starting the helper costs more than its rows)."""
+    try:
+        big = path.stat().st_size >= SHA_PROCESS_BYTES
+    except OSError:
+        big = False
+    if not big:
+        yield sha_rows
+        return
+    with ShaProcess() as sha:
+        yield sha
 
 
 def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
@@ -172,8 +194,10 @@ class _Importer:
         describe: Callable[[str], str | None] | None,
         replace: bool,
         hasher: ThreadPoolExecutor,
+        sha: Callable[[bytes, int], bytes] = sha_rows,
     ) -> None:
         self.conn, self.bank_id, self.meta, self.hasher = conn, bank_id, meta, hasher
+        self.sha = sha  # what hashes a chunk's new rows on the hasher thread
         self.describe, self.replace = describe, replace
         self.task_ids: dict[str, int] = {}
         # (task, query key) -> (query id, split, prompt) as stored
@@ -312,7 +336,7 @@ class _Importer:
         """All rows new (the bank's first import): insert them; False, and nothing written,
         when some key is held already (a duplicate in the file)."""
         # The rows are hashed on the second core while the database takes them.
-        lanes = self.hasher.submit(self.names.later(part, len(chunk)))
+        lanes = self.hasher.submit(self.names.later(part, len(chunk), self.sha))
         if not copy_insert_new(self.conn, schema.samples, columns, chunk):
             lanes.cancel()
             return False

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, select
 
 from uisbench.store import schema
 from uisbench.store.dialect import insert_ignore
+from uisbench.store.rowsha import sha_rows
 
 VERSION = b"uisbench bank content v2\0"
 #: The sample fields hashed besides the query and the model, in layout order.
@@ -100,9 +101,16 @@ def _numbers(values: Any) -> np.ndarray:
     return out
 
 
-def row_hashes(qhash: np.ndarray, mhash: np.ndarray, cols: Mapping[str, Any], n: int) -> np.ndarray:
+def row_hashes(
+    qhash: np.ndarray,
+    mhash: np.ndarray,
+    cols: Mapping[str, Any],
+    n: int,
+    sha: Callable[[bytes, int], bytes] = sha_rows,
+) -> np.ndarray:
     """(n, 4) uint64 lanes of each row's sha256. ``qhash``/``mhash``: (n,) V32 per row;
-    ``cols``: sample_index, correct and the value fields (a missing field is all null)."""
+    ``cols``: sample_index, correct and the value fields (a missing field is all null);
+    ``sha``: what hashes the packed rows (:mod:`uisbench.store.rowsha`)."""
     rows = np.zeros(n, dtype=_ROW)
     rows["query"], rows["model"] = qhash, mhash
     for f in TEXT_FIELDS:
@@ -111,10 +119,7 @@ def row_hashes(qhash: np.ndarray, mhash: np.ndarray, cols: Mapping[str, Any], n:
     rows["correct"] = np.asarray(cols["correct"], dtype=bool)
     for f in NUMBER_FIELDS:
         rows[f] = _numbers(cols[f]) if f in cols else np.nan
-    buf, w = rows.tobytes(), _ROW.itemsize
-    sha = hashlib.sha256  # one call per row: no helper in the loop
-    digests = b"".join([sha(buf[i : i + w]).digest() for i in range(0, n * w, w)])
-    return np.frombuffer(digests, dtype="<u8").reshape(n, 4)
+    return np.frombuffer(sha(rows.tobytes(), _ROW.itemsize), dtype="<u8").reshape(n, 4)
 
 
 def fold(lanes: np.ndarray) -> np.ndarray:
@@ -171,15 +176,17 @@ class Names:
         """Row hash lanes of samples given as columns (query_id, model_id, fields)."""
         return self.later(cols, n)()
 
-    def later(self, cols: Mapping[str, Any], n: int) -> Callable[[], np.ndarray]:
+    def later(
+        self, cols: Mapping[str, Any], n: int, sha: Callable[[bytes, int], bytes] = sha_rows
+    ) -> Callable[[], np.ndarray]:
         """:meth:`rows` in two steps: the query and model hashes are read now (the database,
         on this thread), the rows hashed when the returned function is called (no database:
-        another thread may run it while this one writes)."""
+        another thread may run it while this one writes), by ``sha``."""
         if n == 0:
             return lambda: np.zeros((0, 4), np.uint64)
         q = self._per_row(cols["query_id"], self.queries, self._fetch_queries)
         m = self._per_row(cols["model_id"], self.models, self._fetch_models)
-        return lambda: row_hashes(q, m, cols, n)
+        return lambda: row_hashes(q, m, cols, n, sha)
 
     def _fetch_queries(self, ids: list[int]) -> dict[int, bytes]:
         q, t = schema.queries.c, schema.tasks.c
