@@ -166,11 +166,15 @@ def _row_sha(path: Path) -> Iterator[Callable[[bytes, int], bytes]]:
         big = path.stat().st_size >= SHA_PROCESS_BYTES
     except OSError:
         big = False
-    if not big:
+    try:
+        helper = ShaProcess() if big else None
+    except OSError:  # no interpreter to start (an embedded Python): hash here
+        helper = None
+    if helper is None:
         yield sha_rows
         return
-    with ShaProcess() as sha:
-        yield sha
+    with helper:
+        yield helper
 
 
 def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:

@@ -59,3 +59,15 @@ def test_an_import_hashing_in_the_helper_stores_the_same_digest(tmp_path, monkey
             digests.append(bank_digest(conn, "arith-smoke-cpu-tiny"))
     assert helpers == [1]
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
+
+
+def test_an_import_hashes_here_when_no_helper_can_start(tmp_path, monkeypatch):
+    def no_interpreter():
+        raise FileNotFoundError("no python here")
+
+    monkeypatch.setattr(bank, "ShaProcess", no_interpreter)
+    monkeypatch.setattr(bank, "SHA_PROCESS_BYTES", 0)
+    src = SHIPPED / "arith-smoke-cpu-tiny.jsonl.gz"
+    engine = open_engine(str(tmp_path / "db.sqlite"))
+    stats = bank.import_file(engine, src)
+    assert stats.inserted == stats.rows > 0
