@@ -235,7 +235,7 @@ class _Importer:
         if self.rows == 0:
             raise UisbenchError("bank file holds no samples")
         self.digest.apply(self.conn)
-        self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_keys")
+        self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_ranges")
         # embed:KIND entries price a router's embedding model: no samples expected
         unknown = sorted(set(self.meta) - self.seen_models - set(embedders(self.meta)))
         models = sorted(self.seen_models)  # the models file's others: unknown, not stored
@@ -467,23 +467,34 @@ def _query_samples(conn: Connection, query_ids: list[int]) -> list[tuple]:
 
 
 def _held_samples(conn: Connection, bank_id: int, keys: pd.DataFrame) -> list[tuple]:
-    """Stored (model, query, sample index, value fields...) of the given keys of a bank,
-    by one probe of the unique key per key (a temporary table joined on the full key)."""
+    """Stored (model, query, sample index, value fields...) of a bank's samples that cover the
+    given keys: for each (model, query) of ``keys``, the held samples whose index lies between
+    the least and the greatest index asked for it (a caller matches them on the full key; with
+    a file's contiguous indices that is exactly the keys). One range scan of the unique key per
+    (model, query), not one probe per sample: a temporary table of the ranges joined on them."""
+    ranges = keys.groupby(["model_id", "query_id"], sort=True)["sample_index"].agg(["min", "max"])
     conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS uisbench_keys "
-        "(model_id INTEGER, query_id INTEGER, sample_index INTEGER)"
+        "CREATE TEMP TABLE IF NOT EXISTS uisbench_ranges "
+        "(model_id INTEGER, query_id INTEGER, lo INTEGER, hi INTEGER)"
     )
-    conn.exec_driver_sql("DELETE FROM uisbench_keys")
-    rows = list(zip(*(keys[c].to_numpy().tolist() for c in keys.columns)))
-    conn.exec_driver_sql(_paramstyle(conn, "INSERT INTO uisbench_keys VALUES (?, ?, ?)"), rows)
+    conn.exec_driver_sql("DELETE FROM uisbench_ranges")
+    rows = list(
+        zip(
+            ranges.index.get_level_values(0).tolist(),
+            ranges.index.get_level_values(1).tolist(),
+            ranges["min"].tolist(),
+            ranges["max"].tolist(),
+        )
+    )
+    conn.exec_driver_sql(_paramstyle(conn, "INSERT INTO uisbench_ranges VALUES (?, ?, ?, ?)"), rows)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE uisbench_keys")  # a plan for the rows it holds now
+        conn.exec_driver_sql("ANALYZE uisbench_ranges")  # a plan for the rows it holds now
     values = ", ".join(f"s.{c}" for c in VALUE_FIELDS)
     sql = (
-        f"SELECT k.model_id, k.query_id, k.sample_index, {values} FROM uisbench_keys k "
-        # SQLite: CROSS JOIN makes the keys drive the loop (one probe of uq_sample each).
+        f"SELECT s.model_id, s.query_id, s.sample_index, {values} FROM uisbench_ranges k "
+        # SQLite: CROSS JOIN makes the ranges drive the loop (one range of uq_sample each).
         f"CROSS JOIN samples s WHERE s.bank_id = {int(bank_id)} AND s.model_id = k.model_id "
-        "AND s.query_id = k.query_id AND s.sample_index = k.sample_index"
+        "AND s.query_id = k.query_id AND s.sample_index BETWEEN k.lo AND k.hi"
     )
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:

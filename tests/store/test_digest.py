@@ -210,3 +210,33 @@ def test_recording_writer_keeps_the_digest_and_skips_held_keys(tmp_path: Path) -
     assert stored == recomputed
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 14
+
+
+def test_a_file_with_some_of_a_pair_s_samples_is_checked_against_those_only(tmp_path: Path):
+    """Held samples are read a (model, query) range at a time: the held samples in a range
+    that the file does not name are neither conflicts nor inserted again."""
+    from tests.fakes import FakeBank, FakeModel
+
+    rows = FakeBank(models=(FakeModel("m", 0.5, samples=10),), queries=3).rows()
+    path = write_jsonl(tmp_path / "bank.jsonl", rows)
+    engine = open_engine(str(tmp_path / "db.sqlite"))
+    import_file(engine, path)
+    before = _state(engine)
+    ends = [r for r in rows if r["sample"] in (0, 9)]  # indices 1-8 of each pair left out
+    write_jsonl(path, ends)
+    assert import_file(engine, path).inserted == 0
+    assert _state(engine) == before
+    changed = [dict(ends[0], answer="another " + str(ends[0]["answer"])), *ends[1:]]
+    write_jsonl(path, changed)
+    import pytest
+
+    from uisbench.errors import UisbenchError
+
+    with pytest.raises(UisbenchError, match="already held with other values"):
+        import_file(engine, path)
+    stats = import_file(engine, path, on_conflict="replace")
+    assert (stats.inserted, stats.replaced) == (0, 1)
+    assert _state(engine)[0] == _state(engine)[1] != before[0]
+    gap = [dict(r, sample=r["sample"] + 20) for r in ends]  # new indices beyond the held ones
+    write_jsonl(path, gap + changed)
+    assert import_file(engine, path).inserted == len(gap)
