@@ -6,6 +6,9 @@ percentile bootstrap over queries (the unit that was sampled). Costs are means p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Engine, Float, Integer, cast, func, select
@@ -264,19 +267,27 @@ def read_packed_outcomes(engine: Engine, run_ids: list[int]) -> np.ndarray:
     cursor: the hot path of a million-decision build (Row objects cost ~4× more)."""
     d = schema.decisions
     code = (cast(d.c.run_id, BigInteger) * 2**32 + d.c.query_id) * 2 + cast(d.c.correct, Integer)
-    packed = []
+    packed = [
+        np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        for rows in decision_rows(engine, run_ids, [code])
+    ]
+    return np.concatenate(packed) if packed else np.zeros(0, np.int64)
+
+
+def decision_rows(engine: Engine, run_ids: list[int], columns: list[Any]) -> Iterator[list[tuple]]:
+    """The runs' decisions as plain tuples of ``columns`` (SQL expressions over
+    ``decisions``), 500 runs a query, through the DBAPI cursor: no SQLAlchemy Row a decision."""
+    d = schema.decisions
     with engine.connect() as conn:
         for lo in range(0, len(run_ids), 500):
-            q = select(code).where(d.c.run_id.in_(run_ids[lo : lo + 500]))
+            q = select(*columns).where(d.c.run_id.in_(run_ids[lo : lo + 500]))
             sql = str(q.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
             cur = conn.connection.driver_connection.cursor()
             try:
                 cur.execute(sql)
-                rows = cur.fetchall()
+                yield cur.fetchall()
             finally:
                 cur.close()
-            packed.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-    return np.concatenate(packed)
 
 
 def per_query_accuracy(packed: np.ndarray, runs: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Integer, cast
 
+from uisbench.results.aggregate import decision_rows
 from uisbench.results.pareto import oracle_front
 from uisbench.store import schema
 
@@ -27,16 +28,23 @@ ORACLE_NOTE = (
 )
 
 
-def _per_query_cost(engine: Engine, run_ids: list[int], unit: str) -> pd.DataFrame:
-    """Mean over runs of each query's cost in ``unit`` and correctness (decisions of few runs)."""
+def _decisions(engine: Engine, run_ids: list[int], unit: str) -> pd.DataFrame:
+    """(run_id, query_id, correct, cost in ``unit``) of the runs' decisions, in one read."""
     d = schema.decisions
-    col = d.c.input_tokens + d.c.output_tokens if unit == "tokens" else d.c[unit]
-    q = select(d.c.query_id, d.c.correct, col.label("cost")).where(d.c.run_id.in_(run_ids))
-    with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(q).all(), columns=["query_id", "correct", "cost"])
+    cost = d.c.input_tokens + d.c.output_tokens if unit == "tokens" else d.c[unit]
+    columns = [d.c.run_id, d.c.query_id, cast(d.c.correct, Integer), cost]
+    names = ["run_id", "query_id", "correct", "cost"]
+    parts = [pd.DataFrame(rows, columns=names) for rows in decision_rows(engine, run_ids, columns)]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=names)
     df["correct"] = df["correct"].astype(float)
     df["cost"] = pd.to_numeric(df["cost"], errors="coerce")
-    return df.groupby("query_id").mean()
+    return df
+
+
+def _per_query(decided: pd.DataFrame, run_ids: list[int]) -> pd.DataFrame:
+    """Mean over the runs of each query's cost and correctness."""
+    mine = decided[decided["run_id"].isin(run_ids)]
+    return mine[["query_id", "correct", "cost"]].groupby("query_id").mean()
 
 
 def oracle_fronts(engine: Engine, runs: pd.DataFrame, unit: str) -> pd.DataFrame:
@@ -46,14 +54,16 @@ def oracle_fronts(engine: Engine, runs: pd.DataFrame, unit: str) -> pd.DataFrame
     oracles = runs[runs["strategy"] == "oracle"]
     if singles.empty or oracles.empty:
         return pd.DataFrame(columns=["config_label", "cost", "accuracy"])
+    ids = [int(i) for i in pd.concat([singles, oracles])["run_id"]]
+    decided = _decisions(engine, ids, unit)
     per_model = [
-        _per_query_cost(engine, g["run_id"].tolist(), unit)["cost"]
+        _per_query(decided, g["run_id"].tolist())["cost"]
         for _, g in singles.groupby("config_label")
     ]
     cheapest = pd.concat(per_model, axis=1).min(axis=1)
     frames = []
     for label, g in oracles.groupby("config_label", sort=True):
-        pq = _per_query_cost(engine, g["run_id"].tolist(), unit).join(
+        pq = _per_query(decided, g["run_id"].tolist()).join(
             cheapest.rename("fallback"), how="inner"
         )
         solved = pq["correct"].to_numpy() > 0.5
