@@ -183,15 +183,26 @@ def test_bootstrap_from_histogram_is_the_same_bootstrap() -> None:
     assert (lo, hi) == pytest.approx((y.mean() - half, y.mean() + half), abs=0.003)
 
 
-def test_site_on_postgres(postgres_db: str, tmp_path: Path) -> None:
-    """The in-database aggregation (raw DBAPI read, casts) on PostgreSQL, against pandas."""
+def test_site_on_postgres(
+    postgres_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-database aggregation (raw DBAPI read, casts) on PostgreSQL, against pandas; the
+    pages written by forked processes, after which the builder's connections still work."""
+    from uisbench.site import writer
+
     engine = make_toy_db(tmp_path, url=postgres_db)
     fast = summarize_db(engine)
     slow = summarize(load_decisions(engine))
     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-9)
-    out = build_site(engine, tmp_path / "out")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    monkeypatch.setattr(writer, "PARALLEL_PAGES", 2)  # this small site in two writers too
+    out = build_site(engine, tmp_path / "out", jobs=2)
     assert "stub-online" in (out / "index.html").read_text("utf-8")
     assert list((out / "data").glob("*stub-online*.regret.csv"))
+    again = build_site(engine, tmp_path / "again", jobs=1)  # the same server connections
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert len(files) > 20
+    assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
 
 
 def test_budget_verdicts_oracle_front_and_prefix_cache_on_the_board(
