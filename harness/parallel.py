@@ -294,7 +294,7 @@ def run_parallel(
                 batch = next(queue, None)
                 if batch is None:
                     break
-                sent: list[tuple] = []  # (name, runner, strategy, rows) of each run sent
+                sent: list[tuple] = []  # (name, runner, strategy, rows, spec, seed) per run sent
                 for i in batch:
                     runner, spec, seed = work[i]
                     name = parse_spec(spec)[0]
