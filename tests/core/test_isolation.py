@@ -116,6 +116,18 @@ def test_the_same_route_is_open_in_process(db, name):
     assert res.accuracy > honest_score(r, f"{name}:model=m", 0) + 0.25
 
 
+def test_the_working_folder_on_the_import_path_is_not_bound(db, tmp_path, monkeypatch):
+    """Under ``python -m uisbench.cli`` the working folder is on ``sys.path``; the bank imported
+    from it lies there. An isolated plugin must not read it (the folder is data, not code)."""
+    monkeypatch.syspath_prepend(str(tmp_path))  # what ``python -m`` does with the working folder
+    assert list(tmp_path.glob("*.jsonl"))
+    r = runner(db, "auto")
+    res = r.run("path-bank", 0)
+    assert res.accuracy == pytest.approx(honest_score(r, "path-bank:model=m", 0))
+    open_route = runner(db, "inprocess").run("path-bank", 1)  # the route works where it is open
+    assert open_route.accuracy > honest_score(r, "path-bank:model=m", 1) + 0.25
+
+
 def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):
     r = runner(db, "auto")
     r.run("stash", 0)
