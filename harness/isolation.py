@@ -367,9 +367,23 @@ def _locations(package: str) -> list[str]:
 
 
 def _bind_roots() -> tuple[list[str], list[str], list[str]]:
-    """(sys.path entries, site dirs, code dirs) the template needs, as real paths."""
+    """(sys.path entries, site dirs, code dirs) the template needs, as real paths.
+
+    Left out: the working folder, which ``python -m`` puts on ``sys.path`` but which holds the
+    user's banks and databases (a strategy module there is named by reference and bound alone,
+    :meth:`ForkServer.use`), and any folder holding ``/tmp`` (bound, it would replace the
+    sandbox's own empty /tmp with the machine's)."""
+    here = os.path.realpath(os.getcwd())
     sites = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
-    path = [p for p in sys.path if p and os.path.isdir(p) and p not in sites]
+    path = [
+        p
+        for p in sys.path
+        if p
+        and os.path.isdir(p)
+        and p not in sites
+        and os.path.realpath(p) != here
+        and not Path("/tmp").is_relative_to(os.path.realpath(p))
+    ]
     code = [d for pkg in PACKAGES for d in _locations(pkg)]
     return path, sites, code
 
