@@ -200,6 +200,23 @@ def test_evaluation_figures_of_an_isolated_plugin(db, capfd):
         assert "evaluation figures skipped" in capfd.readouterr().err
 
 
+@pytest.mark.skipif(not os_isolated(), reason="needs bubblewrap and pyseccomp")
+def test_a_run_child_cannot_start_a_process_or_open_a_socket(db):
+    """Each run's child installs the seccomp filter before the strategy runs."""
+    res = runner(db, "auto").run("syscalls", 0)
+    with db.connect() as conn:
+        summary = conn.execute(
+            select(schema.runs.c.summary).where(schema.runs.c.id == res.run_id)
+        ).scalar_one()
+    assert summary["strategy"] == {"fork": "denied", "socket": "denied"}
+    in_process = runner(db, "inprocess").run("syscalls", 1)  # the probe can tell both apart
+    with db.connect() as conn:
+        summary = conn.execute(
+            select(schema.runs.c.summary).where(schema.runs.c.id == in_process.run_id)
+        ).scalar_one()
+    assert summary["strategy"] == {"fork": "allowed", "socket": "allowed"}
+
+
 def test_a_strategy_process_keeps_blas_to_one_thread_and_prints_nothing(db, capfd):
     """A strategy's process is one of --jobs: BLAS keeps to one thread there (idle OpenBLAS
     threads spun on the other cores: 2-4x the CPU of the same fits), and importing

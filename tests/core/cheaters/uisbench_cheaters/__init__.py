@@ -494,3 +494,34 @@ class CacheProbe(Honest):
 
     def run_summary(self):
         return {"cache_files": self.seen}
+
+
+class Syscalls(Honest):
+    """Not a cheater: tries, in its run, what the children's filter denies (a new process, a
+    socket) and reports what happened."""
+
+    name = "syscalls"
+
+    def run(self, ctx):
+        import socket
+
+        self.tried = {}
+        try:
+            pid = os.fork()
+        except OSError:
+            self.tried["fork"] = "denied"
+        else:
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            self.tried["fork"] = "allowed"
+        try:
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+        except OSError:
+            self.tried["socket"] = "denied"
+        else:
+            self.tried["socket"] = "allowed"
+        yield from super().run(ctx)
+
+    def run_summary(self):
+        return dict(self.tried)
