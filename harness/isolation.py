@@ -469,16 +469,23 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def load_seccomp(bpf: bytes) -> None:
-    """Install the compiled filter in this process (no new privileges first); raises if the
-    kernel refuses, so a child never runs unfiltered when it was meant to be."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, MODE_FILTER
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+class SeccompLoader:
+    """The compiled filter made ready to install: the libc function, the program's buffer and
+    its header are built once (in the template), so that a run's child installs it with two
+    ``prctl`` calls (building them in each child took 0.8 ms of every run's start). Calling it
+    raises if the kernel refuses, so a child never runs unfiltered when it was meant to be."""
+
+    def __init__(self, bpf: bytes) -> None:
+        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._buf = ctypes.create_string_buffer(bpf, len(bpf))
+        self._prog = _SockFprog(len(bpf) // 8, ctypes.cast(self._buf, ctypes.c_void_p))
+        self._ref = ctypes.byref(self._prog)
+
+    def __call__(self) -> None:
+        if self._prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+        if self._prctl(22, 2, self._ref, 0, 0) != 0:  # PR_SET_SECCOMP, MODE_FILTER
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
 
 
 # ---------------------------------------------------------------------------- parent side

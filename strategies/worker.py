@@ -29,7 +29,7 @@ from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.isolation import (
     UNANSWERED,
-    load_seccomp,
+    SeccompLoader,
     read_message,
     set_nondumpable,
     unpack_bank,
@@ -75,7 +75,7 @@ def template_main(data: list[int]) -> None:
     os.dup2(2, 1)  # a plugin's print() goes to stderr, not into the protocol
     writer = os.fdopen(out, "wb", buffering=1 << 16)
     channel = (data[0], os.fdopen(data[1], "wb", buffering=1 << 16))
-    train = view = bpf = None
+    train = view = loader = None
     while True:
         _idle(inp, channel[0])
         try:
@@ -86,7 +86,7 @@ def template_main(data: list[int]) -> None:
         if op == "init":
             train = unpack_bank(head["train"], arrays, "t")
             view = unpack_view(head["view"], arrays)
-            bpf = arrays["seccomp"].tobytes() if "seccomp" in arrays else None
+            loader = SeccompLoader(arrays["seccomp"].tobytes()) if "seccomp" in arrays else None
             _warm(view)
             write_message(writer, {"op": "ready"})
         elif op == "source":
@@ -94,7 +94,7 @@ def template_main(data: list[int]) -> None:
         elif op in ("describe", "sweep"):
             write_message(writer, _answer_about(head))
         elif op == "run":
-            _fork_run((inp, out), channel, head, arrays, train, view, bpf)
+            _fork_run((inp, out), channel, head, arrays, train, view, loader)
 
 
 def _idle(inp: int, channel: int) -> None:
@@ -181,7 +181,7 @@ def _children() -> list[int]:
     return out
 
 
-def _fork_run(own, channel, head, arrays, train, view, bpf: bytes | None) -> None:
+def _fork_run(own, channel, head, arrays, train, view, loader: SeccompLoader | None) -> None:
     """One run's child. Its channel first gets the run's mark (the token of the header), so the
     parent skips whatever an earlier child left there; the child closes the template's own
     pipes (``own``) before anything else: it never reads another run's header, nor writes as
@@ -203,7 +203,9 @@ def _fork_run(own, channel, head, arrays, train, view, bpf: bytes | None) -> Non
                 os.close(fd)
             if head.get("seccomp"):
                 try:
-                    load_seccomp(bpf or b"")
+                    if loader is None:
+                        raise OSError("the template got no filter")
+                    loader()
                 except OSError as exc:
                     write_message(writer, {"op": "error", "message": f"no seccomp filter: {exc}"})
                     os._exit(1)
