@@ -57,6 +57,48 @@ def test_plugins_come_from_entry_points_only(installed):
     assert reg.all() == {"majority": MajorityVote}
 
 
+class _Dist:
+    """What the registry reads of a distribution: its name."""
+
+    def __init__(self, name: str) -> None:
+        self.metadata = {"Name": name}
+
+
+def ep_of(dist: str, name: str, value: str) -> EntryPoint:
+    """An entry point as a distribution named ``dist`` declares it."""
+    return EntryPoint(name, value, GROUP)._for(_Dist(dist))
+
+
+@pytest.mark.parametrize("shipped_first", [True, False])
+def test_a_plugin_cannot_take_the_name_of_a_shipped_one(installed, capsys, shipped_first):
+    """Which of two entry points of one name the registry kept used to follow the order the
+    distributions were found in: a plugin could put its figures on the board under a shipped
+    strategy's name (and a shipped name could hide a plugin without a word)."""
+    ours = ep_of("uisbench", "majority", "uisbench.strategies.tts:MajorityVote")
+    theirs = ep_of("Some_Plugin", "majority", "some_plugin:Majority")
+    installed += [ours, theirs] if shipped_first else [theirs, ours]
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == ["majority"]
+    assert reg.distribution("majority") == "uisbench"
+    assert reg.get("majority") is MajorityVote
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Some_Plugin" in err and "majority" in err
+
+
+def test_one_name_of_two_plugins_is_refused_where_it_is_used(installed):
+    installed += [
+        ep_of("plugin-a", "fast", "plugin_a:Fast"),
+        ep_of("plugin-b", "fast", "plugin_b:Fast"),
+        ep_of("plugin-a", "slow", "uisbench.strategies.tts:MajorityVote"),
+    ]
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == ["fast", "slow"]  # listed, so that the clash can be seen
+    for use in (reg.get, reg.distribution, reg.code_version):
+        with pytest.raises(UisbenchError, match=r"'fast' is registered by plugin-a and plugin-b"):
+            use("fast")
+    assert reg.distribution("slow") == "plugin-a"
+
+
 def test_unknown_name_gets_did_you_mean(installed):
     installed += [
         ep("majority", "uisbench.strategies.tts:MajorityVote"),
