@@ -202,10 +202,16 @@ def expand(strategies: list[str], runner) -> list[str]:
 
 
 def third_party(name: str) -> bool:
-    """Is ``name`` a plugin some other distribution registers (a reference counts as one)?"""
+    """Is ``name`` a plugin some other distribution registers (a reference counts as one, and
+    so does a name two other distributions claim)?"""
     from uisbench.strategies.base import STRATEGIES, is_reference
 
-    return is_reference(name) or STRATEGIES.distribution(name) != "uisbench"
+    if is_reference(name):
+        return True
+    try:
+        return STRATEGIES.distribution(name) != "uisbench"
+    except UisbenchError:
+        return True
 
 
 def one_line(exc: BaseException) -> str:

@@ -41,12 +41,48 @@ class Registry(Generic[T]):
         self._loaded: dict[str, T] = {}
         self._dists: dict[str, str | None] = {}
         self._kept: tuple[frozenset[str] | None, frozenset[str] | None] = (None, None)
+        self._clashes: dict[str, set[str]] = {}  # a name two other distributions register
 
     def _entry_points(self) -> dict[str, metadata.EntryPoint]:
+        """The entry points by name. Two distributions registering one name do not depend on
+        the order they are found in: a shipped plugin's name stays uisbench's (the other is
+        ignored with one note: it would be ranked under our name), and a name two other
+        distributions claim is refused where it is used (:meth:`_entry`)."""
         if self._eps is None:
-            eps = metadata.entry_points(group=self.group)
-            self._eps = {ep.name: ep for ep in eps if self._keeps(ep)}
+            eps: dict[str, metadata.EntryPoint] = {}
+            self._clashes = {}
+            for ep in metadata.entry_points(group=self.group):
+                if not self._keeps(ep):
+                    continue
+                held = eps.get(ep.name)
+                if held is None or _dist_of(held) == _dist_of(ep):
+                    eps[ep.name] = ep
+                    continue
+                shipped = [e for e in (held, ep) if _dist_of(e) == "uisbench"]
+                if shipped:
+                    eps[ep.name] = shipped[0]
+                    other = _dist_name(ep if shipped[0] is held else held)
+                    print(
+                        f"note: {self.kind} {ep.name!r} of distribution {other} ignored: "
+                        f"uisbench ships a {self.kind} of that name",
+                        file=sys.stderr,
+                    )
+                else:
+                    self._clashes.setdefault(ep.name, {_dist_name(held)}).add(_dist_name(ep))
+            self._eps = eps
         return self._eps
+
+    def _entry(self, name: str) -> metadata.EntryPoint:
+        """The entry point of ``name``, or one error: unknown, or claimed by two plugins."""
+        eps = self._entry_points()
+        if name not in eps:
+            raise UisbenchError(self._unknown(name))
+        if name in self._clashes:
+            dists = " and ".join(sorted(self._clashes[name]))
+            raise UisbenchError(
+                f"{self.kind} {name!r} is registered by {dists}: uninstall one of them"
+            )
+        return eps[name]
 
     def _keeps(self, ep: metadata.EntryPoint) -> bool:
         dists, names = self._kept
@@ -70,6 +106,7 @@ class Registry(Generic[T]):
         value = plugin if isinstance(plugin, str) else _reference(plugin)
         with self._restored():
             self._eps = {**self._entry_points(), name: metadata.EntryPoint(name, value, self.group)}
+            self._clashes = {k: v for k, v in self._clashes.items() if k != name}
             self._loaded.pop(name, None)
             self._dists[name] = distribution
             if not isinstance(plugin, str):
@@ -94,12 +131,12 @@ class Registry(Generic[T]):
 
     @contextlib.contextmanager
     def _restored(self) -> Iterator[None]:
-        saved = (self._eps, self._loaded, self._dists, self._kept)
+        saved = (self._eps, self._loaded, self._dists, self._kept, self._clashes)
         self._loaded, self._dists = dict(self._loaded), dict(self._dists)
         try:
             yield
         finally:
-            self._eps, self._loaded, self._dists, self._kept = saved
+            self._eps, self._loaded, self._dists, self._kept, self._clashes = saved
 
     def names(self) -> list[str]:
         """Registered names, sorted; nothing is imported."""
@@ -111,10 +148,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The plugin registered as ``name``, loaded and checked."""
         if name not in self._loaded:
-            eps = self._entry_points()
-            if name not in eps:
-                raise UisbenchError(self._unknown(name))
-            self._loaded[name] = self._check(name, eps[name].load(), eps[name].value)
+            ep = self._entry(name)
+            self._loaded[name] = self._check(name, ep.load(), ep.value)
         return self._loaded[name]
 
     def code_version(self, name: str) -> str:
@@ -125,19 +160,14 @@ class Registry(Generic[T]):
         import system's finders, names it), so a changed plugin is noticed before its code
         runs. A run's identity holds it: an edited plugin gets new runs.
         """
-        eps = self._entry_points()
-        if name not in eps:
-            raise UisbenchError(self._unknown(name))
-        return code_version(eps[name])
+        return code_version(self._entry(name))
 
     def distribution(self, name: str) -> str | None:
         """Name of the distribution whose entry point registers ``name`` (None if unknown);
         nothing is imported."""
-        eps = self._entry_points()
-        if name not in eps:
-            raise UisbenchError(self._unknown(name))
+        ep = self._entry(name)
         if name not in self._dists:
-            dist = getattr(eps[name], "dist", None)
+            dist = getattr(ep, "dist", None)
             self._dists[name] = None if dist is None else dist.metadata["Name"]
         return self._dists[name]
 
@@ -166,6 +196,17 @@ class Registry(Generic[T]):
                 f"as {name!r}; the entry-point name is the plugin's name"
             )
         return obj
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return "an unnamed distribution" if dist is None else str(dist.metadata["Name"])
+
+
+def _dist_of(ep: metadata.EntryPoint) -> str | None:
+    """The normalised name of the distribution declaring ``ep`` (None: not known)."""
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else _normal(dist.metadata["Name"])
 
 
 def _normal(dist: str) -> str:

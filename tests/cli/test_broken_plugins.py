@@ -20,7 +20,10 @@ from uisbench.store.engine import open_engine
 from uisbench.strategies.base import STRATEGIES
 
 PLUGINS = Path(__file__).resolve().parent / "brokenplugins"
-BROKEN = ["bad-import", "bad-sweep", "fails-in-run", "no-such-class", "no-such-module"]
+#: ``twice`` is registered by both distributions in that folder (the second one, ``-twin``,
+#: also claims the shipped name ``single``, which stays uisbench's).
+BROKEN = ["bad-import", "bad-sweep", "fails-in-run", "no-such-class", "no-such-module", "twice"]
+DISTRIBUTIONS = ["uisbench", "uisbench-brokenplugins", "uisbench-brokenplugins-twin"]
 BANK = FakeBank(models=(FakeModel("m", 0.5, samples=2),), queries=30, seed=3)
 
 
@@ -30,7 +33,7 @@ def db(tmp_path, monkeypatch):
     (``single``: the job stays small)."""
     monkeypatch.syspath_prepend(str(PLUGINS))
     names = {*BROKEN, "fine", "single"}
-    with STRATEGIES.scoped(["uisbench", "uisbench-brokenplugins"], names):
+    with STRATEGIES.scoped(DISTRIBUTIONS, names):
         assert STRATEGIES.names() == sorted(names)
         path = tmp_path / "r.db"
         import_file(open_engine(str(path)), BANK.write(tmp_path), tmp_path / "toy.models.json")
@@ -54,6 +57,8 @@ def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
     assert "the run is broken" in next(x for x in skipped if "fails-in-run" in x)
     assert "the sweep is broken" in next(x for x in skipped if "bad-sweep" in x)
     assert "a_package_that_is_not_installed" in next(x for x in skipped if "bad-import" in x)
+    twice = next(x for x in skipped if "twice" in x)
+    assert "uisbench-brokenplugins and uisbench-brokenplugins-twin" in twice
     assert strategies_run(db) == {"fine", "single"}  # the failed run left no row
     assert "1 of broken plugins skipped" in err  # fails-in-run's one setting, not "executed"
 
