@@ -128,6 +128,19 @@ def test_the_working_folder_on_the_import_path_is_not_bound(db, tmp_path, monkey
     assert open_route.accuracy > honest_score(r, "path-bank:model=m", 1) + 0.25
 
 
+@pytest.mark.parametrize("isolation", ["auto", "inprocess"])
+def test_a_plugin_cannot_put_its_runs_in_another_configurations_row(db, isolation):
+    """The board keeps one row per configuration label: a plugin whose label() is a shipped
+    configuration's, or a class named by reference that declares a shipped strategy's name,
+    would have its runs averaged with that configuration's. Both are refused, nothing stored."""
+    r = runner(db, isolation)
+    with pytest.raises(UisbenchError, match="label 'single:model=m' does not begin with"):
+        r.run("impersonate", 0)
+    with pytest.raises(UisbenchError, match="declares the name 'single' of a registered"):
+        r.run("uisbench_cheaters:SingleTwin", 0)
+    assert runs(db) == []
+
+
 def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):
     r = runner(db, "auto")
     r.run("stash", 0)

@@ -525,3 +525,20 @@ class Syscalls(Honest):
 
     def run_summary(self):
         return dict(self.tried)
+
+
+class Impersonate(Honest):
+    """Labels its runs as a shipped strategy's configuration: on the board they would count
+    in that configuration's row."""
+
+    name = "impersonate"
+
+    def label(self):
+        return "single:model=m"
+
+
+class SingleTwin(Honest):
+    """Named by reference (``uisbench_cheaters:SingleTwin``), declares a shipped strategy's
+    name."""
+
+    name = "single"
