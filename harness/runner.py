@@ -144,6 +144,27 @@ def _registered(strategy: Strategy) -> bool:
     return name in STRATEGIES and STRATEGIES.get(name) is type(strategy)
 
 
+def _own_row(strat: Strategy | Described, asked: str, registered: str | None):
+    """``strat``, if its runs can only land in its own row of the board (one row per
+    configuration label): its label begins with its name, which is the registered name asked
+    for or, for a class named by reference, no registered strategy's. Else one error: a
+    plugin's runs would be averaged with another configuration's."""
+    name, label = strat.name, strat.label()
+    if registered is not None and name != registered:
+        raise UisbenchError(f"strategy {asked}: it describes itself as {name!r}")
+    if registered is None and name in STRATEGIES:
+        raise UisbenchError(
+            f"strategy {asked}: declares the name {name!r} of a registered strategy; a class "
+            "named by reference needs a name of its own"
+        )
+    if label != name and not label.startswith(name + ":"):
+        raise UisbenchError(
+            f"strategy {asked}: its label {label!r} does not begin with its name {name!r} "
+            "(the board keeps one row per label)"
+        )
+    return strat
+
+
 class Runner:
     """Runs strategies on one (task, bank, models) working set, loaded once."""
 
@@ -236,11 +257,11 @@ class Runner:
             self._refs[ref.ref] = ref
             server = self._fork_server()
             server.use(ref)
-            return server.describe(ref.ref, dict(params))
+            return _own_row(server.describe(ref.ref, dict(params)), ref.ref, None)
         if self.isolated((name, params)):
             STRATEGIES.distribution(name)  # an unknown name: one line, nothing started
-            return self._fork_server().describe(name, dict(params))
-        return STRATEGIES.get(name)(**params)
+            return _own_row(self._fork_server().describe(name, dict(params)), name, name)
+        return _own_row(STRATEGIES.get(name)(**params), name, name)
 
     def default_specs(self, name: str) -> tuple[list[str], str | None]:
         """The default sweep of strategy ``name`` on this working set as specs, or why it
