@@ -152,6 +152,10 @@ class Registry(Generic[T]):
             self._loaded[name] = self._check(name, ep.load(), ep.value)
         return self._loaded[name]
 
+    def target(self, name: str) -> str:
+        """What the entry point ``name`` loads, ``module:attribute`` (nothing is imported)."""
+        return re.sub(r"\s+|\[.*\]", "", self._entry(name).value)
+
     def code_version(self, name: str) -> str:
         """``DIST_VERSION+DIGEST`` of the plugin ``name``: the version of the distribution that
         registers its entry point and a digest of its module's source file.

@@ -144,15 +144,24 @@ def _registered(strategy: Strategy) -> bool:
     return name in STRATEGIES and STRATEGIES.get(name) is type(strategy)
 
 
+def _registered_as(name: str, ref: str) -> bool:
+    """Is ``ref`` (``module:Class``) the very class registered as ``name``?"""
+    try:
+        return STRATEGIES.target(name) == ref.strip()
+    except UisbenchError:  # a name two distributions claim
+        return False
+
+
 def _own_row(strat: Strategy | Described, asked: str, registered: str | None):
     """``strat``, if its runs can only land in its own row of the board (one row per
     configuration label): its label begins with its name, which is the registered name asked
-    for or, for a class named by reference, no registered strategy's. Else one error: a
-    plugin's runs would be averaged with another configuration's."""
+    for or, for a class named by reference, no registered strategy's (unless the reference
+    is that strategy's own class, as :func:`uisbench.testing.check_strategy` names it). Else
+    one error: a plugin's runs would be averaged with another configuration's."""
     name, label = strat.name, strat.label()
     if registered is not None and name != registered:
         raise UisbenchError(f"strategy {asked}: it describes itself as {name!r}")
-    if registered is None and name in STRATEGIES:
+    if registered is None and name in STRATEGIES and not _registered_as(name, asked):
         raise UisbenchError(
             f"strategy {asked}: declares the name {name!r} of a registered strategy; a class "
             "named by reference needs a name of its own"

@@ -139,6 +139,8 @@ def test_a_plugin_cannot_put_its_runs_in_another_configurations_row(db, isolatio
     with pytest.raises(UisbenchError, match="declares the name 'single' of a registered"):
         r.run("uisbench_cheaters:SingleTwin", 0)
     assert runs(db) == []
+    # a registered class named by its own module:Class (as check_strategy does) is itself
+    assert r.run("uisbench_cheaters:Honest", 0).label == "honest:model=m"
 
 
 def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):
