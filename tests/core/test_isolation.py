@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -141,6 +142,36 @@ def test_a_plugin_cannot_put_its_runs_in_another_configurations_row(db, isolatio
     assert runs(db) == []
     # a registered class named by its own module:Class (as check_strategy does) is itself
     assert r.run("uisbench_cheaters:Honest", 0).label == "honest:model=m"
+
+
+#: Terminal controls: C0 but newline and tab, DEL, C1.
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _until(read, pattern: str, seconds: float = 5.0) -> str:
+    """What ``read()`` returns, accumulated until ``pattern`` is in it (output forwarded by
+    another thread) or ``seconds`` have passed."""
+    text, end = "", time.monotonic() + seconds
+    while pattern not in text and time.monotonic() < end:
+        text += read()
+        time.sleep(0.05)
+    return text
+
+
+def test_what_a_plugin_writes_reaches_the_terminal_without_control_sequences(db, capfd):
+    """A plugin's print() and stderr are shown (a plugin author debugs with them), but never
+    as control sequences: OSC 52 would set the user's clipboard, CSI 2J clear the screen."""
+    runner(db, "auto").run("escapes", 0)
+    err = _until(lambda: capfd.readouterr().err, "written")
+    assert "printed clipboard" in err and "written clipboard" in err
+    assert not CONTROLS.search(err), repr(err)
+
+
+def test_a_plugins_error_line_has_no_control_sequences(db):
+    with pytest.raises(UisbenchError) as exc:
+        runner(db, "auto").run("escapes:fail=true", 0)
+    assert "failed clipboard" in str(exc.value)
+    assert not CONTROLS.search(str(exc.value)), repr(str(exc.value))
 
 
 def test_truth_stashed_by_evaluate_does_not_reach_the_next_run(db):

@@ -542,3 +542,28 @@ class SingleTwin(Honest):
     name."""
 
     name = "single"
+
+
+#: What a plugin can try on the user's terminal: OSC 52 sets the clipboard, CSI 2J clears the
+#: screen, BEL rings, CSI as one C1 byte sets a colour.
+ESCAPES = "clipboard\x1b]52;c;ZWNobyBvd25lZA==\x07 screen\x1b[2J bell\x07 c1\x9b31m"
+
+
+class Escapes(Honest):
+    """Writes terminal control sequences where the user's terminal shows them: print() and
+    sys.stderr in its run, and, with ``fail``, its error line."""
+
+    name = "escapes"
+
+    @dataclass
+    class Params:
+        model: str = "m"
+        fail: bool = False
+
+    def run(self, ctx):
+        print("printed", ESCAPES, flush=True)
+        sys.stderr.write("written " + ESCAPES + "\n")
+        sys.stderr.flush()
+        if self.params.fail:
+            raise RuntimeError("failed " + ESCAPES)
+        yield from super().run(ctx)
