@@ -67,6 +67,7 @@ from uisbench.blind import BlindView, ModelView
 from uisbench.errors import UisbenchError
 from uisbench.meter import OPS, MeterService
 from uisbench.store.arrays import BankArrays, ModelArrays
+from uisbench.terminal import CONTROLS, forward, printable
 
 if TYPE_CHECKING:
     from uisbench.strategies.references import Reference
@@ -508,7 +509,7 @@ class Described:
 
 
 def _text(x: Any, what: str) -> str:
-    if not isinstance(x, str) or len(x) > MAX_TEXT or "\n" in x:
+    if not isinstance(x, str) or len(x) > MAX_TEXT or CONTROLS.search(x):
         raise ProtocolError(f"{what} is not one short line of text")
     return x
 
@@ -595,6 +596,7 @@ class ForkServer:
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,  # shown on ours without control sequences
             env=env,
             cwd=self._empty,
             start_new_session=True,
@@ -603,6 +605,9 @@ class ForkServer:
         )
         for fd in data:
             os.close(fd)
+        assert self.proc.stderr is not None
+        forward(os.dup(self.proc.stderr.fileno()), "uisbench-strategy-output")
+        self.proc.stderr.close()
         self._din, self._dout = TimedWriter(self_din, self.timeout_s), self_dout
         assert self.proc.stdin is not None
         self._tin = TimedWriter(self.proc.stdin.fileno(), self.timeout_s)
@@ -835,7 +840,7 @@ def _chunk(msg: dict, arrays: dict, n: int):
 
 
 def _one_line(message: Any) -> str:
-    text = " ".join(str(message).split())
+    text = printable(" ".join(str(message).split()))
     return text[:MAX_TEXT] + ("…" if len(text) > MAX_TEXT else "")
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from markupsafe import Markup
 
-#: Embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and the implicit marks
-#: LRM, RLM and ALM (U+200E, U+200F, U+061C), which move neutral characters such as digits.
-BIDI_CONTROLS = re.compile("[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+from uisbench.terminal import BIDI
+
+#: Embeddings and overrides, isolates and the implicit marks, which move neutral characters
+#: such as digits (:data:`uisbench.terminal.BIDI`).
+BIDI_CONTROLS = re.compile(f"[{BIDI}]")
 #: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): = + - @, and a
 #: tab or carriage return, which some import as whitespace before one.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

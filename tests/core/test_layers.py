@@ -30,6 +30,7 @@ LAYERS = {
     "uisbench.registry": "base",
     "uisbench.provenance": "base",
     "uisbench.redact": "base",
+    "uisbench.terminal": "base",
     "uisbench.store": "store",
     "uisbench.tasks": "tasks",
     "uisbench.costs": "core",
