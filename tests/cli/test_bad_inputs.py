@@ -206,6 +206,33 @@ CASES = {
     "tokens 2**31": (["bank", "import", "@bank"], [row(output_tokens=2**31)], "output_tokens must"),
     "NUL in a prompt": (["bank", "import", "@bank"], [row(prompt="a\0b")], "prompt holds a NUL"),
     "NUL in an answer": (["bank", "import", "@bank"], [row(answer="\0")], "answer holds a NUL"),
+    # a name is shown on the terminal: no control sequence (OSC 52 sets the clipboard), no
+    # bidi control (reorders what is shown)
+    "ESC in a model name": (
+        ["bank", "import", "@bank"],
+        [row(model="m\x1b]52;c;eA==\x07")],
+        "model holds a control character",
+    ),
+    "C1 in a query id": (
+        ["bank", "import", "@bank"],
+        [row(query_id="q\x9b2J")],
+        "query_id holds a control character",
+    ),
+    "bidi override in a task": (
+        ["bank", "import", "@bank"],
+        [row(task="t\u202eabc")],
+        "task holds a control character",
+    ),
+    "ESC in a bank name": (
+        ["bank", "import", "@bank", "--name", "b\x1b[2J"],
+        [row()],
+        "bank name holds a control character",
+    ),
+    "ESC in a family": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@models"],
+        json.dumps({"m": {"family": "f\x1b[2J"}}).encode(),
+        "m.family holds a control character",
+    ),
     "model name of 201 characters": (
         ["bank", "import", "@bank"],
         [row(model="m" * 201)],
