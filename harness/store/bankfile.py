@@ -21,6 +21,7 @@ import orjson
 
 from uisbench.errors import UisbenchError
 from uisbench.store.schema import banks, models, queries, runs, tasks
+from uisbench.terminal import CONTROLS
 
 #: Fields every line must carry (values may be null where the type allows).
 FIELDS = tuple(
@@ -132,7 +133,8 @@ _TEXT_FIELDS = ("task", "query_id", "prompt", "reference", "model", "answer", "t
 
 
 def text_problem(field: str, value: Any) -> str | None:
-    """Why a text value cannot be stored (a NUL byte, or longer than its column), or None."""
+    """Why a text value cannot be stored (a NUL byte, or longer than its column; a name that
+    holds a control character, which a terminal showing it would obey), or None."""
     if not isinstance(value, str):
         return None
     if "\0" in value:
@@ -140,6 +142,8 @@ def text_problem(field: str, value: Any) -> str | None:
     limit = TEXT_LIMITS.get(field)
     if limit is not None and len(value) > limit:
         return f"{field} is longer than {limit} characters"
+    if field in TEXT_LIMITS and CONTROLS.search(value):
+        return f"{field} holds a control character"
     return None
 
 
@@ -344,6 +348,8 @@ def _texts_storable(table: Any) -> bool:
             return False
         limit = TEXT_LIMITS.get(f)
         if limit is not None and pc.max(pc.utf8_length(col)).as_py() > limit:
+            return False
+        if limit is not None and any(CONTROLS.search(v) for v in pc.unique(col).to_pylist() if v):
             return False
     return True
 

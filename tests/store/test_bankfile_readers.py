@@ -61,6 +61,9 @@ CASES = {
     "extensions": {"text": "full text", "score": 0.5},
     "unknown field": {"other": 1},
     "train split": {"split": "train"},
+    "ESC in a model name": {"model": "m\x1b[2J"},
+    "bidi control in a query id": {"query_id": "q\u202e1"},
+    "ESC in an answer (model output: kept)": {"answer": "a\x1bb"},
 }
 
 
