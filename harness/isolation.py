@@ -67,7 +67,7 @@ from uisbench.blind import BlindView, ModelView
 from uisbench.errors import UisbenchError
 from uisbench.meter import OPS, MeterService
 from uisbench.store.arrays import BankArrays, ModelArrays
-from uisbench.terminal import CONTROLS, forward, printable
+from uisbench.terminal import COMMANDS, forward, printable
 
 if TYPE_CHECKING:
     from uisbench.strategies.references import Reference
@@ -509,7 +509,7 @@ class Described:
 
 
 def _text(x: Any, what: str) -> str:
-    if not isinstance(x, str) or len(x) > MAX_TEXT or CONTROLS.search(x):
+    if not isinstance(x, str) or len(x) > MAX_TEXT or COMMANDS.search(x):
         raise ProtocolError(f"{what} is not one short line of text")
     return x
 

@@ -20,7 +20,11 @@ import threading
 #: LRM, RLM and ALM (U+200E, U+200F, U+061C): they reorder the text around them ("Trojan
 #: Source", CVE-2021-42574). A character class' body, shared with :mod:`uisbench.site.bidi`.
 BIDI = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
-#: C0 controls but tab and newline, DEL, the C1 controls, and the bidi controls.
+#: What a terminal obeys rather than shows: C0 controls but tab and newline, DEL, C1 controls.
+#: A name holding one is refused where it comes in (bank files, a strategy's description).
+COMMANDS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What :func:`printable` replaces: those and the bidi controls (a name may hold these; the
+#: CLI's output and the site strip them).
 CONTROLS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}]")
 SHOWN_INSTEAD = "\ufffd"
 
@@ -39,12 +43,16 @@ def forward(fd: int, name: str = "uisbench-output") -> threading.Thread:
 
     def copy() -> None:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        shown = True  # until our stderr fails; the pipe is still read (a writer never blocks)
         try:
             while chunk := os.read(fd, 1 << 16):
                 data = printable(decoder.decode(chunk)).encode()
-                while data:
-                    data = data[os.write(2, data) :]
-        except OSError:  # our stderr closed as the process ends
+                while data and shown:
+                    try:
+                        data = data[os.write(2, data) :]
+                    except OSError:
+                        shown = False
+        except OSError:
             pass
         finally:
             with contextlib.suppress(OSError):

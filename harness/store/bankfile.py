@@ -21,7 +21,7 @@ import orjson
 
 from uisbench.errors import UisbenchError
 from uisbench.store.schema import banks, models, queries, runs, tasks
-from uisbench.terminal import CONTROLS
+from uisbench.terminal import COMMANDS
 
 #: Fields every line must carry (values may be null where the type allows).
 FIELDS = tuple(
@@ -142,7 +142,7 @@ def text_problem(field: str, value: Any) -> str | None:
     limit = TEXT_LIMITS.get(field)
     if limit is not None and len(value) > limit:
         return f"{field} is longer than {limit} characters"
-    if field in TEXT_LIMITS and CONTROLS.search(value):
+    if field in TEXT_LIMITS and COMMANDS.search(value):
         return f"{field} holds a control character"
     return None
 
@@ -349,7 +349,7 @@ def _texts_storable(table: Any) -> bool:
         limit = TEXT_LIMITS.get(f)
         if limit is not None and pc.max(pc.utf8_length(col)).as_py() > limit:
             return False
-        if limit is not None and any(CONTROLS.search(v) for v in pc.unique(col).to_pylist() if v):
+        if limit is not None and any(COMMANDS.search(v) for v in pc.unique(col).to_pylist() if v):
             return False
     return True
 

@@ -206,8 +206,8 @@ CASES = {
     "tokens 2**31": (["bank", "import", "@bank"], [row(output_tokens=2**31)], "output_tokens must"),
     "NUL in a prompt": (["bank", "import", "@bank"], [row(prompt="a\0b")], "prompt holds a NUL"),
     "NUL in an answer": (["bank", "import", "@bank"], [row(answer="\0")], "answer holds a NUL"),
-    # a name is shown on the terminal: no control sequence (OSC 52 sets the clipboard), no
-    # bidi control (reorders what is shown)
+    # a name is shown on the terminal: no control sequence (OSC 52 sets the clipboard); bidi
+    # controls are stripped where shown (test_edge_states.py)
     "ESC in a model name": (
         ["bank", "import", "@bank"],
         [row(model="m\x1b]52;c;eA==\x07")],
@@ -218,9 +218,9 @@ CASES = {
         [row(query_id="q\x9b2J")],
         "query_id holds a control character",
     ),
-    "bidi override in a task": (
+    "DEL in a task": (
         ["bank", "import", "@bank"],
-        [row(task="t\u202eabc")],
+        [row(task="t\x7fabc")],
         "task holds a control character",
     ),
     "ESC in a bank name": (

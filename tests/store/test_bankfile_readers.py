@@ -62,7 +62,7 @@ CASES = {
     "unknown field": {"other": 1},
     "train split": {"split": "train"},
     "ESC in a model name": {"model": "m\x1b[2J"},
-    "bidi control in a query id": {"query_id": "q\u202e1"},
+    "C1 control in a query id": {"query_id": "q\x9b1"},
     "ESC in an answer (model output: kept)": {"answer": "a\x1bb"},
 }
 
