@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes import FakeBank, FakeModel
 from uisbench.registry import source_digest
+from uisbench.results.aggregate import load_decisions, load_runs
 from uisbench.runner import Runner
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
@@ -80,6 +81,31 @@ def test_an_edited_plugin_gets_a_new_run(plugin, tmp_path):
         edited = Runner(engine, "toy", "toy").run("edited")
     assert not edited.skipped and edited.run_id != first.run_id
     assert edited.accuracy > first.accuracy  # the new code ran (model b, not a)
+
+
+def test_the_board_keeps_two_versions_of_one_configuration_apart(plugin, tmp_path):
+    """An edited plugin gets new runs; on the board (one row per configuration label) its old
+    and new runs must not average into one row: each version gets ``label@code``, as a bank
+    re-imported with other content gets ``name@digest``. One version keeps its label."""
+    module, path = plugin
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
+    first = Runner(engine, "toy", "toy").run("edited")
+    Runner(engine, "toy", "toy").run("single:model=a")
+    (only,) = load_runs(engine)["config_label"].drop_duplicates().loc[lambda s: s == "edited"]
+    assert only == "edited"
+    path.write_text(PLUGIN.format(model=1))
+    sys.modules.pop(module, None)
+    with STRATEGIES.scoped(distributions=["uisbench", module]):
+        edited = Runner(engine, "toy", "toy").run("edited")
+    decisions = load_decisions(engine)
+    label = dict(zip(decisions["run_id"], decisions["config_label"]))
+    assert label[first.run_id] != label[edited.run_id]
+    assert label[first.run_id].startswith("edited@") and label[edited.run_id].startswith("edited@")
+    accuracy = decisions.groupby("config_label")["correct"].mean()
+    assert accuracy[label[first.run_id]] == pytest.approx(first.accuracy)
+    assert accuracy[label[edited.run_id]] == pytest.approx(edited.accuracy)
+    assert "single:model=a" in accuracy.index  # one version: its label as it is
 
 
 def test_builtin_strategies_carry_the_distribution_version():
