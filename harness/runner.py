@@ -325,12 +325,10 @@ class Runner:
             self._code_versions[strat.name] = strategy_code_version(strat)
         return self._code_versions[strat.name]
 
-    def _reference_code(self, strat: Strategy | Described) -> dict[str, str]:
+    def _reference(self, strat: Strategy | Described) -> dict[str, str]:
         """Where a strategy named by reference came from, for the run's summary."""
         source = getattr(strat, "source", "")
-        if not is_reference(source):
-            return {}
-        return {"code": self._refs[source].code_version, "reference": source}
+        return {"reference": source} if is_reference(source) else {}
 
     def run(
         self,
@@ -583,7 +581,8 @@ class Runner:
         }
         if learned:
             summary["strategy"] = learned
-        summary.update(self._reference_code(strat))  # where an unregistered strategy came from
+        summary["code"] = self._code_version(strat)  # the board keeps versions apart
+        summary.update(self._reference(strat))  # where an unregistered strategy came from
         by_query = {int(self.arrays.query_ids[p]): f for p, f in figures.items()}
         acc = stored.close(last, summary, by_query)
         return RunResult(stored.id, strat.label(), len(self.test_pos), acc, resumed, False)

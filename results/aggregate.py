@@ -6,6 +6,7 @@ percentile bootstrap over queries (the unit that was sampled). Costs are means p
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,6 +68,7 @@ def load_runs(
     runs["upper_bound"] = summ.map(lambda x: bool(x.get("upper_bound", False)))
     runs["synthetic"] = runs["synthetic"].astype(bool)
     runs["bank"] = bank_labels(runs)
+    runs["config_label"] = config_labels(runs, summ.map(lambda x: x.get("code")))
     return runs
 
 
@@ -83,6 +85,24 @@ def bank_labels(runs: pd.DataFrame) -> pd.Series:
     label = runs["bank"].where(versions <= 1, runs["bank"] + "@" + digest.str[:8])
     split = pd.to_numeric(runs["split_seed"], errors="coerce").fillna(0).astype(int)
     return label.where(split == 0, label + "@split=" + split.astype(str))
+
+
+def config_labels(runs: pd.DataFrame, code: pd.Series) -> pd.Series:
+    """Configuration label per run; ``label@version`` where runs of one label on one board
+    (bank, task, prefix cache) ran different code (``code``: the runner's code version, None
+    for runs stored before it was recorded). An edited plugin gets new runs; its old ones stay
+    on the board under their own row, never averaged with the new ones."""
+    code = code.fillna("").astype(str)
+    keys = [runs[k] for k in ("bank", "task", "prefix_cache", "config_label")]
+    apart = code.groupby(keys, dropna=False).transform("nunique") > 1
+    if not apart.any():
+        return runs["config_label"]
+    short = code[apart].map(lambda c: _short(c) if c else "unrecorded")
+    return runs["config_label"].where(~apart, runs["config_label"] + "@" + short)
+
+
+def _short(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()[:8]
 
 
 def load_decisions(
