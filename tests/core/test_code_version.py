@@ -14,6 +14,7 @@ import pytest
 from tests.fakes import FakeBank, FakeModel
 from uisbench.registry import source_digest
 from uisbench.results.aggregate import load_decisions, load_runs
+from uisbench.results.export import select_runs
 from uisbench.runner import Runner
 from uisbench.store.bank import import_file
 from uisbench.store.engine import open_engine
@@ -106,6 +107,9 @@ def test_the_board_keeps_two_versions_of_one_configuration_apart(plugin, tmp_pat
     assert accuracy[label[first.run_id]] == pytest.approx(first.accuracy)
     assert accuracy[label[edited.run_id]] == pytest.approx(edited.accuracy)
     assert "single:model=a" in accuracy.index  # one version: its label as it is
+    # what the board shows selects the runs it stands for
+    assert select_runs(engine, configs=[label[first.run_id]]) == [first.run_id]
+    assert select_runs(engine, configs=["edited"]) == [first.run_id, edited.run_id]
 
 
 def test_builtin_strategies_carry_the_distribution_version():
