@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from uisbench.costs import PrefixCache
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
+from uisbench.results.aggregate import load_runs
 from uisbench.store import schema
 from uisbench.store.bankfile import BOUNDS, out_of_bounds, read_json_file
 from uisbench.store.digest import bank_digest
@@ -78,20 +79,32 @@ def select_runs(
     configs: list[str] | None = None,
     bank: str | None = None,
 ) -> list[int]:
-    """Complete runs by id, or by task / configuration label / bank (ids in ascending order)."""
+    """Complete runs by id, or by task / configuration label / bank (ids in ascending order).
+
+    A configuration is its stored label (every version of its code), or the ``label@version``
+    the board shows where one label has runs of several code versions (that version's runs).
+    """
     r, t, b = schema.runs, schema.tasks, schema.banks
-    q = select(r.c.id).join(t, r.c.task_id == t.c.id).join(b, r.c.bank_id == b.c.id)
+    q = select(r.c.id, r.c.config_label)
+    q = q.join(t, r.c.task_id == t.c.id).join(b, r.c.bank_id == b.c.id)
     q = q.where(r.c.status == "complete").order_by(r.c.id)
     if run_ids:
         q = q.where(r.c.id.in_(run_ids))
     if task:
         q = q.where(t.c.name == task)
-    if configs:
-        q = q.where(r.c.config_label.in_(configs))
     if bank:
         q = q.where(b.c.name == bank)
     with engine.connect() as conn:
-        found = [int(i) for i in conn.execute(q).scalars()]
+        rows = conn.execute(q).all()
+    if configs:
+        wanted = set(configs)
+        shown: set[int] = set()
+        if any("@" in c for c in wanted):
+            board = load_runs(engine, task, include_synthetic=True)
+            if len(board):
+                shown = set(board.loc[board["config_label"].isin(wanted), "run_id"].astype(int))
+        rows = [row for row in rows if row[1] in wanted or int(row[0]) in shown]
+    found = [int(row[0]) for row in rows]
     missing = sorted(set(run_ids or []) - set(found))
     if missing:
         raise UisbenchError(f"no complete run with id {', '.join(map(str, missing))}")

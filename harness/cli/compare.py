@@ -121,7 +121,12 @@ def results() -> None:
 @results.command("export")
 @click.argument("run_ids", nargs=-1)
 @click.option("--task", default=None, help="Only runs of this task.")
-@click.option("--config", "configs", multiple=True, help="Configuration label; repeatable.")
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    help="Configuration label, or the label@version the board shows; repeatable.",
+)
 @click.option("--bank", default=None, help="Only runs on this bank.")
 @click.option(
     "--out",
