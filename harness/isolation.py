@@ -509,7 +509,7 @@ class Described:
 
 
 def _text(x: Any, what: str) -> str:
-    if not isinstance(x, str) or len(x) > MAX_TEXT or COMMANDS.search(x):
+    if not isinstance(x, str) or len(x) > MAX_TEXT or "\n" in x or COMMANDS.search(x):
         raise ProtocolError(f"{what} is not one short line of text")
     return x
 

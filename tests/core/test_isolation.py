@@ -25,7 +25,14 @@ from sqlalchemy import select
 
 from tests.fakes import FakeBank, FakeModel, cli
 from uisbench.errors import UisbenchError
-from uisbench.isolation import TimedWriter, bwrap_works, os_isolated, write_message
+from uisbench.isolation import (
+    ProtocolError,
+    TimedWriter,
+    _described,
+    bwrap_works,
+    os_isolated,
+    write_message,
+)
 from uisbench.meter import Meter
 from uisbench.run_loop import arrival_order
 from uisbench.runner import Runner
@@ -165,6 +172,14 @@ def test_what_a_plugin_writes_reaches_the_terminal_without_control_sequences(db,
     err = _until(lambda: capfd.readouterr().err, "written")
     assert "printed clipboard" in err and "written clipboard" in err
     assert not CONTROLS.search(err), repr(err)
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "esc\x1b[2J", "c1\x9b", "nul\x00"])
+def test_a_description_with_a_name_of_more_than_one_plain_line_is_refused(name):
+    reply = {"name": name, "family": "routing", "label": "x", "params": {}}
+    reply |= {"upper_bound": False, "needs_answers": False, "evaluates": False}
+    with pytest.raises(ProtocolError, match="one short line"):
+        _described(reply)
 
 
 def test_a_plugins_error_line_has_no_control_sequences(db):
