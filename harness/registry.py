@@ -61,14 +61,15 @@ class Registry(Generic[T]):
                 shipped = [e for e in (held, ep) if _dist_of(e) == "uisbench"]
                 if shipped:
                     eps[ep.name] = shipped[0]
-                    other = _dist_name(ep if shipped[0] is held else held)
+                    other = _dist_name(ep if shipped[0] is held else held) or "an unnamed one"
                     print(
                         f"note: {self.kind} {ep.name!r} of distribution {other} ignored: "
                         f"uisbench ships a {self.kind} of that name",
                         file=sys.stderr,
                     )
                 else:
-                    self._clashes.setdefault(ep.name, {_dist_name(held)}).add(_dist_name(ep))
+                    names = {_dist_name(e) or "an unnamed one" for e in (held, ep)}
+                    self._clashes.setdefault(ep.name, set()).update(names)
             self._eps = eps
         return self._eps
 
@@ -88,8 +89,7 @@ class Registry(Generic[T]):
         dists, names = self._kept
         if names is not None and ep.name not in names:
             return False
-        dist = getattr(ep, "dist", None)
-        return dists is None or (dist is not None and _normal(dist.metadata["Name"]) in dists)
+        return dists is None or _dist_of(ep) in dists
 
     @contextlib.contextmanager
     def added(
@@ -171,8 +171,7 @@ class Registry(Generic[T]):
         nothing is imported."""
         ep = self._entry(name)
         if name not in self._dists:
-            dist = getattr(ep, "dist", None)
-            self._dists[name] = None if dist is None else dist.metadata["Name"]
+            self._dists[name] = _dist_name(ep)
         return self._dists[name]
 
     def all(self) -> dict[str, T]:
@@ -202,15 +201,16 @@ class Registry(Generic[T]):
         return obj
 
 
-def _dist_name(ep: metadata.EntryPoint) -> str:
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    """The name of the distribution declaring ``ep`` as it spells it (None: not known)."""
     dist = getattr(ep, "dist", None)
-    return "an unnamed distribution" if dist is None else str(dist.metadata["Name"])
+    return None if dist is None else str(dist.metadata["Name"])
 
 
 def _dist_of(ep: metadata.EntryPoint) -> str | None:
-    """The normalised name of the distribution declaring ``ep`` (None: not known)."""
-    dist = getattr(ep, "dist", None)
-    return None if dist is None else _normal(dist.metadata["Name"])
+    """:func:`_dist_name`, normalised as the registry compares names."""
+    name = _dist_name(ep)
+    return None if name is None else _normal(name)
 
 
 def _normal(dist: str) -> str:

@@ -21,11 +21,12 @@ import threading
 #: Source", CVE-2021-42574). A character class' body, shared with :mod:`uisbench.site.bidi`.
 BIDI = "\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
 #: What a terminal obeys rather than shows: C0 controls but tab and newline, DEL, C1 controls.
+_OBEYED = "\x00-\x08\x0b-\x1f\x7f-\x9f"
 #: A name holding one is refused where it comes in (bank files, a strategy's description).
-COMMANDS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+COMMANDS = re.compile(f"[{_OBEYED}]")
 #: What :func:`printable` replaces: those and the bidi controls (a name may hold these; the
 #: CLI's output and the site strip them).
-CONTROLS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}]")
+CONTROLS = re.compile(f"[{_OBEYED}{BIDI}]")
 SHOWN_INSTEAD = "\ufffd"
 
 
