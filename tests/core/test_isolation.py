@@ -226,6 +226,24 @@ def test_protocol_breaches_are_refused_with_one_error(db, name, isolation):
     assert runs(db) == []  # nothing half-written
 
 
+#: Cheaters whose summary, decisions' ``extra`` or evaluation figures are megabytes, and the
+#: part of the run their one-line refusal names.
+BLOATED = {"bloat-summary": "summary", "bloat-extra": "extra", "bloat-figures": "figures"}
+
+
+@pytest.mark.parametrize("isolation", ["auto", "inprocess"])
+@pytest.mark.parametrize("name", sorted(BLOATED))
+def test_what_a_plugin_stores_beside_its_decisions_is_bounded(db, name, isolation):
+    """A run's summary and each decision's ``extra`` (evaluation figures merged in) are shown
+    on the board: megabytes of them are refused in one line, and nothing is stored."""
+    if name == "bloat-figures" and isolation == "auto" and not os_isolated():
+        pytest.skip("an isolated evaluate() runs only under OS-level isolation")
+    with pytest.raises(UisbenchError, match=rf"{BLOATED[name]} .*at most") as err:
+        runner(db, isolation).run(name, 0)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"strategy {name}")
+    assert runs(db) == []
+
+
 def test_oracle_use_marks_an_upper_bound_whatever_the_plugin_resets(db):
     res = runner(db, "auto").run("peek-unflag", 0)
     (row,) = [r for r in runs(db) if r["id"] == res.run_id]

@@ -567,3 +567,35 @@ class Escapes(Honest):
         if self.params.fail:
             raise RuntimeError("failed " + ESCAPES)
         yield from super().run(ctx)
+
+
+#: Bigger than any figure a run stores: a strategy's summary, one decision's ``extra``.
+BLOAT = "x" * 2_000_000
+
+
+class BloatSummary(Honest):
+    """A run summary of megabytes: every run page of the board would carry it."""
+
+    name = "bloat-summary"
+
+    def run_summary(self) -> dict[str, Any]:
+        return {"pad": BLOAT}
+
+
+class BloatExtra(Honest):
+    """Megabytes of ``extra`` on every decision: the database grows by gigabytes a run."""
+
+    name = "bloat-extra"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        for chunk in super().run(ctx):
+            yield Decisions(chunk.q, chunk.handle, extra=[{"pad": BLOAT[:50_000]}] * len(chunk.q))
+
+
+class BloatFigures(Honest):
+    """Evaluation figures of megabytes per query (merged into every decision's ``extra``)."""
+
+    name = "bloat-figures"
+
+    def evaluate(self, truth, ctx):
+        return [{"pad": BLOAT[:50_000]}] * len(ctx.stream)
