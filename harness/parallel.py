@@ -40,7 +40,7 @@ from uisbench.errors import UisbenchError
 from uisbench.fitcache import FitCache
 from uisbench.isolation import Described
 from uisbench.run_loop import decide, evaluation, start
-from uisbench.runner import Runner, RunResult, StrategyRef
+from uisbench.runner import Runner, RunResult, StrategyRef, check_stored
 from uisbench.store.bankfile import check_text
 from uisbench.store.runs import RunRows
 from uisbench.strategies.base import parse_spec
@@ -102,6 +102,7 @@ class Replayer(Runner):
                 self._write_decisions(None, strat.label(), chunks, meter, ctx.stream, None)
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
+            check_stored(summary, figures)
             return Outcome(rows, figures, summary, bool(meter.used_oracle))
         except UisbenchError as exc:
             return Outcome(error=str(exc))

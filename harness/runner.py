@@ -65,6 +65,10 @@ ISOLATION = ("auto", "process", "inprocess")
 #: A run's decision rows are committed at most this often (and with its close): a killed run
 #: loses at most about this much of its work, which its resume replays.
 FLUSH_S = 1.0
+#: What a strategy stores beside its decisions, as JSON text: shown on the board (run pages,
+#: regret curves), and from a plugin untrusted, so bounded like everything read from it.
+MAX_SUMMARY_BYTES = 64 << 10  # a run's summary (``run_summary()``)
+MAX_EXTRA_BYTES = 4 << 10  # one decision's ``extra``, and its evaluation figures apart
 #: A strategy as the runner takes it: a spec ``name:key=value``, (name, params), or an object.
 StrategyRef = Strategy | str | tuple[str, dict[str, Any]]
 
@@ -102,6 +106,21 @@ def _check_queries(q: list[int], position: dict[int, int], seen: set[int]) -> No
         seen.add(p)
 
 
+def bounded_json(value: Any, limit: int, what: str) -> str:
+    """``json.dumps(value)``, refused in one line when longer than ``limit`` (ASCII: bytes)."""
+    text = json.dumps(value)
+    if len(text) > limit:
+        raise UisbenchError(f"{what} is {len(text):,} bytes of JSON (at most {limit:,})")
+    return text
+
+
+def check_stored(summary: dict[str, Any], figures: dict[int, dict]) -> None:
+    """A run's summary and its evaluation figures (per decision) within their bounds."""
+    bounded_json(summary, MAX_SUMMARY_BYTES, "its run summary")
+    for f in figures.values():
+        bounded_json(f, MAX_EXTRA_BYTES, "its evaluation figures for one decision")
+
+
 def _floats(x: np.ndarray) -> list[float | None]:
     x = np.asarray(x, dtype=float)
     return np.where(np.isnan(x), None, x).tolist()
@@ -112,6 +131,10 @@ def _ints(x: np.ndarray) -> list[int | None]:
     x = np.asarray(x, dtype=float)
     known = np.isfinite(x).tolist()
     return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
+
+
+def _extra_json(extra: dict[str, Any] | None) -> str:
+    return bounded_json(extra, MAX_EXTRA_BYTES, "a decision's extra")
 
 
 def _json_lists(values: list[list[dict]]) -> list[str]:
@@ -370,12 +393,13 @@ class Runner:
                 )
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
+            check_stored(summary, figures)
         except UisbenchError as exc:
             if isolated:  # nothing half-written: the whole run goes
                 stored.discard()
                 raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
             stored.drop_if_empty()  # a configuration that cannot run leaves no trace
-            raise
+            raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
         except BaseException:
             # a crash or Ctrl-C before any decision was written leaves no `running` row; one
             # with decisions stays, to be resumed
@@ -557,7 +581,7 @@ class Runner:
             _floats(ledger.latency_s[q]),
             _floats(ledger.param_calls[q]),
             [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
-            itertools.repeat("null") if chunk.extra is None else map(json.dumps, chunk.extra),
+            itertools.repeat("null") if chunk.extra is None else map(_extra_json, chunk.extra),
         )
         return [row for row in cols if row[1] not in done]
 

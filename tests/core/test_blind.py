@@ -89,7 +89,7 @@ def test_every_way_of_reading_hidden_correctness_raises(runner, read):
 def test_a_peeking_plugin_fails_with_a_clear_error_and_leaves_no_run(runner):
     with pytest.raises(UisbenchError) as err:
         runner.run(Peeking(), seed=0)
-    assert str(err.value) == f"correct: {HIDDEN_MESSAGE}"
+    assert str(err.value) == f"strategy peeking: correct: {HIDDEN_MESSAGE}"
     with runner.engine.connect() as conn:
         assert conn.execute(schema.runs.select()).first() is None
 
