@@ -21,6 +21,7 @@ charged: fitting is offline, not per-query inference cost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -39,6 +40,7 @@ KINDS = ("auto", "minilm", "hash")
 EMBED_PRICE_PER_MTOK = {"minilm": 0.02, "hash": 0.0}
 
 _memory: dict[str, dict[str, tuple[np.ndarray, int]]] = {"minilm": {}, "hash": {}}
+_used: set[str] = set()  # kinds :func:`embed` was called with in this process
 _model = None
 _controller = None
 
@@ -54,6 +56,7 @@ def single_thread():
     return _controller.limit(limits=1)
 
 
+@functools.lru_cache(maxsize=1)
 def minilm_available() -> bool:
     from importlib.util import find_spec
 
@@ -144,6 +147,7 @@ def _encode_hash(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def embed(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(vectors ``(n, d)``, tokens per text) for ``kind`` in ``minilm``/``hash``, cached."""
     kind = resolve_kind(kind)
+    _used.add(kind)
     if kind == "minilm":
         _load_disk()
     mem = _memory[kind]
@@ -158,6 +162,12 @@ def embed(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         if kind == "minilm":
             _save_disk()
     return np.stack([mem[k][0] for k in keys]), np.array([mem[k][1] for k in keys])
+
+
+def used_kinds() -> list[str]:
+    """The kinds this process has embedded with (their encoder is loaded, or their vectors
+    cached): a strategy template embeds the test prompts with these before forking."""
+    return sorted(_used)
 
 
 def embed_flops(kind: str, ntok: np.ndarray) -> np.ndarray:
