@@ -22,7 +22,15 @@ from uisbench.strategies.base import STRATEGIES
 PLUGINS = Path(__file__).resolve().parent / "brokenplugins"
 #: ``twice`` is registered by both distributions in that folder (the second one, ``-twin``,
 #: also claims the shipped name ``single``, which stays uisbench's).
-BROKEN = ["bad-import", "bad-sweep", "fails-in-run", "no-such-class", "no-such-module", "twice"]
+BROKEN = [
+    "bad-import",
+    "bad-sweep",
+    "fails-in-run",
+    "huge-sweep",
+    "no-such-class",
+    "no-such-module",
+    "twice",
+]
 DISTRIBUTIONS = ["uisbench", "uisbench-brokenplugins", "uisbench-brokenplugins-twin"]
 BANK = FakeBank(models=(FakeModel("m", 0.5, samples=2),), queries=30, seed=3)
 
@@ -56,6 +64,7 @@ def test_each_broken_plugin_is_skipped_in_one_line_and_the_rest_run(db, capsys):
     assert sorted(line.split()[2] for line in skipped) == BROKEN  # one line each
     assert "the run is broken" in next(x for x in skipped if "fails-in-run" in x)
     assert "the sweep is broken" in next(x for x in skipped if "bad-sweep" in x)
+    assert "600 settings (at most" in next(x for x in skipped if "huge-sweep" in x)
     assert "a_package_that_is_not_installed" in next(x for x in skipped if "bad-import" in x)
     twice = next(x for x in skipped if "twice" in x)
     assert "uisbench-brokenplugins and uisbench-brokenplugins-twin" in twice

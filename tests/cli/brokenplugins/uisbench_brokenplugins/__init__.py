@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from uisbench.strategies import Decisions, Strategy
 
 
@@ -29,3 +31,17 @@ class FailsInRun(Fine):
     def run(self, ctx):
         raise RuntimeError("the run is broken")
         yield
+
+
+class HugeSweep(Fine):
+    """A default sweep of hundreds of settings: the default job would run them all."""
+
+    name = "huge-sweep"
+
+    @dataclass
+    class Params:
+        i: int = 0
+
+    @classmethod
+    def sweep(cls, models, max_k):
+        return [{"i": i} for i in range(600)]
