@@ -193,7 +193,10 @@ def expand(strategies: list[str], runner) -> list[str]:
         except Exception as exc:
             if not third_party(name):
                 raise
-            print(f"skipped: plugin {name} cannot be loaded: {one_line(exc)}", file=sys.stderr)
+            print(
+                f"skipped: plugin {name} cannot be loaded or swept: {one_line(exc)}",
+                file=sys.stderr,
+            )
             continue
         if why:
             print(f"skipped: {why}", file=sys.stderr)

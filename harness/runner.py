@@ -69,6 +69,9 @@ FLUSH_S = 1.0
 #: regret curves), and from a plugin untrusted, so bounded like everything read from it.
 MAX_SUMMARY_BYTES = 64 << 10  # a run's summary (``run_summary()``)
 MAX_EXTRA_BYTES = 4 << 10  # one decision's ``extra``, and its evaluation figures apart
+#: Settings of one strategy's default sweep (the default job runs each with every seed; the
+#: largest shipped sweep has 48 on six models). More are named with ``--strategy``.
+MAX_SWEEP = 512
 #: A strategy as the runner takes it: a spec ``name:key=value``, (name, params), or an object.
 StrategyRef = Strategy | str | tuple[str, dict[str, Any]]
 
@@ -305,6 +308,11 @@ class Runner:
             cls = STRATEGIES.get(name)
             why = self.cannot_run(cls)
             settings = [] if why else cls.sweep(self.models, self.max_k())
+        if len(settings) > MAX_SWEEP:
+            raise UisbenchError(
+                f"strategy {name}: its default sweep has {len(settings):,} settings (at most "
+                f"{MAX_SWEEP}; name the ones to run with --strategy)"
+            )
         return ([] if why else [config_label(name, p) for p in settings]), why
 
     def _cannot(self, name: str, needs_answers: bool) -> str | None:
