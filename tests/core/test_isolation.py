@@ -226,9 +226,14 @@ def test_protocol_breaches_are_refused_with_one_error(db, name, isolation):
     assert runs(db) == []  # nothing half-written
 
 
-#: Cheaters whose summary, decisions' ``extra`` or evaluation figures are megabytes, and the
-#: part of the run their one-line refusal names.
-BLOATED = {"bloat-summary": "summary", "bloat-extra": "extra", "bloat-figures": "figures"}
+#: Cheaters whose summary, decisions' ``extra``, evaluation figures or options are megabytes,
+#: and the part of the run their one-line refusal names.
+BLOATED = {
+    "bloat-summary": "summary",
+    "bloat-extra": "extra",
+    "bloat-figures": "figures",
+    "bloat-params": "options",
+}
 
 
 @pytest.mark.parametrize("isolation", ["auto", "inprocess"])

@@ -599,3 +599,17 @@ class BloatFigures(Honest):
 
     def evaluate(self, truth, ctx):
         return [{"pad": BLOAT[:50_000]}] * len(ctx.stream)
+
+
+class BloatParams(Honest):
+    """Options of megabytes that its label leaves out: stored with every run, on its page."""
+
+    name = "bloat-params"
+
+    @dataclass
+    class Params:
+        model: str = "m"
+        note: str = BLOAT[:1_000_000]
+
+    def label(self):
+        return f"{self.name}:model={self.params.model}"
