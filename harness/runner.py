@@ -69,6 +69,7 @@ FLUSH_S = 1.0
 #: regret curves), and from a plugin untrusted, so bounded like everything read from it.
 MAX_SUMMARY_BYTES = 64 << 10  # a run's summary (``run_summary()``)
 MAX_EXTRA_BYTES = 4 << 10  # one decision's ``extra``, and its evaluation figures apart
+MAX_PARAMS_BYTES = 4 << 10  # a configuration's options (stored with each of its runs)
 #: Settings of one strategy's default sweep (the default job runs each with every seed; the
 #: largest shipped sweep has 48 on six models). More are named with ``--strategy``.
 MAX_SWEEP = 512
@@ -496,7 +497,9 @@ class Runner:
         command: str | None = None,
     ) -> RunRows:
         """The run of ``strat`` with ``seed``: as stored, with the query ids already decided,
-        or new (with ``force``, anew; stored with its first decisions)."""
+        or new (with ``force``, anew; stored with its first decisions). Options of over
+        :data:`MAX_PARAMS_BYTES` are refused (they are stored with every run)."""
+        bounded_json(params, MAX_PARAMS_BYTES, f"strategy {strat.label()}: its options")
         key = run_key(self.definition(strat, seed))
         if key in self._complete and not force:
             return runs.complete_run(self.engine, key, self._complete[key])

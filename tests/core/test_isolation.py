@@ -399,3 +399,17 @@ def test_a_strategy_process_imports_no_pandas_pyarrow_or_sqlalchemy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("name", sorted(BLOATED))
+def test_the_same_bounds_hold_with_jobs(db, capsys, name):
+    """``--jobs``: the parent opens the runs (options), a worker replays them (summary,
+    ``extra``, figures); the bounds are the same, the job fails in one line, nothing stored."""
+    if name == "bloat-figures" and not os_isolated():
+        pytest.skip("an isolated evaluate() runs only under OS-level isolation")
+    path = str(db.url.database)
+    args = ["run", "--db", path, "--bank", "toy", "--jobs", "2", "--no-report"]
+    code, out, err = cli(capsys, *args, "--strategy", name)
+    assert code == 2, err
+    assert re.search(rf"{BLOATED[name]} .*at most", err) and len(err.strip().splitlines()) == 1
+    assert runs(db) == []
