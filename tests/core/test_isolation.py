@@ -413,3 +413,13 @@ def test_the_same_bounds_hold_with_jobs(db, capsys, name):
     assert code == 2, err
     assert re.search(rf"{BLOATED[name]} .*at most", err) and len(err.strip().splitlines()) == 1
     assert runs(db) == []
+
+
+def test_a_strategy_process_cannot_map_most_of_the_machines_memory(db):
+    """Its address space is bounded (half the machine's memory, at least 4 GiB): mapping three
+    quarters of it ends the run with one error, where in-process it would be granted."""
+    with pytest.raises(UisbenchError, match="MemoryError") as err:
+        runner(db, "auto").run("hog", 0)
+    assert "\n" not in str(err.value)
+    assert runs(db) == []
+    assert runner(db, "inprocess").run("hog", 0).n_queries > 0  # the mapping alone is granted

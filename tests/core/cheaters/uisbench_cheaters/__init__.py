@@ -613,3 +613,15 @@ class BloatParams(Honest):
 
     def label(self):
         return f"{self.name}:model={self.params.model}"
+
+
+class Hog(Honest):
+    """Maps three quarters of the machine's memory (untouched, so the kernel grants it): a
+    strategy that then filled it would take the machine's memory from everything else."""
+
+    name = "hog"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        hog = np.empty(int(ram * 0.75), dtype=np.uint8)  # noqa: F841 -- mapped, not touched
+        yield from super().run(ctx)
