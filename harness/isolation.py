@@ -13,7 +13,8 @@ share a child: they replay the same test queries, so what one run learnt from ``
 Isolation, where the machine has it: the template runs under bubblewrap (no network, fresh
 namespaces, the environment cleared, every bind read-only: the interpreter, the site-packages and
 the code; not the database, nor the banks shipped with uisbench), is non-dumpable
-(``PR_SET_DUMPABLE`` 0, so its siblings cannot write its ``/proc/pid/mem``), and each child
+(``PR_SET_DUMPABLE`` 0, so its siblings cannot write its ``/proc/pid/mem``), may map at most
+:func:`strategy_memory` (``RLIMIT_AS``, inherited by its children; no core files), and each child
 loads a seccomp filter (pyseccomp) denying new processes, exec, ptrace and
 ``process_vm_*``, sockets, SysV IPC and keyrings. Without bubblewrap the template is a plain
 child process with an empty environment and a temporary working directory, and no database path
@@ -87,6 +88,7 @@ TMP_BYTES = 256 << 20  # the sandbox's /tmp
 MAX_TEXT = 500  # characters of an error line or a name from the child
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
 MAX_STALE = 1024  # messages a finished child may leave on the channel (skipped)
+MIN_MEMORY = 4 << 30  # address space a strategy's process may always map (with MiniLM: ~3 GiB)
 _LEN = struct.Struct("<Q")
 #: A strategy process's environment beyond its home and the embedding cache. It is one of
 #: ``--jobs`` running at once: BLAS and OpenMP keep to one thread there (OpenBLAS's idle threads
@@ -341,6 +343,14 @@ def feature_cache() -> str | None:
     return os.path.realpath(root) if os.path.isdir(root) else None
 
 
+def strategy_memory() -> int:
+    """Bytes of address space a strategy's process (template and run children) may map
+    (``RLIMIT_AS``): half the machine's memory, at least :data:`MIN_MEMORY`. A plugin that
+    would take more ends its run with a MemoryError instead of the machine's memory."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(MIN_MEMORY, ram // 2)
+
+
 def _python() -> str:
     return os.path.realpath(sys.executable)
 
@@ -429,7 +439,7 @@ def _bwrap_argv(
 _BOOT = (
     "import sys,json;h=json.loads(sys.argv[1]);sys.path[1:1]=h['path'];"
     "import site;[site.addsitedir(d) for d in h['sites']];"
-    "from uisbench.strategies.worker import template_main;template_main(h['data'])"
+    "from uisbench.strategies.worker import template_main;template_main(h['data'],h['memory'])"
 )
 
 
@@ -578,7 +588,8 @@ class ForkServer:
         din, self_din = os.pipe()  # the children's channel, beside the template's stdin/stdout
         self_dout, dout = os.pipe()
         data = [din, dout]
-        boot = json.dumps({"path": path, "sites": sites, "data": data})  # no database
+        boot = {"path": path, "sites": sites, "data": data, "memory": strategy_memory()}
+        boot = json.dumps(boot)  # no database
         argv = [_python(), "-I", "-S", "-c", _BOOT, boot]
         cache = feature_cache()
         env = {"HOME": self._empty, "UISBENCH_CACHE": cache or self._empty, **STRATEGY_ENV}

@@ -82,12 +82,24 @@ def _warm_queries(view: BlindView) -> None:
                 features.embed([p or "" for p in view.prompts], kind)
 
 
-def template_main(data: list[int]) -> None:
+def _limit(memory: int) -> None:
+    """Bound the address space of this process and its children (soft and hard alike: with no
+    capability left, a plugin cannot raise it) and turn core files off."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    memory = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def template_main(data: list[int], memory: int) -> None:
     """The fork server: holds the working set (training split, blind view), forks one child
     per run; it never receives the test truth. Its own messages with the parent go over its
     stdin and stdout, which no child keeps; each run's child talks over ``data`` (the fds of
-    its reading and writing ends)."""
+    its reading and writing ends); ``memory`` bounds its address space (and its children's)."""
     set_nondumpable()
+    _limit(memory)
     # numpy 2 imports numpy.ma on first use, and np.unique uses it: 28 ms in every run's child
     # of a strategy whose fit did not call it (each child imports it again, then exits)
     import numpy.ma  # noqa: F401
