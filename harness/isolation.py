@@ -88,7 +88,7 @@ TMP_BYTES = 256 << 20  # the sandbox's /tmp
 MAX_TEXT = 500  # characters of an error line or a name from the child
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
 MAX_STALE = 1024  # messages a finished child may leave on the channel (skipped)
-MIN_MEMORY = 4 << 30  # address space a strategy's process may always map (with MiniLM: ~3 GiB)
+MIN_MEMORY = 6 << 30  # address space a strategy's process may always map (MiniLM: ~2.8 GiB)
 _LEN = struct.Struct("<Q")
 #: A strategy process's environment beyond its home and the embedding cache. It is one of
 #: ``--jobs`` running at once: BLAS and OpenMP keep to one thread there (OpenBLAS's idle threads
