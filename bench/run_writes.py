@@ -48,21 +48,53 @@ def fresh_copy(src: Path, folder: Path, schema: int | None) -> Path:
     return dst
 
 
+#: The decisions table's columns, in the runner's order; the sweep's k values.
+COLUMNS = (
+    "run_id, query_id, position, arms, samples_used, answer, correct, input_tokens, "
+    "output_tokens, flops, dollars, latency_s, param_calls, reward, extra"
+)
+KS = [1, 2, 4, 8, 16, 32, 64]
+
+
+def sweep_of(db: Path) -> tuple[str, str, str]:
+    """(task, bank, model) the sweep runs on: the synthetic bank's syn-3b."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute(
+            "SELECT t.name, b.name, m.name FROM samples s JOIN queries q ON q.id = s.query_id "
+            "JOIN tasks t ON t.id = q.task_id JOIN banks b ON b.id = s.bank_id "
+            "JOIN models m ON m.id = s.model_id WHERE m.name = 'syn-3b' LIMIT 1"
+        ).fetchone()
+    conn.close()
+    return found
+
+
+def decision_rows(db: Path, run_ids: list[int]) -> tuple[dict[int, list[tuple]], list[str]]:
+    """Each run's decision rows as written (:data:`COLUMNS`), and the decisions table's DDL
+    (its key and indexes)."""
+    with sqlite3.connect(db) as conn:
+        rows = {
+            r: conn.execute(f"SELECT {COLUMNS} FROM decisions WHERE run_id = ?", (r,)).fetchall()
+            for r in run_ids
+        }
+        ddl = [
+            sql
+            for (sql,) in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'decisions' AND sql IS NOT NULL"
+            )
+        ]
+    conn.close()
+    return rows, ddl
+
+
 def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float, float]]:
     from uisbench.run_loop import replay_in_memory
     from uisbench.runner import Runner
     from uisbench.store.engine import open_engine
 
     engine = open_engine(str(db))
-    with sqlite3.connect(db) as conn:
-        task, bank, model = conn.execute(
-            "SELECT t.name, b.name, m.name FROM samples s JOIN queries q ON q.id = s.query_id "
-            "JOIN tasks t ON t.id = q.task_id JOIN banks b ON b.id = s.bank_id "
-            "JOIN models m ON m.id = s.model_id WHERE m.name = 'syn-3b' LIMIT 1"
-        ).fetchone()
-    conn.close()
+    task, bank, model = sweep_of(db)
     runner = Runner(engine, task, bank, models=[model])
-    ks = [1, 2, 4, 8, 16, 32, 64]
+    ks = KS
     spec = f"majority:model={model},k={{}}"
     runner.run(spec.format(3), seed=99)  # warm-up, outside the timings
     replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
@@ -92,21 +124,11 @@ def insert_floor(db: Path) -> tuple[float, float, int]:
     same tuples, one ``executemany`` and commit per run) into an in-memory SQLite database:
     into a table of the same columns with no key or index, and into the real table (its key and
     index, foreign keys off); and the rows per run."""
-    cols = "run_id, query_id, position, arms, samples_used, answer, correct, input_tokens, "
-    cols += "output_tokens, flops, dollars, latency_s, param_calls, reward, extra"
+    cols = COLUMNS
     with sqlite3.connect(db) as conn:
         runs = [r for (r,) in conn.execute("SELECT id FROM runs ORDER BY id")]
-        rows = {
-            r: conn.execute(f"SELECT {cols} FROM decisions WHERE run_id = ?", (r,)).fetchall()
-            for r in runs
-        }
-        ddl = [
-            sql
-            for (sql,) in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = 'decisions' AND sql IS NOT NULL"
-            )
-        ]
     conn.close()
+    rows, ddl = decision_rows(db, runs)
     out = []
     for tables in (["CREATE TABLE decisions (" + cols + ")"], ddl):
         mem = sqlite3.connect(":memory:")

@@ -31,12 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from run_writes import HERE, fresh_copy
-
-COLUMNS = (
-    "run_id, query_id, position, arms, samples_used, answer, correct, input_tokens, "
-    "output_tokens, flops, dollars, latency_s, param_calls, reward, extra"
-)
+from run_writes import COLUMNS, HERE, KS, decision_rows, fresh_copy, sweep_of
 
 
 def main() -> None:
@@ -51,32 +46,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         db = fresh_copy(a.db, folder, None)
-        with sqlite3.connect(db) as conn:
-            task, bank, model = conn.execute(
-                "SELECT t.name, b.name, m.name FROM samples s JOIN queries q ON q.id = s.query_id "
-                "JOIN tasks t ON t.id = q.task_id JOIN banks b ON b.id = s.bank_id "
-                "JOIN models m ON m.id = s.model_id WHERE m.name = 'syn-3b' LIMIT 1"
-            ).fetchone()
-        conn.close()
+        task, bank, model = sweep_of(db)
         runner = Runner(open_engine(str(db)), task, bank, models=[model])
-        specs = [
-            (f"majority:model={model},k={k}", seed)
-            for seed in range(3)
-            for k in (1, 2, 4, 8, 16, 32, 64)
-        ]
+        specs = [(f"majority:model={model},k={k}", seed) for seed in range(3) for k in KS]
         ids = [runner.run(spec, seed=seed).run_id for spec, seed in specs]
-        with sqlite3.connect(db) as conn:
-            rows = [
-                conn.execute(f"SELECT {COLUMNS} FROM decisions WHERE run_id = ?", (r,)).fetchall()
-                for r in ids
-            ]
-            ddl = [
-                sql
-                for (sql,) in conn.execute(
-                    "SELECT sql FROM sqlite_master WHERE tbl_name = 'decisions' AND sql NOT NULL"
-                )
-            ]
-        conn.close()
+        by_run, ddl = decision_rows(db, ids)
+        rows = [by_run[r] for r in ids]
         insert = f"INSERT INTO decisions ({COLUMNS}) VALUES ({', '.join('?' * 15)})"
 
         def target() -> sqlite3.Connection:
