@@ -428,3 +428,20 @@ def test_a_strategy_process_cannot_map_most_of_the_machines_memory(db):
     assert "\n" not in str(err.value)
     assert runs(db) == []
     assert runner(db, "inprocess").run("hog", 0).n_queries > 0  # the mapping alone is granted
+
+
+@pytest.mark.parametrize("isolation", ["auto", "inprocess"])
+def test_a_run_that_leaves_queries_undecided_is_named_once_in_its_error(db, capsys, isolation):
+    """One process or ``--jobs``, isolated or not: the same one line, the strategy named once."""
+    r = runner(db, isolation)
+    n = len(r.test_pos)
+    want = (
+        f"strategy partial:model=m: decided {n // 2} of {n} queries; {n - n // 2} have no decision"
+    )
+    with pytest.raises(UisbenchError) as err:
+        r.run("partial", 0)
+    assert str(err.value) == want
+    args = ["run", "--db", str(db.url.database), "--bank", "toy", "--jobs", "2", "--no-report"]
+    code, out, err = cli(capsys, *args, "--isolation", isolation, "--strategy", "partial")
+    assert code == 2 and err.strip().endswith(want), err
+    assert runs(db) == []

@@ -625,3 +625,14 @@ class Hog(Honest):
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         hog = np.empty(int(ram * 0.75), dtype=np.uint8)  # noqa: F841 -- mapped, not touched
         yield from super().run(ctx)
+
+
+class Partial(Honest):
+    """Decides half of the test queries and stops."""
+
+    name = "partial"
+
+    def run(self, ctx: RunContext) -> Iterator[Decisions]:
+        half = ctx.stream[: len(ctx.stream) // 2]
+        draw = ctx.meter.draw(self.params.model, half, K)
+        yield Decisions(half, draw.handle[:, 0])
