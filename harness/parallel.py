@@ -99,7 +99,7 @@ class Replayer(Runner):
                 )
                 ctx.cache = self.cache  # fits shared by this worker's runs
                 chunks = decide(strat, ctx, meter)
-                self._write_decisions(None, strat.label(), chunks, meter, ctx.stream, None)
+                self._write_decisions(None, chunks, meter, ctx.stream, None)
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
             check_stored(summary, figures)
@@ -113,7 +113,7 @@ class Replayer(Runner):
         if server is not None:
             server.__del__()
 
-    def _write_decisions(self, stored, label, chunks, meter, stream, progress) -> list[tuple]:
+    def _write_decisions(self, stored, chunks, meter, stream, progress) -> list[tuple]:
         """Collect the rows instead of inserting them (same checks as the runner's)."""
         position = {int(q): i for i, q in enumerate(stream.tolist())}
         seen: set[int] = set()
@@ -122,8 +122,7 @@ class Replayer(Runner):
         if len(seen) < len(self.test_pos):
             n_test = len(self.test_pos)
             raise UisbenchError(
-                f"strategy {label} decided {len(seen)} of {n_test} queries; "
-                f"{n_test - len(seen)} have no decision"
+                f"decided {len(seen)} of {n_test} queries; {n_test - len(seen)} have no decision"
             )
         return []
 
@@ -348,12 +347,12 @@ def _open(runner: Runner, spec: str, seed: int, force: bool):
 def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:
     """Write a worker's rows (those not already there) and close the run, in one
     transaction."""
-    if out.error is not None:
+    if out.error is not None:  # named as in one process
         if isinstance(strat, Described):
             stored.discard()
-            raise UisbenchError(f"strategy {strat.label()}: {out.error}")
-        stored.drop_if_empty()
-        raise UisbenchError(out.error)
+        else:
+            stored.drop_if_empty()
+        raise UisbenchError(f"strategy {strat.label()}: {out.error}")
     have = stored.decided
     rows = [row for row in out.rows or [] if row[1] not in have]
     summary, figures = out.summary or {}, out.figures or {}

@@ -397,9 +397,7 @@ class Runner:
                 )
                 ctx.cache = self.cache  # fits shared by this runner's runs
                 chunks = decide(strat, ctx, meter)
-                last = self._write_decisions(
-                    stored, strat.label(), chunks, meter, ctx.stream, progress
-                )
+                last = self._write_decisions(stored, chunks, meter, ctx.stream, progress)
                 figures = evaluation(strat, ctx, self.arrays)
                 summary = strat.run_summary()
             check_stored(summary, figures)
@@ -445,7 +443,7 @@ class Runner:
             for q, handle, reward, extra in served:
                 yield Decisions(q, handle, reward, extra)
 
-        last = self._write_decisions(stored, strat.label(), chunks(), meter, stream, progress)
+        last = self._write_decisions(stored, chunks(), meter, stream, progress)
         for _ in served:  # the child's end: summary and evaluation figures
             raise UisbenchError("decisions came after the last one")
         if outcome.get("note"):
@@ -458,7 +456,6 @@ class Runner:
     def _write_decisions(
         self,
         stored: RunRows,
-        label: str,
         chunks: Iterator[Decisions],
         meter: Meter,
         stream: np.ndarray,
@@ -482,8 +479,7 @@ class Runner:
                 progress(written + len(rows), n_test)
         if len(seen) < n_test:
             raise UisbenchError(
-                f"strategy {label} decided {len(seen)} of {n_test} queries; "
-                f"{n_test - len(seen)} have no decision"
+                f"decided {len(seen)} of {n_test} queries; {n_test - len(seen)} have no decision"
             )
         return rows
 
