@@ -347,12 +347,8 @@ def _open(runner: Runner, spec: str, seed: int, force: bool):
 def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:
     """Write a worker's rows (those not already there) and close the run, in one
     transaction."""
-    if out.error is not None:  # named as in one process
-        if isinstance(strat, Described):
-            stored.discard()
-        else:
-            stored.drop_if_empty()
-        raise UisbenchError(f"strategy {strat.label()}: {out.error}")
+    if out.error is not None:  # as in one process
+        raise runner.failed(stored, strat, out.error)
     have = stored.decided
     rows = [row for row in out.rows or [] if row[1] not in have]
     summary, figures = out.summary or {}, out.figures or {}

@@ -125,7 +125,7 @@ class Registry(Generic[T]):
         """
         with self._restored():
             self._eps, self._loaded, self._dists = None, {}, {}
-            kept = None if distributions is None else frozenset(map(_normal, distributions))
+            kept = None if distributions is None else frozenset(map(normal_name, distributions))
             self._kept = (kept, None if names is None else frozenset(names))
             yield self
 
@@ -210,10 +210,10 @@ def _dist_name(ep: metadata.EntryPoint) -> str | None:
 def _dist_of(ep: metadata.EntryPoint) -> str | None:
     """:func:`_dist_name`, normalised as the registry compares names."""
     name = _dist_name(ep)
-    return None if name is None else _normal(name)
+    return None if name is None else normal_name(name)
 
 
-def _normal(dist: str) -> str:
+def normal_name(dist: str) -> str:
     """A distribution name as its registry compares it (PEP 503: ``My_Plugin`` is ``my-plugin``)."""
     return re.sub(r"[-_.]+", "-", dist).lower()
 

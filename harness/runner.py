@@ -402,11 +402,7 @@ class Runner:
                 summary = strat.run_summary()
             check_stored(summary, figures)
         except UisbenchError as exc:
-            if isolated:  # nothing half-written: the whole run goes
-                stored.discard()
-                raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
-            stored.drop_if_empty()  # a configuration that cannot run leaves no trace
-            raise UisbenchError(f"strategy {strat.label()}: {exc}") from None
+            raise self.failed(stored, strat, str(exc)) from None
         except BaseException:
             # a crash or Ctrl-C before any decision was written leaves no `running` row; one
             # with decisions stays, to be resumed
@@ -414,6 +410,17 @@ class Runner:
             raise
         resumed = bool(stored.decided)
         return self.close_run(stored, strat, meter.used_oracle, resumed, summary, figures, last)
+
+    @staticmethod
+    def failed(stored: RunRows, strat: Strategy | Described, why: str) -> UisbenchError:
+        """The one error of a run that failed, named by its label, after removing what it left:
+        an isolated run goes whole (nothing half-written), any other only if it decided nothing
+        (a configuration that cannot run leaves no trace)."""
+        if isinstance(strat, Described):
+            stored.discard()
+        else:
+            stored.drop_if_empty()
+        return UisbenchError(f"strategy {strat.label()}: {why}")
 
     def _run_isolated(
         self,

@@ -13,21 +13,18 @@ per problem and exits 1 if there is any.
 from __future__ import annotations
 
 import pkgutil
-import re
 import sys
 import sysconfig
 import zipfile
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
+from uisbench.registry import normal_name
+
 #: Modules the interpreter imports by itself at start-up (``site``).
 STARTUP = frozenset({"sitecustomize", "usercustomize"})
 #: Where a wheel's ``NAME.data`` subfolders install; only these two are site-packages.
 LIBRARY = frozenset({"purelib", "platlib"})
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _top(part: str) -> str:
@@ -43,7 +40,9 @@ def owners() -> dict[str, set[str]]:
     for name in sys.stdlib_module_names:
         out.setdefault(name, set()).add("the standard library")
     for dist in metadata.distributions():
-        name = _normal(dist.metadata["Name"] or "")  # parsed once: a distribution has many files
+        name = normal_name(
+            dist.metadata["Name"] or ""
+        )  # parsed once: a distribution has many files
         firsts = {str(f).split("/", 1)[0] for f in dist.files or []}
         for first in firsts:
             if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".pth")):
@@ -57,7 +56,7 @@ def owners() -> dict[str, set[str]]:
 def problems(wheel: Path, known: dict[str, set[str]] | None = None) -> list[str]:
     """What ``wheel`` would install beyond its own modules and metadata, one line each."""
     known = owners() if known is None else known
-    dist = _normal(wheel.name.split("-", 1)[0])
+    dist = normal_name(wheel.name.split("-", 1)[0])
     scripts = Path(sysconfig.get_path("scripts"))
     out: list[str] = []
     try:
