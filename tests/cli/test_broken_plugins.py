@@ -7,6 +7,7 @@ points) put on the path, as ``tests/core/cheaters`` is: no install needed.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -77,6 +78,33 @@ def test_list_shows_a_broken_plugin_as_such(db, capsys):
     assert code == 0
     text = " ".join((err + out).split())
     assert "cannot be loaded" in text and "fine" in text
+
+
+def table_rows(out: str) -> dict[str, str]:
+    """A rich table with lines between rows as {first cell: the row's words, cells joined}."""
+    rows = {}
+    for block in re.split(r"\n[├└┡][^\n]*", out):
+        lines = [line.split("│")[1:-1] for line in block.splitlines() if line.startswith("│")]
+        if lines:
+            cells = [" ".join(" ".join(c.split()) for c in col).strip() for col in zip(*lines)]
+            rows[cells[0]] = " ".join(cells)
+    return rows
+
+
+def test_list_never_imports_a_plugin_here(db, capsys):
+    """A plugin's module is untrusted code, as in ``run``: ``list strategies`` asks a strategy
+    process for a plugin's description, family and options and never imports it itself."""
+    for mod in [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]:
+        sys.modules.pop(mod)
+    code, out, err = cli(capsys, "list", "strategies", "-v")
+    assert code == 0, err
+    assert not [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]
+    rows = table_rows(out)
+    assert "the first sample of the first model reference none" in rows["fine"]
+    assert rows["huge-sweep"].endswith("reference i=0")  # its options, from its own process
+    bad = "cannot be loaded: ModuleNotFoundError: No module named 'a_package_that_is_not_installed'"
+    assert bad in rows["bad-import"]
+    assert "Reference point: one fixed model" in rows["single"]  # shipped: read here
 
 
 @pytest.mark.parametrize("name", ["fails-in-run", "no-such-class"])
