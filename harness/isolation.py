@@ -86,6 +86,7 @@ MAX_HEADER = 16 << 20  # bytes of a message's JSON header
 MAX_ARRAYS = 256 << 20  # bytes of a child's message's arrays
 TMP_BYTES = 256 << 20  # the sandbox's /tmp
 MAX_TEXT = 500  # characters of an error line or a name from the child
+MAX_OPTIONS = 64  # option lines of a strategy's description (``uisbench list strategies -v``)
 DEFAULT_TIMEOUT_S = 1800.0  # a child silent this long is hung
 MAX_STALE = 1024  # messages a finished child may leave on the channel (skipped)
 MIN_MEMORY = 6 << 30  # address space a strategy's process may always map (MiniLM: ~2.8 GiB)
@@ -548,10 +549,16 @@ def _described(reply: dict[str, Any]) -> Described:
 
 class ForkServer:
     """The template process of one working set (training split and blind view), started on
-    first use; :meth:`run` forks a child per run. Killed and restarted after any failure."""
+    first use; :meth:`run` forks a child per run. Killed and restarted after any failure.
+    Without a working set (``train`` and ``view`` None) it only answers questions about
+    strategies (:meth:`about`, :meth:`describe`, :meth:`sweep`)."""
 
     def __init__(
-        self, train: BankArrays, view: BlindView, hide: list[str], timeout_s: float
+        self,
+        train: BankArrays | None,
+        view: BlindView | None,
+        hide: list[str],
+        timeout_s: float,
     ) -> None:
         self.train, self.view, self.hide = train, view, hide
         self.timeout_s = timeout_s
@@ -622,12 +629,18 @@ class ForkServer:
         self._din, self._dout = TimedWriter(self_din, self.timeout_s), self_dout
         assert self.proc.stdin is not None
         self._tin = TimedWriter(self.proc.stdin.fileno(), self.timeout_s)
-        th, ta = pack_bank(self.train, "t")
-        vh, va = pack_view(self.view)
+        init: dict[str, Any] = {"op": "init"}
+        arrays: dict[str, np.ndarray] = {}
+        if self.train is not None and self.view is not None:
+            (init["train"], ta), (init["view"], va) = (
+                pack_bank(self.train, "t"),
+                pack_view(self.view),
+            )
+            arrays = {**ta, **va}
         bpf = seccomp_program()  # compiled here: the sandbox has no ldconfig to find libseccomp
-        extra = {} if bpf is None else {"seccomp": np.frombuffer(bpf, dtype=np.uint8)}
-        init = {"op": "init", "train": th, "view": vh}
-        write_message(self._tin, init, {**ta, **va, **extra}, flush=False)
+        if bpf is not None:
+            arrays["seccomp"] = np.frombuffer(bpf, dtype=np.uint8)
+        write_message(self._tin, init, arrays, flush=False)
         self._tin.flush(max(self.timeout_s, 60.0))  # the template reads it once it has started
         reply, _ = self._read(time.monotonic() + max(self.timeout_s, 60.0))
         if reply.get("op") != "ready":
@@ -712,6 +725,20 @@ class ForkServer:
         return reply
 
     # -------------------------------------------------------------- questions
+    def about(self, name: str) -> tuple[str, str, list[str]]:
+        """A registered strategy's description, family and option lines
+        (:func:`~uisbench.strategies.base.option_lines`), as its own process reads them:
+        ``uisbench list strategies`` never imports a plugin's module either."""
+        reply = self._ask({"op": "about", "name": name})
+        options = reply.get("options")
+        if not isinstance(options, list) or len(options) > MAX_OPTIONS:
+            raise ProtocolError(f"its options are not a list of at most {MAX_OPTIONS} lines")
+        return (
+            _text(reply.get("description"), "its description"),
+            _text(reply.get("family"), "its family"),
+            [_text(line, "an option's line") for line in options],
+        )
+
     def describe(self, name: str, params: dict[str, Any]) -> Described:
         key = json.dumps([name, params], sort_keys=True, default=_jsonable)
         if key not in self._described:
@@ -741,6 +768,8 @@ class ForkServer:
         """Fork the run's child and serve it; yields each chunk of decisions (q, handle,
         reward, extra) for the caller to commit and write, and fills ``outcome`` (summary,
         figures, note) at the end. Any failure kills the template and raises one error."""
+        if self.train is None:
+            raise UisbenchError("a strategy process without a working set cannot run")
         head = {"op": "run", "name": name, "params": params, "seed": seed, "wipe": bwrap_works()}
         head["seccomp"] = seccomp_available()
         try:

@@ -183,6 +183,24 @@ def choice(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": allowed})
 
 
+def option_lines(cls: type[Strategy]) -> list[str]:
+    """``name=default`` per option of a strategy, with its bounds and choices where it
+    declares them (``uisbench list strategies -v``; a plugin's come from its own process)."""
+    lines = []
+    for f in dataclasses.fields(cls.Params):
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        ge, gt, le = f.metadata.get("bounds", (None, None, None))
+        bounds = [b for b in (ge is not None and f">= {ge}", gt is not None and f"> {gt}") if b]
+        bounds += [f"<= {le}"] if le is not None else []
+        if f.metadata.get("allow_inf"):
+            bounds.append("inf allowed")
+        if f.metadata.get("choices"):
+            bounds.append("one of " + ", ".join(f.metadata["choices"]))
+        shown = "''" if default == "" else default
+        lines.append(f"{f.name}={shown}" + (f" ({', '.join(bounds)})" if bounds else ""))
+    return lines
+
+
 def _check_value(f: dataclasses.Field, value: Any, strategy: str) -> None:
     """Every number finite and in range; declared bounds (:func:`bounded`) and choices
     (:func:`choice`) hold."""

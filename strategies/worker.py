@@ -37,7 +37,13 @@ from uisbench.isolation import (
     write_message,
 )
 from uisbench.meter import MeterClient, overhead_charges
-from uisbench.strategies.base import STRATEGIES, RunContext, Strategy, is_reference
+from uisbench.strategies.base import (
+    STRATEGIES,
+    RunContext,
+    Strategy,
+    is_reference,
+    option_lines,
+)
 from uisbench.strategies.references import load_class
 
 #: Texts of strategies named ``FILE.py:Class``, as the parent read them (op ``source``).
@@ -119,15 +125,16 @@ def template_main(data: list[int], memory: int) -> None:
         except EOFError:
             os._exit(0)
         op = head.get("op")
-        if op == "init":
-            train = unpack_bank(head["train"], arrays, "t")
-            view = unpack_view(head["view"], arrays)
+        if op == "init":  # no working set: a template that only answers questions
+            if "train" in head:
+                train = unpack_bank(head["train"], arrays, "t")
+                view = unpack_view(head["view"], arrays)
+                _warm(view)
             loader = SeccompLoader(arrays["seccomp"].tobytes()) if "seccomp" in arrays else None
-            _warm(view)
             write_message(writer, {"op": "ready"})
         elif op == "source":
             _SOURCES[str(head.get("path"))] = arrays["text"].tobytes()
-        elif op in ("describe", "sweep"):
+        elif op in ("describe", "sweep", "about"):
             write_message(writer, _answer_about(head))
         elif op == "run":
             _fork_run((inp, out), channel, head, arrays, train, view, loader)
@@ -149,6 +156,9 @@ def _idle(inp: int, channel: int) -> None:
 def _answer_about(head: dict[str, Any]) -> dict[str, Any]:
     try:
         cls = strategy_class(head["name"])
+        if head["op"] == "about":
+            about = {"description": cls.description, "family": cls.family}
+            return {"op": "about", **about, "options": option_lines(cls)}
         if head["op"] == "sweep":
             settings = cls.sweep(head["models"], head["max_k"])
             return {"op": "sweep", "settings": settings, "needs_answers": cls.needs_answers}

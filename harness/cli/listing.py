@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import click
 from rich.table import Table
 
 from uisbench.cli.options import db_option
+from uisbench.errors import UisbenchError
+from uisbench.isolation import ForkServer
 from uisbench.live.pools import available_pools
 from uisbench.results.report import add_row, console
 from uisbench.store.engine import open_engine
 from uisbench.store.lookups import stored_banks
-from uisbench.strategies.base import STRATEGIES
+from uisbench.strategies.base import STRATEGIES, option_lines
 from uisbench.tasks import available_tasks
+
+#: Seconds a plugin's process may take to describe it (its import included).
+LIST_TIMEOUT_S = 120.0
 
 
 @click.command("list", short_help="List strategies, tasks, pools or the banks stored.")
@@ -32,16 +40,20 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
         table.add_column("family")
         if verbose:
             table.add_column("options: default (bounds)")
-        for name in STRATEGIES.names():
-            try:
-                cls = STRATEGIES.get(name)
-            except Exception as exc:  # a broken plugin: listed as such, the rest still shown
-                text = " ".join(str(exc).split())[:200] or type(exc).__name__
-                broken = f"cannot be loaded: {type(exc).__name__}: {text}"
-                add_row(table, name, broken, "—", *(["—"] if verbose else []))
-                continue
-            extra = ["\n".join(option_lines(cls)) or "none"] if verbose else []
-            add_row(table, name, cls.description, cls.family, *extra)
+        with plugin_questions() as ask:
+            for name in STRATEGIES.names():
+                try:
+                    description, family, options = ask(name)
+                except Exception as exc:  # a broken plugin: listed as such, the rest still shown
+                    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+                    if not isinstance(exc, UisbenchError):
+                        text = f"{type(exc).__name__}: {text}"
+                    add_row(
+                        table, name, f"cannot be loaded: {text}", "—", *(["—"] if verbose else [])
+                    )
+                    continue
+                extra = ["\n".join(options) or "none"] if verbose else []
+                add_row(table, name, description, family, *extra)
     elif what == "tasks":
         for name, desc in available_tasks().items():
             add_row(table, name, desc)
@@ -55,21 +67,25 @@ def list_(what: str, verbose: bool, db: str | None) -> None:
     console.print(table)
 
 
-def option_lines(cls) -> list[str]:
-    """``name=default`` per option of a strategy, with its bounds and choices where it
-    declares them."""
-    import dataclasses
+@contextlib.contextmanager
+def plugin_questions() -> Iterator[Callable[[str], tuple[str, str, list[str]]]]:
+    """``ask(name)``: a registered strategy's description, family and option lines. A shipped
+    strategy is read here; a plugin's module is untrusted code, as in ``run``, so its own
+    process (a strategy template with no working set, started on the first plugin) reads it
+    and this process never imports it."""
+    server: ForkServer | None = None
 
-    lines = []
-    for f in dataclasses.fields(cls.Params):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        ge, gt, le = f.metadata.get("bounds", (None, None, None))
-        bounds = [b for b in (ge is not None and f">= {ge}", gt is not None and f"> {gt}") if b]
-        bounds += [f"<= {le}"] if le is not None else []
-        if f.metadata.get("allow_inf"):
-            bounds.append("inf allowed")
-        if f.metadata.get("choices"):
-            bounds.append("one of " + ", ".join(f.metadata["choices"]))
-        shown = "''" if default == "" else default
-        lines.append(f"{f.name}={shown}" + (f" ({', '.join(bounds)})" if bounds else ""))
-    return lines
+    def ask(name: str) -> tuple[str, str, list[str]]:
+        nonlocal server
+        if STRATEGIES.distribution(name) == "uisbench":
+            cls = STRATEGIES.get(name)
+            return cls.description, cls.family, option_lines(cls)
+        if server is None:
+            server = ForkServer(None, None, [], LIST_TIMEOUT_S)
+        return server.about(name)
+
+    try:
+        yield ask
+    finally:
+        if server is not None:
+            server.close()

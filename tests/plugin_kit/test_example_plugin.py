@@ -55,7 +55,7 @@ def plugin(tmp_path, monkeypatch) -> Path:
     (info / "entry_points.txt").write_text("[uisbench.strategies]\n" + "\n".join(lines) + "\n")
     monkeypatch.syspath_prepend(str(root))
     for mod in [m for m in sys.modules if m.startswith("uisbench_example")]:
-        monkeypatch.delitem(sys.modules, mod)  # e.g. imported by `list strategies` (installed)
+        monkeypatch.delitem(sys.modules, mod)  # e.g. imported by another test
     monkeypatch.setattr(sys, "argv", ["uisbench", "run"])
     with STRATEGIES.scoped(distributions=["uisbench", meta["name"]]):
         yield root / "uisbench_example" / "cheapest.py"
