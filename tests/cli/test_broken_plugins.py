@@ -107,6 +107,22 @@ def test_list_never_imports_a_plugin_here(db, capsys):
     assert "Reference point: one fixed model" in rows["single"]  # shipped: read here
 
 
+def test_the_report_never_imports_a_plugin_here(db, capsys):
+    """The report names each configuration by the options that differ from its strategy's
+    defaults; a plugin's defaults are in its module, which this process never imports (its
+    runs were isolated): its label is shown whole."""
+    args = ["--strategy", "huge-sweep:i=0", "--strategy", "single:model=m", "--no-report"]
+    code, out, err = cli(capsys, "run", "--db", db, "--bank", "toy", *args)
+    assert code == 0, err
+    for mod in [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]:
+        sys.modules.pop(mod)
+    code, out, err = cli(capsys, "report", "--all", "--db", db)
+    assert code == 0, err
+    assert not [m for m in sys.modules if m.startswith("uisbench_brokenplugins")]
+    assert "huge-sweep:i=0" in out  # whole, its default included
+    assert "single:model=m" in out  # a shipped one: as before
+
+
 @pytest.mark.parametrize("name", ["fails-in-run", "no-such-class"])
 def test_a_broken_plugin_named_explicitly_fails_the_job(db, capsys, name):
     code, out, err = cli(capsys, "run", "--db", db, "--bank", "toy", "--strategy", name)
