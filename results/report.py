@@ -97,14 +97,20 @@ def print_report(
 def short_config(label: str) -> str:
     """A configuration label with only the options that differ from the strategy's defaults
     (``t2:budget=8.0,metric=maj,...`` → ``t2:budget=8.0``); a label of an unknown strategy, or
-    one that does not parse, as it is."""
+    one that does not parse, as it is. Only a shipped strategy's: a plugin's defaults are in
+    its module, untrusted code that this process never imports (its runs were isolated)."""
     import dataclasses
     import re
 
+    from uisbench.errors import UisbenchError
     from uisbench.strategies.base import STRATEGIES
 
     name, _, body = label.partition(":")
-    if not body or name not in STRATEGIES:
+    try:
+        shipped = name in STRATEGIES and STRATEGIES.distribution(name) == "uisbench"
+    except UisbenchError:  # registered twice: neither runs
+        shipped = False
+    if not body or not shipped:
         return label
     defaults = {
         f.name: f.default
