@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.fakes import FakeBank, FakeModel
+from uisbench.errors import UisbenchError
 from uisbench.registry import source_digest
 from uisbench.results.aggregate import load_decisions, load_runs
 from uisbench.results.export import select_runs
@@ -118,3 +119,26 @@ def test_builtin_strategies_carry_the_distribution_version():
     version = STRATEGIES.code_version("cascade")
     assert version.startswith(metadata.version("uisbench") + "+")
     assert version != STRATEGIES.code_version("majority")  # another module, another digest
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "1.0\x1b]8;;https://example.invalid/\x1b\\click\x1b]8;;\x1b\\",
+        "1." + "9" * 5000,
+        "1.0\u202e2",
+    ],
+    ids=["escape", "long", "bidi"],
+)
+def test_a_version_that_is_no_version_is_refused(plugin, tmp_path, version):
+    """A distribution's version is its author's text (METADATA), stored with every run and shown
+    on the site: control or bidi characters and kilobytes of it are refused in one line that
+    names the distribution, and nothing is stored."""
+    module, _ = plugin
+    meta = tmp_path / f"{module}-0.1.dist-info" / "METADATA"
+    meta.write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n", "utf-8")
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, BANK.write(tmp_path), tmp_path / "toy.models.json")
+    with pytest.raises(UisbenchError, match=f"distribution {module}: its version .* is not"):
+        Runner(engine, "toy", "toy").run("edited")
+    assert load_runs(engine).empty
