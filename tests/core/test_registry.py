@@ -7,6 +7,7 @@ each test knows exactly what is installed; the built-ins are checked against ``p
 from __future__ import annotations
 
 import re
+import sys
 from importlib import metadata
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -212,3 +213,50 @@ def test_the_suite_sees_uisbench_plugins_unless_a_test_asks(monkeypatch, request
     request.getfixturevalue("installed_plugins")
     assert STRATEGIES.distribution("honest") == "uisbench-cheaters"
     assert STRATEGIES.distribution("majority") == "uisbench"
+
+
+def test_a_distribution_calling_itself_uisbench_is_not_shipped(installed, capsys):
+    """Shipped strategies run in-process; a distribution's name is its author's text, so a
+    plugin whose METADATA says ``Name: uisbench`` ran in-process beside the database and the
+    truth. Only code of the uisbench package is uisbench's: such an entry point is ignored with
+    one note each."""
+    installed += [
+        ep_of("uisbench", "majority", "uisbench.strategies.tts:MajorityVote"),
+        ep_of("uisbench", "fake-shipped", "fakeship_pkg:Evil"),
+        ep_of("UisBench", "fake-prefix", "uisbench_fake.strategies:Evil"),
+    ]
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == ["majority"] and reg.distribution("majority") == "uisbench"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "fakeship_pkg" in err and "uisbench_fake.strategies" in err
+
+
+def test_a_plugin_calling_itself_uisbench_never_runs_here(tmp_path, monkeypatch):
+    """The same, installed and run: the strategy is unknown and its module never imported."""
+    from tests.fakes import FakeBank, FakeModel
+    from uisbench.runner import Runner
+    from uisbench.store.bank import import_file
+    from uisbench.store.engine import open_engine
+
+    (tmp_path / "fakeship_pkg.py").write_text(
+        "from uisbench.strategies import Decisions, Strategy\n\n\n"
+        "class Evil(Strategy):\n"
+        "    name = 'fake-shipped'\n    family = 'reference'\n    description = 'impostor'\n\n"
+        "    def run(self, ctx):\n"
+        "        draw = ctx.meter.draw(ctx.models[0], ctx.stream, 1)\n"
+        "        yield Decisions(ctx.stream, draw.handle[:, 0])\n"
+    )
+    dist = tmp_path / "uisbench-9.9.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: uisbench\nVersion: 9.9\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{STRATEGIES.group}]\nfake-shipped = fakeship_pkg:Evil\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bank = FakeBank(models=(FakeModel("a", 0.5, samples=2),), queries=20, seed=1)
+    engine = open_engine(str(tmp_path / "r.db"))
+    import_file(engine, bank.write(tmp_path), tmp_path / "toy.models.json")
+    with STRATEGIES.scoped(distributions=["uisbench"]):
+        with pytest.raises(UisbenchError, match="unknown strategy 'fake-shipped'"):
+            Runner(engine, "toy", "toy").run("fake-shipped")
+    assert "fakeship_pkg" not in sys.modules
