@@ -54,6 +54,13 @@ class Registry(Generic[T]):
             for ep in metadata.entry_points(group=self.group):
                 if not self._keeps(ep):
                     continue
+                if _dist_of(ep) == "uisbench" and not _of_uisbench(ep):
+                    print(
+                        f"note: {self.kind} {ep.name!r} ignored: its distribution calls itself "
+                        f"uisbench but it names {ep.module!r}, not uisbench's own code",
+                        file=sys.stderr,
+                    )
+                    continue
                 held = eps.get(ep.name)
                 if held is None or _dist_of(held) == _dist_of(ep):
                     eps[ep.name] = ep
@@ -213,6 +220,12 @@ def _dist_of(ep: metadata.EntryPoint) -> str | None:
     return None if name is None else normal_name(name)
 
 
+def _of_uisbench(ep: metadata.EntryPoint) -> bool:
+    """Does ``ep`` name code of the uisbench package? A distribution's name is its author's
+    text: one calling itself uisbench would otherwise count as shipped (in-process)."""
+    return ep.module == "uisbench" or ep.module.startswith("uisbench.")
+
+
 def normal_name(dist: str) -> str:
     """A distribution name as its registry compares it (PEP 503: ``My_Plugin`` is ``my-plugin``)."""
     return re.sub(r"[-_.]+", "-", dist).lower()
@@ -224,11 +237,22 @@ def _reference(plugin: Any) -> str:
     return f"{named.__module__}:{named.__qualname__}"
 
 
+#: A distribution's version as the board takes it: PEP 440's characters, at most 80 of them. It
+#: is the plugin author's text (METADATA), stored with every run and shown on the site.
+VERSION = re.compile(r"[A-Za-z0-9.+!_-]{1,80}")
+
+
 def code_version(ep: metadata.EntryPoint) -> str:
     """The distribution version of ``ep`` and the SHA-256 (16 hex digits) of its module's source
-    (``unknown`` for either when it cannot be found, e.g. a module built in)."""
+    (``unknown`` for either when it cannot be found, e.g. a module built in); a version that is
+    no version (control or bidi characters, kilobytes of text) is refused in one line."""
     dist = getattr(ep, "dist", None)
-    version = dist.version if dist is not None else "unknown"
+    version = str(dist.version) if dist is not None else "unknown"
+    if not VERSION.fullmatch(version):
+        raise UisbenchError(
+            f"distribution {_dist_name(ep)}: its version {version[:40]!r}... is not a version "
+            "(at most 80 letters, digits and . + ! _ -)"
+        )
     return f"{version}+{source_digest(ep.module)}"
 
 
