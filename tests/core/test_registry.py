@@ -260,3 +260,20 @@ def test_a_plugin_calling_itself_uisbench_never_runs_here(tmp_path, monkeypatch)
         with pytest.raises(UisbenchError, match="unknown strategy 'fake-shipped'"):
             Runner(engine, "toy", "toy").run("fake-shipped")
     assert "fakeship_pkg" not in sys.modules
+
+
+def test_a_name_that_is_no_name_is_ignored(installed, capsys):
+    """An entry point's name is its author's text (``entry_points.txt``), printed by ``list``,
+    in the job's skip lines and on the site: escape sequences there clear the screen or retitle
+    the terminal. A name that a spec cannot hold either is ignored with one note, shown as
+    Python writes it (escapes escaped)."""
+    installed += [
+        ep_of("plugin-a", "evil\x1b[2J\x1b]0;pwned\x07", "plugin_a:Evil"),
+        ep_of("plugin-a", "with space", "plugin_a:Spaced"),
+        ep_of("plugin-a", "x" * 101, "plugin_a:Long"),
+        ep_of("plugin-a", "fine-1.0_b", "plugin_a:Fine"),
+    ]
+    reg = Registry(GROUP, "strategy", Strategy)
+    assert reg.names() == ["fine-1.0_b"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and "\x1b" not in err and "\\x1b[2J" in err
