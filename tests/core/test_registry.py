@@ -277,3 +277,20 @@ def test_a_name_that_is_no_name_is_ignored(installed, capsys):
     assert reg.names() == ["fine-1.0_b"]
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "\x1b" not in err and "\\x1b[2J" in err
+
+
+def test_a_distribution_s_name_is_shown_without_its_escapes(installed, capsys):
+    """A distribution's name (METADATA) is its author's text too: the note on a shipped name
+    taken and the error on a name two plugins claim show it without control characters."""
+    installed += [
+        ep_of("uisbench", "majority", "uisbench.strategies.tts:MajorityVote"),
+        ep_of("evil\x1b[2J", "majority", "evil:Majority"),
+        ep_of("evil\x1b]0;a\x07", "fast", "evil_a:Fast"),
+        ep_of("other", "fast", "other:Fast"),
+    ]
+    reg = Registry(GROUP, "strategy", Strategy)
+    with pytest.raises(UisbenchError) as exc:
+        reg.get("fast")
+    err = capsys.readouterr().err
+    assert "evil" in err and "evil" in str(exc.value)
+    assert "\x1b" not in err and "\x1b" not in str(exc.value)
