@@ -19,6 +19,14 @@ from importlib.machinery import ModuleSpec, PathFinder
 from typing import Any, Generic, TypeVar
 
 from uisbench.errors import UisbenchError
+from uisbench.terminal import printable
+
+#: A registered name: what a spec (``name:key=value``) and the runs table hold. It is the
+#: plugin author's text (``entry_points.txt``), printed by ``list`` and in the job's lines.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+#: A distribution's version as the board takes it: PEP 440's characters, at most 80 of them. It
+#: is the plugin author's text (METADATA), stored with every run and shown on the site.
+VERSION = re.compile(r"[A-Za-z0-9.+!_-]{1,80}")
 
 T = TypeVar("T")
 
@@ -54,6 +62,14 @@ class Registry(Generic[T]):
             for ep in metadata.entry_points(group=self.group):
                 if not self._keeps(ep):
                     continue
+                if not NAME.fullmatch(ep.name):
+                    print(
+                        f"note: {self.kind} {ep.name[:40]!r} of distribution "
+                        f"{_dist_name(ep)!r} ignored: not a name (at most 100 letters, digits "
+                        "and _ . -)",
+                        file=sys.stderr,
+                    )
+                    continue
                 if _dist_of(ep) == "uisbench" and not _of_uisbench(ep):
                     print(
                         f"note: {self.kind} {ep.name!r} ignored: its distribution calls itself "
@@ -69,6 +85,7 @@ class Registry(Generic[T]):
                 if shipped:
                     eps[ep.name] = shipped[0]
                     other = _dist_name(ep if shipped[0] is held else held) or "an unnamed one"
+                    other = printable(other)  # the author's text
                     print(
                         f"note: {self.kind} {ep.name!r} of distribution {other} ignored: "
                         f"uisbench ships a {self.kind} of that name",
@@ -86,7 +103,7 @@ class Registry(Generic[T]):
         if name not in eps:
             raise UisbenchError(self._unknown(name))
         if name in self._clashes:
-            dists = " and ".join(sorted(self._clashes[name]))
+            dists = printable(" and ".join(sorted(self._clashes[name])))
             raise UisbenchError(
                 f"{self.kind} {name!r} is registered by {dists}: uninstall one of them"
             )
@@ -235,11 +252,6 @@ def _reference(plugin: Any) -> str:
     """``module:qualified.name`` of a class or function (of its type for any other object)."""
     named = plugin if hasattr(plugin, "__qualname__") else type(plugin)
     return f"{named.__module__}:{named.__qualname__}"
-
-
-#: A distribution's version as the board takes it: PEP 440's characters, at most 80 of them. It
-#: is the plugin author's text (METADATA), stored with every run and shown on the site.
-VERSION = re.compile(r"[A-Za-z0-9.+!_-]{1,80}")
 
 
 def code_version(ep: metadata.EntryPoint) -> str:
