@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -28,6 +29,12 @@ def write(path: Path, rows: list[dict]) -> str:
 
 def write_bytes(path: Path, data: bytes) -> str:
     path.write_bytes(data)
+    return str(path)
+
+
+def sparse(path: Path, size: int) -> str:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
     return str(path)
 
 
@@ -328,6 +335,27 @@ CASES = {
         "run id",
     ),
     "export to a folder": (["bank", "export", "--bank", "b", "--out", "@dir"], None, "directory"),
+    # files that are not files, or larger than anything real: read, they block or fill memory
+    "models file that is a FIFO": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@fifo:new.models.json"],
+        [row(0, 7)],
+        "not a regular file",
+    ),
+    "models file of 17 MB": (
+        ["bank", "import", "@bank", "--name", "n", "--models", "@sparse:new.models.json:17"],
+        [row(0, 7)],
+        "larger than",
+    ),
+    "result file that is a FIFO": (
+        ["gate", "--baseline", "@fifo:r.json", "--bank", "b.jsonl"],
+        None,
+        "not a regular file",
+    ),
+    "result file of 1.1 GB": (
+        ["gate", "--baseline", "@sparse:r.json:1100", "--bank", "b.jsonl"],
+        None,
+        "larger than",
+    ),
     "info of an unknown bank": (["bank", "info", "--bank", "zzz"], None, "unknown bank 'zzz'"),
 }
 
@@ -348,6 +376,13 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(work, capsys, case):
     }
     if "@models" in args or "@meta" in args:
         write(tmp_path / "new.jsonl", [row(0, 7)])
+    for a in args:
+        kind, _, rest = a.partition(":")
+        if kind == "@fifo":
+            files[a] = lambda rest=rest: os.mkfifo(tmp_path / rest) or str(tmp_path / rest)
+        elif kind == "@sparse":  # a file of MB megabytes that takes no room on the disk
+            name, mb = rest.split(":")
+            files[a] = lambda name=name, mb=int(mb): sparse(tmp_path / name, mb << 20)
     argv = [a for a in (files[a]() if a in files else a for a in args) if a is not None]
     before, listing = dump(db), sorted(p.name for p in tmp_path.iterdir())
     code, err = cli(capsys, *argv, "--db", str(db))
