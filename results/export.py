@@ -229,6 +229,11 @@ def write_results(results: ResultSet, path: Path) -> None:
     path.write_text(dumps(results), encoding="utf-8")
 
 
+#: Bytes a result file may hold: about ten million per-query rows (a hostile file is read into
+#: memory, several times its size once parsed).
+MAX_RESULT_BYTES = 1 << 30
+
+
 def read_results(path: Path) -> ResultSet:
     """Parse a result file, validated like a bank: anything malformed is one clear line.
 
@@ -238,7 +243,7 @@ def read_results(path: Path) -> ResultSet:
     so a tampered file cannot give 500 % accuracy or a cost below free.
     """
     try:
-        raw = read_json_file(Path(path))
+        raw = read_json_file(Path(path), MAX_RESULT_BYTES)
     except UisbenchError as exc:
         raise UisbenchError(f"not a result file: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

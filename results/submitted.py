@@ -30,8 +30,9 @@ from sqlalchemy import Engine, select
 from uisbench.errors import UisbenchError
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.compare import Comparison
-from uisbench.results.export import ResultSet, read_results
+from uisbench.results.export import MAX_RESULT_BYTES, ResultSet, read_results
 from uisbench.store import schema
+from uisbench.store.bankfile import read_bounded
 from uisbench.store.digest import bank_digest
 
 VERIFICATION_FORMAT = "uisbench-verification/1"
@@ -39,7 +40,8 @@ VERIFIED_SUFFIX = ".verified.json"
 
 
 def file_sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The SHA-256 of a result file, read as :func:`read_results` reads it (bounded)."""
+    return "sha256:" + hashlib.sha256(read_bounded(Path(path), MAX_RESULT_BYTES)).hexdigest()
 
 
 def verification_path(path: Path) -> Path:

@@ -12,6 +12,8 @@ import itertools
 import json
 import math
 import numbers
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,16 +443,38 @@ def row_to_json(row: FlatRow) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def read_json_file(path: Path) -> Any:
+#: Bytes a JSON file beside a bank may hold (its models, its source): far above any real one.
+MAX_SIDECAR_BYTES = 16 << 20
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, or one line: a FIFO or a device (reading would
+    block, or never end) or a file of more than ``limit`` bytes (it would fill the memory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer: no wait
+    except OSError as exc:
+        raise UisbenchError(f"{path.name}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UisbenchError(f"{path.name}: not a regular file")
+        data = fh.read(limit + 1)  # the size it had when opened may have grown since
+    if len(data) > limit:
+        raise UisbenchError(f"{path.name}: larger than {limit / 1e6:,.0f} MB")
+    return data
+
+
+def read_json_file(path: Path, limit: int = MAX_SIDECAR_BYTES) -> Any:
     """A JSON file beside a bank or a result file, decoded; anything hostile is one line.
 
-    orjson is strict where :mod:`json` is not, and never recurses in Python: invalid UTF-8
-    (also an encoded lone surrogate), nesting deeper than 1024 levels (``json`` raised
-    RecursionError at about 1000), NaN/Infinity and numbers that overflow to infinity are all
-    refused. Integers beyond 64 bits come back as floats (and fail an integer check).
+    At most ``limit`` bytes of a regular file are read (:func:`read_bounded`). orjson is strict
+    where :mod:`json` is not, and never recurses in Python: invalid UTF-8 (also an encoded lone
+    surrogate), nesting deeper than 1024 levels (``json`` raised RecursionError at about 1000),
+    NaN/Infinity and numbers that overflow to infinity are all refused. Integers beyond 64 bits
+    come back as floats (and fail an integer check).
     """
+    data = read_bounded(path, limit)
     try:
-        return orjson.loads(path.read_bytes())
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         msg = str(exc)
         if "UTF-8" in msg or "surrogate" in msg:
@@ -464,7 +488,7 @@ MODEL_NUMBERS = ("params_b", "active_params_b", "train_tokens_t", *PRICES)
 
 def read_models_file(path: Path) -> dict[str, dict[str, Any]]:
     """``NAME.models.json``: model → metadata in billions/trillions, converted to plain units."""
-    if not path.is_file():
+    if not path.exists():
         raise UisbenchError(f"no such models file: {path}")
     raw = read_json_file(path)
     if not isinstance(raw, dict):
