@@ -490,3 +490,15 @@ def test_a_run_that_crashes_leaves_no_running_row(work, capsys, monkeypatch):
     with pytest.raises(ValueError):
         main([*args, "--db", str(db)])
     assert dump(db) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_strategy_file_that_is_no_file_is_one_line(work, capsys):
+    """``--strategy FILE.py:Class`` reads the file in this process (its text goes to the
+    strategy's process): a FIFO there blocked the command for ever."""
+    tmp_path, db = work
+    os.mkfifo(tmp_path / "s.py")
+    before = dump(db)
+    code, err = cli(capsys, "run", "--bank", "b", "--strategy", "s.py:Mine", "--db", str(db))
+    assert code == 2 and err.count("\n") == 1 and "not a regular file" in err, err
+    assert dump(db) == before
