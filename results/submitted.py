@@ -28,11 +28,11 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from uisbench.errors import UisbenchError
+from uisbench.files import read_bounded
 from uisbench.provenance import git_commit, uisbench_version
 from uisbench.results.compare import Comparison
 from uisbench.results.export import MAX_RESULT_BYTES, ResultSet, read_results
 from uisbench.store import schema
-from uisbench.store.bankfile import read_bounded
 from uisbench.store.digest import bank_digest
 
 VERIFICATION_FORMAT = "uisbench-verification/1"

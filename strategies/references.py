@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uisbench.errors import UisbenchError
+from uisbench.files import read_bounded
 from uisbench.registry import find_spec_unimported
+
+#: Bytes of a strategy file named by reference (its text goes to the strategy's process).
+MAX_SOURCE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,9 @@ def resolve(ref: str) -> Reference:
     if target.endswith(".py"):
         path = os.path.realpath(target)
         try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise UisbenchError(f"strategy file {target}: {exc.strerror or exc}") from None
+            data = read_bounded(Path(path), MAX_SOURCE_BYTES)
+        except UisbenchError as exc:
+            raise UisbenchError(f"strategy file {exc}") from None
         return Reference(f"{path}:{cls}", "file", path, cls, data, None, "file+" + _digest(data))
     origin, root = _locate(target)
     if origin is None or root is None:

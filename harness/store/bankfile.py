@@ -12,8 +12,6 @@ import itertools
 import json
 import math
 import numbers
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import IO, Any
 import orjson
 
 from uisbench.errors import UisbenchError
+from uisbench.files import read_bounded
 from uisbench.store.schema import banks, models, queries, runs, tasks
 from uisbench.terminal import COMMANDS
 
@@ -445,22 +444,6 @@ def row_to_json(row: FlatRow) -> str:
 
 #: Bytes a JSON file beside a bank may hold (its models, its source): far above any real one.
 MAX_SIDECAR_BYTES = 16 << 20
-
-
-def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file ``path``, or one line: a FIFO or a device (reading would
-    block, or never end) or a file of more than ``limit`` bytes (it would fill the memory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer: no wait
-    except OSError as exc:
-        raise UisbenchError(f"{path.name}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UisbenchError(f"{path.name}: not a regular file")
-        data = fh.read(limit + 1)  # the size it had when opened may have grown since
-    if len(data) > limit:
-        raise UisbenchError(f"{path.name}: larger than {limit / 1e6:,.0f} MB")
-    return data
 
 
 def read_json_file(path: Path, limit: int = MAX_SIDECAR_BYTES) -> Any:
