@@ -346,6 +346,12 @@ CASES = {
         [row(0, 7)],
         "larger than",
     ),
+    "bank file that is a FIFO": (["bank", "import", "@fifo:new.jsonl"], None, "not a regular"),
+    "flat bank file that is a FIFO": (
+        ["bank", "import", "@fifo:new.jsonl", "--format", "flat"],
+        None,
+        "not a regular",
+    ),
     "result file that is a FIFO": (
         ["gate", "--baseline", "@fifo:r.json", "--bank", "b.jsonl"],
         None,
