@@ -115,6 +115,8 @@ def bank_import(
             f"{file} is a models file (parameter counts, prices), not a bank: give the bank "
             f"file and pass this one with --models {file}"
         )
+    if file.exists() and not (file.is_file() or file.is_dir()):  # a FIFO, a device
+        raise UisbenchError(f"{file}: not a regular file or a folder")
     engine = open_engine(db)
     size = file.stat().st_size / 1e6 if file.is_file() else 0.0
     if size >= ANNOUNCE_MB and not sys.stdout.isatty():  # a CI log hears that work has begun
