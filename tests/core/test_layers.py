@@ -31,6 +31,7 @@ LAYERS = {
     "uisbench.provenance": "base",
     "uisbench.redact": "base",
     "uisbench.terminal": "base",
+    "uisbench.files": "base",
     "uisbench.store": "store",
     "uisbench.tasks": "tasks",
     "uisbench.costs": "core",
