@@ -11,7 +11,9 @@ seeds through :meth:`Runner.run` (decision rows written) and through
 :func:`uisbench.run_loop.replay` (nothing written), alternating which goes first. Prints wall and
 CPU seconds of both and their ratios, with the load average, then the driver's floor: the same
 rows inserted by ``sqlite3`` alone into an in-memory database (what no change to uisbench's
-own code can go under while each decision is a row). ``--schema 4`` writes the copy as
+own code can go under while each decision is a row). ``--jobs N`` times the same sweep as
+``uisbench run --jobs N`` replays it (N forked workers replay, this process writes every row)
+against N forked workers that write nothing. ``--schema 4`` writes the copy as
 schema 4 (``runs.mode`` added back) so that a checkout from before schema 5 can be timed on
 the same data (run it with that checkout's package first on ``PYTHONPATH``).
 """
@@ -119,6 +121,67 @@ def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float
     return out
 
 
+_RUNNER = None  # the forked workers' runner (set by the pool's initializer)
+
+
+def _worker(runner) -> None:
+    global _RUNNER
+    _RUNNER = runner
+
+
+def _replay_batch(batch: list[tuple[str, int]]) -> list[float]:
+    from uisbench.run_loop import replay_in_memory
+
+    r = _RUNNER
+    return [
+        replay_in_memory(r.arrays, r.train, r.test_pos, s, seed, r.cache).accuracy
+        for s, seed in batch
+    ]
+
+
+def one_round_jobs(
+    db: Path, seeds: int, jobs: int, memory_first: bool
+) -> dict[str, tuple[float, float]]:
+    """The sweep through ``uisbench.parallel.run_parallel`` on ``jobs`` workers (they replay,
+    this process writes every row, as ``uisbench run --jobs`` does) against the same batches
+    replayed by ``jobs`` workers forked the same way with nothing written; pool start-up on
+    both sides. CPU is this process's only (the workers' is not counted)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from uisbench.parallel import batches, run_parallel
+    from uisbench.run_loop import replay_in_memory
+    from uisbench.runner import Runner
+    from uisbench.store.engine import open_engine
+
+    engine = open_engine(str(db))
+    task, bank, model = sweep_of(db)
+    runner = Runner(engine, task, bank, models=[model])
+    spec = f"majority:model={model},k={{}}"
+    runner.run(spec.format(3), seed=99)  # warm-up, outside the timings (fits in the cache)
+    replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
+    work = [(runner, spec.format(k), seed) for seed in range(seeds) for k in KS]
+    cut = [[(work[i][1], work[i][2]) for i in b] for b in batches(work, jobs)]
+
+    def written() -> None:
+        for _ in run_parallel(work, False, jobs):
+            pass
+
+    def in_memory() -> None:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, ctx, _worker, (runner,)) as pool:
+            list(pool.map(_replay_batch, cut))
+
+    order = [("memory", in_memory), ("written", written)]
+    out = {}
+    for name, fn in order if memory_first else order[::-1]:
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        out[name] = (time.perf_counter() - t, time.process_time() - c)
+    engine.dispose()
+    return out
+
+
 def insert_floor(db: Path) -> tuple[float, float, int]:
     """Seconds per run for the driver alone to insert the runs' decision rows as written (the
     same tuples, one ``executemany`` and commit per run) into an in-memory SQLite database:
@@ -150,10 +213,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--schema", type=int, choices=[4], help="write the copy as schema 4")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="replay on N forked workers while this process writes (uisbench run --jobs N)",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             db = fresh_copy(a.db, Path(tmp), a.schema)
+            if a.jobs:
+                out = one_round_jobs(db, a.seeds, a.jobs, memory_first=bool(r % 2))
+                (w_db, c_db), (w_mem, c_mem) = out["written"], out["memory"]
+                print(
+                    f"round {r}, {a.jobs} workers: written {w_db:.3f} s wall (this process "
+                    f"{c_db:.3f} s CPU); in memory {w_mem:.3f} s wall; ratio wall "
+                    f"{w_db / w_mem:.2f}; load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+                continue
             out = one_round(db, a.seeds, memory_first=bool(r % 2))
             (w_db, c_db), (w_mem, c_mem) = out["written"], out["memory"]
             print(
