@@ -631,12 +631,10 @@ class ForkServer:
         self._tin = TimedWriter(self.proc.stdin.fileno(), self.timeout_s)
         init: dict[str, Any] = {"op": "init"}
         arrays: dict[str, np.ndarray] = {}
-        if self.train is not None and self.view is not None:
-            (init["train"], ta), (init["view"], va) = (
-                pack_bank(self.train, "t"),
-                pack_view(self.view),
-            )
-            arrays = {**ta, **va}
+        if self.train is not None and self.view is not None:  # else: questions only
+            init["train"], train_arrays = pack_bank(self.train, "t")
+            init["view"], view_arrays = pack_view(self.view)
+            arrays = {**train_arrays, **view_arrays}
         bpf = seccomp_program()  # compiled here: the sandbox has no ldconfig to find libseccomp
         if bpf is not None:
             arrays["seccomp"] = np.frombuffer(bpf, dtype=np.uint8)

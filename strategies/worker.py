@@ -125,8 +125,8 @@ def template_main(data: list[int], memory: int) -> None:
         except EOFError:
             os._exit(0)
         op = head.get("op")
-        if op == "init":  # no working set: a template that only answers questions
-            if "train" in head:
+        if op == "init":
+            if "train" in head:  # else a template that only answers questions (list)
                 train = unpack_bank(head["train"], arrays, "t")
                 view = unpack_view(head["view"], arrays)
                 _warm(view)
