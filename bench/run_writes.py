@@ -88,7 +88,9 @@ def decision_rows(db: Path, run_ids: list[int]) -> tuple[dict[int, list[tuple]],
     return rows, ddl
 
 
-def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float, float]]:
+def warm_runner(db: Path):
+    """(engine, runner, spec with ``{}`` for k) of the sweep, one run each way done already (a
+    warm-up outside the timings: fits in the cache, code paths imported)."""
     from uisbench.run_loop import replay_in_memory
     from uisbench.runner import Runner
     from uisbench.store.engine import open_engine
@@ -96,27 +98,39 @@ def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float
     engine = open_engine(str(db))
     task, bank, model = sweep_of(db)
     runner = Runner(engine, task, bank, models=[model])
-    ks = KS
     spec = f"majority:model={model},k={{}}"
-    runner.run(spec.format(3), seed=99)  # warm-up, outside the timings
+    runner.run(spec.format(3), seed=99)
     replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
+    return engine, runner, spec
 
-    def written() -> None:
-        for seed in range(seeds):
-            for k in ks:
-                runner.run(spec.format(k), seed=seed)
 
-    def in_memory() -> None:
-        for seed in range(seeds):
-            for k in ks:
-                replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(k), seed)
-
-    order = [("memory", in_memory), ("written", written)]
+def timed(memory, written, memory_first: bool) -> dict[str, tuple[float, float]]:
+    """(wall, this process's CPU) seconds of each of the two, in the order asked."""
+    order = [("memory", memory), ("written", written)]
     out = {}
     for name, fn in order if memory_first else order[::-1]:
         t, c = time.perf_counter(), time.process_time()
         fn()
         out[name] = (time.perf_counter() - t, time.process_time() - c)
+    return out
+
+
+def one_round(db: Path, seeds: int, memory_first: bool) -> dict[str, tuple[float, float]]:
+    from uisbench.run_loop import replay_in_memory
+
+    engine, runner, spec = warm_runner(db)
+
+    def written() -> None:
+        for seed in range(seeds):
+            for k in KS:
+                runner.run(spec.format(k), seed=seed)
+
+    def in_memory() -> None:
+        for seed in range(seeds):
+            for k in KS:
+                replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(k), seed)
+
+    out = timed(in_memory, written, memory_first)
     engine.dispose()
     return out
 
@@ -150,16 +164,8 @@ def one_round_jobs(
     from concurrent.futures import ProcessPoolExecutor
 
     from uisbench.parallel import batches, run_parallel
-    from uisbench.run_loop import replay_in_memory
-    from uisbench.runner import Runner
-    from uisbench.store.engine import open_engine
 
-    engine = open_engine(str(db))
-    task, bank, model = sweep_of(db)
-    runner = Runner(engine, task, bank, models=[model])
-    spec = f"majority:model={model},k={{}}"
-    runner.run(spec.format(3), seed=99)  # warm-up, outside the timings (fits in the cache)
-    replay_in_memory(runner.arrays, runner.train, runner.test_pos, spec.format(3), 99)
+    engine, runner, spec = warm_runner(db)
     work = [(runner, spec.format(k), seed) for seed in range(seeds) for k in KS]
     cut = [[(work[i][1], work[i][2]) for i in b] for b in batches(work, jobs)]
 
@@ -172,12 +178,7 @@ def one_round_jobs(
         with ProcessPoolExecutor(jobs, ctx, _worker, (runner,)) as pool:
             list(pool.map(_replay_batch, cut))
 
-    order = [("memory", in_memory), ("written", written)]
-    out = {}
-    for name, fn in order if memory_first else order[::-1]:
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        out[name] = (time.perf_counter() - t, time.process_time() - c)
+    out = timed(in_memory, written, memory_first)
     engine.dispose()
     return out
 
@@ -223,24 +224,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             db = fresh_copy(a.db, Path(tmp), a.schema)
+            first = bool(r % 2)
             if a.jobs:
-                out = one_round_jobs(db, a.seeds, a.jobs, memory_first=bool(r % 2))
-                (w_db, c_db), (w_mem, c_mem) = out["written"], out["memory"]
-                print(
-                    f"round {r}, {a.jobs} workers: written {w_db:.3f} s wall (this process "
-                    f"{c_db:.3f} s CPU); in memory {w_mem:.3f} s wall; ratio wall "
-                    f"{w_db / w_mem:.2f}; load {os.getloadavg()[0]:.1f}",
-                    flush=True,
-                )
-                continue
-            out = one_round(db, a.seeds, memory_first=bool(r % 2))
+                out = one_round_jobs(db, a.seeds, a.jobs, memory_first=first)
+            else:
+                out = one_round(db, a.seeds, memory_first=first)
             (w_db, c_db), (w_mem, c_mem) = out["written"], out["memory"]
+            cpu = (
+                f"this process {c_db:.3f} s CPU, {a.jobs} workers"
+                if a.jobs
+                else f"CPU {c_db:.3f} / {c_mem:.3f} s, ratio {c_db / c_mem:.2f}"
+            )
             print(
-                f"round {r}: written {w_db:.3f} s wall {c_db:.3f} s CPU; in memory {w_mem:.3f} s "
-                f"wall {c_mem:.3f} s CPU; ratio wall {w_db / w_mem:.2f}, CPU {c_db / c_mem:.2f}; "
-                f"load {os.getloadavg()[0]:.1f}",
+                f"round {r}: written {w_db:.3f} s wall, in memory {w_mem:.3f} s wall: ratio wall "
+                f"{w_db / w_mem:.2f} ({cpu}); load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            if a.jobs:
+                continue
             bare, keyed, n = insert_floor(db)
             per_run = w_mem / (a.seeds * 7)
             print(
