@@ -142,3 +142,14 @@ def test_a_version_that_is_no_version_is_refused(plugin, tmp_path, version):
     with pytest.raises(UisbenchError, match=f"distribution {module}: its version .* is not"):
         Runner(engine, "toy", "toy").run("edited")
     assert load_runs(engine).empty
+
+
+def test_a_plugin_module_of_megabytes_is_refused(plugin):
+    """The code version hashes the plugin's module file in this process: a module of
+    gigabytes (a zip bomb's worth of a wheel) was read whole into memory. Over the bound of a
+    strategy file it is refused in one line, before anything is stored."""
+    _, path = plugin
+    with open(path, "r+b") as fh:
+        fh.truncate(17 << 20)  # sparse: no room taken on the disk
+    with pytest.raises(UisbenchError, match="larger than"):
+        STRATEGIES.code_version("edited")
