@@ -13,6 +13,10 @@ from pathlib import Path
 
 from uisbench.errors import UisbenchError
 
+#: Bytes of a strategy's source read in this process (a file named by reference, a plugin's
+#: module hashed for its code version): far above any real one.
+MAX_SOURCE_BYTES = 16 << 20
+
 
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of the regular file ``path``, or one line: a FIFO or a device (reading would

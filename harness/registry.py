@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 from importlib.machinery import ModuleSpec, PathFinder
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from uisbench.errors import UisbenchError
+from uisbench.files import MAX_SOURCE_BYTES, read_bounded
 from uisbench.terminal import printable
 
 #: A registered name: what a spec (``name:key=value``) and the runs table hold. It is the
@@ -270,13 +273,16 @@ def code_version(ep: metadata.EntryPoint) -> str:
 
 def source_digest(module: str) -> str:
     """SHA-256 (16 hex digits) of ``module``'s source file, found without executing it;
-    ``unknown`` where there is no file (a module built in, or not found)."""
+    ``unknown`` where there is no file (a module built in, or not found). A file over
+    :data:`~uisbench.files.MAX_SOURCE_BYTES` is refused in one line (it is read here)."""
     origin = _module_origin(module)
-    try:
-        with open(origin or "", "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()[:16]
-    except OSError:
+    if not origin or not os.path.isfile(origin):
         return "unknown"
+    try:
+        data = read_bounded(Path(origin), MAX_SOURCE_BYTES)
+    except UisbenchError as exc:
+        raise UisbenchError(f"module {module}: {exc}") from None
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _module_origin(module: str) -> str | None:

@@ -25,11 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uisbench.errors import UisbenchError
-from uisbench.files import read_bounded
+from uisbench.files import MAX_SOURCE_BYTES, read_bounded
 from uisbench.registry import find_spec_unimported
-
-#: Bytes of a strategy file named by reference (its text goes to the strategy's process).
-MAX_SOURCE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -71,10 +68,12 @@ def resolve(ref: str) -> Reference:
             f"strategy reference {ref}: no module {target!r} in this environment or the "
             "current directory (a NAME:OPTIONS spec takes key=value options)"
         )
-    try:
-        version = "module+" + _digest(Path(origin).read_bytes())
-    except OSError:
-        version = "module+unknown"
+    version = "module+unknown"
+    if os.path.isfile(origin):  # read here to be hashed: bounded
+        try:
+            version = "module+" + _digest(read_bounded(Path(origin), MAX_SOURCE_BYTES))
+        except UisbenchError as exc:
+            raise UisbenchError(f"strategy module {target}: {exc}") from None
     first = Path(root) / target.split(".")[0]
     top = str(first) if first.is_dir() else str(first.with_suffix(".py"))
     return Reference(ref, "module", target, cls, None, root, version, os.path.realpath(top))
