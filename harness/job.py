@@ -212,7 +212,7 @@ def third_party(name: str) -> bool:
     if is_reference(name):
         return True
     try:
-        return STRATEGIES.distribution(name) != "uisbench"
+        return not STRATEGIES.shipped(name)
     except UisbenchError:
         return True
 

@@ -73,7 +73,8 @@ class Registry(Generic[T]):
                         file=sys.stderr,
                     )
                     continue
-                if _dist_of(ep) == "uisbench" and not _of_uisbench(ep):
+                dist = _dist_of(ep)
+                if dist == "uisbench" and not _of_uisbench(ep):
                     print(
                         f"note: {self.kind} {ep.name!r} ignored: its distribution calls itself "
                         f"uisbench but it names {ep.module!r}, not uisbench's own code",
@@ -81,7 +82,7 @@ class Registry(Generic[T]):
                     )
                     continue
                 held = eps.get(ep.name)
-                if held is None or _dist_of(held) == _dist_of(ep):
+                if held is None or _dist_of(held) == dist:
                     eps[ep.name] = ep
                     continue
                 shipped = [e for e in (held, ep) if _dist_of(e) == "uisbench"]
@@ -192,6 +193,12 @@ class Registry(Generic[T]):
         runs. A run's identity holds it: an edited plugin gets new runs.
         """
         return code_version(self._entry(name))
+
+    def shipped(self, name: str) -> bool:
+        """Is ``name`` registered by uisbench itself (code that may run in this process; any
+        other strategy runs in its own)? Nothing is imported; an unknown name, or one two
+        plugins claim, is one error (:meth:`distribution`)."""
+        return self.distribution(name) == "uisbench"
 
     def distribution(self, name: str) -> str | None:
         """Name of the distribution whose entry point registers ``name`` (None if unknown);

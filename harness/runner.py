@@ -262,7 +262,7 @@ class Runner:
         if isinstance(strategy, Strategy):
             return not type(strategy).__module__.startswith("uisbench.") and _registered(strategy)
         name = strategy[0] if isinstance(strategy, tuple) else parse_spec(strategy)[0]
-        return STRATEGIES.distribution(name) != "uisbench"
+        return not STRATEGIES.shipped(name)
 
     def _fork_server(self) -> ForkServer:
         if self._server is None:

@@ -107,7 +107,7 @@ def short_config(label: str) -> str:
 
     name, _, body = label.partition(":")
     try:
-        shipped = name in STRATEGIES and STRATEGIES.distribution(name) == "uisbench"
+        shipped = name in STRATEGIES and STRATEGIES.shipped(name)
     except UisbenchError:  # registered twice: neither runs
         shipped = False
     if not body or not shipped:

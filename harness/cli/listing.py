@@ -77,7 +77,7 @@ def plugin_questions() -> Iterator[Callable[[str], tuple[str, str, list[str]]]]:
 
     def ask(name: str) -> tuple[str, str, list[str]]:
         nonlocal server
-        if STRATEGIES.distribution(name) == "uisbench":
+        if STRATEGIES.shipped(name):
             cls = STRATEGIES.get(name)
             return cls.description, cls.family, option_lines(cls)
         if server is None:
