@@ -280,15 +280,19 @@ def code_version(ep: metadata.EntryPoint) -> str:
 
 def source_digest(module: str) -> str:
     """SHA-256 (16 hex digits) of ``module``'s source file, found without executing it;
-    ``unknown`` where there is no file (a module built in, or not found). A file over
-    :data:`~uisbench.files.MAX_SOURCE_BYTES` is refused in one line (it is read here)."""
-    origin = _module_origin(module)
+    ``unknown`` where there is no file (a module built in, or not found)."""
+    return file_digest(_module_origin(module), f"module {module}")
+
+
+def file_digest(origin: str | None, what: str) -> str:
+    """SHA-256 (16 hex digits) of the source file ``origin`` (``unknown`` where there is none),
+    read here: over :data:`~uisbench.files.MAX_SOURCE_BYTES` it is one error naming ``what``."""
     if not origin or not os.path.isfile(origin):
         return "unknown"
     try:
         data = read_bounded(Path(origin), MAX_SOURCE_BYTES)
     except UisbenchError as exc:
-        raise UisbenchError(f"module {module}: {exc}") from None
+        raise UisbenchError(f"{what}: {exc}") from None
     return hashlib.sha256(data).hexdigest()[:16]
 
 

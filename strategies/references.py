@@ -26,7 +26,7 @@ from pathlib import Path
 
 from uisbench.errors import UisbenchError
 from uisbench.files import MAX_SOURCE_BYTES, read_bounded
-from uisbench.registry import find_spec_unimported
+from uisbench.registry import file_digest, find_spec_unimported
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,7 @@ def resolve(ref: str) -> Reference:
             f"strategy reference {ref}: no module {target!r} in this environment or the "
             "current directory (a NAME:OPTIONS spec takes key=value options)"
         )
-    version = "module+unknown"
-    if os.path.isfile(origin):  # read here to be hashed: bounded
-        try:
-            version = "module+" + _digest(read_bounded(Path(origin), MAX_SOURCE_BYTES))
-        except UisbenchError as exc:
-            raise UisbenchError(f"strategy module {target}: {exc}") from None
+    version = "module+" + file_digest(origin, f"strategy module {target}")
     first = Path(root) / target.split(".")[0]
     top = str(first) if first.is_dir() else str(first.with_suffix(".py"))
     return Reference(ref, "module", target, cls, None, root, version, os.path.realpath(top))
