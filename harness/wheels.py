@@ -40,9 +40,8 @@ def owners() -> dict[str, set[str]]:
     for name in sys.stdlib_module_names:
         out.setdefault(name, set()).add("the standard library")
     for dist in metadata.distributions():
-        name = normal_name(
-            dist.metadata["Name"] or ""
-        )  # parsed once: a distribution has many files
+        # the metadata is parsed once here: a distribution has many files
+        name = normal_name(dist.metadata["Name"] or "")
         firsts = {str(f).split("/", 1)[0] for f in dist.files or []}
         for first in firsts:
             if not first or first == ".." or first.endswith((".dist-info", ".egg-info", ".pth")):
