@@ -289,19 +289,23 @@ def _arrow_schema() -> Any:
     return pa.schema(list(zip(ALL_FIELDS, types)))
 
 
-def _null_count(data: bytes, field: str) -> int:
-    """Explicit nulls of ``field`` as compact or ``json.dumps``-style JSON writes them."""
-    key = b'"%s":' % field.encode()
-    return data.count(key + b"null") + data.count(key + b" null")
+def _key_count(data: bytes, field: str) -> int:
+    """Lines of a block that name ``field`` (``"field":``, as compact or ``json.dumps``-style
+    JSON writes it; the pattern cannot occur inside a JSON string, where quotes are escaped,
+    and pyarrow refuses a line that names a field twice): one scan of the block."""
+    return data.count(b'"%s":' % field.encode())
+
+
+#: A block is parsed in this many parts at once, each of at least PARSE_PART_MIN bytes.
+PARSE_PARTS, PARSE_PART_MIN = 4, 1 << 20
 
 
 def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
     """Parse a block of complete lines in C++ (pyarrow); None when anything is unusual.
 
-    Arrow reads a missing field as null, so a field's nulls must all be written ``"key":null``
-    or ``"key": null`` (patterns that cannot occur inside a JSON string, where quotes are
-    escaped); fields that
-    may not be null never are. Blank lines, other spacing, or any type or value problem also
+    Arrow reads a missing field as null, so a field with nulls must be named on every line
+    (its nulls then are written nulls, :func:`_key_count`); fields that may not be null never
+    are. Blank lines, other spacing, or any type or value problem also
     return None, and the block goes through :func:`parse_line`, which names the bad line.
     """
     import pyarrow as pa
@@ -310,23 +314,28 @@ def _arrow_block(data: bytes, n_lines: int, schema: Any) -> Any | None:
 
     if b"\n\n" in data or data[:1] != b"{":
         return None
-    try:
-        table = pj.read_json(
-            io.BytesIO(data),
-            read_options=pj.ReadOptions(block_size=len(data) + 1),
-            parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="error"
-            ),
-        )
-        table.validate(full=True)  # invalid UTF-8 (a 0xff byte, an encoded lone surrogate)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    # Parsed in a few parts on pyarrow's threads (one part used one core: most of an
+    # import's time); a line longer than a part cannot be split, so then in one part.
+    for size in dict.fromkeys((max(len(data) // PARSE_PARTS, PARSE_PART_MIN), len(data) + 1)):
+        try:
+            table = pj.read_json(
+                io.BytesIO(data),
+                read_options=pj.ReadOptions(block_size=size),
+                parse_options=options,
+            )
+            table.validate(full=True)  # invalid UTF-8 (a 0xff byte, an encoded lone surrogate)
+            break
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    else:
         return None
     if table.num_rows != n_lines:
         return None
     col = table.column
     for f in FIELDS:
         nulls = col(f).null_count
-        if nulls and (f in _NOT_NULL or _null_count(data, f) != nulls):
+        if nulls and (f in _NOT_NULL or _key_count(data, f) != n_lines):
             return None  # a required field is missing, or null where it may not be
     for f in ("task", "query_id", "prompt", "model"):
         if pc.min(pc.utf8_length(col(f))).as_py() == 0:

@@ -125,3 +125,37 @@ def test_truncated_gzip_is_an_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UisbenchError, match="unreadable"):
         list(read_blocks(path))
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_missing_field_beside_written_nulls_is_refused(tmp_path, compact):
+    """Arrow reads a missing field as null: the block must not pass for one whose nulls are
+    all written (one line without ``answer``, one with ``"answer": null``, one whose prompt
+    holds the text ``"answer": null``)."""
+    rows = [dict(BASE, query_id=f"q{i}", sample=i % 3) for i in range(6)]
+    rows[1]["answer"] = None
+    rows[2]["prompt"] = '{"answer": null}'
+    del rows[4]["answer"]
+    path = write_jsonl(tmp_path / "b.jsonl", rows, compact=compact)
+    assert "line 5" in outcome(read_blocks, path) == outcome(read_rows, path)
+
+
+def test_a_block_parsed_in_parts(tmp_path, monkeypatch):
+    """A block parsed in parts on pyarrow's threads gives the rows in order, and a line longer
+    than a part is parsed with the block whole (not by the line-by-line reader)."""
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fell back to line-by-line parsing")
+
+    monkeypatch.setattr(bankfile, "_python_block", no_fallback)
+    monkeypatch.setattr(bankfile, "PARSE_PARTS", 1000)  # parts of PARSE_PART_MIN bytes
+    monkeypatch.setattr(bankfile, "PARSE_PART_MIN", 512)
+    rows = [dict(BASE, query_id=f"q{i}", sample=i, logprob=-0.1 * i) for i in range(200)]
+    rows[150]["prompt"] = "long " * 400  # 2,000 characters: longer than a part
+    path = write_jsonl(tmp_path / "b.jsonl", rows)
+    got = outcome(read_blocks, path)
+    assert got == outcome(read_rows, path) and len(got) == 200
+    parts = [t.column("query_id").num_chunks for t in read_blocks(path)]
+    rows[150]["prompt"] = "short"
+    short = write_jsonl(tmp_path / "c.jsonl", rows)
+    assert [t.column("query_id").num_chunks for t in read_blocks(short)] > [1] == parts
