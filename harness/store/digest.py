@@ -83,9 +83,17 @@ def model_hash(name: str) -> bytes:
     return _sha(json.dumps(name, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def _texts(values: Sequence[Any]) -> np.ndarray:
-    """Hash per value, computed once per distinct value (answers repeat a lot)."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+def _texts(values: Any) -> np.ndarray:
+    """Hash per value, computed once per distinct value (answers repeat a lot). ``values``:
+    a sequence, or an Arrow (chunked) array, encoded in C++ without a Python object a row."""
+    if hasattr(values, "dictionary_encode"):  # Arrow, chunked or not
+        if hasattr(values, "combine_chunks"):
+            values = values.combine_chunks()
+        enc = values.dictionary_encode()
+        uniques = enc.dictionary.to_pylist()
+        codes = enc.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+    else:
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     table = [_text_hash(u) for u in uniques] + [_text_hash(None)]
     return np.frombuffer(b"".join(table), dtype="V32")[codes]
 
@@ -215,6 +223,11 @@ class DigestDelta:
             total = np.zeros(4, np.uint64) - total
         self.sums[bank_id] = self.sums.get(bank_id, np.zeros(4, np.uint64)) + total
         self.counts[bank_id] = self.counts.get(bank_id, 0) + sign * len(lanes)
+
+    def add_sum(self, bank_id: int, lanes: np.ndarray, rows: int) -> None:
+        """Rows added, given as their folded sum (:func:`fold`) and count."""
+        self.sums[bank_id] = self.sums.get(bank_id, np.zeros(4, np.uint64)) + lanes
+        self.counts[bank_id] = self.counts.get(bank_id, 0) + rows
 
     def apply(self, conn: Connection) -> None:
         b = schema.banks.c
