@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.errors import UisbenchError
-from uisbench.store import schema
+from uisbench.store import schema, staging
 from uisbench.store.bankfile import (
     FlatRow,
     bank_meta_beside,
@@ -141,9 +141,17 @@ def import_file(
     name = name or bank_name_from_path(path)
     check_text("bank name", name)
     source = "synthetic" if synthetic else "import"
+    config = {"file": path.name, **bank_meta_beside(path)}
+    bank = (name, source, config, synthetic)
+    if staging.usable(engine) and not _holds_samples(engine, name):
+        with _row_sha(path) as sha, staging.stage(_prefetch(read_blocks(path)), sha) as staged:
+            if staged is not None:
+                try:
+                    return _import_staged(engine, staged, bank, meta, describe)
+                except staging.Unstageable:
+                    pass  # rolled back: the row-by-row import below has the rules
     with engine.begin() as conn:
-        config = {"file": path.name, **bank_meta_beside(path)}
-        bank_id = ensure_bank(conn, name, source, config, synthetic)
+        bank_id = ensure_bank(conn, *bank)
         with ThreadPoolExecutor(max_workers=1) as hasher, _row_sha(path) as sha:
             replace = on_conflict == "replace"
             importer = _Importer(conn, bank_id, meta, describe, replace, hasher, sha)
@@ -151,6 +159,62 @@ def import_file(
                 importer.add(table)
             stats = importer.finish(name)
     return stats
+
+
+def _holds_samples(engine: Engine, name: str) -> bool:
+    """Whether the bank ``name`` holds samples already (an import into it compares them)."""
+    b, sc = schema.banks.c, schema.samples.c
+    held = select(sc.id).join(schema.banks, sc.bank_id == b.id).where(b.name == name).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(held).first() is not None
+
+
+def _import_staged(
+    engine: Engine,
+    staged: staging.Staged,
+    bank: tuple[str, str, dict[str, Any], bool],
+    meta: dict[str, dict[str, Any]],
+    describe: Callable[[str], str | None] | None,
+) -> ImportStats:
+    """Phase 2 of a columnar import (:mod:`uisbench.store.staging`): the bank, its tasks,
+    queries and models created as :class:`_Importer` creates them, the samples copied in SQL.
+    Raises :class:`staging.Unstageable` (all rolled back) for what only the row-by-row import
+    handles: samples held by now, a query held with other content, a repeated sample key."""
+    if staged.rows == 0:
+        raise UisbenchError("bank file holds no samples")
+    with engine.connect() as conn, staged.attached(conn), conn.begin():
+        bank_id = ensure_bank(conn, *bank)
+        held = select(schema.samples.c.id).where(schema.samples.c.bank_id == bank_id).limit(1)
+        if conn.execute(held).first() is not None:  # another import came first
+            raise staging.Unstageable("the bank holds samples")
+        task_ids: dict[str, int] = {}
+        query_ids: list[int] = []
+        for task, queries in itertools.groupby(staged.queries, key=lambda q: q[0]):
+            if task not in task_ids:
+                task_ids[task] = ensure_task(conn, task, describe(task) if describe else None)
+            rows = [dict(zip(QUERY_FIELDS, q[1:])) for q in queries]
+            ensure_queries(conn, task_ids[task], rows)
+            stored = _stored_queries(conn, task_ids[task], rows)
+            for r in rows:
+                qid, *content = stored[r["query_key"]]
+                if tuple(content) != tuple(r[f] for f in QUERY_FIELDS[1:]):
+                    raise staging.Unstageable("a query is held with other content")
+                query_ids.append(qid)
+        priced = {m: meta[m] for m in embedders(meta)}
+        model_ids = ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in staged.models}})
+        staged.move(conn, bank_id, query_ids, [model_ids[m] for m in staged.models])
+        delta = DigestDelta()
+        delta.add_sum(bank_id, staged.lanes, staged.rows)
+        delta.apply(conn)
+    # embed:KIND entries price a router's embedding model: no samples expected
+    unknown = sorted(set(meta) - set(staged.models) - set(embedders(meta)))
+    return ImportStats(
+        bank[0], staged.rows, staged.rows, sorted(task_ids), sorted(staged.models), 0, unknown
+    )
+
+
+#: A query's stored fields, as :func:`ensure_queries` takes them.
+QUERY_FIELDS = ("query_key", "split", "prompt", "reference")
 
 
 #: Bank files at least this big (bytes, as stored) hash their rows in a helper process.
@@ -272,7 +336,7 @@ class _Importer:
         for task, qs in by_task.items():
             ensure_queries(self.conn, self.task_ids[task], qs)
             for key, row in _stored_queries(self.conn, self.task_ids[task], qs).items():
-                self.queries[(task, key)] = row
+                self.queries[(task, key)] = row[:3]
 
     def _check_queries(self, table: Any, keys: list, inverse: np.ndarray) -> np.ndarray:
         """Rows whose prompt or split differ from those stored for their (task, query id)."""
@@ -567,16 +631,17 @@ def _paramstyle(conn: Connection, sql: str) -> str:
 
 def _stored_queries(
     conn: Connection, task_id: int, rows: Sequence[dict[str, Any]]
-) -> dict[str, tuple[int, str | None, str]]:
+) -> dict[str, tuple[int, str | None, str, str | None]]:
+    """Key → (id, split, prompt, reference) as stored, for the given rows' keys."""
     keys = [r["query_key"] for r in rows]
     q = schema.queries.c
     out = {}
     for i in range(0, len(keys), 900):
         part = keys[i : i + 900]
-        sel = select(q.query_key, q.id, q.split, q.prompt).where(
+        sel = select(q.query_key, q.id, q.split, q.prompt, q.reference).where(
             q.task_id == task_id, q.query_key.in_(part)
         )
-        out.update({k: (i_, sp, pr) for k, i_, sp, pr in conn.execute(sel).all()})
+        out.update({k: tuple(rest) for k, *rest in conn.execute(sel).all()})
     return out
 
 

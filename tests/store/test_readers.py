@@ -24,17 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 HOLD_IMPORT = textwrap.dedent(
     """
     import sys
-    from uisbench.store import bank
+    from uisbench.store import bank, digest
     from uisbench.store.engine import open_engine
 
-    finish = bank._Importer.finish
+    apply = digest.DigestDelta.apply  # the last write of either import path
 
-    def slow_finish(self, name):
+    def slow_apply(self, conn):
         print("importing", flush=True)
         sys.stdin.readline()
-        return finish(self, name)
+        return apply(self, conn)
 
-    bank._Importer.finish = slow_finish
+    digest.DigestDelta.apply = slow_apply
     bank.import_file(open_engine(sys.argv[1]), bank.Path(sys.argv[2]), name="second")
     """
 )

@@ -1,0 +1,243 @@
+"""The columnar first import (store/staging.py) stores what the row-by-row import stores.
+
+Every case imports the same files twice, into two databases: once as uisbench does (staged
+through ADBC whenever it can) and once with staging switched off, then compares everything
+stored by content (ids aside), the bank's digest, the import's figures and any error line.
+Each case also says which way the first database went, so that a fallback cannot pass for the
+columnar path or the reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeBank, FakeModel, write_jsonl
+from uisbench.errors import UisbenchError
+from uisbench.store import bank, staging
+from uisbench.store.engine import open_engine
+
+pytest.importorskip("adbc_driver_sqlite")
+USABLE = staging.usable
+
+BANK = FakeBank(
+    models=(
+        FakeModel("small", 0.3, samples=4, cost_usd=1e-6),
+        FakeModel("mid", 0.6, samples=2, cost_usd=3e-6),
+        FakeModel("big", 0.8, samples=3, cost_usd=9e-6),
+    ),
+    queries=40,
+    missing=0.2,  # answers and log-probs null in places
+    train=10,
+)
+
+
+def write(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_jsonl(path, rows)
+
+
+def rows_of(bank_: FakeBank = BANK, **change) -> list[dict]:
+    rows = bank_.rows()
+    for i, r in enumerate(rows):
+        if i % 7 == 0:
+            r["text"], r["score"] = f"output {i}", i / 10
+        if i % 11 == 0:
+            r["task"] = "other"  # two tasks, interleaved within a block
+    return [dict(r, **change) for r in rows]
+
+
+def content(db: Path) -> dict[str, list]:
+    """Everything stored, by names instead of ids, with SQLite's storage class per value."""
+    conn = sqlite3.connect(db)
+    try:
+        sample_cols = """s.sample_index, s.answer, s.correct, typeof(s.correct), s.text, s.score,
+        s.input_tokens, typeof(s.input_tokens), s.output_tokens, s.cost_usd, typeof(s.cost_usd),
+        s.latency_s, s.logprob, typeof(s.logprob)"""
+        return {
+            "samples": conn.execute(
+                f"SELECT b.name, t.name, q.query_key, m.name, {sample_cols} FROM samples s "
+                "JOIN banks b ON b.id = s.bank_id JOIN queries q ON q.id = s.query_id "
+                "JOIN tasks t ON t.id = q.task_id JOIN models m ON m.id = s.model_id "
+                "ORDER BY s.id"
+            ).fetchall(),
+            "queries": conn.execute(
+                "SELECT t.name, t.description, q.query_key, q.split, q.prompt, q.reference "
+                "FROM queries q JOIN tasks t ON t.id = q.task_id ORDER BY q.id"
+            ).fetchall(),
+            "models": conn.execute(
+                "SELECT name, family, params_total, price_in_per_mtok FROM models ORDER BY name"
+            ).fetchall(),
+            "banks": conn.execute(
+                "SELECT name, source, config, synthetic, content_sum, content_rows FROM banks "
+                "ORDER BY name"
+            ).fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+class Ways:
+    """Which way each import into the staged database went."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[str] = []
+        imported, stage = bank._import_staged, staging.stage
+
+        def import_staged(*args, **kwargs):
+            try:
+                stats = imported(*args, **kwargs)
+            except staging.Unstageable as exc:
+                self.seen.append(f"fallback: {exc}")
+                raise
+            self.seen.append("staged")
+            return stats
+
+        @contextlib.contextmanager
+        def staged_or_not(*args, **kwargs):
+            with stage(*args, **kwargs) as staged:
+                if staged is None:
+                    self.seen.append("fallback: not staged")
+                yield staged
+
+        monkeypatch.setattr(bank, "_import_staged", import_staged)
+        monkeypatch.setattr(staging, "stage", staged_or_not)
+
+
+def both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[Path], **kw):
+    """Import ``files`` in turn into a staged and a row-by-row database: (outcomes, contents,
+    ways of the staged one). An outcome is the import's figures or its error line."""
+    ways = Ways(monkeypatch)
+    out = {}
+    for way in ("staged", "rows"):
+        db = tmp_path / f"{way}.db"
+        engine = open_engine(str(db))
+        usable = USABLE if way == "staged" else (lambda e: False)
+        monkeypatch.setattr(staging, "usable", usable)
+        results = []
+        for f in files:
+            try:
+                models = f.with_suffix("").with_suffix(".models.json")
+                s = bank.import_file(engine, f, models if models.exists() else None, **kw)
+                results.append(vars(s))
+            except UisbenchError as exc:
+                results.append(str(exc))
+        engine.dispose()
+        out[way] = (results, content(db))
+        if way == "staged":
+            seen = list(ways.seen)
+    assert out["staged"] == out["rows"]
+    return out["staged"][0], out["staged"][1], seen
+
+
+def test_a_first_import_is_staged_and_stores_what_rows_store(tmp_path, monkeypatch):
+    f = write(tmp_path / "b.jsonl.gz", rows_of())
+    (tmp_path / "b.models.json").write_text(
+        '{"small": {"family": "f", "params_total": 1.0, "price_in_per_mtok": 0.1}, '
+        '"ghost": {"family": "g"}, "embed:minilm": {"price_in_per_mtok": 0.02}}'
+    )
+    results, stored, ways = both(tmp_path, monkeypatch, [f], describe=lambda t: f"about {t}")
+    assert ways == ["staged"]
+    assert results[0]["inserted"] == len(rows_of()) == len(stored["samples"])
+    assert results[0]["unknown_models"] == ["ghost"]
+    assert {r[0] for r in stored["queries"]} == {"toy", "other"}
+    assert stored["banks"][0][5] == len(rows_of())  # the digest's row count kept
+
+
+def test_a_second_file_into_the_same_bank_goes_row_by_row(tmp_path, monkeypatch):
+    rows = rows_of()
+    a = write(tmp_path / "a" / "b.jsonl", rows[:200])
+    b = write(tmp_path / "b" / "b.jsonl", rows[150:])  # 50 rows held, the rest new
+    results, stored, ways = both(tmp_path, monkeypatch, [a, b, b])
+    assert ways == ["staged"]  # only the first: the others compare with held samples
+    assert [r["inserted"] for r in results] == [200, len(rows) - 200, 0]
+
+
+def test_another_bank_of_the_same_queries_is_staged(tmp_path, monkeypatch):
+    a = write(tmp_path / "a.jsonl", rows_of())
+    b = write(tmp_path / "b.jsonl", rows_of(BANK))
+    results, _, ways = both(tmp_path, monkeypatch, [a, b])
+    assert ways == ["staged", "staged"]  # the queries are held, with the same content
+    assert [r["bank"] for r in results] == ["a", "b"]
+
+
+@pytest.mark.parametrize("change", [{"prompt": "another prompt"}, {"reference": "another"}])
+def test_a_query_held_with_other_content_falls_back(tmp_path, monkeypatch, change):
+    a = write(tmp_path / "a.jsonl", rows_of())
+    rows = rows_of()
+    for r in rows:  # every row of the first query: the file agrees with itself
+        if (r["task"], r["query_id"]) == (rows[1]["task"], rows[1]["query_id"]):
+            r.update(change)
+    b = write(tmp_path / "b.jsonl", rows)
+    for conflict in ("refuse", "replace"):
+        folder = tmp_path / conflict
+        folder.mkdir()
+        results, _, ways = both(folder, monkeypatch, [a, b], on_conflict=conflict)
+        assert ways == ["staged", "fallback: a query is held with other content"]
+        if "prompt" in change and conflict == "refuse":
+            assert "already held with another prompt or split" in results[1]
+        else:
+            assert results[1]["inserted"] == len(rows)
+
+
+def test_rows_of_one_query_that_disagree_are_left_to_the_rows_import(tmp_path, monkeypatch):
+    rows = rows_of()
+    rows[-1]["prompt"] = "not the prompt of its query's first row"
+    f = write(tmp_path / "b.jsonl", rows)
+    results, _, ways = both(tmp_path, monkeypatch, [f])
+    assert ways == ["fallback: not staged"]
+    assert "already held with another prompt or split" in results[0]
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_repeated_sample_key_is_left_to_the_rows_import(tmp_path, monkeypatch, same):
+    rows = rows_of()
+    again = dict(rows[5]) if same else dict(rows[5], correct=not rows[5]["correct"])
+    f = write(tmp_path / "b.jsonl", [*rows, again])
+    results, stored, ways = both(tmp_path, monkeypatch, [f])
+    assert ways == ["fallback: a sample key repeats"]
+    if same:  # skipped as the rows import skips it
+        assert results[0]["inserted"] == len(rows) == len(stored["samples"])
+    else:
+        assert "already held with other values" in results[0]
+        assert stored["samples"] == []  # nothing of the import kept
+
+
+def test_bad_files_are_refused_alike_and_leave_nothing(tmp_path, monkeypatch):
+    empty = tmp_path / "e" / "empty.jsonl"
+    empty.parent.mkdir()
+    empty.write_text("")
+    lines = [*rows_of()[:30]]
+    bad = write(tmp_path / "x" / "bad.jsonl", lines)
+    bad.write_text(bad.read_text() + '{"task": "toy", "oops": 1}\n')
+    results, stored, ways = both(tmp_path, monkeypatch, [empty, bad])
+    assert all(isinstance(r, str) for r in results), results
+    assert stored["samples"] == [] and stored["banks"] == []
+    assert ways == []  # neither reached the database's transaction
+
+
+def test_the_scratch_file_is_removed(tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    f = write(tmp_path / "b.jsonl", rows_of())
+    engine = open_engine(str(tmp_path / "t.db"))
+    assert bank.import_file(engine, f).inserted == len(rows_of())
+    assert list(scratch.iterdir()) == []
+
+
+def test_row_by_row_when_adbc_is_missing(monkeypatch, tmp_path):
+    import importlib.util
+
+    engine = open_engine(str(tmp_path / "t.db"))
+    assert staging.usable(engine)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "adbc_driver_sqlite" else real(n)
+    )
+    assert not staging.usable(engine)
