@@ -6,7 +6,10 @@ Per round, each into a fresh SQLite file (WAL, ``synchronous=NORMAL``, the sampl
 shape and unique key, foreign keys as uisbench has them):
 
 * ``uisbench``: :func:`uisbench.store.bank.import_file` (parse, validate, resolve ids, check
-  conflicts, keep the bank digest, insert);
+  conflicts, keep the bank digest, insert): a new bank, so the columnar import
+  (:mod:`uisbench.store.staging`, ADBC) where ``adbc-driver-sqlite`` is installed;
+* ``row by row``: the same with the columnar import switched off (what every import did before
+  it, and what an import into a held bank still does);
 * ``executemany``: the already-parsed sample tuples into ``samples`` through the sqlite3
   driver's ``executemany`` (the insert alone);
 * ``.import``: the same tuples written as CSV beforehand, loaded by the ``sqlite3`` command-line
@@ -102,7 +105,19 @@ def _pool(conn: sqlite3.Connection, queries: dict, models: dict) -> None:
     conn.execute("COMMIT")
 
 
-def side_uisbench(bank: Path, work: Path) -> tuple[float, float]:
+def side_uisbench(bank: Path, work: Path, columnar: bool = True) -> tuple[float, float]:
+    from uisbench.store import staging
+
+    usable = staging.usable
+    if not columnar:
+        staging.usable = lambda engine: False  # type: ignore[assignment]
+    try:
+        return _import(bank, work)
+    finally:
+        staging.usable = usable
+
+
+def _import(bank: Path, work: Path) -> tuple[float, float]:
     engine = open_engine(str(work / "uisbench.db"))
     t, c = time.perf_counter(), time.process_time() + _children_cpu()  # its row hasher too
     import_file(engine, bank, models_file_beside(bank), synthetic=True)
@@ -176,6 +191,7 @@ def main() -> None:
         for _ in range(a.rounds):
             for name, fn in (
                 ("uisbench", lambda w: side_uisbench(a.bank, w)),
+                ("row by row", lambda w: side_uisbench(a.bank, w, columnar=False)),
                 ("executemany", lambda w: side_executemany(rows, (queries, models), w)),
                 (".import", lambda w: side_cli_import(csv_path, (queries, models), w)),
                 ("parse", lambda w: side_parse(a.bank)),
@@ -202,6 +218,11 @@ def main() -> None:
         print(
             f"uisbench / {ceiling} rate per round: {shown}; median {statistics.median(paired):.2f}"
         )
+    rows_cpu = med["row by row"][1] / (med["parse"][1] + med["executemany"][1])
+    print(
+        f"row by row / executemany rate: {med['executemany'][0] / med['row by row'][0]:.2f}; "
+        f"CPU / (parse + executemany CPU): {rows_cpu:.2f}"
+    )
     u = med["uisbench"][0]
     print(f"uisbench / executemany rate: {med['executemany'][0] / u:.2f}")
     print(f"uisbench / .import rate: {med['.import'][0] / u:.2f}")
