@@ -37,6 +37,7 @@ from uisbench.store.digest import (
     VALUE_FIELDS,
     DigestDelta,
     Names,
+    same_content,
     stored_columns,
 )
 from uisbench.store.rowsha import ShaProcess, sha_rows
@@ -143,10 +144,14 @@ def import_file(
     source = "synthetic" if synthetic else "import"
     config = {"file": path.name, **bank_meta_beside(path)}
     bank = (name, source, config, synthetic)
-    if staging.usable(engine) and not _holds_samples(engine, name):
-        with _row_sha(path) as sha, staging.stage(_prefetch(read_blocks(path)), sha) as staged:
+    if staging.usable(engine):
+        held = _holds_samples(engine, name)
+        blocks = _prefetch(read_blocks(path))
+        with _row_sha(path) as sha, staging.stage(blocks, sha, write=not held) as staged:
             if staged is not None:
                 try:
+                    if held:
+                        return _import_held(engine, staged, name, meta)
                     return _import_staged(engine, staged, bank, meta, describe)
                 except staging.Unstageable:
                     pass  # rolled back: the row-by-row import below has the rules
@@ -211,6 +216,26 @@ def _import_staged(
     return ImportStats(
         bank[0], staged.rows, staged.rows, sorted(task_ids), sorted(staged.models), 0, unknown
     )
+
+
+def _import_held(
+    engine: Engine, staged: staging.Staged, name: str, meta: dict[str, dict[str, Any]]
+) -> ImportStats:
+    """A held bank's file that holds exactly its samples (same digest sum and row count):
+    nothing to add; only model metadata still empty is filled from the models file, as the
+    row-by-row import fills it. Raises :class:`staging.Unstageable` otherwise."""
+    if staged.rows == 0:
+        raise UisbenchError("bank file holds no samples")
+    b = schema.banks.c
+    with engine.begin() as conn:
+        state = conn.execute(select(b.content_sum, b.content_rows).where(b.name == name)).first()
+        if state is None or not same_content(*state, staged.lanes, staged.rows):
+            raise staging.Unstageable("the file's content is not the bank's")
+        priced = {m: meta[m] for m in embedders(meta)}
+        ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in staged.models}})
+    unknown = sorted(set(meta) - set(staged.models) - set(embedders(meta)))
+    tasks = sorted({q[0] for q in staged.queries})
+    return ImportStats(name, staged.rows, 0, tasks, sorted(staged.models), 0, unknown)
 
 
 #: A query's stored fields, as :func:`ensure_queries` takes them.

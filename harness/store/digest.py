@@ -143,6 +143,11 @@ def _hex(lanes: np.ndarray) -> str:
     return lanes.astype("<u8").tobytes().hex()
 
 
+def same_content(state: str, rows: int, lanes: np.ndarray, count: int) -> bool:
+    """Whether a stored state and row count are those of rows with the given folded sum."""
+    return rows == count and bool(np.array_equal(_lanes(state), lanes.astype(np.uint64)))
+
+
 def digest_of(state: str, rows: int) -> str:
     """The published digest of a stored state: ``sha256:<hex>``."""
     data = VERSION + bytes.fromhex(state) + rows.to_bytes(8, "little")

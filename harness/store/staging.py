@@ -17,6 +17,13 @@ So the import is two phases:
    began): with the queries and models created by the caller as a row-by-row import creates
    them, copy every sample by one ``INSERT … SELECT`` joined on code → id tables.
 
+A bank that holds samples already is read the same way without the scratch file: when the
+file's digest sum and row count are the bank's stored ones (:mod:`uisbench.store.digest`), the
+file holds exactly the bank's samples and the import adds nothing without comparing them row
+by row (the sum is a check for honest files, not against one crafted to collide: such a file
+is then reported as adding nothing, and nothing is written). Otherwise the row-by-row import
+compares it.
+
 Only the common case goes this way: SQLite, a bank that holds no samples yet, and a file whose
 rows agree on each query's split and prompt. The caller checks in phase 2 that the queries it
 stores are those the file states (another bank may hold one with another prompt) and that no
@@ -74,9 +81,12 @@ class Staged:
         self._mhash: list[bytes] = []
 
     # -- phase 1
-    def fill(self, conn: Any, blocks: Iterable[Any], sha: Callable[[bytes, int], bytes]) -> bool:
-        """Stage every block; False as soon as two rows of a query disagree on its split or
-        prompt (the row-by-row import's conflict, left to it)."""
+    def fill(
+        self, conn: Any | None, blocks: Iterable[Any], sha: Callable[[bytes, int], bytes]
+    ) -> bool:
+        """Stage every block (into ``conn``, ADBC's; None: codes and hashes only); False as
+        soon as two rows of a query disagree on its split or prompt (the row-by-row import's
+        conflict, left to it)."""
         pending: Future | None = None
         with ThreadPoolExecutor(max_workers=1) as hasher:
             for n, table in enumerate(blocks):
@@ -86,8 +96,10 @@ class Staged:
                 mcode = self._model_codes(table)
                 columns = {"qcode": qcode, "mcode": mcode}
                 columns.update({f: table.column(f) for f in STAGED})
-                with conn.cursor() as cur:  # ADBC: the Arrow columns, in C
-                    cur.adbc_ingest("staged", pa.table(columns), mode="append" if n else "create")
+                if conn is not None:
+                    with conn.cursor() as cur:  # ADBC: the Arrow columns, in C
+                        mode = "append" if n else "create"
+                        cur.adbc_ingest("staged", pa.table(columns), mode=mode)
                 # the rows are hashed on another thread (and process) while the next is staged
                 if pending is not None:
                     self.lanes = self.lanes + pending.result()
@@ -205,13 +217,21 @@ class Staged:
 
 
 @contextlib.contextmanager
-def stage(blocks: Iterable[Any], sha: Callable[[bytes, int], bytes]) -> Iterator[Staged | None]:
+def stage(
+    blocks: Iterable[Any], sha: Callable[[bytes, int], bytes], write: bool = True
+) -> Iterator[Staged | None]:
     """Phase 1 into a scratch folder (removed afterwards): the staged file, or None when the
     file's rows disagree on a query or the scratch file cannot be written (a full disk: the
-    row-by-row import needs no scratch space). The file's own errors are raised as read."""
+    row-by-row import needs no scratch space). The file's own errors are raised as read.
+    ``write=False``: the queries, models and digest sum only (is the file a held bank's
+    content?), no scratch file."""
     import adbc_driver_sqlite.dbapi as adbc
     from adbc_driver_manager import Error as AdbcError
 
+    if not write:
+        staged = Staged(Path())
+        yield staged if staged.fill(None, blocks, sha) else None
+        return
     with tempfile.TemporaryDirectory(prefix="uisbench-stage-") as folder:
         staged = Staged(Path(folder) / "samples.db")
         try:

@@ -85,16 +85,19 @@ class Ways:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seen: list[str] = []
-        imported, stage = bank._import_staged, staging.stage
+        stage = staging.stage
 
-        def import_staged(*args, **kwargs):
-            try:
-                stats = imported(*args, **kwargs)
-            except staging.Unstageable as exc:
-                self.seen.append(f"fallback: {exc}")
-                raise
-            self.seen.append("staged")
-            return stats
+        def way(name, function):
+            def wrapped(*args, **kwargs):
+                try:
+                    stats = function(*args, **kwargs)
+                except staging.Unstageable as exc:
+                    self.seen.append(f"fallback: {exc}")
+                    raise
+                self.seen.append(name)
+                return stats
+
+            return wrapped
 
         @contextlib.contextmanager
         def staged_or_not(*args, **kwargs):
@@ -103,7 +106,8 @@ class Ways:
                     self.seen.append("fallback: not staged")
                 yield staged
 
-        monkeypatch.setattr(bank, "_import_staged", import_staged)
+        monkeypatch.setattr(bank, "_import_staged", way("staged", bank._import_staged))
+        monkeypatch.setattr(bank, "_import_held", way("held: same content", bank._import_held))
         monkeypatch.setattr(staging, "stage", staged_or_not)
 
 
@@ -151,9 +155,60 @@ def test_a_second_file_into_the_same_bank_goes_row_by_row(tmp_path, monkeypatch)
     rows = rows_of()
     a = write(tmp_path / "a" / "b.jsonl", rows[:200])
     b = write(tmp_path / "b" / "b.jsonl", rows[150:])  # 50 rows held, the rest new
-    results, stored, ways = both(tmp_path, monkeypatch, [a, b, b])
-    assert ways == ["staged"]  # only the first: the others compare with held samples
-    assert [r["inserted"] for r in results] == [200, len(rows) - 200, 0]
+    results, stored, ways = both(tmp_path, monkeypatch, [a, b, b, a])
+    assert ways == [
+        "staged",
+        "fallback: the file's content is not the bank's",  # compared with held samples
+        "fallback: the file's content is not the bank's",  # the bank holds more than b
+        "fallback: the file's content is not the bank's",
+    ]
+    assert [r["inserted"] for r in results] == [200, len(rows) - 200, 0, 0]
+
+
+def test_the_same_file_again_adds_nothing_without_a_row_compared(tmp_path, monkeypatch):
+    f = write(tmp_path / "a" / "b.jsonl.gz", rows_of())
+    again = write(tmp_path / "b" / "b.jsonl.gz", rows_of())  # with a models file this time
+    (again.parent / "b.models.json").write_text(
+        '{"small": {"family": "f", "params_b": 1.5}, "embed:x": {"price_in_per_mtok": 0.1}}'
+    )
+    results, stored, ways = both(tmp_path, monkeypatch, [f, again])
+    assert ways == ["staged", "held: same content"]
+    assert [r["inserted"] for r in results] == [len(rows_of()), 0]
+    # metadata still empty is filled, as by the row-by-row import
+    assert ("small", "f", 1.5e9, None) in stored["models"]
+    assert ("embed:x", None, None, 0.1) in stored["models"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"correct": None},  # one sample's correctness flipped (set below)
+        {"cost_usd": 5e-6},
+        {"prompt": "another prompt"},  # every row of one query
+    ],
+)
+def test_the_same_file_changed_is_compared_row_by_row(tmp_path, monkeypatch, change):
+    rows = rows_of()
+    a = write(tmp_path / "a" / "b.jsonl", rows)
+    changed = [dict(r) for r in rows]
+    if "prompt" in change:
+        for r in changed:
+            if (r["task"], r["query_id"]) == (rows[1]["task"], rows[1]["query_id"]):
+                r.update(change)
+    elif "correct" in change:
+        changed[17]["correct"] = not rows[17]["correct"]
+    else:
+        changed[17].update(change)
+    b = write(tmp_path / "b" / "b.jsonl", changed)
+    for conflict in ("refuse", "replace"):
+        folder = tmp_path / conflict
+        folder.mkdir()
+        results, stored, ways = both(folder, monkeypatch, [a, b], on_conflict=conflict)
+        assert ways == ["staged", "fallback: the file's content is not the bank's"]
+        if conflict == "refuse":
+            assert "already held" in results[1]
+        else:
+            assert results[1]["replaced"] > 0
 
 
 def test_another_bank_of_the_same_queries_is_staged(tmp_path, monkeypatch):
