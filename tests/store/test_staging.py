@@ -296,3 +296,22 @@ def test_row_by_row_when_adbc_is_missing(monkeypatch, tmp_path):
         importlib.util, "find_spec", lambda n, *a: None if n == "adbc_driver_sqlite" else real(n)
     )
     assert not staging.usable(engine)
+
+
+def test_a_scratch_file_that_cannot_be_written_falls_back(tmp_path, monkeypatch):
+    """A full temp folder (ADBC's error while staging): the import goes row by row, which
+    needs no scratch space, and stores the same."""
+    from adbc_driver_manager import AdbcStatusCode, OperationalError
+
+    fill = staging.Staged.fill
+
+    def full(self, conn, blocks, sha):
+        if conn is None:  # a held bank's read: no scratch file
+            return fill(self, conn, blocks, sha)
+        raise OperationalError("database or disk is full", status_code=AdbcStatusCode.IO)
+
+    monkeypatch.setattr(staging.Staged, "fill", full)
+    f = write(tmp_path / "b.jsonl", rows_of())
+    results, stored, ways = both(tmp_path, monkeypatch, [f, f])
+    assert ways == ["fallback: not staged", "held: same content"]
+    assert [r["inserted"] for r in results] == [len(rows_of()), 0]
