@@ -144,8 +144,10 @@ def import_file(
     source = "synthetic" if synthetic else "import"
     config = {"file": path.name, **bank_meta_beside(path)}
     bank = (name, source, config, synthetic)
-    if staging.usable(engine):
-        held = _holds_samples(engine, name)
+    held = _holds_samples(engine, name)
+    # A held bank's file is read first for its digest sum (any database: is it the bank's
+    # content?); a new bank's is staged for the columnar import (SQLite).
+    if held or staging.usable(engine):
         blocks = _prefetch(read_blocks(path))
         with _row_sha(path) as sha, staging.stage(blocks, sha, write=not held) as staged:
             if staged is not None:

@@ -17,7 +17,8 @@ So the import is two phases:
    began): with the queries and models created by the caller as a row-by-row import creates
    them, copy every sample by one ``INSERT … SELECT`` joined on code → id tables.
 
-A bank that holds samples already is read the same way without the scratch file: when the
+A bank that holds samples already (in any database, PostgreSQL too) is read the same way
+without the scratch file: when the
 file's digest sum and row count are the bank's stored ones (:mod:`uisbench.store.digest`), the
 file holds exactly the bank's samples and the import adds nothing without comparing them row
 by row (the sum is a check for honest files, not against one crafted to collide: such a file
@@ -225,13 +226,13 @@ def stage(
     row-by-row import needs no scratch space). The file's own errors are raised as read.
     ``write=False``: the queries, models and digest sum only (is the file a held bank's
     content?), no scratch file."""
-    import adbc_driver_sqlite.dbapi as adbc
-    from adbc_driver_manager import Error as AdbcError
-
     if not write:
         staged = Staged(Path())
         yield staged if staged.fill(None, blocks, sha) else None
         return
+    import adbc_driver_sqlite.dbapi as adbc
+    from adbc_driver_manager import Error as AdbcError
+
     with tempfile.TemporaryDirectory(prefix="uisbench-stage-") as folder:
         staged = Staged(Path(folder) / "samples.db")
         try:

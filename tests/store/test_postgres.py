@@ -189,13 +189,30 @@ def test_postgres_refuses_foreign_tables(postgres_db):
         open_engine(postgres_db)
 
 
-def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path):
+def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path, monkeypatch):
     """COPY import, re-import, a changed cost refused then replaced: the stored digest is
-    the same on both databases and equals a recomputation from the rows."""
+    the same on both databases and equals a recomputation from the rows. The same file again
+    adds nothing by its digest sum on both (no row compared); the changed one is compared."""
     from tests.fakes import write_jsonl
     from uisbench.errors import UisbenchError
+    from uisbench.store import bank as bank_module
+    from uisbench.store import staging
     from uisbench.store.bank import get_bank_id
     from uisbench.store.digest import bank_digest, digest_of, recompute_state
+
+    ways: list[str] = []
+    held = bank_module._import_held
+
+    def import_held(*args, **kwargs):
+        try:
+            stats = held(*args, **kwargs)
+        except staging.Unstageable:
+            ways.append("compared")
+            raise
+        ways.append("same content")
+        return stats
+
+    monkeypatch.setattr(bank_module, "_import_held", import_held)
 
     bank, _ = tiny_bank(tmp_path)
     rows = [json.loads(line) for line in bank.read_text(encoding="utf-8").splitlines()]
@@ -217,6 +234,7 @@ def test_postgres_digest_and_conflicts_match_sqlite(postgres_db, tmp_path):
         out[label] = stored
         engine.dispose()
     assert out["pg"] == out["lite"]
+    assert ways == ["same content", "compared", "compared"] * 2
 
 
 #: What PostgreSQL refuses and SQLite would store: refused on both, before writing.
