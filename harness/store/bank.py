@@ -28,6 +28,7 @@ from uisbench.store.bankfile import (
     bank_meta_beside,
     bank_name_from_path,
     check_text,
+    count_lines,
     read_blocks,
     read_models_file,
 )
@@ -144,10 +145,11 @@ def import_file(
     source = "synthetic" if synthetic else "import"
     config = {"file": path.name, **bank_meta_beside(path)}
     bank = (name, source, config, synthetic)
-    held = _holds_samples(engine, name)
+    held = _held_rows(engine, name)
     # A held bank's file is read first for its digest sum (any database: is it the bank's
-    # content?); a new bank's is staged for the columnar import (SQLite).
-    if held or staging.usable(engine):
+    # content?) when it has a line per held sample (else it cannot be: a top-up, a subset, go
+    # row by row at once); a new bank's is staged for the columnar import (SQLite).
+    if (held and count_lines(path) == held) or (not held and staging.usable(engine)):
         blocks = _prefetch(read_blocks(path))
         with _row_sha(path) as sha, staging.stage(blocks, sha, write=not held) as staged:
             if staged is not None:
@@ -168,12 +170,12 @@ def import_file(
     return stats
 
 
-def _holds_samples(engine: Engine, name: str) -> bool:
-    """Whether the bank ``name`` holds samples already (an import into it compares them)."""
-    b, sc = schema.banks.c, schema.samples.c
-    held = select(sc.id).join(schema.banks, sc.bank_id == b.id).where(b.name == name).limit(1)
+def _held_rows(engine: Engine, name: str) -> int:
+    """Samples the bank ``name`` holds (its digest's row count, one row read; 0 for a new
+    bank): an import into a held bank compares its rows with them."""
+    b = schema.banks.c
     with engine.connect() as conn:
-        return conn.execute(held).first() is not None
+        return conn.execute(select(b.content_rows).where(b.name == name)).scalar() or 0
 
 
 def _import_staged(

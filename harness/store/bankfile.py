@@ -441,6 +441,22 @@ def read_blocks(path: Path) -> Iterator[Any]:
         raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
 
 
+def count_lines(path: Path) -> int:
+    """Lines of a bank file (a last one without its newline too), blank ones included: an
+    upper bound of its samples, by one pass of gunzip and no parsing (about 0.6 s for a
+    million samples); -1 when the file cannot be read (:func:`read_blocks` says why)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines, last = 0, b"\n"
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(BLOCK_BYTES):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except (OSError, EOFError):
+        return -1
+    return lines + (last != b"\n")
+
+
 def row_to_json(row: FlatRow) -> str:
     """One output line, fields in the documented order; extensions only when set."""
     obj = {f: getattr(row, f) for f in FIELDS}

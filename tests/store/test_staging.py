@@ -156,12 +156,9 @@ def test_a_second_file_into_the_same_bank_goes_row_by_row(tmp_path, monkeypatch)
     a = write(tmp_path / "a" / "b.jsonl", rows[:200])
     b = write(tmp_path / "b" / "b.jsonl", rows[150:])  # 50 rows held, the rest new
     results, stored, ways = both(tmp_path, monkeypatch, [a, b, b, a])
-    assert ways == [
-        "staged",
-        "fallback: the file's content is not the bank's",  # compared with held samples
-        "fallback: the file's content is not the bank's",  # the bank holds more than b
-        "fallback: the file's content is not the bank's",
-    ]
+    # only the first: the others have another number of lines than the bank has samples,
+    # so they cannot be its content and are compared row by row without a first read
+    assert ways == ["staged"]
     assert [r["inserted"] for r in results] == [200, len(rows) - 200, 0, 0]
 
 
@@ -315,3 +312,27 @@ def test_a_scratch_file_that_cannot_be_written_falls_back(tmp_path, monkeypatch)
     results, stored, ways = both(tmp_path, monkeypatch, [f, f])
     assert ways == ["fallback: not staged", "held: same content"]
     assert [r["inserted"] for r in results] == [len(rows_of()), 0]
+
+
+def test_the_same_samples_with_a_blank_line_are_compared_row_by_row(tmp_path, monkeypatch):
+    """A line more than the bank has samples: not read for its digest first (a blank line
+    is counted), compared row by row, and adds nothing either way."""
+    f = write(tmp_path / "a" / "b.jsonl", rows_of())
+    blank = tmp_path / "b" / "b.jsonl"
+    blank.parent.mkdir()
+    blank.write_text(f.read_text() + "\n")
+    results, _, ways = both(tmp_path, monkeypatch, [f, blank])
+    assert ways == ["staged"]
+    assert [r["inserted"] for r in results] == [len(rows_of()), 0]
+
+
+def test_count_lines(tmp_path):
+    from uisbench.store.bankfile import count_lines
+
+    plain, gz = tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz"
+    for text, n in (("", 0), ("{}\n", 1), ("{}\n{}", 2), ("{}\n\n{}\n", 3)):
+        plain.write_text(text)
+        write_jsonl(gz, [{}] * n)
+        assert (count_lines(plain), count_lines(gz)) == (n, n)
+    gz.write_bytes(gz.read_bytes()[:-5])  # a truncated gzip member
+    assert count_lines(gz) == -1 and count_lines(tmp_path / "missing.jsonl") == -1
