@@ -17,13 +17,13 @@ So the import is two phases:
    began): with the queries and models created by the caller as a row-by-row import creates
    them, copy every sample by one ``INSERT … SELECT`` joined on code → id tables.
 
-A bank that holds samples already (in any database, PostgreSQL too) is read the same way
-without the scratch file: when the
-file's digest sum and row count are the bank's stored ones (:mod:`uisbench.store.digest`), the
-file holds exactly the bank's samples and the import adds nothing without comparing them row
-by row (the sum is a check for honest files, not against one crafted to collide: such a file
-is then reported as adding nothing, and nothing is written). Otherwise the row-by-row import
-compares it.
+A bank that holds samples already (in any database, PostgreSQL too) is given a file with a
+line per held sample: the file is read the same way without the scratch file, and when its
+digest sum and row count are the bank's stored ones (:mod:`uisbench.store.digest`), it holds
+exactly the bank's samples and the import adds nothing without comparing them row by row (the
+sum is a check for honest files, not against one crafted to collide: such a file is then
+reported as adding nothing, and nothing is written). Otherwise the row-by-row import compares
+it.
 
 Only the common case goes this way: SQLite, a bank that holds no samples yet, and a file whose
 rows agree on each query's split and prompt. The caller checks in phase 2 that the queries it
