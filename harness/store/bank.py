@@ -29,6 +29,7 @@ from uisbench.store.bankfile import (
     bank_name_from_path,
     check_text,
     count_lines,
+    read_ahead,
     read_blocks,
     read_models_file,
 )
@@ -150,7 +151,7 @@ def import_file(
     # content?) when it has a line per held sample (else it cannot be: a top-up, a subset, go
     # row by row at once); a new bank's is staged for the columnar import (SQLite).
     if (held and count_lines(path) == held) or (not held and staging.usable(engine)):
-        blocks = _prefetch(read_blocks(path))
+        blocks = read_ahead(read_blocks(path))
         with _row_sha(path) as sha, staging.stage(blocks, sha, write=not held) as staged:
             if staged is not None:
                 try:
@@ -164,7 +165,7 @@ def import_file(
         with ThreadPoolExecutor(max_workers=1) as hasher, _row_sha(path) as sha:
             replace = on_conflict == "replace"
             importer = _Importer(conn, bank_id, meta, describe, replace, hasher, sha)
-            for table in _prefetch(read_blocks(path)):
+            for table in read_ahead(read_blocks(path)):
                 importer.add(table)
             stats = importer.finish(name)
     return stats
@@ -672,20 +673,6 @@ def _stored_queries(
         )
         out.update({k: tuple(rest) for k, *rest in conn.execute(sel).all()})
     return out
-
-
-def _prefetch(blocks: Iterable[Any]) -> Iterator[Any]:
-    """Parse the next block in a thread while the caller inserts this one.
-
-    pyarrow's parser and SQLite's step both release the GIL, so on two cores they overlap.
-    Errors from the reader surface in the caller, in order.
-    """
-    it = iter(blocks)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(next, it, None)
-        while (block := fut.result()) is not None:
-            fut = pool.submit(next, it, None)
-            yield block
 
 
 def get_bank_id(conn: Connection, name: str) -> int:

@@ -12,7 +12,8 @@ import itertools
 import json
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -412,33 +413,56 @@ def read_blocks(path: Path) -> Iterator[Any]:
         raise UisbenchError(f"no such bank file: {path}")
     schema = _arrow_schema()
     lineno = 0
-    opener = gzip.open if path.suffix == ".gz" else open
-    rest = b""
     try:
-        with opener(path, "rb") as fh:
-            while True:
-                chunk = fh.read(BLOCK_BYTES)
-                data = rest + chunk
-                if not chunk:
-                    rest = b""
-                elif (cut := data.rfind(b"\n")) < 0:
-                    rest = data
-                    continue
-                else:
-                    data, rest = data[: cut + 1], data[cut + 1 :]
-                n_lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
-                if data and not data.isspace():  # strip() would copy the block
-                    table = _arrow_block(data, n_lines, schema)
-                    if table is None:
-                        lines = data.split(b"\n")[:n_lines]
-                        table = _python_block(lines, path, lineno + 1, schema)
-                    if table.num_rows:
-                        yield table
-                lineno += n_lines  # blank-only blocks count too (error line numbers)
-                if not chunk:
-                    break
+        # the next block is read and gunzipped on a thread of its own (zlib releases the GIL)
+        # while this one is parsed
+        for data, n_lines in read_ahead(_line_blocks(path)):
+            if data and not data.isspace():  # strip() would copy the block
+                table = _arrow_block(data, n_lines, schema)
+                if table is None:
+                    lines = data.split(b"\n")[:n_lines]
+                    table = _python_block(lines, path, lineno + 1, schema)
+                if table.num_rows:
+                    yield table
+            lineno += n_lines  # blank-only blocks count too (error line numbers)
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
         raise UisbenchError(f"{path.name}: unreadable after line {lineno}: {exc}") from None
+
+
+def _line_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+    """The file's bytes in blocks of about :data:`BLOCK_BYTES`, cut after a newline, with the
+    number of lines in each (a last one without its newline too)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    rest = b""
+    with opener(path, "rb") as fh:
+        while True:
+            chunk = fh.read(BLOCK_BYTES)
+            data = rest + chunk
+            if not chunk:
+                rest = b""
+            elif (cut := data.rfind(b"\n")) < 0:
+                rest = data
+                continue
+            else:
+                data, rest = data[: cut + 1], data[cut + 1 :]
+            yield data, data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
+            if not chunk:
+                return
+
+
+def read_ahead(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` in order, the next one produced on a thread while the caller works on this
+    one (for producers that release the GIL: gunzip, pyarrow's parser, SQLite's step). Errors
+    of the producer surface in the caller, in order."""
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(next, it, _END)
+        while (item := fut.result()) is not _END:
+            fut = pool.submit(next, it, _END)
+            yield item
+
+
+_END = object()
 
 
 def count_lines(path: Path) -> int:
