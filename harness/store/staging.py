@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
+from uisbench.errors import UisbenchError
 from uisbench.store.digest import NUMBER_FIELDS, TEXT_FIELDS, fold, model_hash, query_hash
 from uisbench.store.digest import row_hashes as _row_hashes
 
@@ -177,12 +178,20 @@ class Staged:
     def attached(self, conn: Connection) -> Iterator[None]:
         """The scratch file attached to ``conn``'s database connection, which must not be in
         a transaction yet (SQLite refuses ``ATTACH`` in one); detached afterwards."""
-        raw = conn.connection.dbapi_connection
-        raw.execute("ATTACH DATABASE ? AS uisbench_stage", (str(self.file),))  # type: ignore[union-attr]
+        raw: Any = conn.connection.dbapi_connection
+        raw.execute("ATTACH DATABASE ? AS uisbench_stage", (str(self.file),))
+        # Foreign keys checked set-wise by move() (as on PostgreSQL, store/dialect.py), not per
+        # copied row; the pragma is a no-op inside a transaction, so it is set here.
+        raw.execute("PRAGMA foreign_keys = OFF")
         try:
             yield
         finally:
-            raw.execute("DETACH DATABASE uisbench_stage")  # type: ignore[union-attr]
+            try:
+                raw.execute("PRAGMA foreign_keys = ON")
+                raw.execute("DETACH DATABASE uisbench_stage")
+            except Exception:  # never hand the pool a connection without its foreign keys
+                conn.invalidate()
+                raise
 
     def move(
         self, conn: Connection, bank_id: int, query_ids: list[int], model_ids: list[int]
@@ -197,6 +206,17 @@ class Staged:
                 f"CREATE TEMP TABLE uisbench_{name} (code INTEGER PRIMARY KEY, id INTEGER NOT NULL)"
             )
             conn.exec_driver_sql(f"INSERT INTO uisbench_{name} VALUES (?, ?)", list(enumerate(ids)))
+        # What the per-row foreign-key checks would check, once per id: every query and model
+        # id exists, and the bank (ids read in this write transaction: never missing unless a
+        # caller passed others).
+        missing = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM uisbench_qmap m LEFT JOIN queries t ON t.id = m.id "
+            "WHERE t.id IS NULL) + (SELECT count(*) FROM uisbench_mmap m LEFT JOIN models t "
+            f"ON t.id = m.id WHERE t.id IS NULL) + (SELECT count(*) = 0 FROM banks WHERE id = "
+            f"{int(bank_id)})"
+        ).scalar()
+        if missing:
+            raise UisbenchError(f"columnar import: {missing} referenced ids are not stored")
         values = ", ".join(f"s.{f}" for f in STAGED[1:])
         columns = ", ".join(STAGED[1:])
         conn.exec_driver_sql("SAVEPOINT uisbench_move")
