@@ -157,7 +157,7 @@ def import_file(
                 try:
                     if held:
                         return _import_held(engine, staged, name, meta)
-                    return _import_staged(engine, staged, bank, meta, describe)
+                    return _import_staged(engine, staged, bank, meta, describe, sha)
                 except staging.Unstageable:
                     pass  # rolled back: the row-by-row import below has the rules
     with engine.begin() as conn:
@@ -185,6 +185,7 @@ def _import_staged(
     bank: tuple[str, str, dict[str, Any], bool],
     meta: dict[str, dict[str, Any]],
     describe: Callable[[str], str | None] | None,
+    sha: Callable[[bytes, int], bytes],
 ) -> ImportStats:
     """Phase 2 of a columnar import (:mod:`uisbench.store.staging`): the bank, its tasks,
     queries and models created as :class:`_Importer` creates them, the samples copied in SQL.
@@ -192,7 +193,12 @@ def _import_staged(
     handles: samples held by now, a query held with other content, a repeated sample key."""
     if staged.rows == 0:
         raise UisbenchError("bank file holds no samples")
-    with engine.connect() as conn, staged.attached(conn), conn.begin():
+    with (
+        engine.connect() as conn,
+        staged.attached(conn),
+        staged.hashing(sha) as lanes,  # the rows' digest sum, on a thread meanwhile
+        conn.begin(),
+    ):
         bank_id = ensure_bank(conn, *bank)
         held = select(schema.samples.c.id).where(schema.samples.c.bank_id == bank_id).limit(1)
         if conn.execute(held).first() is not None:  # another import came first
@@ -214,7 +220,7 @@ def _import_staged(
         model_ids = ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in staged.models}})
         staged.move(conn, bank_id, query_ids, [model_ids[m] for m in staged.models])
         delta = DigestDelta()
-        delta.add_sum(bank_id, staged.lanes, staged.rows)
+        delta.add_sum(bank_id, lanes(), staged.rows)
         delta.apply(conn)
     # embed:KIND entries price a router's embedding model: no samples expected
     unknown = sorted(set(meta) - set(staged.models) - set(embedders(meta)))

@@ -119,6 +119,12 @@ def row_hashes(
     """(n, 4) uint64 lanes of each row's sha256. ``qhash``/``mhash``: (n,) V32 per row;
     ``cols``: sample_index, correct and the value fields (a missing field is all null);
     ``sha``: what hashes the packed rows (:mod:`uisbench.store.rowsha`)."""
+    return hash_packed(pack_rows(qhash, mhash, cols, n), sha)
+
+
+def pack_rows(qhash: np.ndarray, mhash: np.ndarray, cols: Mapping[str, Any], n: int) -> bytes:
+    """The rows in the fixed binary layout their sha256 is taken of (:data:`ROW_BYTES` each);
+    arguments as :func:`row_hashes`."""
     rows = np.zeros(n, dtype=_ROW)
     rows["query"], rows["model"] = qhash, mhash
     for f in TEXT_FIELDS:
@@ -127,7 +133,16 @@ def row_hashes(
     rows["correct"] = np.asarray(cols["correct"], dtype=bool)
     for f in NUMBER_FIELDS:
         rows[f] = _numbers(cols[f]) if f in cols else np.nan
-    return np.frombuffer(sha(rows.tobytes(), _ROW.itemsize), dtype="<u8").reshape(n, 4)
+    return rows.tobytes()
+
+
+#: Bytes of a packed row (:func:`pack_rows`).
+ROW_BYTES = _ROW.itemsize
+
+
+def hash_packed(packed: bytes, sha: Callable[[bytes, int], bytes] = sha_rows) -> np.ndarray:
+    """(n, 4) uint64 lanes of each packed row's sha256."""
+    return np.frombuffer(sha(packed, ROW_BYTES), dtype="<u8").reshape(-1, 4)
 
 
 def fold(lanes: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -48,8 +49,16 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
 from uisbench.errors import UisbenchError
-from uisbench.store.digest import NUMBER_FIELDS, TEXT_FIELDS, fold, model_hash, query_hash
-from uisbench.store.digest import row_hashes as _row_hashes
+from uisbench.store.digest import (
+    NUMBER_FIELDS,
+    ROW_BYTES,
+    TEXT_FIELDS,
+    fold,
+    hash_packed,
+    model_hash,
+    pack_rows,
+    query_hash,
+)
 
 #: The sample fields staged, as the bank file names them (``sample`` is ``sample_index``).
 STAGED = ("sample", "answer", "correct", "text", "score", *NUMBER_FIELDS[:5])
@@ -81,6 +90,10 @@ class Staged:
         self._mcode: dict[str, int] = {}
         self._qhash: list[bytes] = []
         self._mhash: list[bytes] = []
+        # Rows packed for their hashes, kept in the scratch folder to be hashed in phase 2
+        # (while SQLite copies on one core; phase 1 keeps both busy): None to hash them now.
+        self.packed: Path | None = None
+        self._packing: Any = None
 
     # -- phase 1
     def fill(
@@ -160,7 +173,8 @@ class Staged:
     def _hash(
         self, table: Any, qcode: np.ndarray, mcode: np.ndarray, sha: Callable[[bytes, int], bytes]
     ) -> np.ndarray:
-        """Sum of the block's row hashes (the digest's layout, the file's query content)."""
+        """Sum of the block's row hashes (the digest's layout, the file's query content); zero
+        when the packed rows are kept for :meth:`hashing`."""
         qh = np.frombuffer(b"".join(self._qhash[: int(qcode.max()) + 1]), dtype="V32")[qcode]
         mh = np.frombuffer(b"".join(self._mhash[: int(mcode.max()) + 1]), dtype="V32")[mcode]
         cols: dict[str, Any] = {
@@ -171,7 +185,34 @@ class Staged:
             cols[f] = table.column(f)  # Arrow: hashed per distinct value (store/digest.py)
         for f in NUMBER_FIELDS:
             cols[f] = table.column(f).to_numpy(zero_copy_only=False)
-        return fold(_row_hashes(qh, mh, cols, table.num_rows, sha))
+        packed = pack_rows(qh, mh, cols, table.num_rows)
+        if self._packing is not None:
+            self._packing.write(packed)
+            return np.zeros(4, np.uint64)
+        return fold(hash_packed(packed, sha))
+
+    @contextlib.contextmanager
+    def hashing(self, sha: Callable[[bytes, int], bytes]) -> Iterator[Callable[[], np.ndarray]]:
+        """The rows' digest sum, hashed from the kept packed rows on a thread while the caller
+        copies them; yields the function that waits for it. Leaving early stops the thread."""
+        if self.packed is None:
+            yield lambda: self.lanes
+            return
+        stop = threading.Event()
+
+        def hash_all() -> np.ndarray:
+            total = self.lanes.copy()
+            with open(self.packed, "rb") as fh:  # type: ignore[arg-type]
+                while not stop.is_set() and (buf := fh.read(ROW_BYTES * 50_000)):
+                    total = total + fold(hash_packed(buf, sha))
+            return total
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            done = pool.submit(hash_all)
+            try:
+                yield done.result
+            finally:
+                stop.set()
 
     # -- phase 2
     @contextlib.contextmanager
@@ -264,9 +305,12 @@ def stage(
             with conn.cursor() as cur:  # a scratch file: nothing to keep if this process dies
                 cur.execute("PRAGMA journal_mode = OFF")
                 cur.execute("PRAGMA synchronous = OFF")
-            ok = staged.fill(conn, blocks, sha)
-        except AdbcError:
+            staged.packed = Path(folder) / "rows.bin"
+            with open(staged.packed, "wb") as staged._packing:
+                ok = staged.fill(conn, blocks, sha)
+        except (AdbcError, OSError):  # a full disk: the row-by-row import needs no scratch
             ok = False
         finally:
+            staged._packing = None
             conn.close()  # before phase 2 opens the file (see the module docstring)
         yield staged if ok else None
