@@ -336,3 +336,39 @@ def test_count_lines(tmp_path):
         assert (count_lines(plain), count_lines(gz)) == (n, n)
     gz.write_bytes(gz.read_bytes()[:-5])  # a truncated gzip member
     assert count_lines(gz) == -1 and count_lines(tmp_path / "missing.jsonl") == -1
+
+
+def test_foreign_keys_hold_around_the_copy(tmp_path, monkeypatch):
+    """The copy's foreign keys are checked set-wise (the pragma off for its transaction): a
+    query id that is not stored is refused with nothing written, and the connection goes back
+    to the pool with its foreign keys on, after a copy and after a fallback."""
+    import sqlalchemy
+
+    f = write(tmp_path / "b.jsonl", rows_of())
+    engine = open_engine(str(tmp_path / "t.db"))
+    move = staging.Staged.move
+    monkeypatch.setattr(
+        staging.Staged,
+        "move",
+        lambda self, conn, bank_id, q, m: move(self, conn, bank_id, [i + 10**6 for i in q], m),
+    )
+    with pytest.raises(UisbenchError, match="referenced ids are not stored"):
+        bank.import_file(engine, f)
+    monkeypatch.setattr(staging.Staged, "move", move)
+    assert content(tmp_path / "t.db")["samples"] == []
+
+    def orphan() -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO samples (bank_id, query_id, model_id, sample_index, correct) "
+                "VALUES (1, 1, 424242, 0, 1)"
+            )
+
+    for rows in (rows_of(), [*rows_of(), rows_of()[0]]):  # copied; a repeated key: fallback
+        db = tmp_path / f"{len(rows)}.db"
+        engine = open_engine(str(db))
+        bank.import_file(engine, write(tmp_path / f"{len(rows)}" / "b.jsonl", rows))
+        for _ in range(3):  # whichever pooled connection
+            with pytest.raises(sqlalchemy.exc.IntegrityError, match="FOREIGN KEY"):
+                orphan()
+        engine.dispose()
