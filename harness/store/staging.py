@@ -11,11 +11,14 @@ So the import is two phases:
 
 1. :func:`stage` (no transaction, the database untouched): parse the file, give each query and
    model a code in the order the file names them, write the sample columns with those codes
-   into a scratch file through ADBC, and hash the rows for the bank's digest with the queries'
-   content as the file states it. ADBC closes the scratch file before phase 2.
+   into a scratch file through ADBC, and pack the rows as the bank's digest hashes them (with
+   the queries' content as the file states it) into another. ADBC closes its file before
+   phase 2.
 2. :meth:`Staged.move` (in the import's one transaction, the scratch file attached before it
    began): with the queries and models created by the caller as a row-by-row import creates
-   them, copy every sample by one ``INSERT … SELECT`` joined on code → id tables.
+   them, copy every sample by one ``INSERT … SELECT`` joined on code → id tables, their
+   foreign keys checked once per id; meanwhile :meth:`Staged.hashing` hashes the packed rows
+   on the core the copy leaves free.
 
 A bank that holds samples already (in any database, PostgreSQL too) is given a file with a
 line per held sample: the file is read the same way without the scratch file, and when its
