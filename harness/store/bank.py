@@ -216,14 +216,12 @@ def _import_staged(
                 if tuple(content) != tuple(r[f] for f in QUERY_FIELDS[1:]):
                     raise staging.Unstageable("a query is held with other content")
                 query_ids.append(qid)
-        priced = {m: meta[m] for m in embedders(meta)}
-        model_ids = ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in staged.models}})
+        model_ids = _ensure_file_models(conn, meta, staged.models)
         staged.move(conn, bank_id, query_ids, [model_ids[m] for m in staged.models])
         delta = DigestDelta()
         delta.add_sum(bank_id, lanes(), staged.rows)
         delta.apply(conn)
-    # embed:KIND entries price a router's embedding model: no samples expected
-    unknown = sorted(set(meta) - set(staged.models) - set(embedders(meta)))
+    unknown = _unknown_models(meta, staged.models)
     return ImportStats(
         bank[0], staged.rows, staged.rows, sorted(task_ids), sorted(staged.models), 0, unknown
     )
@@ -242,11 +240,25 @@ def _import_held(
         state = conn.execute(select(b.content_sum, b.content_rows).where(b.name == name)).first()
         if state is None or not same_content(*state, staged.lanes, staged.rows):
             raise staging.Unstageable("the file's content is not the bank's")
-        priced = {m: meta[m] for m in embedders(meta)}
-        ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in staged.models}})
-    unknown = sorted(set(meta) - set(staged.models) - set(embedders(meta)))
+        _ensure_file_models(conn, meta, staged.models)
     tasks = sorted({q[0] for q in staged.queries})
+    unknown = _unknown_models(meta, staged.models)
     return ImportStats(name, staged.rows, 0, tasks, sorted(staged.models), 0, unknown)
+
+
+def _ensure_file_models(
+    conn: Connection, meta: dict[str, dict[str, Any]], models: Iterable[str]
+) -> dict[str, int]:
+    """Name → id of the file's models (their models-file metadata fills what is still empty)
+    and of the models file's ``embed:KIND`` entries (a router's embedding price: no samples)."""
+    priced = {m: meta[m] for m in embedders(meta)}
+    return ensure_models(conn, {**priced, **{m: meta.get(m, {}) for m in models}})
+
+
+def _unknown_models(meta: dict[str, dict[str, Any]], models: Iterable[str]) -> list[str]:
+    """The models file's entries the bank file never names (reported, not stored), besides
+    its ``embed:KIND`` entries, which are stored and have no samples."""
+    return sorted(set(meta) - set(models) - set(embedders(meta)))
 
 
 #: A query's stored fields, as :func:`ensure_queries` takes them.
@@ -336,8 +348,7 @@ class _Importer:
             raise UisbenchError("bank file holds no samples")
         self.digest.apply(self.conn)
         self.conn.exec_driver_sql("DROP TABLE IF EXISTS uisbench_ranges")
-        # embed:KIND entries price a router's embedding model: no samples expected
-        unknown = sorted(set(self.meta) - self.seen_models - set(embedders(self.meta)))
+        unknown = _unknown_models(self.meta, self.seen_models)
         models = sorted(self.seen_models)  # the models file's others: unknown, not stored
         return ImportStats(
             name, self.rows, self.inserted, sorted(self.task_ids), models, self.replaced, unknown
