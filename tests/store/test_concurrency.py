@@ -196,3 +196,60 @@ def test_sigkill_at_random_moments_then_resume(template, tmp_path):
         assert status == "complete", key
         assert len(rows) == n_queries, key
         assert rows == reference[key][2], f"resumed decisions differ from uninterrupted: {key}"
+
+
+def stored(db: Path) -> tuple[int, tuple]:
+    """(samples, the bank's digest state) of a database, read-only."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        state = con.execute("SELECT content_sum, content_rows FROM banks").fetchall()
+        return n, tuple(state)
+    finally:
+        con.close()
+
+
+def test_an_import_killed_in_either_phase_holds_all_or_nothing(tmp_path):
+    """SIGKILL while a columnar import stages the file (nothing of it in the database yet) and
+    while it copies the samples (its transaction open): the bank holds every sample or none,
+    with its digest state; importing again completes it, as an unbroken import."""
+    fake = FakeBank(
+        models=(FakeModel("syn-0.5b", 0.4, samples=8), FakeModel("syn-1.5b", 0.6, samples=8)),
+        queries=12_000,
+        task="syn",
+        seed=11,
+    )
+    bank = fake.write(tmp_path, name=BANK, gz=True)
+    ref = tmp_path / "ref.db"
+    engine = open_engine(str(ref))
+    import_file(engine, bank, models_file_beside(bank))
+    engine.dispose()
+    full = stored(ref)
+    assert full[0] == 12_000 * 16
+
+    db, scratch = tmp_path / "killed.db", tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}  # a killed import's scratch folder lands here
+    cmd = [sys.executable, "-m", "uisbench.cli", "bank", "import", str(bank), "--db", str(db)]
+
+    def staging() -> bool:  # phase 1: ADBC has written into the scratch file
+        return any(f.stat().st_size for f in scratch.glob("uisbench-stage-*/samples.db"))
+
+    def copying() -> bool:  # phase 2: the copy's pages reach the write-ahead log
+        wal = Path(f"{db}-wal")
+        return wal.exists() and wal.stat().st_size > 2 << 20
+
+    for moment in (staging, copying):
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not moment() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, f"the import ended before {moment.__name__}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        assert stored(db) == (0, ()), f"killed while {moment.__name__}: {stored(db)}"
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert stored(db) == full  # all of it, once, and the same digest as an unbroken import
