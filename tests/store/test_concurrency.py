@@ -44,21 +44,28 @@ RESUME_ARGS = [
 def template(tmp_path_factory) -> Path:
     """A database holding a 3,000-query SYNTHETIC bank (2 models x 8 samples), imported once."""
     folder = tmp_path_factory.mktemp("concurrency")
+    db = folder / "template.db"
+    synthetic_bank(folder, 3000, 7, db)
+    return db
+
+
+def synthetic_bank(folder: Path, queries: int, seed: int, db: Path) -> Path:
+    """A SYNTHETIC bank of ``queries`` queries (2 models x 8 samples) written into ``folder``
+    and imported into ``db``, whose WAL is then checkpointed; the bank file."""
     fake = FakeBank(
         models=(
             FakeModel("syn-0.5b", 0.4, samples=8, params_b=0.5),
             FakeModel("syn-1.5b", 0.6, samples=8, params_b=1.5),
         ),
-        queries=3000,
+        queries=queries,
         task="syn",
-        seed=7,
+        seed=seed,
     )
     bank = fake.write(folder, name=BANK, gz=True)
-    db = folder / "template.db"
     engine = open_engine(str(db))
     import_file(engine, bank, models_file_beside(bank), synthetic=True)
     engine.dispose()  # last connection closes: WAL checkpointed into the main file
-    return db
+    return bank
 
 
 def clone(template: Path, dest: Path) -> Path:
@@ -213,17 +220,8 @@ def test_an_import_killed_in_either_phase_holds_all_or_nothing(tmp_path):
     """SIGKILL while a columnar import stages the file (nothing of it in the database yet) and
     while it copies the samples (its transaction open): the bank holds every sample or none,
     with its digest state; importing again completes it, as an unbroken import."""
-    fake = FakeBank(
-        models=(FakeModel("syn-0.5b", 0.4, samples=8), FakeModel("syn-1.5b", 0.6, samples=8)),
-        queries=12_000,
-        task="syn",
-        seed=11,
-    )
-    bank = fake.write(tmp_path, name=BANK, gz=True)
     ref = tmp_path / "ref.db"
-    engine = open_engine(str(ref))
-    import_file(engine, bank, models_file_beside(bank))
-    engine.dispose()
+    bank = synthetic_bank(tmp_path, 12_000, 11, ref)
     full = stored(ref)
     assert full[0] == 12_000 * 16
 
