@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, select
 
 from uisbench.errors import UisbenchError
@@ -28,10 +27,13 @@ from uisbench.store.bankfile import (
     bank_meta_beside,
     bank_name_from_path,
     check_text,
+    column_codes,
     count_lines,
+    query_keys,
     read_ahead,
     read_blocks,
     read_models_file,
+    same_queries,
 )
 from uisbench.store.dialect import bool_mean, copy_insert_ignore, copy_insert_new, insert_ignore
 from uisbench.store.digest import (
@@ -289,12 +291,6 @@ def _row_sha(path: Path) -> Iterator[Callable[[bytes, int], bytes]]:
         yield helper
 
 
-def _codes(table: Any, column: str) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary-encode a column in C++: (code per row, distinct values)."""
-    enc = table.column(column).combine_chunks().dictionary_encode()
-    return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
-
-
 class _Importer:
     """Insert blocks (pyarrow Tables of the flat fields) of one bank, checking conflicts.
 
@@ -333,7 +329,7 @@ class _Importer:
 
     def add(self, table: Any) -> None:
         qid, query_conflicts = self._query_ids(table)
-        m_code, models = _codes(table, "model")
+        m_code, models = column_codes(table, "model")
         self.seen_models.update(models)
         for m in set(models) - self.model_ids.keys():
             self.model_ids.update(ensure_models(self.conn, {m: self.meta.get(m, {})}))
@@ -357,15 +353,10 @@ class _Importer:
     # -- queries
     def _query_ids(self, table: Any) -> tuple[np.ndarray, np.ndarray]:
         """Query id per row (new queries inserted), and the rows whose prompt or split differ."""
-        t_code, tasks = _codes(table, "task")
-        q_code, qkeys = _codes(table, "query_id")
-        pair = t_code.astype(np.int64) * len(qkeys) + q_code
-        uniq, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-        keys = [(tasks[p // len(qkeys)], qkeys[p % len(qkeys)]) for p in uniq.tolist()]
+        keys, first, inverse = query_keys(table)
         new = [i for i, k in enumerate(keys) if k not in self.queries]
         if new:
             self._ensure_queries(table, [keys[i] for i in new], first[new])
-        inverse = inverse.ravel()
         conflicts = self._check_queries(table, keys, inverse)
         return np.array([self.queries[k][0] for k in keys], dtype=np.int64)[inverse], conflicts
 
@@ -388,13 +379,8 @@ class _Importer:
     def _check_queries(self, table: Any, keys: list, inverse: np.ndarray) -> np.ndarray:
         """Rows whose prompt or split differ from those stored for their (task, query id)."""
         stored = [self.queries[k] for k in keys]
-        split = pa.array([q[1] or "" for q in stored]).take(pa.array(inverse))
-        prompt = pa.array([q[2] for q in stored]).take(pa.array(inverse))
-        same = pc.and_(
-            pc.equal(pc.fill_null(table.column("split"), ""), split),
-            pc.equal(table.column("prompt"), prompt),
-        )
-        bad = np.flatnonzero(~same.to_numpy(zero_copy_only=False))
+        same = same_queries(table, [q[1] for q in stored], [q[2] for q in stored], inverse)
+        bad = np.flatnonzero(~same)
         if len(bad) and self.replace:
             self._replace_queries(table, keys, inverse, bad)
         return bad

@@ -465,6 +465,41 @@ def read_ahead(items: Iterable[Any]) -> Iterator[Any]:
 _END = object()
 
 
+def column_codes(table: Any, column: str) -> tuple[Any, list[Any]]:
+    """Dictionary-encode a block's column in C++: (code per row, distinct values)."""
+    enc = table.column(column).combine_chunks().dictionary_encode()
+    return enc.indices.to_numpy(zero_copy_only=False), enc.dictionary.to_pylist()
+
+
+def query_keys(table: Any) -> tuple[list[tuple[str, str]], Any, Any]:
+    """A block's distinct (task, query id) keys, the first row of each, and each row's key
+    (an index into the keys): per distinct value, not per row (numpy arrays)."""
+    import numpy as np
+
+    t_code, tasks = column_codes(table, "task")
+    q_code, qkeys = column_codes(table, "query_id")
+    pair = t_code.astype(np.int64) * len(qkeys) + q_code
+    uniq, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    keys = [(tasks[p // len(qkeys)], qkeys[p % len(qkeys)]) for p in uniq.tolist()]
+    return keys, first, inverse.ravel()
+
+
+def same_queries(table: Any, splits: list[str | None], prompts: list[str], inverse: Any) -> Any:
+    """Per row of a block, whether its split and prompt are those given for its key (by
+    :func:`query_keys`' ``inverse``); no split and a null one are the same."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    at = pa.array(inverse)
+    same = pc.and_(
+        pc.equal(
+            pc.fill_null(table.column("split"), ""), pa.array([s or "" for s in splits]).take(at)
+        ),
+        pc.equal(table.column("prompt"), pa.array(prompts).take(at)),
+    )
+    return same.to_numpy(zero_copy_only=False)
+
+
 def count_lines(path: Path) -> int:
     """Lines of a bank file (a last one without its newline too), blank ones included: an
     upper bound of its samples, by one pass of gunzip and no parsing (about 0.6 s for a

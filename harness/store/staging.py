@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
 from uisbench.errors import UisbenchError
+from uisbench.store.bankfile import column_codes, query_keys, same_queries
 from uisbench.store.digest import (
     NUMBER_FIELDS,
     ROW_BYTES,
@@ -131,12 +131,7 @@ class Staged:
         """Code per row (new queries coded in the row-by-row import's order of creation:
         per block, grouped by task), or None when a row's split or prompt differs from the
         first row of its query."""
-        t_enc = table.column("task").combine_chunks().dictionary_encode()
-        q_enc = table.column("query_id").combine_chunks().dictionary_encode()
-        tasks, keys = t_enc.dictionary.to_pylist(), q_enc.dictionary.to_pylist()
-        pair = t_enc.indices.to_numpy().astype(np.int64) * len(keys) + q_enc.indices.to_numpy()
-        uniq, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
-        pairs = [(tasks[p // len(keys)], keys[p % len(keys)]) for p in uniq.tolist()]
+        pairs, first, inverse = query_keys(table)
         new = [j for j, k in enumerate(pairs) if k not in self._qcode]
         if new:
             at = pa.array(first[new])
@@ -152,26 +147,19 @@ class Staged:
                     self.queries.append(query)
                     self._qhash.append(query_hash(*query))
         code = np.array([self._qcode[k] for k in pairs], dtype=np.int64)
-        inverse = pa.array(inverse.ravel())
-        split = pa.array([self.queries[c][2] or "" for c in code.tolist()]).take(inverse)
-        prompt = pa.array([self.queries[c][3] for c in code.tolist()]).take(inverse)
-        same = pc.and_(
-            pc.equal(pc.fill_null(table.column("split"), ""), split),
-            pc.equal(table.column("prompt"), prompt),
-        )
-        if not pc.all(same).as_py():
+        known = [self.queries[c] for c in code.tolist()]  # as the query's first row states it
+        if not same_queries(table, [q[2] for q in known], [q[3] for q in known], inverse).all():
             return None
-        return code[inverse.to_numpy()]
+        return code[inverse]
 
     def _model_codes(self, table: Any) -> np.ndarray:
-        enc = table.column("model").combine_chunks().dictionary_encode()
-        for name in enc.dictionary.to_pylist():
+        codes, names = column_codes(table, "model")
+        for name in names:
             if name not in self._mcode:
                 self._mcode[name] = len(self.models)
                 self.models.append(name)
                 self._mhash.append(model_hash(name))
-        code = np.array([self._mcode[m] for m in enc.dictionary.to_pylist()], dtype=np.int64)
-        return code[enc.indices.to_numpy()]
+        return np.array([self._mcode[m] for m in names], dtype=np.int64)[codes]
 
     def _hash(
         self, table: Any, qcode: np.ndarray, mcode: np.ndarray, sha: Callable[[bytes, int], bytes]
