@@ -156,6 +156,8 @@ def import_file(
         blocks = read_ahead(read_blocks(path))
         with _row_sha(path) as sha, staging.stage(blocks, sha, write=not held) as staged:
             if staged is not None:
+                if staged.rows == 0:
+                    raise UisbenchError("bank file holds no samples")
                 try:
                     if held:
                         return _import_held(engine, staged, name, meta)
@@ -193,8 +195,6 @@ def _import_staged(
     queries and models created as :class:`_Importer` creates them, the samples copied in SQL.
     Raises :class:`staging.Unstageable` (all rolled back) for what only the row-by-row import
     handles: samples held by now, a query held with other content, a repeated sample key."""
-    if staged.rows == 0:
-        raise UisbenchError("bank file holds no samples")
     with (
         engine.connect() as conn,
         staged.attached(conn),
@@ -235,8 +235,6 @@ def _import_held(
     """A held bank's file that holds exactly its samples (same digest sum and row count):
     nothing to add; only model metadata still empty is filled from the models file, as the
     row-by-row import fills it. Raises :class:`staging.Unstageable` otherwise."""
-    if staged.rows == 0:
-        raise UisbenchError("bank file holds no samples")
     b = schema.banks.c
     with engine.begin() as conn:
         state = conn.execute(select(b.content_sum, b.content_rows).where(b.name == name)).first()

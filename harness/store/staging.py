@@ -44,7 +44,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -96,15 +96,19 @@ class Staged:
         # Rows packed for their hashes, kept in the scratch folder to be hashed in phase 2
         # (while SQLite copies on one core; phase 1 keeps both busy): None to hash them now.
         self.packed: Path | None = None
-        self._packing: Any = None
 
     # -- phase 1
     def fill(
-        self, conn: Any | None, blocks: Iterable[Any], sha: Callable[[bytes, int], bytes]
+        self,
+        conn: Any | None,
+        blocks: Iterable[Any],
+        sha: Callable[[bytes, int], bytes],
+        packing: IO[bytes] | None = None,
     ) -> bool:
-        """Stage every block (into ``conn``, ADBC's; None: codes and hashes only); False as
-        soon as two rows of a query disagree on its split or prompt (the row-by-row import's
-        conflict, left to it)."""
+        """Stage every block (into ``conn``, ADBC's; None: codes and hashes only; the rows
+        packed into ``packing`` to be hashed in phase 2, else hashed now); False as soon as two
+        rows of a query disagree on its split or prompt (the row-by-row import's conflict, left
+        to it)."""
         pending: Future | None = None
         with ThreadPoolExecutor(max_workers=1) as hasher:
             for n, table in enumerate(blocks):
@@ -121,7 +125,7 @@ class Staged:
                 # the rows are hashed on another thread (and process) while the next is staged
                 if pending is not None:
                     self.lanes = self.lanes + pending.result()
-                pending = hasher.submit(self._hash, table, qcode, mcode, sha)
+                pending = hasher.submit(self._hash, table, qcode, mcode, sha, packing)
                 self.rows += table.num_rows
             if pending is not None:
                 self.lanes = self.lanes + pending.result()
@@ -162,10 +166,15 @@ class Staged:
         return np.array([self._mcode[m] for m in names], dtype=np.int64)[codes]
 
     def _hash(
-        self, table: Any, qcode: np.ndarray, mcode: np.ndarray, sha: Callable[[bytes, int], bytes]
+        self,
+        table: Any,
+        qcode: np.ndarray,
+        mcode: np.ndarray,
+        sha: Callable[[bytes, int], bytes],
+        packing: IO[bytes] | None,
     ) -> np.ndarray:
         """Sum of the block's row hashes (the digest's layout, the file's query content); zero
-        when the packed rows are kept for :meth:`hashing`."""
+        when the packed rows are kept (``packing``) for :meth:`hashing`."""
         qh = np.frombuffer(b"".join(self._qhash[: int(qcode.max()) + 1]), dtype="V32")[qcode]
         mh = np.frombuffer(b"".join(self._mhash[: int(mcode.max()) + 1]), dtype="V32")[mcode]
         cols: dict[str, Any] = {
@@ -177,8 +186,8 @@ class Staged:
         for f in NUMBER_FIELDS:
             cols[f] = table.column(f).to_numpy(zero_copy_only=False)
         packed = pack_rows(qh, mh, cols, table.num_rows)
-        if self._packing is not None:
-            self._packing.write(packed)
+        if packing is not None:
+            packing.write(packed)
             return np.zeros(4, np.uint64)
         return fold(hash_packed(packed, sha))
 
@@ -297,11 +306,10 @@ def stage(
                 cur.execute("PRAGMA journal_mode = OFF")
                 cur.execute("PRAGMA synchronous = OFF")
             staged.packed = Path(folder) / "rows.bin"
-            with open(staged.packed, "wb") as staged._packing:
-                ok = staged.fill(conn, blocks, sha)
+            with open(staged.packed, "wb") as packing:
+                ok = staged.fill(conn, blocks, sha, packing)
         except (AdbcError, OSError):  # a full disk: the row-by-row import needs no scratch
             ok = False
         finally:
-            staged._packing = None
             conn.close()  # before phase 2 opens the file (see the module docstring)
         yield staged if ok else None

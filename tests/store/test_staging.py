@@ -302,9 +302,9 @@ def test_a_scratch_file_that_cannot_be_written_falls_back(tmp_path, monkeypatch)
 
     fill = staging.Staged.fill
 
-    def full(self, conn, blocks, sha):
+    def full(self, conn, blocks, sha, packing=None):
         if conn is None:  # a held bank's read: no scratch file
-            return fill(self, conn, blocks, sha)
+            return fill(self, conn, blocks, sha, packing)
         raise OperationalError("database or disk is full", status_code=AdbcStatusCode.IO)
 
     monkeypatch.setattr(staging.Staged, "fill", full)
