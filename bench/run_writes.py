@@ -10,8 +10,10 @@ warm-up run each way, then times the majority sweep k = 1, 2, 4, ..., 64 over ``
 seeds through :meth:`Runner.run` (decision rows written) and through
 :func:`uisbench.run_loop.replay` (nothing written), alternating which goes first. Prints wall and
 CPU seconds of both and their ratios, with the load average, then the driver's floor: the same
-rows inserted by ``sqlite3`` alone into an in-memory database (what no change to uisbench's
-own code can go under while each decision is a row). ``--jobs N`` times the same sweep as
+rows inserted by ``sqlite3`` alone into an in-memory database, into the table as written and
+into the other layouts a decision row could have (:data:`LAYOUTS`): what no change to
+uisbench's own code, nor of the table's key and indexes, can go under while each decision is a
+row. ``--jobs N`` times the same sweep as
 ``uisbench run --jobs N`` replays it (N forked workers replay, this process writes every row)
 against N forked workers that write nothing. ``--schema 4`` writes the copy as
 schema 4 (``runs.mode`` added back) so that a checkout from before schema 5 can be timed on
@@ -183,18 +185,35 @@ def one_round_jobs(
     return out
 
 
-def insert_floor(db: Path) -> tuple[float, float, int]:
+#: Layouts a decision row could have, each timed by :func:`insert_floor`: what a schema change
+#: that keeps one row per decision could gain. ``None``: the table as written (its DDL).
+LAYOUTS = {
+    "no key or index": "CREATE TABLE decisions ({cols})",
+    "as written (rowid, unique key, position index)": None,
+    "as written without the position index": "table only",
+    "clustered on (run, query), no rowid": (
+        "CREATE TABLE decisions ({cols}, PRIMARY KEY (run_id, query_id)) WITHOUT ROWID"
+    ),
+}
+
+
+def insert_floor(db: Path) -> tuple[dict[str, float], int]:
     """Seconds per run for the driver alone to insert the runs' decision rows as written (the
-    same tuples, one ``executemany`` and commit per run) into an in-memory SQLite database:
-    into a table of the same columns with no key or index, and into the real table (its key and
-    index, foreign keys off); and the rows per run."""
+    same tuples, one ``executemany`` and commit per run) into an in-memory SQLite database, for
+    each of :data:`LAYOUTS` (foreign keys off); and the rows per run."""
     cols = COLUMNS
     with sqlite3.connect(db) as conn:
         runs = [r for (r,) in conn.execute("SELECT id FROM runs ORDER BY id")]
     conn.close()
     rows, ddl = decision_rows(db, runs)
-    out = []
-    for tables in (["CREATE TABLE decisions (" + cols + ")"], ddl):
+    out = {}
+    for name, layout in LAYOUTS.items():
+        if layout is None:
+            tables = ddl
+        elif layout == "table only":
+            tables = [sql for sql in ddl if not sql.upper().startswith("CREATE INDEX")]
+        else:
+            tables = [layout.format(cols=cols)]
         mem = sqlite3.connect(":memory:")
         for sql in tables:
             mem.execute(sql)
@@ -203,9 +222,9 @@ def insert_floor(db: Path) -> tuple[float, float, int]:
         for r in runs:
             mem.executemany(f"INSERT INTO decisions ({cols}) VALUES ({marks})", rows[r])
             mem.commit()
-        out.append((time.perf_counter() - t) / len(runs))
+        out[name] = (time.perf_counter() - t) / len(runs)
         mem.close()
-    return out[0], out[1], len(rows[runs[0]])
+    return out, len(rows[runs[0]])
 
 
 def main() -> None:
@@ -242,15 +261,15 @@ def main() -> None:
             )
             if a.jobs:
                 continue
-            bare, keyed, n = insert_floor(db)
+            floors, n = insert_floor(db)
             per_run = w_mem / (a.seeds * 7)
             print(
-                f"  the driver's floor, {n} rows a run into an in-memory database: "
-                f"{bare * 1e3:.1f} ms a run with no key ({bare / per_run:.2f} of the replay's "
-                f"{per_run * 1e3:.1f} ms), {keyed * 1e3:.1f} ms into the real table "
-                f"({keyed / per_run:.2f})",
+                f"  the driver's floor, {n} rows a run into an in-memory database, against the "
+                f"replay's {per_run * 1e3:.1f} ms a run:",
                 flush=True,
             )
+            for name, secs in floors.items():
+                print(f"    {name}: {secs * 1e3:.1f} ms ({secs / per_run:.2f})", flush=True)
 
 
 if __name__ == "__main__":
