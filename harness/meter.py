@@ -27,6 +27,7 @@ metadata, samples held per query) and keeps a mirror :class:`Ledger` of its own 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,50 @@ class Draw:
         return self.answer.shape[1]
 
 
+class ArmLog:
+    """Each query's arms (its draws and overhead charges, in call order) as one code per query.
+
+    A code names a sequence of arms, each kept as its JSON text: a draw appends to all its
+    queries at once (one step per distinct sequence among them, not per query), and a run's
+    decision rows encode each distinct sequence once (a run of thousands of queries has a few).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.code = np.zeros(n, dtype=np.int64)  # 0: no arm yet
+        self._seqs: list[tuple[str, ...]] = [()]  # code -> the arms' JSON texts
+        self._next: dict[tuple[int, str], int] = {}  # (code, arm appended) -> code
+
+    def append(self, q: np.ndarray, arm: dict[str, Any]) -> None:
+        """Append ``arm`` to the arms of each query in ``q`` (a query given twice, twice)."""
+        text = json.dumps(arm)
+        q = np.asarray(q, dtype=np.int64)
+        while q.size:
+            first = np.unique(q, return_index=True)[1]
+            once = q[first]
+            codes, inv = np.unique(self.code[once], return_inverse=True)
+            steps = [self._step(c, text) for c in codes.tolist()]
+            self.code[once] = np.asarray(steps, dtype=np.int64)[inv]
+            q = np.delete(q, first)
+
+    def _step(self, code: int, text: str) -> int:
+        nxt = self._next.get((code, text))
+        if nxt is None:
+            nxt = self._next[code, text] = len(self._seqs)
+            self._seqs.append((*self._seqs[code], text))
+        return nxt
+
+    def __getitem__(self, i: int) -> list[dict[str, Any]]:
+        """Query ``i``'s arms."""
+        return [json.loads(t) for t in self._seqs[int(self.code[i])]]
+
+    def json(self, q: np.ndarray) -> list[str]:
+        """Each query's arms as the JSON text of a list (``json.dumps`` of it), in ``q``'s
+        order."""
+        codes, inv = np.unique(self.code[q], return_inverse=True)
+        texts = ["[" + ", ".join(self._seqs[c]) + "]" for c in codes.tolist()]
+        return [texts[i] for i in inv.tolist()]
+
+
 @dataclass
 class Ledger:
     """Per-query running totals (arrays indexed by query position)."""
@@ -72,13 +117,13 @@ class Ledger:
     latency_s: np.ndarray = field(init=False)
     param_calls: np.ndarray = field(init=False)
     samples: np.ndarray = field(init=False)
-    arms: list[list[dict[str, Any]]] = field(init=False)
+    arms: ArmLog = field(init=False)
 
     def __post_init__(self) -> None:
         for name in CHARGES:
             setattr(self, name, np.zeros(self.n))
         self.samples = np.zeros(self.n, dtype=np.int64)
-        self.arms = [[] for _ in range(self.n)]
+        self.arms = ArmLog(self.n)
 
     def add(self, q: np.ndarray, charges: dict[str, np.ndarray], samples: int = 0) -> None:
         # np.add.at handles a query appearing twice in one call.
@@ -217,9 +262,7 @@ class Meter:
             arr, self.truth.model_meta[model], rows, slot, self._cached_prompt(model, q, slot)
         )
         self.ledger.add(q, charges, n)
-        arm = {"model": model, "n": n}
-        for i in q.tolist():
-            self.ledger.arms[i].append(arm)
+        self.ledger.arms.append(q, {"model": model, "n": n})
         handle = self._new_handles(self._model_index[model], q, slot)
         draw = Draw(
             model=model,
@@ -263,8 +306,7 @@ class Meter:
         q = _positions(q, self.truth.n_queries)
         charges = overhead_charges(len(q), flops, dollars, latency_s)
         self.ledger.add(q, charges)
-        for i in q.tolist():
-            self.ledger.arms[i].append({"overhead": str(label)})
+        self.ledger.arms.append(q, {"overhead": str(label)})
         return charges
 
     # ------------------------------------------------------------ answers and grading

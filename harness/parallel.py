@@ -58,7 +58,7 @@ def default_jobs() -> int:
 
 @dataclass
 class Outcome:
-    """What a worker sends back for one run: rows with run id 0, or the error's one line."""
+    """What a worker sends back for one run: its decision rows, or the error's one line."""
 
     rows: list[tuple] | None = None
     figures: dict[int, dict] | None = None
@@ -350,6 +350,6 @@ def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:
     if out.error is not None:  # as in one process
         raise runner.failed(stored, strat, out.error)
     have = stored.decided
-    rows = [row for row in out.rows or [] if row[1] not in have]
+    rows = [row for row in out.rows or [] if row[0] not in have]
     summary, figures = out.summary or {}, out.figures or {}
     return runner.close_run(stored, strat, out.used_oracle, bool(have), summary, figures, rows)

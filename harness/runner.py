@@ -133,27 +133,15 @@ def _floats(x: np.ndarray) -> list[float | None]:
 def _ints(x: np.ndarray) -> list[int | None]:
     """Integers, None where unknown (a bank that recorded no token counts)."""
     x = np.asarray(x, dtype=float)
-    known = np.isfinite(x).tolist()
+    finite = np.isfinite(x)
+    if finite.all():
+        return x.astype(np.int64).tolist()  # truncated toward zero, as int() does
+    known = finite.tolist()
     return [int(v) if k else None for v, k in zip(np.nan_to_num(x).tolist(), known)]
 
 
 def _extra_json(extra: dict[str, Any] | None) -> str:
     return bounded_json(extra, MAX_EXTRA_BYTES, "a decision's extra")
-
-
-def _json_lists(values: list[list[dict]]) -> list[str]:
-    """``json.dumps`` of each list, encoded once per distinct sequence of dict objects: the
-    meter appends one shared ``{"model", "n"}`` dict per draw to every query it drew for, so a
-    run's rows hold a few distinct arm lists (dicts are never changed once appended)."""
-    memo: dict[tuple[int, ...], str] = {}
-    out = []
-    for arms in values:
-        key = tuple(map(id, arms))
-        text = memo.get(key)
-        if text is None:
-            text = memo[key] = json.dumps(arms)
-        out.append(text)
-    return out
 
 
 def database_files(engine: Engine) -> list[str]:
@@ -566,7 +554,7 @@ class Runner:
         done: frozenset[int],
     ) -> list[tuple]:
         """Rows (:data:`uisbench.store.runs.DECISION_COLUMNS`) of the chunk's queries not yet
-        written, with run id 0 (:class:`~uisbench.store.runs.RunRows` writes the run's own).
+        written (:class:`~uisbench.store.runs.RunRows` writes the run's id with them).
 
         Built column-wise (numpy, then one ``zip``) and JSON-encoded here: per-row dicts and
         SQLAlchemy's per-row parameter processing cost more than the insert itself.
@@ -581,10 +569,9 @@ class Runner:
             return []
         ledger = meter.ledger
         cols = zip(
-            itertools.repeat(0),
             self.arrays.query_ids[q].tolist(),
             [position[p] for p in q_list],
-            _json_lists([ledger.arms[p] for p in q_list]),
+            ledger.arms.json(q),
             ledger.samples[q].tolist(),
             meter.answer_text(answer),
             correct.astype(bool).tolist(),
@@ -597,7 +584,7 @@ class Runner:
             [None] * len(q) if chunk.reward is None else _floats(chunk.reward),
             itertools.repeat("null") if chunk.extra is None else map(_extra_json, chunk.extra),
         )
-        return [row for row in cols if row[1] not in done]
+        return [row for row in cols if row[0] not in done]
 
     def close_run(
         self,

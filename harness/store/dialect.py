@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,26 +25,33 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
 
 
 def bulk_insert_ignore(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    fixed: Mapping[str, int] | None = None,
 ) -> int:
     """Fast path for millions of rows: hand tuples straight to the driver's ``executemany``.
 
     SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, so on
-    SQLite and PostgreSQL we write the statement once and skip it.
+    SQLite and PostgreSQL we write the statement once and skip it. ``fixed`` columns have one
+    integer for every row (a run's id), written into the statement instead of each tuple.
     Returns the number of rows inserted.
     """
     if not rows:
         return 0
-    cols = ", ".join(columns)
+    fixed = {k: int(v) for k, v in (fixed or {}).items()}
+    cols = ", ".join([*fixed, *columns])
     name = conn.dialect.name
     if name == "sqlite":
-        marks = ", ".join("?" * len(columns))
+        marks = ", ".join([*map(str, fixed.values()), *"?" * len(columns)])
         sql = f"INSERT OR IGNORE INTO {table.name} ({cols}) VALUES ({marks})"
     elif name == "postgresql":
-        marks = ", ".join(["%s"] * len(columns))
+        marks = ", ".join([*map(str, fixed.values()), *["%s"] * len(columns)])
         sql = f"INSERT INTO {table.name} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
     else:  # pragma: no cover
-        return conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows]).rowcount
+        params = [{**fixed, **dict(zip(columns, r))} for r in rows]
+        return conn.execute(table.insert(), params).rowcount
     return conn.exec_driver_sql(sql, list(rows)).rowcount
 
 

@@ -24,9 +24,9 @@ from uisbench.store.dialect import bulk_insert_ignore, insert_ignore
 
 runs, decisions = schema.runs, schema.decisions
 
-#: Column order of the decision tuples :class:`RunRows` takes.
+#: Column order of the decision tuples :class:`RunRows` takes: every column of ``decisions``
+#: but ``id`` and ``run_id`` (the run's own, written into the statement).
 DECISION_COLUMNS = (
-    "run_id",
     "query_id",
     "position",
     "arms",
@@ -72,8 +72,8 @@ class RunRows:
             self.write(())
 
     def write(self, rows: Sequence[tuple]) -> None:
-        """Commit decision rows (:data:`DECISION_COLUMNS` order; their run id is filled in),
-        skipping any already written."""
+        """Commit decision rows (:data:`DECISION_COLUMNS` order), skipping any already
+        written."""
         with self.engine.begin() as conn:
             run_id = self._insert(conn, rows)
         self.id = run_id  # once committed
@@ -107,7 +107,7 @@ class RunRows:
             insert_ignore(conn, runs, [{**(self._new_row or {}), "run_key": self.key}])
             run_id = _by_key(conn, self.key)[0]
         if rows:
-            bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, [(run_id, *r[1:]) for r in rows])
+            bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, rows, {"run_id": run_id})
         return run_id
 
     def discard(self) -> None:

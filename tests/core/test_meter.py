@@ -68,6 +68,30 @@ def test_charges_follow_the_cost_model():
     assert L.flops[2] == 5.0 and L.arms[2] == [{"overhead": "embedding"}]
 
 
+def test_each_query_keeps_its_arms_in_call_order():
+    """The arm log stores a sequence once per distinct sequence; what it gives back is what a
+    list per query would hold, and its row text is that list's ``json.dumps``."""
+    import json
+
+    m = Meter(make_bank(), seed=0)
+    m.draw("a", np.array([0, 1, 2]), 1)
+    m.charge(np.array([2, 3, 2]), latency_s=0.1, label="embed")  # query 2 twice: twice
+    m.draw("b", np.array([3, 2]), 2)
+    m.charge(np.array([0]), label='say "hi" ✓')
+    want = {
+        0: [{"model": "a", "n": 1}, {"overhead": 'say "hi" ✓'}],
+        1: [{"model": "a", "n": 1}],
+        2: [{"model": "a", "n": 1}, {"overhead": "embed"}, {"overhead": "embed"}]
+        + [{"model": "b", "n": 2}],
+        3: [{"overhead": "embed"}, {"model": "b", "n": 2}],
+        4: [],
+    }
+    arms = m.ledger.arms
+    assert {i: arms[i] for i in range(5)} == want
+    q = np.array([4, 2, 0, 1, 3, 1])
+    assert arms.json(q) == [json.dumps(want[i]) for i in q.tolist()]
+
+
 def test_only_drawn_samples_can_be_chosen():
     bank = make_bank()
     m = Meter(bank, seed=0)
