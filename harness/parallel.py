@@ -43,7 +43,7 @@ from uisbench.run_loop import decide, evaluation, start
 from uisbench.runner import Runner, RunResult, StrategyRef, check_stored
 from uisbench.store.bankfile import check_text
 from uisbench.store.runs import RunRows
-from uisbench.strategies.base import parse_spec
+from uisbench.strategies.base import Strategy, parse_spec
 
 EXECUTORS = ("local", "ray")
 
@@ -295,18 +295,13 @@ def run_parallel(
                 if batch is None:
                     break
                 sent: list[tuple] = []  # (name, runner, strategy, rows, spec, seed) per run sent
-                for i in batch:
-                    runner, spec, seed = work[i]
-                    name = parse_spec(spec)[0]
-                    if name in failed:
-                        yield None
-                        continue
-                    result = guarded(name, _open, runner, spec, seed, force)
+                for i, result in _open(work, batch, force, guarded, failed):
                     if result is None or isinstance(result, RunResult):  # failed, or complete
                         yield result
                         continue
+                    runner, spec, seed = work[i]
                     opened.append(result[1])
-                    sent.append((name, runner, *result, spec, seed))
+                    sent.append((parse_spec(spec)[0], runner, *result, spec, seed))
                 if sent:
                     index = runners.index(sent[0][1])
                     future = submit(index, [(spec, seed) for *_, spec, seed in sent])
@@ -329,19 +324,48 @@ def run_parallel(
             stored.drop_if_empty()
 
 
-def _open(runner: Runner, spec: str, seed: int, force: bool):
-    """Open the run to send it to a worker: (strategy, the run's rows), or the RunResult of a
-    run complete already."""
+def _open(work, batch: list[int], force: bool, guarded: Callable, failed: set[str]):
+    """Open a batch's runs to send them to a worker: (index, (strategy, the run's rows)) for
+    each, or (index, the RunResult of a run complete already), or (index, None) for a run of a
+    strategy that failed with a tolerated error. A batch is one working set's runs of one
+    strategy: each is described, then all are opened at once (:meth:`Runner.open_runs`; with
+    ``force`` one by one, each stored run deleted first), their ``runs`` rows written before
+    the worker replays them (run ids follow the work list, as in one process)."""
+    described: list[tuple[int, Strategy | Described]] = []
+    for i in batch:
+        runner, spec, seed = work[i]
+        name = parse_spec(spec)[0]
+        strat = None if name in failed else guarded(name, _describe, runner, spec)
+        if strat is None:
+            yield i, None
+        else:
+            described.append((i, strat))
+    if not described:
+        return
+    runner, name = work[described[0][0]][0], described[0][1].name
+    wanted = [(s, dataclasses.asdict(s.params), work[i][2]) for i, s in described]
+    if force:
+        opened = [guarded(name, runner.open_run, *w, True) for w in wanted]
+    else:
+        opened = guarded(name, runner.open_runs, wanted) or [None] * len(wanted)
+    for (i, strat), stored in zip(described, opened):
+        if stored is None:
+            yield i, None
+        elif stored.complete:
+            yield i, runner.complete_result(stored, strat)
+        else:
+            stored.create()  # a new run's row is written already (no-op); a forced one now
+            yield i, (strat, stored)
+
+
+def _describe(runner: Runner, spec: str) -> Strategy | Described:
+    """The configured strategy of ``spec``, checked to run on this working set."""
     strat = runner.describe(spec)
     why = runner.cannot_run(strat)
     if why:
         raise UisbenchError(f"cannot run {strat.label()}: {why}")
     check_text("config label", strat.label(), "cannot run it: its ")
-    opened = runner.open_run(strat, dataclasses.asdict(strat.params), seed, force)
-    if opened.complete:
-        return runner.complete_result(opened, strat)
-    opened.create()  # run ids in the order of the work list, as in one process
-    return strat, opened
+    return strat
 
 
 def _write(runner: Runner, strat, stored: RunRows, out: Outcome) -> RunResult:

@@ -16,6 +16,7 @@ strategy, ``inprocess`` none (a local debugging aid; ``gate`` never takes it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -496,6 +497,26 @@ class Runner:
             return runs.complete_run(self.engine, key, self._complete[key])
         new_row = lambda: self._run_row(key, strat, params, seed, command)  # noqa: E731
         return runs.open_run(self.engine, key, new_row, force=force)
+
+    def open_runs(self, wanted: Sequence[tuple[Strategy | Described, dict, int]]) -> list[RunRows]:
+        """:meth:`open_run` of each (strategy, params, seed), all at once: the stored state
+        read in one go, and the new runs' rows written together, in order (their ids follow
+        it), before any decision (a worker replays them meanwhile)."""
+        keys, todo = [], []
+        for strat, params, seed in wanted:
+            bounded_json(params, MAX_PARAMS_BYTES, f"strategy {strat.label()}: its options")
+            key = run_key(self.definition(strat, seed))
+            keys.append(key)
+            if key not in self._complete:
+                new_row = functools.partial(self._run_row, key, strat, params, seed, None)
+                todo.append((key, new_row))
+        opened = iter(runs.open_runs(self.engine, todo))
+        return [
+            runs.complete_run(self.engine, key, self._complete[key])
+            if key in self._complete
+            else next(opened)
+            for key in keys
+        ]
 
     def remember_complete_runs(self) -> None:
         """Read which runs of this working set are complete, with their accuracy, in one go:

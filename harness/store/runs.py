@@ -12,7 +12,7 @@ summary and ``complete`` status) is one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -154,6 +154,51 @@ def open_run(
             return RunRows(engine, key, run_id, True, frozenset())
         decided = conn.execute(select(decisions.c.query_id).where(decisions.c.run_id == run_id))
         return RunRows(engine, key, run_id, False, frozenset(decided.scalars()))
+
+
+def open_runs(
+    engine: Engine, wanted: Sequence[tuple[str, Callable[[], Mapping[str, Any]]]]
+) -> list[RunRows]:
+    """:func:`open_run` of many runs (key, ``new_row``) at once: their stored state read in one
+    connection, and the ``runs`` rows of the new ones written together, in order (their ids
+    follow it), in one transaction."""
+    keys = [key for key, _ in wanted]
+    found: dict[str, tuple[int, str]] = {}
+    decided: dict[int, set[int]] = {}
+    with engine.connect() as conn:
+        for part in _parts(keys):
+            q = select(runs.c.run_key, runs.c.id, runs.c.status).where(runs.c.run_key.in_(part))
+            found.update((key, (run_id, status)) for key, run_id, status in conn.execute(q))
+        running = [run_id for run_id, status in found.values() if status != "complete"]
+        for part in _parts(running):
+            q = select(decisions.c.run_id, decisions.c.query_id)
+            for run_id, query in conn.execute(q.where(decisions.c.run_id.in_(part))):
+                decided.setdefault(run_id, set()).add(query)
+    out = []
+    for key, new_row in wanted:
+        if key not in found:
+            out.append(RunRows(engine, key, None, False, frozenset(), new_row()))
+            continue
+        run_id, status = found[key]
+        done = frozenset(decided.get(run_id, ()))
+        out.append(RunRows(engine, key, run_id, status == "complete", done))
+    new = [r for r in out if r.id is None]
+    if new:
+        with engine.begin() as conn:
+            insert_ignore(conn, runs, [{**(r._new_row or {}), "run_key": r.key} for r in new])
+            ids: dict[str, int] = {}
+            for part in _parts([r.key for r in new]):
+                q = select(runs.c.run_key, runs.c.id).where(runs.c.run_key.in_(part))
+                ids.update((key, run_id) for key, run_id in conn.execute(q))
+        for r in new:
+            r.id = ids[r.key]
+    return out
+
+
+def _parts(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """``values`` in parts small enough for one statement's parameters."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
 
 def complete_run(engine: Engine, key: str, run_id: int) -> RunRows:

@@ -96,3 +96,44 @@ def test_a_run_closed_whole_stores_what_a_run_written_in_batches_stores(url, tmp
     assert all("best_fixed_reward" in e for e in extras)  # the figures, in every row
     correct = [bool(r[5]) for r in rows[1]]
     assert results[1].accuracy == sum(correct) / len(correct)
+
+
+def test_runs_opened_together_find_what_each_opened_alone_finds(url, tmp_path):
+    """``uisbench run --jobs`` opens a batch's runs at once: complete, part-written and new
+    runs are found as one by one, a run asked for twice is one run, and new runs get ids in
+    the order asked (the order one process gives them)."""
+    import dataclasses
+
+    from uisbench.store import runs
+
+    engine = open_engine(url)
+    bank = import_file(engine, BANK.write(tmp_path)).bank
+    runner = Runner(engine, BANK.task, bank)
+    done = runner.run(SPEC, seed=0)
+    strat = runner.describe(SPEC)
+    params = dataclasses.asdict(strat.params)
+    first = runner.open_runs([(strat, params, s) for s in (0, 1, 2, 3, 1)])
+    assert [r.complete for r in first] == [True, False, False, False, False]
+    assert first[0].id == done.run_id
+    assert done.run_id < first[1].id < first[2].id < first[3].id and first[4].id == first[1].id
+    assert all(not r.decided for r in first)
+    with engine.connect() as conn:  # seed 1 stopped after five decisions
+        some = conn.exec_driver_sql(
+            f"SELECT {', '.join(runs.DECISION_COLUMNS)} FROM decisions WHERE run_id = "
+            f"{done.run_id} ORDER BY position LIMIT 5"
+        ).all()
+    as_text = [  # JSON columns as the runner writes them (PostgreSQL reads them back decoded)
+        tuple(
+            v if isinstance(v, str) or v is None or c not in ("arms", "extra") else json.dumps(v)
+            for c, v in zip(runs.DECISION_COLUMNS, r)
+        )
+        for r in some
+    ]
+    first[1].write(as_text)
+    together = runner.open_runs([(strat, params, s) for s in (2, 0, 1)])
+    alone = [runner.open_run(strat, params, s) for s in (2, 0, 1)]
+    for a, b in zip(together, alone):
+        assert (a.key, a.id, a.complete, a.decided) == (b.key, b.id, b.complete, b.decided)
+    assert together[2].decided == {r[0] for r in some} and len(some) == 5
+    assert not together[0].decided
+    engine.dispose()
