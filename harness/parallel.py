@@ -342,7 +342,8 @@ def _open(work, batch: list[int], force: bool, guarded: Callable, failed: set[st
             described.append((i, strat))
     if not described:
         return
-    runner, name = work[described[0][0]][0], described[0][1].name
+    runner, spec = work[described[0][0]][:2]
+    name = parse_spec(spec)[0]  # as ``failed`` and ``tolerate`` know it
     wanted = [(s, dataclasses.asdict(s.params), work[i][2]) for i, s in described]
     if force:
         opened = [guarded(name, runner.open_run, *w, True) for w in wanted]
