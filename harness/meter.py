@@ -64,45 +64,59 @@ class Draw:
 class ArmLog:
     """Each query's arms (its draws and overhead charges, in call order) as one code per query.
 
-    A code names a sequence of arms, each kept as its JSON text: a draw appends to all its
-    queries at once (one step per distinct sequence among them, not per query), and a run's
-    decision rows encode each distinct sequence once (a run of thousands of queries has a few).
+    Codes are the nodes of a tree of arm sequences (a code's parent is its sequence without the
+    last arm, kept as JSON text): a draw or charge moves all its queries at once (one step per
+    distinct code among them, not per query), and a run's decision rows encode each distinct
+    sequence once (a run of thousands of queries has a few). The tree holds one node per
+    distinct step, never more than a list per query would hold, whatever a strategy calls.
     """
 
     def __init__(self, n: int) -> None:
         self.code = np.zeros(n, dtype=np.int64)  # 0: no arm yet
-        self._seqs: list[tuple[str, ...]] = [()]  # code -> the arms' JSON texts
+        self._parent: list[int] = [0]  # code -> the code of its sequence without its last arm
+        self._text: list[str] = [""]  # code -> its last arm's JSON text
         self._next: dict[tuple[int, str], int] = {}  # (code, arm appended) -> code
 
     def append(self, q: np.ndarray, arm: dict[str, Any]) -> None:
         """Append ``arm`` to the arms of each query in ``q`` (a query given twice, twice)."""
         text = json.dumps(arm)
-        q = np.asarray(q, dtype=np.int64)
-        while q.size:
-            first = np.unique(q, return_index=True)[1]
-            once = q[first]
-            codes, inv = np.unique(self.code[once], return_inverse=True)
-            steps = [self._step(c, text) for c in codes.tolist()]
-            self.code[once] = np.asarray(steps, dtype=np.int64)[inv]
-            q = np.delete(q, first)
+        queries, times = np.unique(np.asarray(q, dtype=np.int64), return_counts=True)
+        if not queries.size:
+            return
+        steps = np.stack([self.code[queries], times], axis=1)
+        groups, inv = np.unique(steps, axis=0, return_inverse=True)
+        new = []
+        for code, n in groups.tolist():
+            for _ in range(n):
+                code = self._step(code, text)
+            new.append(code)
+        self.code[queries] = np.asarray(new, dtype=np.int64)[inv.ravel()]
 
     def _step(self, code: int, text: str) -> int:
         nxt = self._next.get((code, text))
         if nxt is None:
-            nxt = self._next[code, text] = len(self._seqs)
-            self._seqs.append((*self._seqs[code], text))
+            nxt = self._next[code, text] = len(self._parent)
+            self._parent.append(code)
+            self._text.append(text)
         return nxt
+
+    def _texts(self, code: int) -> list[str]:
+        out = []
+        while code:
+            out.append(self._text[code])
+            code = self._parent[code]
+        return out[::-1]
 
     def __getitem__(self, i: int) -> list[dict[str, Any]]:
         """Query ``i``'s arms."""
-        return [json.loads(t) for t in self._seqs[int(self.code[i])]]
+        return [json.loads(t) for t in self._texts(int(self.code[i]))]
 
     def json(self, q: np.ndarray) -> list[str]:
         """Each query's arms as the JSON text of a list (``json.dumps`` of it), in ``q``'s
         order."""
         codes, inv = np.unique(self.code[q], return_inverse=True)
-        texts = ["[" + ", ".join(self._seqs[c]) + "]" for c in codes.tolist()]
-        return [texts[i] for i in inv.tolist()]
+        texts = ["[" + ", ".join(self._texts(c)) + "]" for c in codes.tolist()]
+        return [texts[i] for i in inv.ravel().tolist()]
 
 
 @dataclass

@@ -78,18 +78,38 @@ def test_each_query_keeps_its_arms_in_call_order():
     m.charge(np.array([2, 3, 2]), latency_s=0.1, label="embed")  # query 2 twice: twice
     m.draw("b", np.array([3, 2]), 2)
     m.charge(np.array([0]), label='say "hi" ✓')
+    m.charge(np.array([1, 4, 1, 1]), label="x")  # three times for query 1, once for 4
     want = {
         0: [{"model": "a", "n": 1}, {"overhead": 'say "hi" ✓'}],
-        1: [{"model": "a", "n": 1}],
+        1: [{"model": "a", "n": 1}] + [{"overhead": "x"}] * 3,
         2: [{"model": "a", "n": 1}, {"overhead": "embed"}, {"overhead": "embed"}]
         + [{"model": "b", "n": 2}],
         3: [{"overhead": "embed"}, {"model": "b", "n": 2}],
-        4: [],
+        4: [{"overhead": "x"}],
     }
     arms = m.ledger.arms
     assert {i: arms[i] for i in range(5)} == want
     q = np.array([4, 2, 0, 1, 3, 1])
     assert arms.json(q) == [json.dumps(want[i]) for i in q.tolist()]
+
+
+def test_a_strategys_calls_cannot_make_the_arm_log_grow_faster_than_its_arms():
+    """A strategy (untrusted, its calls served by the parent's meter) charging every query
+    thousands of times: the log holds one node per step, not every prefix of the sequence (a
+    copy per step would hold 3,000²/2 references, about 36 MB here)."""
+    import tracemalloc
+
+    from uisbench.meter import ArmLog
+
+    log = ArmLog(5)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(3000):
+        log.append(np.arange(5), {"overhead": "x"})
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 2 << 20
+    assert log[4] == [{"overhead": "x"}] * 3000
 
 
 def test_only_drawn_samples_can_be_chosen():
