@@ -491,8 +491,7 @@ class Runner:
         """The run of ``strat`` with ``seed``: as stored, with the query ids already decided,
         or new (with ``force``, anew; stored with its first decisions). Options of over
         :data:`MAX_PARAMS_BYTES` are refused (they are stored with every run)."""
-        bounded_json(params, MAX_PARAMS_BYTES, f"strategy {strat.label()}: its options")
-        key = run_key(self.definition(strat, seed))
+        key = self._key(strat, params, seed)
         if key in self._complete and not force:
             return runs.complete_run(self.engine, key, self._complete[key])
         new_row = lambda: self._run_row(key, strat, params, seed, command)  # noqa: E731
@@ -504,8 +503,7 @@ class Runner:
         it), before any decision (a worker replays them meanwhile)."""
         keys, todo = [], []
         for strat, params, seed in wanted:
-            bounded_json(params, MAX_PARAMS_BYTES, f"strategy {strat.label()}: its options")
-            key = run_key(self.definition(strat, seed))
+            key = self._key(strat, params, seed)
             keys.append(key)
             if key not in self._complete:
                 new_row = functools.partial(self._run_row, key, strat, params, seed, None)
@@ -517,6 +515,12 @@ class Runner:
             else next(opened)
             for key in keys
         ]
+
+    def _key(self, strat: Strategy | Described, params: dict, seed: int) -> str:
+        """The run's key; options of over :data:`MAX_PARAMS_BYTES` are refused (they are
+        stored with every run)."""
+        bounded_json(params, MAX_PARAMS_BYTES, f"strategy {strat.label()}: its options")
+        return run_key(self.definition(strat, seed))
 
     def remember_complete_runs(self) -> None:
         """Read which runs of this working set are complete, with their accuracy, in one go:

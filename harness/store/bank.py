@@ -35,7 +35,13 @@ from uisbench.store.bankfile import (
     read_models_file,
     same_queries,
 )
-from uisbench.store.dialect import bool_mean, copy_insert_ignore, copy_insert_new, insert_ignore
+from uisbench.store.dialect import (
+    bool_mean,
+    copy_insert_ignore,
+    copy_insert_new,
+    in_parts,
+    insert_ignore,
+)
 from uisbench.store.digest import (
     STORED_COLUMNS,
     VALUE_FIELDS,
@@ -97,8 +103,7 @@ def ensure_queries(
     insert_ignore(conn, schema.queries, [{"task_id": task_id, **r} for r in rows])
     keys = [r["query_key"] for r in rows]
     out: dict[str, int] = {}
-    for i in range(0, len(keys), 900):
-        part = keys[i : i + 900]
+    for part in in_parts(keys):
         q = select(schema.queries.c.query_key, schema.queries.c.id).where(
             schema.queries.c.task_id == task_id, schema.queries.c.query_key.in_(part)
         )
@@ -553,8 +558,7 @@ def _query_samples(conn: Connection, query_ids: list[int]) -> list[tuple]:
         pairs = [tuple(p) for p in conn.execute(select(sc.bank_id, sc.model_id).distinct())]
     cols = [sc.bank_id, *(sc[c] for c in STORED_COLUMNS)]
     out: list[tuple] = []
-    for lo in range(0, len(query_ids), 900):
-        part = query_ids[lo : lo + 900]
+    for part in in_parts(query_ids):
         for b, m in pairs:
             sel = select(*cols).where(sc.bank_id == b, sc.model_id == m, sc.query_id.in_(part))
             out += [tuple(r) for r in conn.execute(sel)]
@@ -667,8 +671,7 @@ def _stored_queries(
     keys = [r["query_key"] for r in rows]
     q = schema.queries.c
     out = {}
-    for i in range(0, len(keys), 900):
-        part = keys[i : i + 900]
+    for part in in_parts(keys):
         sel = select(q.query_key, q.id, q.split, q.prompt, q.reference).where(
             q.task_id == task_id, q.query_key.in_(part)
         )

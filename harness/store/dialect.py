@@ -24,6 +24,16 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
 
 
+#: Values in one ``IN (...)`` list: under SQLite's 999 bound parameters of older builds.
+IN_LIST = 900
+
+
+def in_parts(values: Sequence[Any], size: int = IN_LIST) -> Iterator[Sequence[Any]]:
+    """``values`` in consecutive parts small enough for one statement's ``IN`` list."""
+    for lo in range(0, len(values), size):
+        yield values[lo : lo + size]
+
+
 def bulk_insert_ignore(
     conn: Connection,
     table: Table,

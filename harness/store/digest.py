@@ -39,7 +39,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from uisbench.store import schema
-from uisbench.store.dialect import insert_ignore
+from uisbench.store.dialect import in_parts, insert_ignore
 from uisbench.store.rowsha import sha_rows
 
 VERSION = b"uisbench bank content v2\0"
@@ -195,8 +195,8 @@ class Names:
         ids = np.asarray(ids, dtype=np.int64)
         uniq, inverse = np.unique(ids, return_inverse=True)
         missing = [int(i) for i in uniq.tolist() if int(i) not in cache]
-        for lo in range(0, len(missing), 900):
-            cache.update(fetch(missing[lo : lo + 900]))
+        for part in in_parts(missing):
+            cache.update(fetch(part))
         table = b"".join(cache[int(i)] for i in uniq.tolist())
         return np.frombuffer(table, dtype="V32")[inverse.ravel()] if len(ids) else table
 

@@ -12,7 +12,7 @@ summary and ``complete`` status) is one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, func, select
 
 from uisbench.errors import UisbenchError
 from uisbench.store import schema
-from uisbench.store.dialect import bulk_insert_ignore, insert_ignore
+from uisbench.store.dialect import bulk_insert_ignore, in_parts, insert_ignore
 
 runs, decisions = schema.runs, schema.decisions
 
@@ -104,11 +104,15 @@ class RunRows:
         """The run's id (its ``runs`` row inserted first if new), after inserting ``rows``."""
         run_id = self.id
         if run_id is None:
-            insert_ignore(conn, runs, [{**(self._new_row or {}), "run_key": self.key}])
+            insert_ignore(conn, runs, [self._row()])
             run_id = _by_key(conn, self.key)[0]
         if rows:
             bulk_insert_ignore(conn, decisions, DECISION_COLUMNS, rows, {"run_id": run_id})
         return run_id
+
+    def _row(self) -> dict[str, Any]:
+        """A new run's ``runs`` row."""
+        return {**(self._new_row or {}), "run_key": self.key}
 
     def discard(self) -> None:
         """Delete the run and its decisions (a failed isolated run leaves nothing)."""
@@ -146,14 +150,8 @@ def open_run(
                 _delete(conn, found[0])
         return RunRows(engine, key, None, False, frozenset(), new_row())
     with engine.connect() as conn:
-        found = _by_key(conn, key)
-        if found is None:
-            return RunRows(engine, key, None, False, frozenset(), new_row())
-        run_id, status = found
-        if status == "complete":
-            return RunRows(engine, key, run_id, True, frozenset())
-        decided = conn.execute(select(decisions.c.query_id).where(decisions.c.run_id == run_id))
-        return RunRows(engine, key, run_id, False, frozenset(decided.scalars()))
+        stored = _stored(engine, conn, [key])
+    return stored.get(key) or RunRows(engine, key, None, False, frozenset(), new_row())
 
 
 def open_runs(
@@ -162,32 +160,18 @@ def open_runs(
     """:func:`open_run` of many runs (key, ``new_row``) at once: their stored state read in one
     connection, and the ``runs`` rows of the new ones written together, in order (their ids
     follow it), in one transaction."""
-    keys = [key for key, _ in wanted]
-    found: dict[str, tuple[int, str]] = {}
-    decided: dict[int, set[int]] = {}
     with engine.connect() as conn:
-        for part in _parts(keys):
-            q = select(runs.c.run_key, runs.c.id, runs.c.status).where(runs.c.run_key.in_(part))
-            found.update((key, (run_id, status)) for key, run_id, status in conn.execute(q))
-        running = [run_id for run_id, status in found.values() if status != "complete"]
-        for part in _parts(running):
-            q = select(decisions.c.run_id, decisions.c.query_id)
-            for run_id, query in conn.execute(q.where(decisions.c.run_id.in_(part))):
-                decided.setdefault(run_id, set()).add(query)
-    out = []
-    for key, new_row in wanted:
-        if key not in found:
-            out.append(RunRows(engine, key, None, False, frozenset(), new_row()))
-            continue
-        run_id, status = found[key]
-        done = frozenset(decided.get(run_id, ()))
-        out.append(RunRows(engine, key, run_id, status == "complete", done))
+        stored = _stored(engine, conn, [key for key, _ in wanted])
+    out = [
+        stored.get(key) or RunRows(engine, key, None, False, frozenset(), new_row())
+        for key, new_row in wanted
+    ]
     new = [r for r in out if r.id is None]
     if new:
         with engine.begin() as conn:
-            insert_ignore(conn, runs, [{**(r._new_row or {}), "run_key": r.key} for r in new])
+            insert_ignore(conn, runs, [r._row() for r in new])
             ids: dict[str, int] = {}
-            for part in _parts([r.key for r in new]):
+            for part in in_parts([r.key for r in new]):
                 q = select(runs.c.run_key, runs.c.id).where(runs.c.run_key.in_(part))
                 ids.update((key, run_id) for key, run_id in conn.execute(q))
         for r in new:
@@ -195,10 +179,22 @@ def open_runs(
     return out
 
 
-def _parts(values: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    """``values`` in parts small enough for one statement's parameters."""
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
+def _stored(engine: Engine, conn: Connection, keys: Sequence[str]) -> dict[str, RunRows]:
+    """The stored runs among ``keys``: complete, or with the query ids they decided."""
+    found: dict[str, tuple[int, str]] = {}
+    for part in in_parts(keys):
+        q = select(runs.c.run_key, runs.c.id, runs.c.status).where(runs.c.run_key.in_(part))
+        found.update((key, (run_id, status)) for key, run_id, status in conn.execute(q))
+    decided: dict[int, set[int]] = {}
+    running = [run_id for run_id, status in found.values() if status != "complete"]
+    for part in in_parts(running):
+        q = select(decisions.c.run_id, decisions.c.query_id).where(decisions.c.run_id.in_(part))
+        for run_id, query in conn.execute(q):
+            decided.setdefault(run_id, set()).add(query)
+    return {
+        key: RunRows(engine, key, run_id, status == "complete", frozenset(decided.get(run_id, ())))
+        for key, (run_id, status) in found.items()
+    }
 
 
 def complete_run(engine: Engine, key: str, run_id: int) -> RunRows:
